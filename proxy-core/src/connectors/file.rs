@@ -1,0 +1,301 @@
+//! [`FileConnector`]: objects as files in a (shared) directory.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::connector::{Capabilities, Connector, ConnectorConfig, Deferrable, FromConfig, Payload};
+use crate::error::{Error, Result};
+use crate::key::Key;
+
+const KIND: &str = "file";
+/// Objects at least this large are memory-mapped instead of read.
+const MMAP_THRESHOLD: usize = 256 << 10;
+
+/// The key of a file object: a UUID, which is also its file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileKey {
+    /// UUID bytes; the file is `<dir>/<uuid, hyphenated lower case>`.
+    pub id: [u8; 16],
+}
+
+impl FileKey {
+    /// The file name (as ProxyStore's `FileKey.filename`).
+    pub fn filename(&self) -> String {
+        uuid::Uuid::from_bytes(self.id).hyphenated().to_string()
+    }
+
+    /// Parse a ProxyStore file name (a UUID string).
+    pub fn from_filename(name: &str) -> Result<Self> {
+        uuid::Uuid::parse_str(name)
+            .map(|u| FileKey { id: *u.as_bytes() })
+            .map_err(|e| Error::InvalidKey {
+                connector: KIND.into(),
+                reason: format!("file name {name:?} is not a UUID: {e}"),
+            })
+    }
+}
+
+impl From<FileKey> for Key {
+    fn from(k: FileKey) -> Key {
+        Key::encode(&k)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileOptions {
+    dir: PathBuf,
+    #[serde(default)]
+    clear: bool,
+}
+
+/// Objects stored as files in a directory on a shared file system (or
+/// `/dev/shm` on one node), in ProxyStore's `FileConnector` layout.
+///
+/// - `put` writes `<dir>/.<uuid>.tmp`, renames it to `<dir>/<uuid>`, then
+///   creates the empty marker `<dir>/<uuid>.ready`. A reader only reads objects
+///   whose marker exists, and the rename makes the data file complete before it
+///   has its name: readers in any process never see a partial object, also for
+///   objects written by the Python ProxyStore (which writes the marker last).
+/// - `get` of objects of 256 KiB and more maps the file (`mmap`, pre-populated)
+///   and hands the mapping out as `Bytes` without a copy; evicting (unlinking)
+///   the file later does not disturb a mapping in use. Object files are write
+///   once: never modify one in place.
+/// - `close` deletes the directory only if the connector was made with
+///   `clear = true` (default false, unlike ProxyStore, so a consumer closing its
+///   store never deletes the producer's data).
+#[derive(Clone)]
+pub struct FileConnector {
+    dir: PathBuf,
+    clear: bool,
+}
+
+impl fmt::Debug for FileConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FileConnector({})", self.dir.display())
+    }
+}
+
+fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl FileConnector {
+    /// A connector over `dir` (created if missing).
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
+        Self::with_clear(dir, false)
+    }
+
+    /// Like [`FileConnector::new`]; with `clear`, [`Connector::close`] deletes the directory.
+    pub fn with_clear(dir: impl Into<PathBuf>, clear: bool) -> Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating store directory {}", dir.display()), e))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| Error::io(format!("resolving {}", dir.display()), e))?;
+        Ok(FileConnector { dir, clear })
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn paths(&self, key: &Key) -> Result<(PathBuf, PathBuf)> {
+        let name = key.decode::<FileKey>(KIND)?.filename();
+        Ok((self.dir.join(&name), self.dir.join(format!("{name}.ready"))))
+    }
+
+    fn write(&self, id: [u8; 16], data: &Payload) -> Result<Key> {
+        let key = FileKey { id };
+        let name = key.filename();
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let fin = self.dir.join(&name);
+        let ctx = |what: &str, p: &Path| format!("{what} {}", p.display());
+        let mut f = File::create(&tmp).map_err(|e| Error::io(ctx("creating", &tmp), e))?;
+        if let Err(e) = data.write_all_to(&mut f) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io(ctx("writing", &tmp), e));
+        }
+        drop(f);
+        fs::rename(&tmp, &fin).map_err(|e| Error::io(ctx("renaming into place", &fin), e))?;
+        let ready = self.dir.join(format!("{name}.ready"));
+        File::create(&ready).map_err(|e| Error::io(ctx("creating marker", &ready), e))?;
+        Ok(key.into())
+    }
+
+    fn read(path: &Path) -> io::Result<Option<Bytes>> {
+        let Some(mut f) = not_found_is_none(File::open(path))? else {
+            return Ok(None);
+        };
+        let len = f.metadata()?.len() as usize;
+        if len >= MMAP_THRESHOLD {
+            return mmap::Mmap::map(&f, len).map(|m| Some(Bytes::from_owner(m)));
+        }
+        let mut buf = Vec::with_capacity(len);
+        f.read_to_end(&mut buf)?;
+        Ok(Some(Bytes::from(buf)))
+    }
+}
+
+impl Connector for FileConnector {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            deferrable: true,
+            cross_process: true,
+            cross_node: true, // on a shared file system
+            outlives_process: true,
+            zero_copy_get: true,
+            ..Capabilities::MINIMAL
+        }
+    }
+
+    fn put(&self, data: Payload) -> Result<Key> {
+        self.write(super::new_id(), &data)
+    }
+
+    fn put_batch(&self, data: Vec<Payload>) -> Result<Vec<Key>> {
+        super::par_map(&data, |d| self.put(d.clone()))
+    }
+
+    fn get(&self, key: &Key) -> Result<Option<Bytes>> {
+        let (data, ready) = self.paths(key)?;
+        if !ready.exists() {
+            return Ok(None);
+        }
+        Self::read(&data).map_err(|e| Error::io(format!("reading {}", data.display()), e))
+    }
+
+    fn get_batch(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
+        super::par_map(keys, |k| self.get(k))
+    }
+
+    fn exists(&self, key: &Key) -> Result<bool> {
+        let (data, ready) = self.paths(key)?;
+        Ok(ready.exists() && data.exists())
+    }
+
+    fn evict(&self, key: &Key) -> Result<()> {
+        let (data, ready) = self.paths(key)?;
+        for p in [ready, data] {
+            not_found_is_none(fs::remove_file(&p))
+                .map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.clear {
+            not_found_is_none(fs::remove_dir_all(&self.dir))
+                .map_err(|e| Error::io(format!("clearing {}", self.dir.display()), e))?;
+        }
+        Ok(())
+    }
+
+    fn config(&self) -> ConnectorConfig {
+        ConnectorConfig::new(
+            KIND,
+            FileOptions {
+                dir: self.dir.clone(),
+                clear: self.clear,
+            },
+        )
+    }
+
+    fn as_deferrable(&self) -> Option<&dyn Deferrable> {
+        Some(self)
+    }
+}
+
+impl Deferrable for FileConnector {
+    fn new_key(&self) -> Result<Key> {
+        Ok(FileKey {
+            id: super::new_id(),
+        }
+        .into())
+    }
+
+    fn set(&self, key: &Key, data: Payload) -> Result<()> {
+        let id = key.decode::<FileKey>(KIND)?.id;
+        self.write(id, &data).map(drop)
+    }
+}
+
+impl FromConfig for FileConnector {
+    const KIND: &'static str = KIND;
+
+    fn from_config(config: &ConnectorConfig) -> Result<Self> {
+        config.expect_kind(KIND)?;
+        let o: FileOptions = config.options()?;
+        if o.dir.as_os_str().is_empty() {
+            return Err(Error::config(KIND, "option 'dir' is empty"));
+        }
+        Self::with_clear(o.dir, o.clear)
+    }
+}
+
+mod mmap {
+    use std::fs::File;
+    use std::io;
+    use std::os::fd::AsRawFd;
+
+    /// A read-only shared mapping of a whole file.
+    pub(super) struct Mmap {
+        ptr: *mut libc::c_void,
+        len: usize,
+    }
+
+    // SAFETY: the mapping is read-only memory owned by this value alone; moving
+    // the owner to another thread moves nothing the kernel tracks per thread.
+    unsafe impl Send for Mmap {}
+
+    impl Mmap {
+        pub(super) fn map(f: &File, len: usize) -> io::Result<Mmap> {
+            // SAFETY: mapping `len > 0` bytes (caller guarantees len >= threshold)
+            // of an open file read-only; the result is checked for MAP_FAILED.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ,
+                    libc::MAP_SHARED | libc::MAP_POPULATE,
+                    f.as_raw_fd(),
+                    0,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Mmap { ptr, len })
+        }
+    }
+
+    impl AsRef<[u8]> for Mmap {
+        fn as_ref(&self) -> &[u8] {
+            // SAFETY: `ptr` maps `len` readable bytes until `drop` unmaps them.
+            unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+        }
+    }
+
+    impl Drop for Mmap {
+        fn drop(&mut self) {
+            // SAFETY: unmapping exactly the region this value mapped, once.
+            unsafe {
+                libc::munmap(self.ptr, self.len);
+            }
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! [`MultiConnector`]: routes each object to one of several connectors by policy.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::connector::{
+    Capabilities, Connector, ConnectorConfig, DynConnector, FromConfig, Payload,
+};
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::registry;
+
+const KIND: &str = "multi";
+
+/// Which objects a child connector takes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Policy {
+    /// Higher wins when several children accept an object.
+    pub priority: i32,
+    /// Smallest encoded size accepted (bytes).
+    pub min_size: u64,
+    /// Largest encoded size accepted (bytes); `None` = unbounded.
+    pub max_size: Option<u64>,
+}
+
+
+impl Policy {
+    fn accepts(&self, size: u64) -> bool {
+        size >= self.min_size && self.max_size.is_none_or(|m| size <= m)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    name: String,
+    policy: Policy,
+    connector: ConnectorConfig,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MultiOptions {
+    connectors: Vec<Entry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MultiKey {
+    connector: String,
+    key: Key,
+}
+
+struct Child {
+    name: String,
+    policy: Policy,
+    connector: DynConnector,
+}
+
+/// Routes each object by size to one of several named child connectors (e.g.
+/// small objects to Redis, large ones to UCX), as ProxyStore's `MultiConnector`.
+/// Its key records which child holds the object.
+///
+/// Unlike ProxyStore's, its configuration nests its children's configurations
+/// and rebuilds them through the registry, so its proxies resolve in any process.
+pub struct MultiConnector {
+    children: Vec<Child>,
+}
+
+impl fmt::Debug for MultiConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut l = f.debug_map();
+        for c in &self.children {
+            l.entry(&c.name, &c.connector);
+        }
+        l.finish()
+    }
+}
+
+impl MultiConnector {
+    /// Route over `(name, policy, connector)` children (names unique).
+    pub fn new(children: Vec<(String, Policy, DynConnector)>) -> Result<Self> {
+        if children.is_empty() {
+            return Err(Error::config(KIND, "needs at least one child connector"));
+        }
+        let mut names: Vec<&str> = children.iter().map(|c| c.0.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::config(
+                KIND,
+                format!("duplicate child name '{}'", w[0]),
+            ));
+        }
+        Ok(MultiConnector {
+            children: children
+                .into_iter()
+                .map(|(name, policy, connector)| Child {
+                    name,
+                    policy,
+                    connector,
+                })
+                .collect(),
+        })
+    }
+
+    fn route(&self, size: u64) -> Result<&Child> {
+        self.children
+            .iter()
+            .filter(|c| c.policy.accepts(size))
+            .max_by_key(|c| c.policy.priority)
+            .ok_or_else(|| Error::Unsupported {
+                connector: KIND.into(),
+                operation: "put of an object no child policy accepts",
+            })
+    }
+
+    fn child_for(&self, key: &Key) -> Result<(&Child, Key)> {
+        let mk: MultiKey = key.decode(KIND)?;
+        let child = self
+            .children
+            .iter()
+            .find(|c| c.name == mk.connector)
+            .ok_or_else(|| Error::InvalidKey {
+                connector: KIND.into(),
+                reason: format!(
+                    "key names child connector '{}', which this connector does not have",
+                    mk.connector
+                ),
+            })?;
+        Ok((child, mk.key))
+    }
+
+    fn wrap(child: &Child, key: Key) -> Key {
+        Key::encode(&MultiKey {
+            connector: child.name.clone(),
+            key,
+        })
+    }
+}
+
+impl Connector for MultiConnector {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    /// What every child can do.
+    fn capabilities(&self) -> Capabilities {
+        let caps: Vec<Capabilities> = self
+            .children
+            .iter()
+            .map(|c| c.connector.capabilities())
+            .collect();
+        Capabilities {
+            deferrable: false,
+            cross_process: caps.iter().all(|c| c.cross_process),
+            cross_node: caps.iter().all(|c| c.cross_node),
+            outlives_process: caps.iter().all(|c| c.outlives_process),
+            one_sided_get: caps.iter().all(|c| c.one_sided_get),
+            zero_copy_get: caps.iter().all(|c| c.zero_copy_get),
+            max_object_size: None,
+        }
+    }
+
+    fn put(&self, data: Payload) -> Result<Key> {
+        let child = self.route(data.len() as u64)?;
+        Ok(Self::wrap(child, child.connector.put(data)?))
+    }
+
+    fn put_batch(&self, data: Vec<Payload>) -> Result<Vec<Key>> {
+        // Group by child so each child gets one batch, then restore order.
+        let mut groups: Vec<(usize, Vec<usize>, Vec<Payload>)> = Vec::new();
+        for (i, d) in data.into_iter().enumerate() {
+            let c = self.route(d.len() as u64)?;
+            let ci = self
+                .children
+                .iter()
+                .position(|x| std::ptr::eq(x, c))
+                .unwrap_or(0);
+            match groups.iter_mut().find(|g| g.0 == ci) {
+                Some(g) => {
+                    g.1.push(i);
+                    g.2.push(d);
+                }
+                None => groups.push((ci, vec![i], vec![d])),
+            }
+        }
+        let n = groups.iter().map(|g| g.1.len()).sum();
+        let mut out = vec![None; n];
+        for (ci, idx, payloads) in groups {
+            let child = &self.children[ci];
+            for (i, k) in idx.into_iter().zip(child.connector.put_batch(payloads)?) {
+                out[i] = Some(Self::wrap(child, k));
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|k| k.expect("every index filled"))
+            .collect())
+    }
+
+    fn get(&self, key: &Key) -> Result<Option<Bytes>> {
+        let (c, k) = self.child_for(key)?;
+        c.connector.get(&k)
+    }
+
+    fn get_batch(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
+        let mut groups: Vec<(usize, Vec<usize>, Vec<Key>)> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let (c, k) = self.child_for(key)?;
+            let ci = self
+                .children
+                .iter()
+                .position(|x| std::ptr::eq(x, c))
+                .unwrap_or(0);
+            match groups.iter_mut().find(|g| g.0 == ci) {
+                Some(g) => {
+                    g.1.push(i);
+                    g.2.push(k);
+                }
+                None => groups.push((ci, vec![i], vec![k])),
+            }
+        }
+        let mut out = vec![None; keys.len()];
+        for (ci, idx, ks) in groups {
+            for (i, b) in idx
+                .into_iter()
+                .zip(self.children[ci].connector.get_batch(&ks)?)
+            {
+                out[i] = b;
+            }
+        }
+        Ok(out)
+    }
+
+    fn exists(&self, key: &Key) -> Result<bool> {
+        let (c, k) = self.child_for(key)?;
+        c.connector.exists(&k)
+    }
+
+    fn evict(&self, key: &Key) -> Result<()> {
+        let (c, k) = self.child_for(key)?;
+        c.connector.evict(&k)
+    }
+
+    fn close(&self) -> Result<()> {
+        let mut first_err = None;
+        for c in &self.children {
+            if let Err(e) = c.connector.close() {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn config(&self) -> ConnectorConfig {
+        ConnectorConfig::new(
+            KIND,
+            MultiOptions {
+                connectors: self
+                    .children
+                    .iter()
+                    .map(|c| Entry {
+                        name: c.name.clone(),
+                        policy: c.policy.clone(),
+                        connector: c.connector.config(),
+                    })
+                    .collect(),
+            },
+        )
+    }
+}
+
+impl FromConfig for MultiConnector {
+    const KIND: &'static str = KIND;
+
+    fn from_config(config: &ConnectorConfig) -> Result<Self> {
+        config.expect_kind(KIND)?;
+        let o: MultiOptions = config.options()?;
+        let children = o
+            .connectors
+            .into_iter()
+            .map(|e| {
+                Ok((
+                    e.name,
+                    e.policy,
+                    registry::connector_from_config(&e.connector)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        MultiConnector::new(children)
+    }
+}

@@ -1,0 +1,282 @@
+//! [`Proxy`]: a lazy reference that resolves from its store on first use.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use once_cell::sync::OnceCell;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::codec::Object;
+use crate::config::StoreConfig;
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::registry;
+use crate::store::Store;
+
+/// What a proxy carries: the store's configuration, the key, and options.
+///
+/// Resolving finds the store in this process (the store that made the proxy,
+/// else the registry by name, else a new store built from the configuration
+/// and registered) and gets the object.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoreFactory {
+    config: Arc<StoreConfig>,
+    key: Key,
+    evict: bool,
+    /// The producing store, when the proxy has not left its process.
+    #[serde(skip)]
+    store: OnceCell<Store>,
+}
+
+impl fmt::Debug for StoreFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreFactory")
+            .field("store", &self.config.name)
+            .field("connector", &self.config.connector.kind)
+            .field("key", &self.key)
+            .field("evict", &self.evict)
+            .finish()
+    }
+}
+
+impl StoreFactory {
+    pub(crate) fn new(store: &Store, key: Key, evict: bool) -> Self {
+        StoreFactory {
+            config: store.config_arc(),
+            key,
+            evict,
+            store: OnceCell::with_value(store.clone()),
+        }
+    }
+
+    /// The key of the proxied object.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The configuration of the store the object lives in.
+    pub fn store_config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Whether resolving evicts the object from the store.
+    pub fn evicts(&self) -> bool {
+        self.evict
+    }
+
+    /// The store this factory reads from (found or created on first call).
+    pub fn store(&self) -> Result<&Store> {
+        self.store
+            .get_or_try_init(|| registry::get_or_create_store(&self.config))
+    }
+
+    /// Fetch and decode the object (and evict it if asked).
+    pub fn resolve<T: Object>(&self) -> Result<T> {
+        let store = self.store()?;
+        let obj = store.get_required::<T>(&self.key)?;
+        if self.evict {
+            store.evict(&self.key)?;
+        }
+        Ok(obj)
+    }
+}
+
+/// A lazy, thread-safe reference to an object in a [`Store`].
+///
+/// A proxy resolves at most once, on first use ([`Deref`], [`Proxy::resolve`]),
+/// from any thread, with no async runtime; concurrent first uses wait for the
+/// one resolve. Serializing a proxy (with any serde format; [`Proxy::to_bytes`]
+/// uses postcard) writes only its [`StoreFactory`]; the receiver gets an
+/// unresolved proxy, so the object itself travels only when and where it is used.
+///
+/// # Failure
+/// `Deref` cannot return an error: if resolving fails, it **panics** with the
+/// error's message. Where failure is possible (another process, evicted
+/// objects, a network), call [`Proxy::resolve`] first, which returns a
+/// `Result`; after it succeeds, `Deref` never fails.
+///
+/// ```
+/// # use proxy_core::{Store, LocalConnector, Proxy};
+/// fn total(v: &Vec<f64>) -> f64 { v.iter().sum() }
+/// let store = Store::new("doc-proxy", LocalConnector::new())?;
+/// let p: Proxy<Vec<f64>> = store.proxy(vec![1.0, 2.0])?;
+/// let wire = p.to_bytes()?;                       // factory only
+/// let q: Proxy<Vec<f64>> = Proxy::from_bytes(&wire)?;
+/// assert!(!q.is_resolved());
+/// assert_eq!(total(&q), 3.0);                      // resolves here
+/// # Ok::<(), proxy_core::Error>(())
+/// ```
+pub struct Proxy<T> {
+    factory: StoreFactory,
+    target: OnceCell<T>,
+}
+
+impl<T: Object> Proxy<T> {
+    /// An unresolved proxy.
+    pub fn from_factory(factory: StoreFactory) -> Self {
+        Proxy {
+            factory,
+            target: OnceCell::new(),
+        }
+    }
+
+    /// A proxy that already holds its target (the producer's side).
+    pub fn resolved(factory: StoreFactory, target: T) -> Self {
+        Proxy {
+            factory,
+            target: OnceCell::with_value(target),
+        }
+    }
+
+    /// Resolve now (if not yet) and return the target, or the error.
+    pub fn resolve(&self) -> Result<&T> {
+        self.target.get_or_try_init(|| self.factory.resolve())
+    }
+
+    /// Alias of [`Proxy::resolve`], named after `Deref`.
+    pub fn try_deref(&self) -> Result<&T> {
+        self.resolve()
+    }
+
+    /// Whether the target is here.
+    pub fn is_resolved(&self) -> bool {
+        self.target.get().is_some()
+    }
+
+    /// Resolve (if needed) and return the target by value (ProxyStore's `extract`).
+    pub fn into_inner(self) -> Result<T> {
+        match self.target.into_inner() {
+            Some(t) => Ok(t),
+            None => self.factory.resolve(),
+        }
+    }
+
+    /// The factory.
+    pub fn factory(&self) -> &StoreFactory {
+        &self.factory
+    }
+
+    /// The key of the target.
+    pub fn key(&self) -> &Key {
+        &self.factory.key
+    }
+
+    /// Serialize (factory only) with postcard.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        postcard::to_allocvec(self).map_err(|e| Error::Encode {
+            reason: format!("serializing a proxy: {e}"),
+        })
+    }
+
+    /// Deserialize a proxy written by [`Proxy::to_bytes`] (unresolved).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        match postcard::take_from_bytes::<Self>(bytes) {
+            Ok((p, [])) => Ok(p),
+            Ok((_, rest)) => Err(Error::decode(format!(
+                "serialized proxy has {} trailing bytes",
+                rest.len()
+            ))),
+            Err(e) => Err(Error::decode(format!("not a serialized proxy: {e}"))),
+        }
+    }
+}
+
+impl<T: Object> Deref for Proxy<T> {
+    type Target = T;
+
+    /// Resolves on first use; **panics** if resolving fails (see the type docs).
+    fn deref(&self) -> &T {
+        match self.resolve() {
+            Ok(t) => t,
+            Err(e) => panic!("proxy for {} failed to resolve: {e}", self.factory.key),
+        }
+    }
+}
+
+impl<T: Object> AsRef<T> for Proxy<T> {
+    fn as_ref(&self) -> &T {
+        self
+    }
+}
+
+impl<T: Clone> Clone for Proxy<T> {
+    /// Clones the factory and, if resolved, the target.
+    fn clone(&self) -> Self {
+        Proxy {
+            factory: self.factory.clone(),
+            target: self.target.clone(),
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Proxy<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.target.get() {
+            Some(t) => f.debug_tuple("Proxy").field(t).finish(),
+            None => write!(
+                f,
+                "Proxy(<unresolved {} in store '{}'>)",
+                self.factory.key, self.factory.config.name
+            ),
+        }
+    }
+}
+
+impl<T> Serialize for Proxy<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.factory.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Proxy<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Proxy {
+            factory: StoreFactory::deserialize(d)?,
+            target: OnceCell::new(),
+        })
+    }
+}
+
+/// A proxy that refuses to resolve until [`LockedProxy::unlock`]ed
+/// (ProxyStore's `ProxyLocker`): pass it through code that must not touch
+/// the data. It serializes like the proxy it wraps.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LockedProxy<T> {
+    proxy: Proxy<T>,
+    #[serde(skip)]
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Object> LockedProxy<T> {
+    /// Lock a proxy.
+    pub fn new(proxy: Proxy<T>) -> Self {
+        LockedProxy {
+            proxy,
+            _t: PhantomData,
+        }
+    }
+
+    /// The proxy, usable again.
+    pub fn unlock(self) -> Proxy<T> {
+        self.proxy
+    }
+
+    /// Always [`Error::Locked`]: a locked proxy does not resolve.
+    pub fn resolve(&self) -> Result<&T> {
+        Err(Error::Locked)
+    }
+
+    /// The key (reading it does not resolve).
+    pub fn key(&self) -> &Key {
+        self.proxy.key()
+    }
+}
+
+impl<T> fmt::Debug for LockedProxy<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LockedProxy({})", self.proxy.factory.key)
+    }
+}

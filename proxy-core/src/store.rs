@@ -1,0 +1,413 @@
+//! [`Store`]: typed put/get/proxy over any connector, with a byte-bounded cache.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::cache::ByteLru;
+use crate::codec::{self, Object};
+use crate::config::StoreConfig;
+use crate::connector::{Connector, DynConnector, Payload};
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::proxy::{LockedProxy, Proxy, StoreFactory};
+use crate::registry;
+
+/// Per-proxy options (see [`Store::proxy_with`]).
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct ProxyOptions {
+    /// Evict the object from the store when the proxy resolves (once).
+    pub evict: bool,
+    /// Keep the original object in the returned proxy (so the producer never
+    /// resolves it); `None` = the store's default.
+    pub populate_target: Option<bool>,
+}
+
+impl ProxyOptions {
+    /// Evict after the (first) resolve.
+    pub fn evict(mut self, evict: bool) -> Self {
+        self.evict = evict;
+        self
+    }
+
+    /// Keep (or not) the original object in the proxy.
+    pub fn populate_target(mut self, yes: bool) -> Self {
+        self.populate_target = Some(yes);
+        self
+    }
+}
+
+/// A named key/value store of typed objects over a [`Connector`]; cheap to
+/// clone and shared across threads.
+///
+/// Only the cache takes a lock (briefly); connector I/O from many threads runs
+/// concurrently (unlike ProxyStore's one `RLock` per store).
+///
+/// ```
+/// use proxy_core::{LocalConnector, Store};
+/// let store = Store::new("example", LocalConnector::new())?;
+/// let key = store.put(&"hello".to_string())?;
+/// assert_eq!(store.get::<String>(&key)?.as_deref(), Some("hello"));
+/// let p = store.proxy(vec![1.0f64, 2.0, 3.0])?;
+/// assert_eq!(p.iter().sum::<f64>(), 6.0);
+/// # Ok::<(), proxy_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<StoreConfig>,
+    connector: DynConnector,
+    cache: Option<Mutex<ByteLru>>,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("name", &self.inner.config.name)
+            .field("connector", &self.inner.connector)
+            .field("cache_bytes", &self.inner.config.cache_bytes)
+            .finish()
+    }
+}
+
+/// Builder for [`Store`] options.
+#[derive(Debug)]
+pub struct StoreBuilder {
+    name: String,
+    connector: DynConnector,
+    cache_bytes: u64,
+    populate_target: bool,
+    register: bool,
+}
+
+impl StoreBuilder {
+    /// In-process cache budget in bytes (0 disables it). Default 64 MiB.
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// Whether proxies keep the original object (default true).
+    pub fn populate_target(mut self, yes: bool) -> Self {
+        self.populate_target = yes;
+        self
+    }
+
+    /// Register the store in this process's registry on build (default false),
+    /// so proxies deserialized in this process find it by name.
+    pub fn register(mut self, yes: bool) -> Self {
+        self.register = yes;
+        self
+    }
+
+    /// Build (and register, if asked).
+    pub fn build(self) -> Result<Store> {
+        let connector_config = self.connector.config();
+        let config = StoreConfig {
+            name: self.name,
+            connector: connector_config,
+            cache_bytes: self.cache_bytes,
+            populate_target: self.populate_target,
+            register: true,
+        };
+        let store = Store::with_parts(config, self.connector);
+        if self.register {
+            registry::register_store(&store, false)?;
+        }
+        Ok(store)
+    }
+}
+
+impl Store {
+    /// A store with default options over `connector`.
+    pub fn new(name: impl Into<String>, connector: impl Connector) -> Result<Store> {
+        Store::builder(name, connector).build()
+    }
+
+    /// A builder over `connector` (an owned connector or an `Arc<dyn Connector>`).
+    pub fn builder(name: impl Into<String>, connector: impl IntoDynConnector) -> StoreBuilder {
+        StoreBuilder {
+            name: name.into(),
+            connector: connector.into_dyn(),
+            cache_bytes: crate::config::DEFAULT_CACHE_BYTES,
+            populate_target: true,
+            register: false,
+        }
+    }
+
+    /// Rebuild a store (and its connector) from a configuration. Does not
+    /// register it; see [`registry::get_or_create_store`].
+    pub fn from_config(config: &StoreConfig) -> Result<Store> {
+        let connector = registry::connector_from_config(&config.connector)?;
+        Ok(Store::with_parts(config.clone(), connector))
+    }
+
+    fn with_parts(config: StoreConfig, connector: DynConnector) -> Store {
+        let cache = (config.cache_bytes > 0).then(|| Mutex::new(ByteLru::new(config.cache_bytes)));
+        Store {
+            inner: Arc::new(Inner {
+                config: Arc::new(config),
+                connector,
+                cache,
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// The store's configuration (what proxies carry).
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn config_arc(&self) -> Arc<StoreConfig> {
+        self.inner.config.clone()
+    }
+
+    /// The connector.
+    pub fn connector(&self) -> &DynConnector {
+        &self.inner.connector
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Err(Error::StoreClosed(self.name().to_string()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn missing(&self, key: &Key) -> Error {
+        Error::MissingKey {
+            key: key.to_string(),
+            store: self.name().to_string(),
+            connector: self.inner.connector.kind().to_string(),
+        }
+    }
+
+    // ---- raw (encoded) operations -------------------------------------------
+
+    /// Store an already encoded object.
+    pub fn put_encoded(&self, data: Payload) -> Result<Key> {
+        self.check_open()?;
+        self.inner.connector.put(data)
+    }
+
+    /// The encoded bytes of an object (cache first).
+    pub fn get_encoded(&self, key: &Key) -> Result<Option<Bytes>> {
+        self.check_open()?;
+        if let Some(c) = &self.inner.cache
+            && let Some(b) = c.lock().get(key)
+        {
+            return Ok(Some(b));
+        }
+        let got = self.inner.connector.get(key)?;
+        if let (Some(c), Some(b)) = (&self.inner.cache, &got) {
+            c.lock().insert(key.clone(), b.clone());
+        }
+        Ok(got)
+    }
+
+    // ---- typed operations -----------------------------------------------------
+
+    /// Encode and store an object; returns its key.
+    pub fn put<T: Object>(&self, obj: &T) -> Result<Key> {
+        self.put_encoded(codec::encode(obj)?)
+    }
+
+    /// Encode and store many objects in one connector batch; keys in order.
+    pub fn put_batch<T: Object>(&self, objs: &[T]) -> Result<Vec<Key>> {
+        self.check_open()?;
+        let payloads = objs.iter().map(codec::encode).collect::<Result<Vec<_>>>()?;
+        self.inner.connector.put_batch(payloads)
+    }
+
+    /// The object under `key`, or `None` if it is not stored.
+    pub fn get<T: Object>(&self, key: &Key) -> Result<Option<T>> {
+        match self.get_encoded(key)? {
+            None => Ok(None),
+            Some(b) => codec::decode(b).map(Some).map_err(|e| e.with_key(key)),
+        }
+    }
+
+    /// Many gets: cache hits are answered locally, the rest in one connector
+    /// batch (which the connector runs concurrently or pipelined). Order is kept.
+    pub fn get_batch<T: Object>(&self, keys: &[Key]) -> Result<Vec<Option<T>>> {
+        self.check_open()?;
+        let mut out: Vec<Option<Bytes>> = vec![None; keys.len()];
+        let mut miss_idx = Vec::new();
+        match &self.inner.cache {
+            Some(c) => {
+                let mut c = c.lock();
+                for (i, k) in keys.iter().enumerate() {
+                    match c.get(k) {
+                        Some(b) => out[i] = Some(b),
+                        None => miss_idx.push(i),
+                    }
+                }
+            }
+            None => miss_idx.extend(0..keys.len()),
+        }
+        if !miss_idx.is_empty() {
+            let miss_keys: Vec<Key> = miss_idx.iter().map(|&i| keys[i].clone()).collect();
+            let got = self.inner.connector.get_batch(&miss_keys)?;
+            if got.len() != miss_keys.len() {
+                return Err(Error::connector(
+                    self.inner.connector.kind(),
+                    "get_batch",
+                    false,
+                    format!(
+                        "returned {} results for {} keys",
+                        got.len(),
+                        miss_keys.len()
+                    ),
+                ));
+            }
+            let mut cache = self.inner.cache.as_ref().map(|c| c.lock());
+            for (&i, b) in miss_idx.iter().zip(got) {
+                if let (Some(c), Some(b)) = (cache.as_mut(), &b) {
+                    c.insert(keys[i].clone(), b.clone());
+                }
+                out[i] = b;
+            }
+        }
+        out.into_iter()
+            .zip(keys)
+            .map(|(b, k)| {
+                b.map(|b| codec::decode(b).map_err(|e| e.with_key(k)))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// Whether `key` is stored (cache first).
+    pub fn exists(&self, key: &Key) -> Result<bool> {
+        self.check_open()?;
+        if self.is_cached(key) {
+            return Ok(true);
+        }
+        self.inner.connector.exists(key)
+    }
+
+    /// Remove the object (from the connector and this process's cache).
+    pub fn evict(&self, key: &Key) -> Result<()> {
+        self.check_open()?;
+        if let Some(c) = &self.inner.cache {
+            c.lock().remove(key);
+        }
+        self.inner.connector.evict(key)
+    }
+
+    /// Whether the object is in this process's cache.
+    pub fn is_cached(&self, key: &Key) -> bool {
+        self.inner
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.lock().contains(key))
+    }
+
+    // ---- proxies --------------------------------------------------------------
+
+    /// Store `obj` and return a proxy to it. With the store's default
+    /// `populate_target`, the proxy keeps `obj` and never resolves here.
+    pub fn proxy<T: Object>(&self, obj: T) -> Result<Proxy<T>> {
+        self.proxy_with(obj, ProxyOptions::default())
+    }
+
+    /// [`Store::proxy`] with options.
+    pub fn proxy_with<T: Object>(&self, obj: T, opts: ProxyOptions) -> Result<Proxy<T>> {
+        let key = self.put(&obj)?;
+        Ok(self.make_proxy(key, obj, opts))
+    }
+
+    fn make_proxy<T: Object>(&self, key: Key, obj: T, opts: ProxyOptions) -> Proxy<T> {
+        let factory = StoreFactory::new(self, key, opts.evict);
+        if opts
+            .populate_target
+            .unwrap_or(self.inner.config.populate_target)
+        {
+            Proxy::resolved(factory, obj)
+        } else {
+            Proxy::from_factory(factory)
+        }
+    }
+
+    /// Store many objects in one batch and return their proxies, in order.
+    pub fn proxy_batch<T: Object>(
+        &self,
+        objs: Vec<T>,
+        opts: ProxyOptions,
+    ) -> Result<Vec<Proxy<T>>> {
+        let keys = self.put_batch(&objs)?;
+        Ok(keys
+            .into_iter()
+            .zip(objs)
+            .map(|(k, o)| self.make_proxy(k, o, opts))
+            .collect())
+    }
+
+    /// A proxy for an object already stored under `key` (nothing is read now).
+    pub fn proxy_from_key<T: Object>(&self, key: Key, evict: bool) -> Proxy<T> {
+        Proxy::from_factory(StoreFactory::new(self, key, evict))
+    }
+
+    /// Store `obj` and return a proxy that refuses to resolve until unlocked.
+    pub fn locked_proxy<T: Object>(&self, obj: T, opts: ProxyOptions) -> Result<LockedProxy<T>> {
+        Ok(LockedProxy::new(self.proxy_with(obj, opts)?))
+    }
+
+    /// Close the connector, drop the cache and unregister the store (if this
+    /// store is the registered one). Later operations fail with
+    /// [`Error::StoreClosed`]. Idempotent.
+    pub fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if let Some(c) = &self.inner.cache {
+            c.lock().clear();
+        }
+        if registry::get_store(self.name()).is_some_and(|s| Arc::ptr_eq(&s.inner, &self.inner)) {
+            registry::unregister_store(self.name());
+        }
+        self.inner.connector.close()
+    }
+
+    /// Whether [`Store::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn get_required<T: Object>(&self, key: &Key) -> Result<T> {
+        self.get(key)?.ok_or_else(|| self.missing(key))
+    }
+}
+
+/// Conversion into a shared connector (owned connectors and `Arc`s of them).
+pub trait IntoDynConnector {
+    /// Convert.
+    fn into_dyn(self) -> DynConnector;
+}
+
+impl<C: Connector> IntoDynConnector for C {
+    fn into_dyn(self) -> DynConnector {
+        Arc::new(self)
+    }
+}
+
+impl IntoDynConnector for DynConnector {
+    fn into_dyn(self) -> DynConnector {
+        self
+    }
+}
