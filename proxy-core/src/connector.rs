@@ -271,8 +271,11 @@ impl ConnectorConfig {
 
     /// Decode the options as the connector's typed options struct.
     pub fn options<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_value(self.options.clone())
-            .map_err(|e| Error::config(self.kind.clone(), e))
+        let options = match &self.options {
+            serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+            o => o.clone(),
+        };
+        serde_json::from_value(options).map_err(|e| Error::config(self.kind.clone(), format!("options: {e}")))
     }
 
     /// Fail unless this configuration is of `kind`.

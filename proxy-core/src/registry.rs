@@ -81,11 +81,16 @@ pub fn get_store(name: &str) -> Option<Store> {
     STORES.read().get(name).cloned()
 }
 
-/// The registered store named in `config`, or a new one built from it (and
-/// registered if `config.register`). A registered store of that name whose
+/// The store a proxy with this configuration should use: the registered store
+/// of that name, else a live store in this process with the same name and
+/// connector configuration, else a new one built from it (and registered if
+/// `config.register`). A registered store of that name whose
 /// connector configuration differs is an error rather than a silent mix-up.
 pub fn get_or_create_store(config: &StoreConfig) -> Result<Store> {
     if let Some(s) = find_matching(config)? {
+        return Ok(s);
+    }
+    if let Some(s) = Store::find_live(config) {
         return Ok(s);
     }
     let _guard = CREATE.lock();

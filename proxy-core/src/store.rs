@@ -1,7 +1,7 @@
 //! [`Store`]: typed put/get/proxy over any connector, with a byte-bounded cache.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
@@ -60,6 +60,9 @@ impl ProxyOptions {
 pub struct Store {
     inner: Arc<Inner>,
 }
+
+/// Every store alive in this process (see [`Store::find_live`]).
+static LIVE: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
 
 struct Inner {
     config: Arc<StoreConfig>,
@@ -152,14 +155,31 @@ impl Store {
 
     fn with_parts(config: StoreConfig, connector: DynConnector) -> Store {
         let cache = (config.cache_bytes > 0).then(|| Mutex::new(ByteLru::new(config.cache_bytes)));
-        Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 config: Arc::new(config),
                 connector,
                 cache,
                 closed: AtomicBool::new(false),
             }),
-        }
+        };
+        let mut live = LIVE.lock();
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&store.inner));
+        store
+    }
+
+    /// A live (open) store in this process with exactly this name and
+    /// connector configuration, registered or not. Proxies deserialized in the
+    /// process that made them use it, so there is one cache per store.
+    pub(crate) fn find_live(config: &StoreConfig) -> Option<Store> {
+        LIVE.lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|i| {
+                i.config.name == config.name && i.config.connector == config.connector && !i.closed.load(Ordering::Acquire)
+            })
+            .map(|inner| Store { inner })
     }
 
     /// The store's name.

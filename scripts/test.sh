@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine and run every check and test (what CI runs).
+#   bash scripts/test.sh
+# Tests start their own services (redis-server, the UCX object server) on
+# loopback and stop them; nothing needs to be running beforehand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CARGO_TERM_COLOR=never
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy (all targets, warnings denied)" >&2
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test" >&2
+cargo test --workspace --locked
