@@ -17,7 +17,10 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0)).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0))
+        .collect()
 }
 
 fn consumer() -> proxy_core::Result<()> {
@@ -44,11 +47,16 @@ fn main() -> proxy_core::Result<()> {
     }
     let dir = match args.iter().position(|a| a == "--dir") {
         Some(i) => args.get(i + 1).cloned().unwrap_or_default().into(),
-        None => std::path::Path::new(if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" })
-            .join(format!("proxystore-two-process-{}", std::process::id())),
+        None => std::path::Path::new(if std::path::Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/tmp"
+        })
+        .join(format!("proxystore-two-process-{}", std::process::id())),
     };
     let store = Store::new("two-process", FileConnector::new(&dir)?)?;
-    let exe = std::env::current_exe().map_err(|e| proxy_core::Error::io("locating this program", e))?;
+    let exe =
+        std::env::current_exe().map_err(|e| proxy_core::Error::io("locating this program", e))?;
     let mut child = Command::new(exe)
         .arg("--consumer")
         .stdin(Stdio::piped())
@@ -58,7 +66,11 @@ fn main() -> proxy_core::Result<()> {
     let mut to_child = child.stdin.take().expect("piped stdin");
     let mut from_child = BufReader::new(child.stdout.take().expect("piped stdout"));
 
-    println!("file connector in {} ; consumer pid {}", dir.display(), child.id());
+    println!(
+        "file connector in {} ; consumer pid {}",
+        dir.display(),
+        child.id()
+    );
     println!("| size | proxy bytes | put+proxy | consumer resolve |");
     println!("|---:|---:|---:|---:|");
     for size in [1_000usize, 1_000_000, 10_000_000, 100_000_000] {
@@ -67,10 +79,13 @@ fn main() -> proxy_core::Result<()> {
         let p = store.proxy(obj)?;
         let put_us = t.elapsed().as_secs_f64() * 1e6;
         let wire = p.to_bytes()?;
-        writeln!(to_child, "{}", hex(&wire)).and_then(|_| to_child.flush())
+        writeln!(to_child, "{}", hex(&wire))
+            .and_then(|_| to_child.flush())
             .map_err(|e| proxy_core::Error::io("sending a proxy", e))?;
         let mut reply = String::new();
-        from_child.read_line(&mut reply).map_err(|e| proxy_core::Error::io("reading the reply", e))?;
+        from_child
+            .read_line(&mut reply)
+            .map_err(|e| proxy_core::Error::io("reading the reply", e))?;
         let mut it = reply.split_whitespace();
         let (len, us) = (it.next().unwrap_or("?"), it.next().unwrap_or("?"));
         assert_eq!(len, size.to_string(), "consumer got the wrong object");
@@ -78,7 +93,9 @@ fn main() -> proxy_core::Result<()> {
         store.evict(p.key())?;
     }
     drop(to_child);
-    child.wait().map_err(|e| proxy_core::Error::io("waiting for the consumer", e))?;
+    child
+        .wait()
+        .map_err(|e| proxy_core::Error::io("waiting for the consumer", e))?;
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }

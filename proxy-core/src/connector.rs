@@ -275,7 +275,8 @@ impl ConnectorConfig {
             serde_json::Value::Null => serde_json::Value::Object(Default::default()),
             o => o.clone(),
         };
-        serde_json::from_value(options).map_err(|e| Error::config(self.kind.clone(), format!("options: {e}")))
+        serde_json::from_value(options)
+            .map_err(|e| Error::config(self.kind.clone(), format!("options: {e}")))
     }
 
     /// Fail unless this configuration is of `kind`.

@@ -1,8 +1,8 @@
 //! [`Store`]: typed put/get/proxy over any connector, with a byte-bounded cache.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -177,7 +177,9 @@ impl Store {
             .iter()
             .filter_map(Weak::upgrade)
             .find(|i| {
-                i.config.name == config.name && i.config.connector == config.connector && !i.closed.load(Ordering::Acquire)
+                i.config.name == config.name
+                    && i.config.connector == config.connector
+                    && !i.closed.load(Ordering::Acquire)
             })
             .map(|inner| Store { inner })
     }

@@ -4,13 +4,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proxy_core::{
-    Bytes, Capabilities, Connector, ConnectorConfig, Error, FileConnector, Key, LocalConnector, LockedProxy, Payload,
-    Proxy, ProxyOptions, Store, StoreConfig, registry,
+    Bytes, Capabilities, Connector, ConnectorConfig, Error, FileConnector, Key, LocalConnector,
+    LockedProxy, Payload, Proxy, ProxyOptions, Store, StoreConfig, registry,
 };
 use serde::{Deserialize, Serialize};
 
 fn tmpdir(tag: &str) -> std::path::PathBuf {
-    std::path::Path::new("/dev/shm").join(format!("proxystore-store-test-{tag}-{}", std::process::id()))
+    std::path::Path::new("/dev/shm").join(format!(
+        "proxystore-store-test-{tag}-{}",
+        std::process::id()
+    ))
 }
 
 /// Counts connector gets (to check "resolves exactly once").
@@ -112,7 +115,9 @@ fn populated_proxy_never_resolves_and_serializes_small() {
 #[test]
 fn locked_proxy_refuses_until_unlocked() {
     let store = Store::new("locked", LocalConnector::new()).unwrap();
-    let l: LockedProxy<String> = store.locked_proxy("secret".to_string(), ProxyOptions::default()).unwrap();
+    let l: LockedProxy<String> = store
+        .locked_proxy("secret".to_string(), ProxyOptions::default())
+        .unwrap();
     assert!(matches!(l.resolve(), Err(Error::Locked)));
     let wire = postcard::to_allocvec(&l).unwrap();
     let l2: LockedProxy<String> = postcard::from_bytes(&wire).unwrap();
@@ -123,11 +128,17 @@ fn locked_proxy_refuses_until_unlocked() {
 
 #[test]
 fn typed_batches_and_cache() {
-    let store = Store::builder("batches", LocalConnector::new()).cache_bytes(1 << 20).build().unwrap();
+    let store = Store::builder("batches", LocalConnector::new())
+        .cache_bytes(1 << 20)
+        .build()
+        .unwrap();
     let objs: Vec<Vec<i64>> = (0..10).map(|i| vec![i; 100]).collect();
     let keys = store.put_batch(&objs).unwrap();
     let got = store.get_batch::<Vec<i64>>(&keys).unwrap();
-    assert_eq!(got.into_iter().map(Option::unwrap).collect::<Vec<_>>(), objs);
+    assert_eq!(
+        got.into_iter().map(Option::unwrap).collect::<Vec<_>>(),
+        objs
+    );
     assert!(store.is_cached(&keys[0]), "get fills the cache");
     store.evict(&keys[0]).unwrap();
     assert!(!store.is_cached(&keys[0]));
@@ -137,7 +148,10 @@ fn typed_batches_and_cache() {
 
 #[test]
 fn closed_store_is_an_error() {
-    let store = Store::builder("closing", LocalConnector::new()).register(true).build().unwrap();
+    let store = Store::builder("closing", LocalConnector::new())
+        .register(true)
+        .build()
+        .unwrap();
     assert!(registry::get_store("closing").is_some());
     let k = store.put(&1u32).unwrap();
     store.close().unwrap();
@@ -152,17 +166,28 @@ fn registry_creates_one_store_under_contention() {
     let dir = tmpdir("race");
     let cfg = StoreConfig::new("race", FileConnector::new(&dir).unwrap().config());
     let stores: Vec<Store> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..8).map(|_| s.spawn(|| registry::get_or_create_store(&cfg).unwrap())).collect();
+        let hs: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| registry::get_or_create_store(&cfg).unwrap()))
+            .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for s in &stores[1..] {
         assert_eq!(s.name(), "race");
-        assert!(std::ptr::eq(s.connector().as_ref() as *const _ as *const u8, stores[0].connector().as_ref() as *const _ as *const u8));
+        assert!(std::ptr::eq(
+            s.connector().as_ref() as *const _ as *const u8,
+            stores[0].connector().as_ref() as *const _ as *const u8
+        ));
     }
     // A different store under the same name is a clear error, not a mix-up.
-    let other = StoreConfig::new("race", FileConnector::new(dir.join("other")).unwrap().config());
+    let other = StoreConfig::new(
+        "race",
+        FileConnector::new(dir.join("other")).unwrap().config(),
+    );
     let err = registry::get_or_create_store(&other).unwrap_err();
-    assert!(err.to_string().contains("different store named 'race'"), "{err}");
+    assert!(
+        err.to_string().contains("different store named 'race'"),
+        "{err}"
+    );
     registry::unregister_store("race");
     std::fs::remove_dir_all(dir).ok();
 }
@@ -176,14 +201,27 @@ fn store_config_toml_roundtrip_and_bad_configs() {
     let back = StoreConfig::from_toml_str(&toml).unwrap();
     assert_eq!(&back, store.config());
     let k = store.put(&"v".to_string()).unwrap();
-    assert_eq!(Store::from_config(&back).unwrap().get::<String>(&k).unwrap().as_deref(), Some("v"));
+    assert_eq!(
+        Store::from_config(&back)
+            .unwrap()
+            .get::<String>(&k)
+            .unwrap()
+            .as_deref(),
+        Some("v")
+    );
 
     // Malformed configurations: clear errors, no panics.
     let cases = [
         ("name = 'x'", "missing field `connector`"),
         ("name = 'x'\n[connector]\nkind = 'file'\n", "dir"),
-        ("name = 'x'\n[connector]\nkind = 'file'\noptions = { dir = 5 }\n", "invalid type"),
-        ("name = 'x'\ncache_bytes = -1\n[connector]\nkind = 'local'\n", ""),
+        (
+            "name = 'x'\n[connector]\nkind = 'file'\noptions = { dir = 5 }\n",
+            "invalid type",
+        ),
+        (
+            "name = 'x'\ncache_bytes = -1\n[connector]\nkind = 'local'\n",
+            "",
+        ),
         ("name = [", "TOML"),
     ];
     for (text, want) in cases {
@@ -191,11 +229,21 @@ fn store_config_toml_roundtrip_and_bad_configs() {
         let e = r.expect_err(text).to_string();
         assert!(e.contains(want), "{text:?}: {e}");
     }
-    let unknown = StoreConfig::new("u", ConnectorConfig::new("daos-on-mars", serde_json::json!({})));
+    let unknown = StoreConfig::new(
+        "u",
+        ConnectorConfig::new("daos-on-mars", serde_json::json!({})),
+    );
     let e = Store::from_config(&unknown).unwrap_err();
     assert!(matches!(e, Error::UnknownConnector { .. }));
-    assert!(e.to_string().contains("daos-on-mars") && e.to_string().contains("file"), "{e}");
-    assert_eq!(store.get::<String>(&k).unwrap().as_deref(), Some("v"), "nothing lost");
+    assert!(
+        e.to_string().contains("daos-on-mars") && e.to_string().contains("file"),
+        "{e}"
+    );
+    assert_eq!(
+        store.get::<String>(&k).unwrap().as_deref(),
+        Some("v"),
+        "nothing lost"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -232,7 +280,10 @@ fn bad_proxies_are_clear_errors() {
     // Truncated and corrupted serialized proxies.
     let wire = keep.to_bytes().unwrap();
     for cut in [0, 1, wire.len() / 2, wire.len() - 1] {
-        assert!(Proxy::<Vec<f64>>::from_bytes(&wire[..cut]).is_err(), "cut {cut}");
+        assert!(
+            Proxy::<Vec<f64>>::from_bytes(&wire[..cut]).is_err(),
+            "cut {cut}"
+        );
     }
     let mut extra = wire.clone();
     extra.push(0);
@@ -240,7 +291,12 @@ fn bad_proxies_are_clear_errors() {
 
     // A corrupt object file on disk (truncated by someone else).
     let q = store.proxy(vec![5.0f64; 1000]).unwrap();
-    let file = dir.join(q.key().decode::<proxy_core::FileKey>("file").unwrap().filename());
+    let file = dir.join(
+        q.key()
+            .decode::<proxy_core::FileKey>("file")
+            .unwrap()
+            .filename(),
+    );
     let data = std::fs::read(&file).unwrap();
     std::fs::write(&file, &data[..data.len() / 2]).unwrap();
     let trunc: Proxy<Vec<f64>> = Proxy::from_bytes(&q.to_bytes().unwrap()).unwrap();
@@ -274,7 +330,8 @@ fn deferrable_connectors_set_later() {
         let d = conn.as_deferrable().expect("deferrable");
         let k = d.new_key().unwrap();
         assert!(!conn.exists(&k).unwrap());
-        d.set(&k, proxy_core::codec::encode(&"later".to_string()).unwrap()).unwrap();
+        d.set(&k, proxy_core::codec::encode(&"later".to_string()).unwrap())
+            .unwrap();
         let store = Store::builder("defer", conn.clone()).build().unwrap();
         assert_eq!(store.get::<String>(&k).unwrap().as_deref(), Some("later"));
     }

@@ -26,7 +26,6 @@ pub struct Policy {
     pub max_size: Option<u64>,
 }
 
-
 impl Policy {
     fn accepts(&self, size: u64) -> bool {
         size >= self.min_size && self.max_size.is_none_or(|m| size <= m)
