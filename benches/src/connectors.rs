@@ -1,0 +1,66 @@
+//! Connectors the benchmarks can run, by name.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use proxy_core::{DynConnector, FileConnector, LocalConnector, Result};
+
+/// Names accepted by `--connectors`.
+pub const KNOWN: &[&str] = &["local", "file"];
+
+/// Options shared by the connectors.
+#[derive(Debug, Clone)]
+pub struct ConnectorOpts {
+    pub file_dir: Option<PathBuf>,
+}
+
+/// Make every connector kind this binary links rebuildable from a config (the
+/// consumer side of a proxy).
+pub fn register_all() {}
+
+/// The default directory of the file connector: on `/dev/shm` when it exists.
+pub fn default_file_dir(tag: &str) -> PathBuf {
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
+    PathBuf::from(base).join(format!("proxystore-bench-{tag}-{}", std::process::id()))
+}
+
+pub fn make(name: &str, opts: &ConnectorOpts) -> Result<DynConnector> {
+    match name {
+        "local" => Ok(Arc::new(LocalConnector::new())),
+        "file" => {
+            let dir = opts
+                .file_dir
+                .clone()
+                .unwrap_or_else(|| default_file_dir("file"));
+            Ok(Arc::new(FileConnector::new(dir)?))
+        }
+        other => Err(proxy_core::Error::InvalidConfig {
+            connector: Some(other.to_string()),
+            reason: format!(
+                "unknown benchmark connector (known here: {})",
+                KNOWN.join(", ")
+            ),
+        }),
+    }
+}
+
+/// Remove what a connector left behind (the file connector's directory).
+pub fn cleanup(conn: &DynConnector) {
+    if conn.kind() == "file"
+        && let Ok(o) = conn.config().options::<serde_json_value::Dir>()
+        && (o.dir.starts_with("/dev/shm/proxystore-bench-") || o.dir.starts_with("/tmp/proxystore-bench-"))
+    {
+        std::fs::remove_dir_all(&o.dir).ok();
+    }
+}
+
+mod serde_json_value {
+    #[derive(serde::Deserialize)]
+    pub struct Dir {
+        pub dir: std::path::PathBuf,
+    }
+}
