@@ -1,9 +1,96 @@
 #!/usr/bin/env bash
-# Set up a fresh Debian 12 machine and run the main job locally.
-#   bash scripts/run-local.sh
-# Until the MPI benchmark lands, the main job is the two-process example: a
-# producer sends proxies (not data) to a consumer process that resolves them.
+# The main job: set up a Debian 12 machine (as root) and run the benchmarks
+# locally, side by side with the Python ProxyStore, then print the tables and
+# where the CSV files and the chart are.
+#
+#   bash scripts/run-local.sh [--quick] [--no-setup] [--no-python]
+#                             [--ranks N] [--connectors file,...] [--out DIR]
+#
+#   --quick       smoke run (< 2 minutes): fewer sizes and repetitions
+#   --no-setup    skip scripts/setup.sh (packages already installed)
+#   --no-python   skip the Python ProxyStore reference (shared/bench-ref)
+#   --ranks N     MPI ranks (default 2: this machine has 2 cores)
+#   --connectors  connectors to benchmark (default: all that are built)
+#   --out DIR     results directory (default results/<timestamp>)
+#
+# Everything this script starts (redis-server, object servers) is stopped by
+# PID when it ends, also on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-cargo run --release --locked -p proxy-core --example two_process
+repo=$(pwd)
+
+quick=0 setup=1 python=1 ranks=2 connectors="" out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --no-setup) setup=0 ;;
+    --no-python) python=0 ;;
+    --ranks) ranks=$2; shift ;;
+    --connectors) connectors=$2; shift ;;
+    --out) out=$2; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "run-local: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+[ "$setup" = 1 ] && bash scripts/setup.sh
+out=${out:-results/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+connectors=${connectors:-file}
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== building (release)" >&2
+cargo build --release --locked -q -p proxystore-bench
+bench=$repo/target/release/proxystore-bench
+
+if [ "$quick" = 1 ]; then
+  store_args=(--quick --payloads bytes --sizes 1KB,1MB,10MB)
+  mpi_args=(--sizes 1KiB,1MiB,64MiB --reps 3 --warmup 1 --alltoall-max 64MiB)
+  py_args=(--quick --sizes 1KB,1MB,10MB)
+else
+  store_args=(--payloads bytes --series-budget 1.5)
+  mpi_args=(--sizes 1KiB,64KiB,1MiB,16MiB,256MiB,1GiB --reps 7 --warmup 2)
+  py_args=(--series-budget 1.5)
+fi
+
+shared=$repo/../shared
+py_csv=""
+if [ "$python" = 1 ]; then
+  if [ -x "$shared/bench-ref/run.sh" ]; then
+    echo "== Python ProxyStore reference (shared/bench-ref)" >&2
+    py_csv=$out/python.csv
+    if ! "$shared/bench-ref/run.sh" --sections proxystore --connectors file,redis --payloads bytes \
+        "${py_args[@]}" --csv "$py_csv" > "$out/python.md"; then
+      echo "run-local: the Python reference failed (see $out/python.md); continuing without it" >&2
+      py_csv=""
+    fi
+  else
+    echo "run-local: $shared/bench-ref not found: skipping the Python reference" >&2
+  fi
+fi
+
+echo "== store-level benchmark (same schema as the Python reference)" >&2
+"$bench" store --connectors "local,$connectors" "${store_args[@]}" --csv "$out/store.csv" | tee "$out/store.md"
+
+echo "== MPI benchmark: mpiexec -n $ranks" >&2
+compare=()
+[ -n "$py_csv" ] && compare=(--compare "$py_csv")
+mpiexec.mpich -n "$ranks" "$bench" mpi --connectors "$connectors" "${mpi_args[@]}" --out "$out" "${compare[@]}"
+
+if [ -n "$py_csv" ]; then
+  echo "== side by side with the Python ProxyStore (medians)" >&2
+  python3 "$shared/bench-ref/compare.py" "$py_csv" "$out/store.csv" --section proxystore --payload bytes \
+    --op put,get,child_resolve --wide | tee "$out/compare.md"
+fi
+
+echo >&2
+echo "results in $out:" >&2
+ls -1 "$out" | sed 's/^/  /' >&2

@@ -52,7 +52,8 @@ pub fn make(name: &str, opts: &ConnectorOpts) -> Result<DynConnector> {
 pub fn cleanup(conn: &DynConnector) {
     if conn.kind() == "file"
         && let Ok(o) = conn.config().options::<serde_json_value::Dir>()
-        && (o.dir.starts_with("/dev/shm/proxystore-bench-") || o.dir.starts_with("/tmp/proxystore-bench-"))
+        && (o.dir.starts_with("/dev/shm/proxystore-bench-")
+            || o.dir.starts_with("/tmp/proxystore-bench-"))
     {
         std::fs::remove_dir_all(&o.dir).ok();
     }

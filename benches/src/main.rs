@@ -3,9 +3,13 @@
 //! - `proxystore-bench store`: store-level put/get/proxy/consumer-resolve per
 //!   connector, payload and size, in the CSV schema of `shared/bench-ref`, so
 //!   `compare.py` shows it next to the Python ProxyStore.
+//! - `mpiexec -n N proxystore-bench mpi`: proxies sent between MPI ranks and
+//!   resolved there (pair, fan-out, all-to-all), next to MPI point-to-point.
 
+mod chart;
 mod connectors;
 mod csv;
+mod mpi_bench;
 mod progress;
 mod stats;
 mod store_bench;
@@ -32,6 +36,8 @@ struct Cli {
 enum Cmd {
     /// Store-level benchmark (put, get, proxy resolved in another process), as shared/bench-ref.
     Store(StoreArgs),
+    /// MPI-launched benchmark (run under mpiexec/srun with >= 2 ranks).
+    Mpi(MpiArgs),
     /// Internal: the consumer process of `store`.
     #[command(hide = true)]
     Consumer,
@@ -60,6 +66,170 @@ struct StoreArgs {
     /// Write the long-form CSV here.
     #[arg(long)]
     csv: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct MpiArgs {
+    /// Patterns: pair, fanout, alltoall, or all.
+    #[arg(long, default_value = "all", value_parser = mpi_bench::Pattern::parse)]
+    pattern: std::vec::Vec<mpi_bench::Pattern>,
+    /// Comma-separated connectors (the MPI point-to-point reference always runs).
+    #[arg(long, default_value = "file", value_delimiter = ',')]
+    connectors: Vec<String>,
+    /// Comma-separated sizes.
+    #[arg(long, default_value = "1KiB,64KiB,1MiB,16MiB,256MiB,1GiB", value_delimiter = ',', value_parser = parse_size)]
+    sizes: Vec<usize>,
+    /// Timed repetitions per series.
+    #[arg(long, default_value_t = 10)]
+    reps: usize,
+    /// Warm-up repetitions per series.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Largest size run in the all-to-all pattern (each rank holds N objects).
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    alltoall_max: usize,
+    /// Directory of the file connector (default: a fresh one under /dev/shm).
+    #[arg(long)]
+    file_dir: Option<PathBuf>,
+    /// Output directory (CSV, markdown, SVG chart).
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// A CSV from shared/bench-ref (the Python ProxyStore) to draw next to ours.
+    #[arg(long)]
+    compare: Option<PathBuf>,
+}
+
+/// `(connector, [(size, MB/s)])` of the Python reference's child_resolve rows.
+fn python_lines(path: &PathBuf) -> Vec<chart::Line> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        eprintln!("proxystore-bench: cannot read {}", path.display());
+        return vec![];
+    };
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (Some(ii), Some(ci), Some(pi), Some(si), Some(oi), Some(mi), Some(seci)) = (
+        col("impl"),
+        col("connector"),
+        col("payload"),
+        col("size_bytes"),
+        col("op"),
+        col("median_us"),
+        col("section"),
+    ) else {
+        return vec![];
+    };
+    let mut out: Vec<chart::Line> = Vec::new();
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        if f.len() <= mi || f[seci] != "proxystore" || f[oi] != "child_resolve" || f[pi] != "bytes"
+        {
+            continue;
+        }
+        let (Ok(size), Ok(med)) = (f[si].parse::<f64>(), f[mi].parse::<f64>()) else {
+            continue;
+        };
+        let who = if f[ii] == "proxystore-py" {
+            "python"
+        } else {
+            f[ii]
+        };
+        let label = format!("{who} {} (child process)", f[ci]);
+        let point = (size, size / med);
+        match out.iter_mut().find(|x| x.label == label) {
+            Some(x) => x.points.push(point),
+            None => out.push(chart::Line {
+                label,
+                points: vec![point],
+            }),
+        }
+    }
+    out
+}
+
+fn run_mpi(a: MpiArgs) -> i32 {
+    let Some(universe) = mpi::initialize() else {
+        eprintln!("proxystore-bench mpi: MPI could not be initialised");
+        return 1;
+    };
+    let world = universe.world();
+    let rank = mpi::traits::Communicator::rank(&world);
+    let csv_path = a.out.join("mpi.csv");
+    let opts = mpi_bench::MpiOpts {
+        patterns: a.pattern,
+        connectors: a.connectors,
+        sizes: a.sizes,
+        reps: a.reps.max(1),
+        warmup: a.warmup,
+        alltoall_max: a.alltoall_max,
+        csv: Some(csv_path.clone()),
+        conn: connectors::ConnectorOpts {
+            file_dir: a.file_dir,
+        },
+    };
+    let progress = progress::Progress::new(rank == 0);
+    let res = mpi_bench::run(&world, &opts, &progress);
+    progress.done();
+    if rank != 0 {
+        return i32::from(res.is_err());
+    }
+    let series = match &res {
+        Ok(s) => s.clone(),
+        Err(_) => vec![],
+    };
+    let table = mpi_bench::table(&series);
+    println!("{table}");
+    let mut lines: Vec<chart::Line> = Vec::new();
+    for s in series
+        .iter()
+        .filter(|s| s.pattern == mpi_bench::Pattern::Pair)
+    {
+        let label = if s.connector == "mpi" {
+            "MPI send/recv".to_string()
+        } else {
+            format!("rs {} (proxy)", s.connector)
+        };
+        let point = (
+            s.size as f64,
+            s.size as f64 / stats::summarize(&s.resolve_us).median,
+        );
+        match lines.iter_mut().find(|l| l.label == label) {
+            Some(l) => l.points.push(point),
+            None => lines.push(chart::Line {
+                label,
+                points: vec![point],
+            }),
+        }
+    }
+    if let Some(p) = &a.compare {
+        lines.extend(python_lines(p));
+    }
+    let svg = chart::svg("Resolve bandwidth per consumer, 2 ranks (pair)", &lines);
+    let md_path = a.out.join("mpi.md");
+    let svg_path = a.out.join("mpi.svg");
+    let written = std::fs::write(&md_path, &table).and_then(|_| std::fs::write(&svg_path, svg));
+    match written {
+        Ok(()) => eprintln!(
+            "results: {} {} {}",
+            csv_path.display(),
+            md_path.display(),
+            svg_path.display()
+        ),
+        Err(e) => eprintln!(
+            "proxystore-bench: cannot write results in {}: {e}",
+            a.out.display()
+        ),
+    }
+    match res {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!(
+                "proxystore-bench mpi: {e} (partial results in {})",
+                csv_path.display()
+            );
+            1
+        }
+    }
 }
 
 fn print_store_table(rows: &[Row]) {
@@ -123,6 +293,7 @@ fn main() {
                 1
             }
         },
+        Cmd::Mpi(a) => run_mpi(a),
         Cmd::Store(a) => {
             connectors::register_all();
             let opts = store_bench::StoreBenchOpts {

@@ -1,0 +1,139 @@
+//! A small SVG line chart: bandwidth vs size, one line per series (log-log).
+
+use std::fmt::Write as _;
+
+pub struct Line {
+    pub label: String,
+    /// (size in bytes, MB/s)
+    pub points: Vec<(f64, f64)>,
+}
+
+const COLORS: &[&str] = &[
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#17becf",
+];
+
+fn human(bytes: f64) -> String {
+    crate::csv::fmt_size(bytes.round() as usize)
+}
+
+pub fn svg(title: &str, lines: &[Line]) -> String {
+    let (w, h) = (860.0, 520.0);
+    let (l, r, t, b) = (80.0, 200.0, 50.0, 60.0);
+    let pts: Vec<(f64, f64)> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().copied())
+        .filter(|p| p.0 > 0.0 && p.1 > 0.0)
+        .collect();
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = write!(
+        out,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="28" font-size="16" text-anchor="middle">{title}</text>"#,
+        (l + w - r) / 2.0
+    );
+    if pts.is_empty() {
+        out.push_str("</svg>");
+        return out;
+    }
+    let lx = |v: f64| v.log10();
+    let (xmin, xmax) = pts.iter().fold((f64::MAX, f64::MIN), |(a, c), p| {
+        (a.min(lx(p.0)), c.max(lx(p.0)))
+    });
+    let (ymin, ymax) = pts.iter().fold((f64::MAX, f64::MIN), |(a, c), p| {
+        (a.min(lx(p.1)), c.max(lx(p.1)))
+    });
+    let (ymin, ymax) = (ymin.floor(), ymax.ceil().max(ymin.floor() + 1.0));
+    let xspan = (xmax - xmin).max(1e-9);
+    let px = |x: f64| l + (lx(x) - xmin) / xspan * (w - l - r);
+    let py = |y: f64| h - b - (lx(y) - ymin) / (ymax - ymin) * (h - t - b);
+    // axes and grid
+    let _ = write!(
+        out,
+        r#"<line x1="{l}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{l}" y1="{t}" x2="{l}" y2="{}" stroke="black"/>"#,
+        h - b,
+        w - r,
+        h - b,
+        h - b
+    );
+    let mut e = ymin;
+    while e <= ymax + 1e-9 {
+        let y = h - b - (e - ymin) / (ymax - ymin) * (h - t - b);
+        let _ = write!(
+            out,
+            r##"<line x1="{l}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
+            w - r,
+            l - 6.0,
+            y + 4.0,
+            10f64.powf(e)
+        );
+        e += 1.0;
+    }
+    let mut xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs.dedup();
+    for x in xs {
+        let _ = write!(
+            out,
+            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+            px(x),
+            h - b + 18.0,
+            human(x)
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<text x="{}" y="{}" text-anchor="middle">object size</text><text x="20" y="{}" transform="rotate(-90 20 {})" text-anchor="middle">MB/s (log)</text>"#,
+        (l + w - r) / 2.0,
+        h - 15.0,
+        (t + h - b) / 2.0,
+        (t + h - b) / 2.0
+    );
+    for (i, line) in lines.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        let mut p: Vec<(f64, f64)> = line
+            .points
+            .iter()
+            .copied()
+            .filter(|p| p.0 > 0.0 && p.1 > 0.0)
+            .collect();
+        p.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let d: Vec<String> = p
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
+        let dash = if line.label.contains("python") {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            r#"<polyline fill="none" stroke="{c}" stroke-width="2"{dash} points="{}"/>"#,
+            d.join(" ")
+        );
+        for &(x, y) in &p {
+            let _ = write!(
+                out,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"/>"#,
+                px(x),
+                py(y)
+            );
+        }
+        let ly = t + 10.0 + i as f64 * 20.0;
+        let _ = write!(
+            out,
+            r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{c}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
+            w - r + 10.0,
+            w - r + 35.0,
+            w - r + 40.0,
+            ly + 4.0,
+            line.label
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
