@@ -11,5 +11,7 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings denied)" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== main job, quick mode (benchmarks end to end)" >&2
+bash scripts/run-local.sh --quick --no-setup --out target/ci-quick
 echo "== cargo test" >&2
 cargo test --workspace --locked

@@ -18,8 +18,8 @@ fn human(bytes: f64) -> String {
 }
 
 pub fn svg(title: &str, lines: &[Line]) -> String {
-    let (w, h) = (860.0, 520.0);
-    let (l, r, t, b) = (80.0, 200.0, 50.0, 60.0);
+    let (w, h) = (940.0, 520.0);
+    let (l, r, t, b) = (80.0, 260.0, 50.0, 60.0);
     let pts: Vec<(f64, f64)> = lines
         .iter()
         .flat_map(|l| l.points.iter().copied())
@@ -75,7 +75,12 @@ pub fn svg(title: &str, lines: &[Line]) -> String {
     let mut xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
     xs.sort_by(|a, b| a.total_cmp(b));
     xs.dedup();
+    let mut last_px = f64::MIN;
     for x in xs {
+        if px(x) - last_px < 40.0 {
+            continue; // 1KB next to 1KiB: label one of them
+        }
+        last_px = px(x);
         let _ = write!(
             out,
             r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,

@@ -1,0 +1,162 @@
+//! The MPI benchmark under a real `mpiexec` (MPICH): a normal quick run, and a
+//! run where a consumer rank fails, which must end promptly with a clear
+//! message, a non-zero exit, and the partial results written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn mpiexec() -> Option<&'static str> {
+    ["mpiexec.mpich", "mpiexec"].into_iter().find(|m| {
+        Command::new(m)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    })
+}
+
+/// Run with a deadline: a hang is a failure, not a stuck test.
+fn run(args: &[&str], deadline: Duration) -> Output {
+    let mpiexec =
+        mpiexec().expect("mpiexec not found: install MPICH (apt-get install mpich libmpich-dev)");
+    let mut child = Command::new(mpiexec)
+        .args(["-n", "2", env!("CARGO_BIN_EXE_proxystore-bench"), "mpi"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "mpiexec still running after {deadline:?} (a hang):\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn out_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "proxystore-bench-test-{tag}-{}",
+        std::process::id()
+    ));
+    std::fs::remove_dir_all(&d).ok();
+    d
+}
+
+fn csv_rows(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn quick_run_writes_table_csv_and_chart() {
+    let out = out_dir("ok");
+    let o = run(
+        &[
+            "--pattern",
+            "all",
+            "--connectors",
+            "file",
+            "--sizes",
+            "1KiB,1MiB",
+            "--reps",
+            "2",
+            "--warmup",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("| pair | 2 | file | 1MiB |"), "{stdout}");
+    let rows = csv_rows(&out.join("mpi.csv"));
+    // 3 patterns x 2 sizes x (mpi: resolve+e2e, file: put+resolve+e2e)
+    assert_eq!(rows.len(), 3 * 2 * 5, "{rows:#?}");
+    assert!(rows.iter().all(|r| r.starts_with("proxystore-rs,mpi-")));
+    assert!(
+        std::fs::read_to_string(out.join("mpi.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+    std::fs::remove_dir_all(out).ok();
+}
+
+#[test]
+fn failing_rank_ends_the_run_cleanly_with_partial_results() {
+    // Local-connector proxies cannot resolve in another process: the consumer
+    // rank fails for real (no fault injection).
+    let out = out_dir("fail");
+    let o = run(
+        &[
+            "--pattern",
+            "pair",
+            "--connectors",
+            "local",
+            "--sizes",
+            "1KiB",
+            "--reps",
+            "2",
+            "--warmup",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "must exit non-zero");
+    assert!(
+        stderr.contains("in-process only"),
+        "message names the cause:\n{stderr}"
+    );
+    let rows = csv_rows(&out.join("mpi.csv"));
+    assert!(
+        rows.iter().any(|r| r.contains(",mpi,")),
+        "partial results (the MPI reference) are written: {rows:?}"
+    );
+    std::fs::remove_dir_all(out).ok();
+}
+
+#[test]
+fn unknown_connector_is_a_clear_error() {
+    let out = out_dir("unknown");
+    let o = run(
+        &[
+            "--pattern",
+            "pair",
+            "--connectors",
+            "nosuch",
+            "--sizes",
+            "1KiB",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(stderr.contains("unknown benchmark connector"), "{stderr}");
+    std::fs::remove_dir_all(out).ok();
+}
