@@ -15,7 +15,8 @@
 //! `TypeId`) and use the matching row, so any `serde` type can be proxied and
 //! byte-like types keep both interoperability and zero copies.
 //! Decoding into [`Bytes`] or [`NdArray`] is zero-copy (a slice of the received
-//! buffer); `Vec`s and `String`s copy once, because they own their memory.
+//! buffer, e.g. registered memory or a file mapping); `Vec`s and `String`s copy
+//! once, because they own their memory: use `Bytes` where the copy matters.
 //! Python's pickle formats (`PK`, `CP`, `PD`, `PL`) are recognised and refused
 //! with an error that says so.
 
@@ -492,6 +493,41 @@ mod tests {
         assert_eq!(decode::<NdArray>(enc(&nd)).unwrap(), nd);
         let empty: Vec<f32> = vec![];
         assert_eq!(decode::<Vec<f32>>(enc(&empty)).unwrap(), empty);
+    }
+
+    /// Random and mutated buffers never panic, whatever type they decode as.
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let seeds = [
+            enc(&Bytes::from_static(b"abc")),
+            enc(&"text".to_string()),
+            enc(&vec![1.0f64, 2.0, 3.0]),
+            enc(&My { a: 1, b: "b".into(), c: vec![0.5; 3] }),
+        ];
+        for i in 0..20_000 {
+            let mut buf = seeds[i % seeds.len()].to_vec();
+            match next() % 3 {
+                0 => {
+                    let at = (next() as usize) % buf.len();
+                    buf[at] = next() as u8;
+                }
+                1 => buf.truncate((next() as usize) % (buf.len() + 1)),
+                _ => buf = (0..(next() % 64)).map(|_| next() as u8).collect(),
+            }
+            let b = Bytes::from(buf);
+            let _ = decode::<Bytes>(b.clone());
+            let _ = decode::<String>(b.clone());
+            let _ = decode::<Vec<f64>>(b.clone());
+            let _ = decode::<NdArray>(b.clone());
+            let _ = decode::<My>(b);
+        }
     }
 
     #[test]

@@ -127,8 +127,16 @@ impl From<&'static [u8]> for Payload {
 /// What a connector can do, declared once and checked by [`Store`](crate::Store)
 /// and by the [conformance suite](crate::conformance) instead of being discovered
 /// by failure.
+///
+/// Build it with struct update syntax from [`Capabilities::MINIMAL`], so fields
+/// added later default to "not supported":
+///
+/// ```
+/// # use proxy_core::Capabilities;
+/// let caps = Capabilities { cross_process: true, ..Capabilities::MINIMAL };
+/// # assert!(!caps.deferrable);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Capabilities {
     /// Implements [`Deferrable`] (`new_key` + `set`): needed by proxy futures.
     pub deferrable: bool,
