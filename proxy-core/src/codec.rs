@@ -509,7 +509,11 @@ mod tests {
             enc(&Bytes::from_static(b"abc")),
             enc(&"text".to_string()),
             enc(&vec![1.0f64, 2.0, 3.0]),
-            enc(&My { a: 1, b: "b".into(), c: vec![0.5; 3] }),
+            enc(&My {
+                a: 1,
+                b: "b".into(),
+                c: vec![0.5; 3],
+            }),
         ];
         for i in 0..20_000 {
             let mut buf = seeds[i % seeds.len()].to_vec();

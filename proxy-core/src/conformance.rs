@@ -241,6 +241,13 @@ pub fn key_and_config_serde(ctx: &Ctx) {
     let k_js: Key = serde_json::from_str(&serde_json::to_string(&k).unwrap()).unwrap();
     assert_eq!(k_pc, k);
     assert_eq!(k_js, k);
+    let text = c.key_to_string(&k).unwrap();
+    assert_eq!(
+        c.parse_key(&text).unwrap(),
+        k,
+        "text form {text:?} round-trips"
+    );
+    assert!(c.parse_key("not a key at all").is_err());
     assert_eq!(c.get(&k_pc).unwrap(), Some(data.clone()));
 
     let cfg = c.config();

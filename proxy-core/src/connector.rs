@@ -223,6 +223,19 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     /// (see [`crate::registry::connector_from_config`]).
     fn config(&self) -> ConnectorConfig;
 
+    /// The key in the connector's own text form, the one people and other
+    /// implementations use (e.g. the UUID that the Python ProxyStore's
+    /// `FileKey`/`RedisKey` hold). Default: the hex of the encoded key.
+    fn key_to_string(&self, key: &Key) -> Result<String> {
+        Ok(key.to_string())
+    }
+
+    /// Parse the text form of [`Connector::key_to_string`] (also accepts the
+    /// hex form by default).
+    fn parse_key(&self, s: &str) -> Result<Key> {
+        Key::from_hex(s)
+    }
+
     /// This connector as a [`Deferrable`] one, if it is (see
     /// [`Capabilities::deferrable`]).
     fn as_deferrable(&self) -> Option<&dyn Deferrable> {

@@ -215,6 +215,18 @@ impl Connector for FileConnector {
         )
     }
 
+    /// The object's file name (a UUID, as ProxyStore's `FileKey.filename`).
+    fn key_to_string(&self, key: &Key) -> Result<String> {
+        Ok(key.decode::<FileKey>(KIND)?.filename())
+    }
+
+    /// A UUID file name (or the hex form of an encoded key).
+    fn parse_key(&self, s: &str) -> Result<Key> {
+        FileKey::from_filename(s.trim())
+            .map(Key::from)
+            .or_else(|e| Key::from_hex(s).map_err(|_| e))
+    }
+
     fn as_deferrable(&self) -> Option<&dyn Deferrable> {
         Some(self)
     }

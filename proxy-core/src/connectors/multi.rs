@@ -241,6 +241,26 @@ impl Connector for MultiConnector {
         c.connector.evict(&k)
     }
 
+    /// `<child name>:<child's text form of the key>`.
+    fn key_to_string(&self, key: &Key) -> Result<String> {
+        let (c, k) = self.child_for(key)?;
+        Ok(format!("{}:{}", c.name, c.connector.key_to_string(&k)?))
+    }
+
+    fn parse_key(&self, s: &str) -> Result<Key> {
+        let bad = || Error::InvalidKey {
+            connector: KIND.into(),
+            reason: format!("{s:?} is not <child name>:<key>"),
+        };
+        let (name, rest) = s.trim().split_once(':').ok_or_else(bad)?;
+        let child = self
+            .children
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(bad)?;
+        Ok(Self::wrap(child, child.connector.parse_key(rest)?))
+    }
+
     fn close(&self) -> Result<()> {
         let mut first_err = None;
         for c in &self.children {
