@@ -1,0 +1,210 @@
+//! `proxystore`: put, get, exists and evict objects in a proxystore-rs store
+//! from the shell, and print keys/proxies that other processes (Rust, or the
+//! Python ProxyStore for the file and Redis connectors) can use.
+//!
+//! Exit status: 0 success; 1 the key is not stored (`get`, `exists`);
+//! 2 any error (bad arguments, unreachable store, corrupt object).
+
+mod spec;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use proxy_core::{Bytes, Store, codec};
+
+#[derive(Parser)]
+#[command(
+    name = "proxystore",
+    version,
+    about = "Put, get, check and evict objects in a proxystore-rs store",
+    after_help = "STORE: a URL (file:///dev/shm/store, redis://127.0.0.1:6379/0) or a TOML store \
+configuration (--config), also from $PROXYSTORE_STORE.\n\
+Exit status: 0 ok; 1 not stored (get, exists); 2 error."
+)]
+struct Cli {
+    /// Store URL: file:///DIR or redis://[USER:PASSWORD@]HOST[:PORT][/DB].
+    #[arg(long, short, env = "PROXYSTORE_STORE", global = true)]
+    store: Option<String>,
+    /// TOML store configuration file (as written by `proxystore config`).
+    #[arg(long, short = 'c', global = true, conflicts_with = "store")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Print {
+    /// The connector's own key text (the UUID for file and Redis: usable from Python).
+    Key,
+    /// The encoded key in hex (for `proxy_core::Key::from_hex`).
+    Hex,
+    /// A serialized proxy in hex (for `Proxy::from_bytes` in another Rust process).
+    Proxy,
+    /// All of the above and the store configuration, as JSON.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Store an object read from a file (or stdin) and print its key.
+    Put {
+        /// Input file; `-` or nothing reads stdin.
+        input: Option<PathBuf>,
+        /// Store as a string (`US`, Python `str`; must be UTF-8) instead of bytes (`BS`).
+        #[arg(long)]
+        str: bool,
+        /// What to print.
+        #[arg(long, value_enum, default_value = "key")]
+        print: Print,
+    },
+    /// Write an object to a file (or stdout).
+    Get {
+        /// The key (connector text form, or hex).
+        key: String,
+        /// Output file; stdout by default.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Write the encoded object (with its format header) instead of its content.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Print whether a key is stored (exit 0 if it is, 1 if not).
+    Exists {
+        /// The key (connector text form, or hex).
+        key: String,
+    },
+    /// Remove an object (no error if it is missing).
+    Evict {
+        /// The key (connector text form, or hex).
+        key: String,
+    },
+    /// Print the store configuration as TOML (usable with --config).
+    Config,
+}
+
+enum Failure {
+    NotFound(String),
+    Error(String),
+}
+
+impl From<proxy_core::Error> for Failure {
+    fn from(e: proxy_core::Error) -> Self {
+        Failure::Error(e.to_string())
+    }
+}
+
+fn io_err(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Failure {
+    move |e| Failure::Error(format!("{what}: {e}"))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let config =
+        spec::store_config(cli.store.as_deref(), cli.config.as_deref()).map_err(Failure::Error)?;
+    spec::register_all();
+    let store = Store::from_config(&config)?;
+    let conn = store.connector().clone();
+    let mut out = std::io::stdout().lock();
+    match cli.cmd {
+        Cmd::Config => {
+            write!(out, "{}", config.to_toml_string()?).map_err(io_err("stdout"))?;
+        }
+        Cmd::Put { input, str, print } => {
+            let mut data = Vec::new();
+            match input.as_deref().filter(|p| p.as_os_str() != "-") {
+                Some(p) => {
+                    data = std::fs::read(p).map_err(io_err(format!("reading {}", p.display())))?;
+                }
+                None => {
+                    std::io::stdin()
+                        .lock()
+                        .read_to_end(&mut data)
+                        .map_err(io_err("reading stdin"))?;
+                }
+            }
+            let (key, proxy_hex) = if str {
+                let s = String::from_utf8(data)
+                    .map_err(|e| Failure::Error(format!("--str input is not UTF-8: {e}")))?;
+                let p = store.proxy(s)?;
+                (p.key().clone(), hex(&p.to_bytes()?))
+            } else {
+                let p = store.proxy(Bytes::from(data))?;
+                (p.key().clone(), hex(&p.to_bytes()?))
+            };
+            let line = match print {
+                Print::Key => conn.key_to_string(&key)?,
+                Print::Hex => key.to_string(),
+                Print::Proxy => proxy_hex,
+                Print::Json => serde_json::json!({
+                    "key": conn.key_to_string(&key)?,
+                    "key_hex": key.to_string(),
+                    "proxy_hex": proxy_hex,
+                    "connector": conn.kind(),
+                    "store": config,
+                })
+                .to_string(),
+            };
+            writeln!(out, "{line}").map_err(io_err("stdout"))?;
+        }
+        Cmd::Get { key, output, raw } => {
+            let k = conn.parse_key(&key)?;
+            let Some(enc) = store.get_encoded(&k)? else {
+                return Err(Failure::NotFound(format!("{key}: not stored")));
+            };
+            let body: Bytes = if raw {
+                enc
+            } else {
+                match codec::split(&enc)? {
+                    (codec::BYTES | codec::STR | codec::NUMPY, body) => body,
+                    (id, _) => {
+                        return Err(Failure::Error(format!(
+                            "{key}: object format {:?} has no plain content; use --raw to write the encoded object",
+                            String::from_utf8_lossy(&id)
+                        )));
+                    }
+                }
+            };
+            match output {
+                Some(p) => {
+                    std::fs::write(&p, &body).map_err(io_err(format!("writing {}", p.display())))?
+                }
+                None => out.write_all(&body).map_err(io_err("stdout"))?,
+            }
+        }
+        Cmd::Exists { key } => {
+            let k = conn.parse_key(&key)?;
+            let yes = store.exists(&k)?;
+            writeln!(out, "{yes}").map_err(io_err("stdout"))?;
+            if !yes {
+                return Err(Failure::NotFound(String::new()));
+            }
+        }
+        Cmd::Evict { key } => {
+            let k = conn.parse_key(&key)?;
+            store.evict(&k)?;
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::NotFound(msg)) => {
+            if !msg.is_empty() {
+                eprintln!("proxystore: {msg}");
+            }
+            ExitCode::from(1)
+        }
+        Err(Failure::Error(msg)) => {
+            eprintln!("proxystore: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! The object server's arena: registered, pre-faulted segments that grow up
+//! to a memory limit, with a first-fit allocator per segment.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use proxy_core::Result;
+
+use crate::proto::{self, Loc, Stats};
+use crate::ucx::{Context, MemRegion};
+
+/// Segment mapping granularity (2 MiB: huge-page friendly).
+const GRANULE: u64 = 2 << 20;
+
+struct Segment {
+    region: MemRegion,
+    rkey: Vec<u8>,
+    /// Free ranges: offset -> length (coalesced).
+    free: BTreeMap<u64, u64>,
+    used: u64,
+}
+
+impl Segment {
+    fn alloc(&mut self, size: u64) -> Option<u64> {
+        let (&off, &len) = self.free.iter().find(|&(_, &l)| l >= size)?;
+        self.free.remove(&off);
+        if len > size {
+            self.free.insert(off + size, len - size);
+        }
+        self.used += size;
+        Some(off)
+    }
+
+    fn release(&mut self, off: u64, size: u64) {
+        self.used -= size;
+        let (mut start, mut len) = (off, size);
+        if let Some((&p, &pl)) = self.free.range(..off).next_back() {
+            if p + pl == off {
+                self.free.remove(&p);
+                start = p;
+                len += pl;
+            }
+        }
+        if let Some(&nl) = self.free.get(&(off + size)) {
+            self.free.remove(&(off + size));
+            len += nl;
+        }
+        self.free.insert(start, len);
+    }
+}
+
+struct Obj {
+    loc: Loc,
+    slot: u64,
+    /// Stream-path reads in progress.
+    readers: u32,
+    /// Evicted while being read: freed when the last reader finishes.
+    evicted: bool,
+}
+
+/// Result of a reservation: where to write, and the token to commit it.
+#[derive(Debug)]
+pub struct Reservation {
+    /// The object's location (its key material).
+    pub loc: Loc,
+    /// Where the payload goes (after the header).
+    pub payload: *mut u8,
+}
+
+// SAFETY: the pointer designates a slot reserved exclusively for the holder.
+unsafe impl Send for Reservation {}
+
+/// Why a put was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full {
+    /// Slot size asked for.
+    pub size: u64,
+    /// Bytes in use.
+    pub used: u64,
+    /// Limit.
+    pub limit: u64,
+}
+
+/// Objects in registered memory.
+pub struct Arena {
+    ctx: Arc<Context>,
+    segment_size: u64,
+    limit: u64,
+    prefault: bool,
+    segments: BTreeMap<u32, Segment>,
+    next_seg: u32,
+    objects: HashMap<u64, Obj>,
+    next_id: u64,
+    registered: u64,
+}
+
+impl std::fmt::Debug for Arena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Arena({:?})", self.stats())
+    }
+}
+
+fn round_up(v: u64, to: u64) -> u64 {
+    v.div_ceil(to) * to
+}
+
+impl Arena {
+    /// An arena that maps `segment_size`-byte segments (at least one at once)
+    /// up to `limit` bytes in total.
+    pub fn new(ctx: &Arc<Context>, segment_size: u64, limit: u64, prefault: bool) -> Result<Arena> {
+        let segment_size = round_up(segment_size.max(GRANULE), GRANULE);
+        let mut a = Arena {
+            ctx: ctx.clone(),
+            segment_size,
+            limit: limit.max(segment_size),
+            prefault,
+            segments: BTreeMap::new(),
+            next_seg: 0,
+            objects: HashMap::new(),
+            next_id: 1,
+            registered: 0,
+        };
+        a.add_segment(segment_size)?;
+        Ok(a)
+    }
+
+    fn add_segment(&mut self, size: u64) -> Result<u32> {
+        let region = MemRegion::allocate(&self.ctx, size as usize, self.prefault)?;
+        let rkey = region.pack_rkey()?;
+        let len = region.len() as u64;
+        let id = self.next_seg;
+        self.next_seg += 1;
+        self.registered += len;
+        let mut free = BTreeMap::new();
+        free.insert(0, len);
+        self.segments.insert(
+            id,
+            Segment {
+                region,
+                rkey,
+                free,
+                used: 0,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Reserve a slot for `len` payload bytes and write its header and trailer.
+    /// The object becomes visible only at [`Arena::commit`].
+    pub fn reserve(&mut self, len: u64) -> Result<std::result::Result<Reservation, Full>> {
+        let Some(size) = proto::slot_len(len) else {
+            return Ok(Err(Full {
+                size: u64::MAX,
+                used: self.used(),
+                limit: self.limit,
+            }));
+        };
+        let found = self
+            .segments
+            .iter_mut()
+            .find_map(|(&s, seg)| seg.alloc(size).map(|o| (s, o)));
+        let (seg, offset) = match found {
+            Some(x) => x,
+            None => {
+                let new_size = round_up(size.max(self.segment_size), GRANULE);
+                if self.registered + new_size > self.limit {
+                    // Try dropping empty segments first (they may be the wrong size).
+                    self.trim(true);
+                    if self.registered + new_size > self.limit {
+                        return Ok(Err(Full {
+                            size,
+                            used: self.used(),
+                            limit: self.limit,
+                        }));
+                    }
+                }
+                let s = self.add_segment(new_size)?;
+                let o = self
+                    .segments
+                    .get_mut(&s)
+                    .and_then(|g| g.alloc(size))
+                    .expect("fresh segment fits");
+                (s, o)
+            }
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let loc = Loc {
+            seg,
+            offset,
+            len,
+            id,
+        };
+        let base = self.segments[&seg].region.as_ptr();
+        // SAFETY: [offset, offset + size) lies inside the segment (allocator
+        // invariant) and was just reserved: nobody else writes it.
+        let payload = unsafe {
+            let slot = base.add(offset as usize);
+            std::ptr::copy_nonoverlapping(proto::header(id, len).as_ptr(), slot, proto::HEADER);
+            let t = proto::trailer(id);
+            std::ptr::copy_nonoverlapping(
+                t.as_ptr(),
+                slot.add(proto::HEADER + len as usize),
+                proto::TRAILER,
+            );
+            slot.add(proto::HEADER)
+        };
+        self.objects.insert(
+            id,
+            Obj {
+                loc,
+                slot: size,
+                readers: 0,
+                evicted: true, // invisible until commit
+            },
+        );
+        Ok(Ok(Reservation { loc, payload }))
+    }
+
+    /// Make a reserved object visible (after its payload was written).
+    pub fn commit(&mut self, loc: &Loc) {
+        if let Some(o) = self.objects.get_mut(&loc.id) {
+            o.evicted = false;
+        }
+    }
+
+    /// Give up a reservation (the payload could not be received).
+    pub fn abort(&mut self, loc: &Loc) {
+        self.free(loc.id);
+    }
+
+    fn lookup(&self, loc: &Loc) -> Option<&Obj> {
+        self.objects
+            .get(&loc.id)
+            .filter(|o| !o.evicted && o.loc == *loc)
+    }
+
+    /// Whether the object is stored.
+    pub fn exists(&self, loc: &Loc) -> bool {
+        self.lookup(loc).is_some()
+    }
+
+    /// Remove the object (deferred while stream reads are in progress).
+    pub fn evict(&mut self, loc: &Loc) {
+        if self.lookup(loc).is_none() {
+            return;
+        }
+        let o = self.objects.get_mut(&loc.id).expect("looked up");
+        o.evicted = true;
+        if o.readers == 0 {
+            self.free(loc.id);
+        }
+    }
+
+    fn free(&mut self, id: u64) {
+        let Some(o) = self.objects.remove(&id) else {
+            return;
+        };
+        let Some(seg) = self.segments.get_mut(&o.loc.seg) else {
+            return;
+        };
+        // SAFETY: the slot is ours until `release`; one-sided readers may read
+        // it concurrently, which is why this is a volatile store, and why
+        // readers re-check the header after their get.
+        unsafe {
+            let slot = seg.region.as_ptr().add(o.loc.offset as usize);
+            for i in 0..proto::HEADER {
+                std::ptr::write_volatile(slot.add(i), 0);
+            }
+            let t = slot.add(proto::HEADER + o.loc.len as usize);
+            for i in 0..proto::TRAILER {
+                std::ptr::write_volatile(t.add(i), 0);
+            }
+        }
+        // Header/trailer zeroes are globally visible before the slot can be reused.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        seg.release(o.loc.offset, o.slot);
+        self.trim(false);
+    }
+
+    /// Unmap empty segments; unless `all`, keep one default-sized empty
+    /// segment for the next puts (so put/evict cycles do not remap).
+    fn trim(&mut self, all: bool) {
+        let mut empty: Vec<(u32, u64)> = self
+            .segments
+            .iter()
+            .filter(|(_, s)| s.used == 0)
+            .map(|(&i, s)| (i, s.region.len() as u64))
+            .collect();
+        if !all {
+            if let Some(pos) = empty.iter().position(|&(_, l)| l == self.segment_size) {
+                empty.remove(pos);
+            }
+        }
+        for (i, len) in empty {
+            self.segments.remove(&i);
+            self.registered -= len;
+        }
+    }
+
+    /// Pin the object for a stream read: pointer to its payload.
+    pub fn begin_read(&mut self, loc: &Loc) -> Option<*const u8> {
+        self.lookup(loc)?;
+        let o = self.objects.get_mut(&loc.id).expect("looked up");
+        o.readers += 1;
+        let seg = self.segments.get(&loc.seg)?;
+        // SAFETY: the slot lies inside the segment (allocator invariant).
+        Some(unsafe { seg.region.as_ptr().add(loc.offset as usize + proto::HEADER) })
+    }
+
+    /// Unpin after [`Arena::begin_read`].
+    pub fn end_read(&mut self, loc: &Loc) {
+        if let Some(o) = self.objects.get_mut(&loc.id) {
+            o.readers -= 1;
+            if o.readers == 0 && o.evicted {
+                self.free(loc.id);
+            }
+        }
+    }
+
+    /// Address, length and packed rkey of a segment.
+    pub fn segment(&self, seg: u32) -> Option<proto::SegmentInfo> {
+        self.segments.get(&seg).map(|s| proto::SegmentInfo {
+            base: s.region.as_ptr() as u64,
+            len: s.region.len() as u64,
+            rkey: s.rkey.clone(),
+        })
+    }
+
+    fn used(&self) -> u64 {
+        self.segments.values().map(|s| s.used).sum()
+    }
+
+    /// Statistics.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            objects: self.objects.values().filter(|o| !o.evicted).count() as u64,
+            used: self.used(),
+            registered: self.registered,
+            limit: self.limit,
+            segments: self.segments.len() as u64,
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The UCP context.
+
+use std::ffi::CString;
+use std::ptr;
+use std::sync::Arc;
+
+use proxy_core::{Error, Result};
+use ucx_sys::*;
+
+use super::check;
+
+/// Which UCP features a context enables.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Features {
+    /// One-sided put/get.
+    pub rma: bool,
+    /// Active messages.
+    pub am: bool,
+    /// Event-fd based waiting (`ucp_worker_arm` + poll).
+    pub wakeup: bool,
+}
+
+/// An initialised UCP context (`ucp_init` .. `ucp_cleanup`). Reads the usual
+/// `UCX_*` environment variables (`UCX_TLS`, `UCX_NET_DEVICES`, ...).
+#[derive(Debug)]
+pub struct Context {
+    raw: ucp_context_h,
+}
+
+// SAFETY: the context is created with `mt_workers_shared = 1`, which makes the
+// context-level calls we use (ucp_mem_map/unmap, ucp_rkey_pack, worker
+// creation) safe to call from several threads; the handle itself is an opaque
+// pointer that UCX does not tie to the creating thread.
+unsafe impl Send for Context {}
+// SAFETY: see `Send`; no method takes `&mut` state on the Rust side.
+unsafe impl Sync for Context {}
+
+impl Context {
+    /// Initialise UCP with the given features. `overrides` are UCX options
+    /// without the `UCX_` prefix (`("TLS", "tcp")`), applied over the
+    /// environment.
+    pub fn new(features: Features, overrides: &[(&str, &str)]) -> Result<Arc<Context>> {
+        let mut feat = ucp_feature(0);
+        if features.rma {
+            feat |= ucp_feature::UCP_FEATURE_RMA;
+        }
+        if features.am {
+            feat |= ucp_feature::UCP_FEATURE_AM;
+        }
+        if features.wakeup {
+            feat |= ucp_feature::UCP_FEATURE_WAKEUP;
+        }
+        let params = ucp_params_t {
+            field_mask: (ucp_params_field::UCP_PARAM_FIELD_FEATURES
+                | ucp_params_field::UCP_PARAM_FIELD_MT_WORKERS_SHARED)
+                .0 as u64,
+            features: feat.0 as u64,
+            mt_workers_shared: 1,
+            ..Default::default()
+        };
+        let mut config: *mut ucp_config_t = ptr::null_mut();
+        // SAFETY: NULL env prefix and file name mean "defaults + UCX_* variables";
+        // `config` is a valid out-pointer.
+        check("ucp_config_read", unsafe {
+            ucp_config_read(ptr::null(), ptr::null(), &mut config)
+        })?;
+        for (name, value) in overrides {
+            let (Ok(n), Ok(v)) = (CString::new(*name), CString::new(*value)) else {
+                // SAFETY: `config` came from ucp_config_read and is released once.
+                unsafe { ucp_config_release(config) };
+                return Err(Error::config(
+                    "ucx",
+                    format!("UCX option {name}={value:?} contains a NUL byte"),
+                ));
+            };
+            // SAFETY: `config` is live; both strings are NUL-terminated and outlive the call.
+            let status = unsafe { ucp_config_modify(config, n.as_ptr(), v.as_ptr()) };
+            if status != ucs_status_t::UCS_OK {
+                // SAFETY: as above.
+                unsafe { ucp_config_release(config) };
+                return Err(Error::config(
+                    "ucx",
+                    format!("UCX option {name}={value:?}: {}", super::UcsError(status)),
+                ));
+            }
+        }
+        let mut raw: ucp_context_h = ptr::null_mut();
+        // SAFETY: `params` and `config` are valid for the call; `raw` is an out-pointer.
+        let status = unsafe { ps_ucp_init(&params, config, &mut raw) };
+        // SAFETY: `config` came from ucp_config_read and is released exactly once.
+        unsafe { ucp_config_release(config) };
+        check("ucp_init", status)?;
+        Ok(Arc::new(Context { raw }))
+    }
+
+    /// The raw handle (valid while `self` lives).
+    pub fn raw(&self) -> ucp_context_h {
+        self.raw
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        // SAFETY: every child (worker, registration) holds an Arc to this context,
+        // so none is alive any more; the handle is cleaned up exactly once.
+        unsafe { ucp_cleanup(self.raw) };
+    }
+}
