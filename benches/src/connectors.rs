@@ -6,17 +6,21 @@ use std::sync::Arc;
 use proxy_core::{DynConnector, FileConnector, LocalConnector, Result};
 
 /// Names accepted by `--connectors`.
-pub const KNOWN: &[&str] = &["local", "file"];
+pub const KNOWN: &[&str] = &["local", "file", "ucx"];
 
 /// Options shared by the connectors.
 #[derive(Debug, Clone)]
 pub struct ConnectorOpts {
     pub file_dir: Option<PathBuf>,
+    /// `host:port` of a running `proxystore-ucx-server`.
+    pub ucx_server: Option<String>,
 }
 
 /// Make every connector kind this binary links rebuildable from a config (the
 /// consumer side of a proxy).
-pub fn register_all() {}
+pub fn register_all() {
+    ucx_connector::register();
+}
 
 /// The default directory of the file connector: on `/dev/shm` when it exists.
 pub fn default_file_dir(tag: &str) -> PathBuf {
@@ -37,6 +41,15 @@ pub fn make(name: &str, opts: &ConnectorOpts) -> Result<DynConnector> {
                 .clone()
                 .unwrap_or_else(|| default_file_dir("file"));
             Ok(Arc::new(FileConnector::new(dir)?))
+        }
+        "ucx" => {
+            let server = opts.ucx_server.clone().ok_or_else(|| proxy_core::Error::InvalidConfig {
+                connector: Some("ucx".into()),
+                reason: "no object server given: start proxystore-ucx-server and pass --ucx-server HOST:PORT".into(),
+            })?;
+            Ok(Arc::new(ucx_connector::UcxConnector::new(
+                ucx_connector::UcxConfig::new(server),
+            )?))
         }
         other => Err(proxy_core::Error::InvalidConfig {
             connector: Some(other.to_string()),

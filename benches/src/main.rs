@@ -63,6 +63,9 @@ struct StoreArgs {
     /// Directory of the file connector (default: a fresh one under /dev/shm).
     #[arg(long)]
     file_dir: Option<PathBuf>,
+    /// `host:port` of a running proxystore-ucx-server (for the ucx connector).
+    #[arg(long, env = "PROXYSTORE_UCX_SERVER_ADDR")]
+    ucx_server: Option<String>,
     /// Write the long-form CSV here.
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -91,6 +94,9 @@ struct MpiArgs {
     /// Directory of the file connector (default: a fresh one under /dev/shm).
     #[arg(long)]
     file_dir: Option<PathBuf>,
+    /// `host:port` of a running proxystore-ucx-server (for the ucx connector).
+    #[arg(long, env = "PROXYSTORE_UCX_SERVER_ADDR")]
+    ucx_server: Option<String>,
     /// Output directory (CSV, markdown, SVG chart).
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -154,6 +160,14 @@ fn run_mpi(a: MpiArgs) -> i32 {
     };
     let world = universe.world();
     let rank = mpi::traits::Communicator::rank(&world);
+    // A panicking rank must take the job down (MPI_Abort), not wait forever in
+    // MPI_Finalize while the other ranks wait for it.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!("proxystore-bench mpi: rank {rank} panicked; aborting the MPI job");
+        mpi::traits::Communicator::abort(&mpi::topology::SimpleCommunicator::world(), 101);
+    }));
     let csv_path = a.out.join("mpi.csv");
     let opts = mpi_bench::MpiOpts {
         patterns: a.pattern,
@@ -165,6 +179,7 @@ fn run_mpi(a: MpiArgs) -> i32 {
         csv: Some(csv_path.clone()),
         conn: connectors::ConnectorOpts {
             file_dir: a.file_dir,
+            ucx_server: a.ucx_server,
         },
     };
     let progress = progress::Progress::new(rank == 0);
@@ -304,6 +319,7 @@ fn main() {
                 budget_s: a.series_budget,
                 conn: connectors::ConnectorOpts {
                     file_dir: a.file_dir,
+                    ucx_server: a.ucx_server,
                 },
             };
             let progress = progress::Progress::new(true);

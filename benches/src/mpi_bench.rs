@@ -487,7 +487,9 @@ pub fn run(world: &SimpleCommunicator, opts: &MpiOpts, progress: &Progress) -> R
     };
     let mut out = Vec::new();
     let max_size = opts.sizes.iter().copied().max().unwrap_or(0);
-    let mut recv = vec![0u8; max_size.min(opts.alltoall_max) * ctx.n.max(1)];
+    // Receive buffer of the MPI reference: one object (pair, fanout) or one per
+    // rank (all-to-all's all-gather).
+    let mut recv = vec![0u8; max_size.max(max_size.min(opts.alltoall_max) * ctx.n)];
     recv.iter_mut().step_by(4096).for_each(|b| *b = 1); // pre-fault
     for &pat in &opts.patterns {
         for cname in std::iter::once("mpi").chain(opts.connectors.iter().map(String::as_str)) {

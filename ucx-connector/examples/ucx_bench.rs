@@ -2,8 +2,12 @@
 //!
 //! ```text
 //! cargo build --release -p ucx-connector --examples --bins
-//! target/release/examples/ucx_bench [--tls shm,cma,self] [--path auto|rma|stream] [--sizes 1K,1M,64M] [--iters N]
+//! target/release/examples/ucx_bench [--tls shm,cma,self] [--path auto|rma|stream] [--sizes 1K,1M,64M] [--iters N] [--owner 1]
 //! ```
+//! With `--owner 1` no server process is started: an in-process owner
+//! (`UcxConnector::owner`) puts into its own arena, and a separate client
+//! connector (its own UCX context and worker, as another process would have)
+//! times the one-sided gets from it.
 //! Starts `proxystore-ucx-server` (next to this example's directory) with the
 //! same transports, stores one object per size, then times `get` (median and
 //! best of `--iters`, each get into the pooled registered buffer, the returned
@@ -13,8 +17,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use proxy_core::FromConfig;
 use proxy_core::{Connector, Payload};
-use ucx_connector::{DataPath, UcxConfig, UcxConnector};
+use ucx_connector::{DataPath, UcxConfig, UcxConnector, UcxOwnerConfig};
 
 fn parse_size(s: &str) -> usize {
     let (n, m) = match s.chars().last() {
@@ -31,6 +36,7 @@ fn main() {
     let mut path = DataPath::Auto;
     let mut sizes = "1K,64K,1M,16M,64M,100M".to_string();
     let mut iters = 50usize;
+    let mut owner = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().expect("value");
@@ -45,8 +51,24 @@ fn main() {
             }
             "--sizes" => sizes = v,
             "--iters" => iters = v.parse().expect("iters"),
+            "--owner" => owner = v == "1",
             _ => panic!("unknown argument {a}"),
         }
+    }
+    if owner {
+        let o = UcxConnector::owner(UcxOwnerConfig {
+            memory_limit: 2 << 30,
+            options: UcxConfig::default()
+                .with_ucx_tls(&tls)
+                .with_data_path(path)
+                .with_timeout(Duration::from_secs(60)),
+            ..Default::default()
+        })
+        .unwrap();
+        let reader = UcxConnector::from_config(&o.config()).unwrap();
+        println!("in-process owner, UCX_TLS={tls} data path {path:?}");
+        bench(&o, &reader, &sizes, iters);
+        return;
     }
     let exe = std::env::current_exe().unwrap();
     let server_bin = exe
@@ -88,6 +110,15 @@ fn main() {
         "UCX_TLS={tls} data path {path:?} (one-sided: {})",
         c.capabilities().one_sided_get
     );
+    bench(&c, &c, &sizes, iters);
+    drop(c);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let _ = server.wait();
+}
+
+/// Puts through `c`, gets through `r` (the same connector against a server).
+fn bench(c: &UcxConnector, r: &UcxConnector, sizes: &str, iters: usize) {
     println!("| size | put median | get median | get best | get MB/s (median) |");
     println!("|---:|---:|---:|---:|---:|");
     for s in sizes.split(',') {
@@ -108,7 +139,7 @@ fn main() {
         let key = c.put(Payload::from(data)).unwrap();
         // Warm up: endpoint, rkey, pooled buffer of this class.
         for _ in 0..3 {
-            assert_eq!(c.get(&key).unwrap().unwrap().len(), size);
+            assert_eq!(r.get(&key).unwrap().unwrap().len(), size);
         }
         let n = if size >= 16 << 20 {
             iters.min(20)
@@ -118,7 +149,7 @@ fn main() {
         let mut times: Vec<Duration> = (0..n)
             .map(|_| {
                 let t = Instant::now();
-                let b = c.get(&key).unwrap().unwrap();
+                let b = r.get(&key).unwrap().unwrap();
                 let e = t.elapsed();
                 assert_eq!(b.len(), size);
                 e
@@ -133,8 +164,4 @@ fn main() {
         );
         c.evict(&key).unwrap();
     }
-    drop(c);
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-    let _ = server.wait();
 }

@@ -249,31 +249,45 @@ impl Arena {
         o.evicted = true;
         if o.readers == 0 {
             self.free(loc.id);
+        } else {
+            // Pinned (stream read, owner's `Bytes`): one-sided readers must see
+            // it gone now; the slot itself is released by the last `end_read`.
+            self.hide(loc);
         }
     }
 
-    fn free(&mut self, id: u64) {
-        let Some(o) = self.objects.remove(&id) else {
+    /// Zero the object's header and trailer, so that one-sided readers see
+    /// it as gone from now on (its payload may still be pinned by a reader).
+    fn hide(&mut self, loc: &Loc) {
+        let Some(seg) = self.segments.get_mut(&loc.seg) else {
             return;
         };
-        let Some(seg) = self.segments.get_mut(&o.loc.seg) else {
-            return;
-        };
-        // SAFETY: the slot is ours until `release`; one-sided readers may read
-        // it concurrently, which is why this is a volatile store, and why
-        // readers re-check the header after their get.
+        // SAFETY: the slot is this object's until `release`; one-sided readers
+        // may read it concurrently, which is why these are volatile stores, and
+        // why readers re-check the header after their get. Pinned readers only
+        // read the payload, which is left alone.
         unsafe {
-            let slot = seg.region.as_ptr().add(o.loc.offset as usize);
+            let slot = seg.region.as_ptr().add(loc.offset as usize);
             for i in 0..proto::HEADER {
                 std::ptr::write_volatile(slot.add(i), 0);
             }
-            let t = slot.add(proto::HEADER + o.loc.len as usize);
+            let t = slot.add(proto::HEADER + loc.len as usize);
             for i in 0..proto::TRAILER {
                 std::ptr::write_volatile(t.add(i), 0);
             }
         }
         // Header/trailer zeroes are globally visible before the slot can be reused.
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn free(&mut self, id: u64) {
+        let Some(o) = self.objects.remove(&id) else {
+            return;
+        };
+        self.hide(&o.loc);
+        let Some(seg) = self.segments.get_mut(&o.loc.seg) else {
+            return;
+        };
         seg.release(o.loc.offset, o.slot);
         self.trim(false);
     }

@@ -17,12 +17,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::pool::RecvPool;
 use crate::proto::{self, DataPath, Loc, Request, Response};
+use crate::server::{Local, Server, ServerOptions};
 use crate::ucx::{Context, Endpoint, Features, RemoteKey, Request as RmaRequest, Worker};
 
 /// Connector kind.
 pub const KIND: &str = "ucx";
 
 /// Options of a [`UcxConnector`] (its [`ConnectorConfig`] options).
+///
+/// Only options that differ from their defaults are written into a
+/// configuration (and so into every proxy), which keeps proxies small; absent
+/// options read back as their defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
@@ -31,20 +36,54 @@ pub struct UcxConfig {
     /// server named in each key.
     pub server: String,
     /// Which data path gets take (see [`DataPath`]).
+    #[serde(skip_serializing_if = "is_default_data_path")]
     pub data_path: DataPath,
     /// Bound on any single wait (a get, a control round trip), in milliseconds.
+    #[serde(skip_serializing_if = "is_default_timeout_ms")]
     pub timeout_ms: u64,
     /// Idle registered receive memory kept for reuse, in bytes.
+    #[serde(skip_serializing_if = "is_default_max_idle_bytes")]
     pub max_idle_bytes: u64,
     /// Gets in flight at once in `get_batch`.
+    #[serde(skip_serializing_if = "is_default_max_in_flight")]
     pub max_in_flight: usize,
     /// Objects of at least this many bytes are put with one-sided RMA puts
     /// into a slot reserved on the server (RMA data path only); smaller ones
     /// travel on the control connection. `u64::MAX` disables RMA puts.
+    #[serde(skip_serializing_if = "is_default_rma_put_threshold")]
     pub rma_put_threshold: u64,
     /// UCX transports of this process (`UCX_TLS` syntax, e.g. `"shm,cma,self"`
     /// or `"tcp"`); `None` keeps UCX's own choice (the `UCX_TLS` variable).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ucx_tls: Option<String>,
+    /// Start a `proxystore-ucx-server` on this node when none answers at
+    /// `server` (see the crate README, "Spawn on demand").
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub spawn: bool,
+    /// Extra arguments for a spawned server (e.g. `["--memory-limit", "16G"]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spawn_args: Vec<String>,
+}
+
+const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+const DEFAULT_MAX_IDLE_BYTES: u64 = 1 << 30;
+const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+const DEFAULT_RMA_PUT_THRESHOLD: u64 = 256 << 10;
+
+fn is_default_data_path(v: &DataPath) -> bool {
+    *v == DataPath::Auto
+}
+fn is_default_timeout_ms(v: &u64) -> bool {
+    *v == DEFAULT_TIMEOUT_MS
+}
+fn is_default_max_idle_bytes(v: &u64) -> bool {
+    *v == DEFAULT_MAX_IDLE_BYTES
+}
+fn is_default_max_in_flight(v: &usize) -> bool {
+    *v == DEFAULT_MAX_IN_FLIGHT
+}
+fn is_default_rma_put_threshold(v: &u64) -> bool {
+    *v == DEFAULT_RMA_PUT_THRESHOLD
 }
 
 impl Default for UcxConfig {
@@ -52,11 +91,13 @@ impl Default for UcxConfig {
         UcxConfig {
             server: String::new(),
             data_path: DataPath::Auto,
-            timeout_ms: 10_000,
-            max_idle_bytes: 1 << 30,
-            max_in_flight: 64,
-            rma_put_threshold: 256 << 10,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            max_idle_bytes: DEFAULT_MAX_IDLE_BYTES,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            rma_put_threshold: DEFAULT_RMA_PUT_THRESHOLD,
             ucx_tls: None,
+            spawn: false,
+            spawn_args: Vec::new(),
         }
     }
 }
@@ -79,6 +120,18 @@ impl UcxConfig {
     /// Builder: set the UCX transports (`UCX_TLS` syntax).
     pub fn with_ucx_tls(mut self, tls: impl Into<String>) -> Self {
         self.ucx_tls = Some(tls.into());
+        self
+    }
+
+    /// Builder: spawn a server on this node when none answers (see
+    /// [`UcxConfig::spawn`]), with extra server arguments.
+    pub fn with_spawn<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.spawn = true;
+        self.spawn_args = args.into_iter().map(Into::into).collect();
         self
     }
 
@@ -117,6 +170,64 @@ impl UcxKey {
     }
 }
 
+/// Options of an in-process owner ([`UcxConnector::owner`]): this process
+/// serves its own objects from its own registered arena.
+#[derive(Debug, Clone)]
+pub struct UcxOwnerConfig {
+    /// Control-plane address to listen on (port 0: any free port).
+    pub listen: std::net::SocketAddr,
+    /// `host:port` that keys and the configuration name (what readers connect
+    /// to). Default: the bound address, with this host's name in place of an
+    /// unspecified IP (`0.0.0.0`, `::`).
+    pub advertise: Option<String>,
+    /// Registered memory is mapped in segments of this size.
+    pub segment_size: u64,
+    /// Total registered memory; a put beyond it is an error.
+    pub memory_limit: u64,
+    /// Write every page of new segments up front.
+    pub prefault: bool,
+    /// Options of the connector itself (timeout, transports, ...); `server` is
+    /// replaced by the advertised address and `spawn` is ignored.
+    pub options: UcxConfig,
+}
+
+impl Default for UcxOwnerConfig {
+    fn default() -> Self {
+        let s = ServerOptions::default();
+        UcxOwnerConfig {
+            listen: s.listen,
+            advertise: None,
+            segment_size: s.segment_size,
+            memory_limit: s.memory_limit,
+            prefault: s.prefault,
+            options: UcxConfig::default(),
+        }
+    }
+}
+
+/// The in-process server of an owner connector.
+struct Owner {
+    /// The advertised `host:port` (keys name it).
+    addr: String,
+    local: Local,
+    /// Stopped by `close` (or when the connector is dropped).
+    server: Mutex<Option<Server>>,
+}
+
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname writes at
+    // most that many and we look for the terminating NUL ourselves.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return None;
+    }
+    let n = buf.iter().position(|&b| b == 0)?;
+    String::from_utf8(buf[..n].to_vec())
+        .ok()
+        .filter(|h| !h.is_empty())
+}
+
 struct SegHandle {
     base: u64,
     len: u64,
@@ -126,6 +237,7 @@ struct SegHandle {
 struct Peer {
     addr: String,
     instance: u64,
+    pid: u32,
     path: DataPath,
     ep: Option<Endpoint>,
     /// The hello connection, never used for requests: the kernel closes it
@@ -165,6 +277,8 @@ struct Inner {
     pool: RecvPool,
     peers: Mutex<HashMap<String, Arc<Peer>>>,
     closed: AtomicBool,
+    /// In-process owner mode: this process's own server.
+    owner: Option<Owner>,
 }
 
 /// Connector to a `proxystore-ucx-server`: puts, exists and evicts go over the
@@ -217,6 +331,14 @@ fn shm_only(cfg: &UcxConfig) -> bool {
         })
 }
 
+/// What a server said at hello.
+struct Hello {
+    instance: u64,
+    worker_address: Vec<u8>,
+    data_path: DataPath,
+    pid: u32,
+}
+
 /// Outcome of a control exchange on a connection.
 enum Ctl<T> {
     Done(T),
@@ -227,6 +349,56 @@ enum Ctl<T> {
 impl UcxConnector {
     /// A connector for the server in `cfg` (nothing is contacted until first use).
     pub fn new(cfg: UcxConfig) -> Result<UcxConnector> {
+        Self::build(cfg, None)
+    }
+
+    /// An in-process owner: starts this process's own object server (its
+    /// accept loop, control threads and UCX progress run on threads of this
+    /// process, over its own registered arena). Puts copy the payload straight
+    /// into registered memory here; other processes read it with one-sided
+    /// gets from this process, while it is alive (`outlives_process` is false).
+    /// Keys and the configuration name the advertised address, so a
+    /// configuration rebuilt elsewhere is a plain client of this process.
+    pub fn owner(cfg: UcxOwnerConfig) -> Result<UcxConnector> {
+        let server = Server::start(ServerOptions {
+            listen: cfg.listen,
+            segment_size: cfg.segment_size,
+            memory_limit: cfg.memory_limit,
+            prefault: cfg.prefault,
+            ucx_tls: cfg.options.ucx_tls.clone(),
+        })?;
+        let bound = server.addr();
+        let addr = match cfg.advertise {
+            Some(a) => a,
+            None if bound.ip().is_unspecified() => {
+                let host = hostname().ok_or_else(|| {
+                    Error::config(
+                        KIND,
+                        "cannot tell this host's name: set 'advertise' (host:port readers connect to)",
+                    )
+                })?;
+                format!("{host}:{}", bound.port())
+            }
+            None => bound.to_string(),
+        };
+        let mut options = cfg.options;
+        options.server = addr.clone();
+        options.spawn = false;
+        options.spawn_args.clear();
+        let owner = Owner {
+            addr,
+            local: server.local(),
+            server: Mutex::new(Some(server)),
+        };
+        Self::build(options, Some(owner))
+    }
+
+    /// Whether this connector serves its own objects ([`UcxConnector::owner`]).
+    pub fn is_owner(&self) -> bool {
+        self.inner.owner.is_some()
+    }
+
+    fn build(cfg: UcxConfig, owner: Option<Owner>) -> Result<UcxConnector> {
         if cfg.server.is_empty() {
             return Err(Error::config(
                 KIND,
@@ -256,6 +428,7 @@ impl UcxConnector {
                 pool,
                 peers: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
+                owner,
             }),
         })
     }
@@ -270,14 +443,51 @@ impl UcxConnector {
         &self.inner.pool
     }
 
-    /// Arena statistics of the server in the options.
+    /// Arena statistics of the server in the options (this process's own, in
+    /// owner mode).
     pub fn server_stats(&self) -> Result<proto::Stats> {
-        let peer = self.peer(&self.inner.cfg.server)?;
+        if let Some(o) = &self.inner.owner {
+            return Ok(o.local.stats());
+        }
+        let peer = self.home_peer()?;
         match self.call(&peer, "stats", &Request::Stats, None)? {
             Ctl::Done(Response::Stats(s)) => Ok(s),
             Ctl::Done(other) => Err(unexpected("stats", other)),
             Ctl::Stale => Err(Error::connector(KIND, "stats", true, "server restarted")),
         }
+    }
+
+    /// Process id of the server in the options (this process's, in owner
+    /// mode): e.g. to stop a server that was spawned on demand.
+    pub fn server_pid(&self) -> Result<u32> {
+        if self.inner.owner.is_some() {
+            return Ok(std::process::id());
+        }
+        Ok(self.home_peer()?.pid)
+    }
+
+    /// The peer of the configured server; with `spawn`, a server is started
+    /// on this node first if none answers there.
+    fn home_peer(&self) -> Result<Arc<Peer>> {
+        let addr = &self.inner.cfg.server;
+        match self.peer(addr) {
+            Err(e) if self.inner.cfg.spawn && !crate::spawn::answers(addr) => {
+                crate::spawn::spawn_server(&self.inner.cfg, self.timeout()).map_err(|s| {
+                    Error::connector(KIND, "spawn", false, format!("{s} (first: {e})"))
+                })?;
+                self.peer(addr)
+            }
+            r => r,
+        }
+    }
+
+    /// The local arena, if `k` names this process's own server.
+    fn local_for(&self, k: &UcxKey) -> Option<&Local> {
+        self.inner
+            .owner
+            .as_ref()
+            .filter(|o| o.addr == k.server)
+            .map(|o| &o.local)
     }
 
     fn timeout(&self) -> Duration {
@@ -304,7 +514,7 @@ impl UcxConnector {
     }
 
     /// Open a control connection and say hello.
-    fn open(&self, addr: &str) -> Result<(TcpStream, u64, Vec<u8>, DataPath)> {
+    fn open(&self, addr: &str) -> Result<(TcpStream, Hello)> {
         let t = self.timeout();
         let mut last = None;
         let addrs = std::net::ToSocketAddrs::to_socket_addrs(addr)
@@ -343,8 +553,17 @@ impl UcxConnector {
                 instance,
                 worker_address,
                 data_path,
+                pid,
                 ..
-            }) => Ok((s, instance, worker_address, data_path)),
+            }) => Ok((
+                s,
+                Hello {
+                    instance,
+                    worker_address,
+                    data_path,
+                    pid,
+                },
+            )),
             Some(Response::Error(m)) => Err(Error::connector(KIND, "hello", false, m)),
             other => Err(Error::connector(
                 KIND,
@@ -360,7 +579,13 @@ impl UcxConnector {
         if let Some(p) = self.inner.peers.lock().get(addr) {
             return Ok(p.clone());
         }
-        let (s, instance, worker_address, hint) = self.open(addr)?;
+        let (s, hello) = self.open(addr)?;
+        let Hello {
+            instance,
+            worker_address,
+            data_path: hint,
+            pid,
+        } = hello;
         let path = match self.inner.cfg.data_path {
             DataPath::Auto if hint == DataPath::Stream || tcp_only(&self.inner.cfg) => {
                 DataPath::Stream
@@ -377,6 +602,7 @@ impl UcxConnector {
         let peer = Arc::new(Peer {
             addr: addr.to_string(),
             instance,
+            pid,
             path,
             ep,
             watch: s,
@@ -425,7 +651,7 @@ impl UcxConnector {
                 return Ok(Ctl::Done(v));
             }
         }
-        let (mut s, instance, _, _) = self.open(&peer.addr)?;
+        let (mut s, Hello { instance, .. }) = self.open(&peer.addr)?;
         if instance != peer.instance {
             self.invalidate(peer);
             return Ok(Ctl::Stale);
@@ -511,7 +737,7 @@ impl UcxConnector {
         let mut s = match reused {
             Some(s) => s,
             None => {
-                let (s, instance, _, _) = self.open(&peer.addr)?;
+                let (s, Hello { instance, .. }) = self.open(&peer.addr)?;
                 if instance != peer.instance {
                     self.invalidate(peer);
                     return Ok(Ctl::Stale);
@@ -765,6 +991,43 @@ impl UcxConnector {
         }
     }
 
+    /// Owner-mode puts: each payload is copied once, part by part, from the
+    /// caller's `Bytes` into a reserved slot of this process's registered arena.
+    fn put_local(&self, o: &Owner, data: &[Payload]) -> Result<Vec<Key>> {
+        let mut keys = Vec::with_capacity(data.len());
+        for p in data {
+            let loc = match o.local.put(p) {
+                Ok(Ok(loc)) => loc,
+                other => {
+                    for k in &keys {
+                        let _ = self.evict(k);
+                    }
+                    return Err(match other {
+                        Err(e) => e,
+                        Ok(Err(full)) => put_error(
+                            &o.addr,
+                            Response::Full {
+                                size: full.size,
+                                used: full.used,
+                                limit: full.limit,
+                            },
+                        ),
+                        Ok(Ok(_)) => unreachable!("handled above"),
+                    });
+                }
+            };
+            keys.push(Key::encode(&UcxKey {
+                server: o.addr.clone(),
+                instance: o.local.instance(),
+                seg: loc.seg,
+                offset: loc.offset,
+                len: loc.len,
+                id: loc.id,
+            }));
+        }
+        Ok(keys)
+    }
+
     fn get_stream(&self, peer: &Arc<Peer>, k: &UcxKey) -> Result<Option<Bytes>> {
         let pool = &self.inner.pool;
         let r = self.with_conn(peer, "get", |s| {
@@ -794,6 +1057,13 @@ impl UcxConnector {
         let mut rma_idx = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             let k = self.decode(key)?;
+            if let Some(local) = self.local_for(&k) {
+                // This process's own arena: the slot itself, pinned, no copy.
+                if k.instance == local.instance() {
+                    out[i] = local.get(&k.loc());
+                }
+                continue;
+            }
             let Some(peer) = self.peer_for(&k)? else {
                 continue;
             };
@@ -865,7 +1135,8 @@ impl Connector for UcxConnector {
         let mut c = Capabilities::MINIMAL;
         c.cross_process = true;
         c.cross_node = true;
-        c.outlives_process = true;
+        // An owner's objects live in its own process.
+        c.outlives_process = self.inner.owner.is_none();
         c.one_sided_get = match self.inner.cfg.data_path {
             DataPath::Rma => true,
             DataPath::Stream => false,
@@ -885,8 +1156,11 @@ impl Connector for UcxConnector {
         if data.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(o) = &self.inner.owner {
+            return self.put_local(o, &data);
+        }
         for _ in 0..2 {
-            let peer = self.peer(&self.inner.cfg.server)?;
+            let peer = self.home_peer()?;
             if !peer.alive() {
                 self.invalidate(&peer); // restarted or gone: reconnect
                 continue;
@@ -952,6 +1226,9 @@ impl Connector for UcxConnector {
     fn exists(&self, key: &Key) -> Result<bool> {
         self.check_open("exists")?;
         let k = self.decode(key)?;
+        if let Some(local) = self.local_for(&k) {
+            return Ok(k.instance == local.instance() && local.exists(&k.loc()));
+        }
         let Some(peer) = self.peer_for(&k)? else {
             return Ok(false);
         };
@@ -965,6 +1242,12 @@ impl Connector for UcxConnector {
     fn evict(&self, key: &Key) -> Result<()> {
         self.check_open("evict")?;
         let k = self.decode(key)?;
+        if let Some(local) = self.local_for(&k) {
+            if k.instance == local.instance() {
+                local.evict(&k.loc());
+            }
+            return Ok(());
+        }
         let Some(peer) = self.peer_for(&k)? else {
             return Ok(());
         };
@@ -976,8 +1259,16 @@ impl Connector for UcxConnector {
 
     /// Drops connections, endpoints and cached rkeys. Objects stay on the
     /// server (it outlives this connector); `Bytes` already handed out stay valid.
+    /// An owner stops its in-process server: its objects are gone for readers
+    /// elsewhere (`Bytes` handed out here stay valid).
     fn close(&self) -> Result<()> {
         self.inner.closed.store(true, Ordering::Release);
+        if let Some(o) = &self.inner.owner {
+            let server = o.server.lock().take();
+            if let Some(s) = server {
+                s.shutdown();
+            }
+        }
         self.inner.peers.lock().clear();
         drop(self.inner.worker.lock()); // run the deferred endpoint closes now
         Ok(())

@@ -9,7 +9,9 @@ mod connector;
 pub mod pool;
 pub mod proto;
 pub mod server;
+mod spawn;
 pub mod ucx;
 
-pub use connector::{KIND, UcxConfig, UcxConnector, UcxKey, register};
+pub use connector::{KIND, UcxConfig, UcxConnector, UcxKey, UcxOwnerConfig, register};
 pub use proto::DataPath;
+pub use spawn::{SERVER_ENV, locate_server};

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
 /// Protocol version, checked at hello.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Header magic ("PSUCXOBJ").
 pub const MAGIC: u64 = u64::from_le_bytes(*b"PSUCXOBJ");
 const CHECK: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -159,6 +159,8 @@ pub enum Response {
         worker_address: Vec<u8>,
         /// `Stream` if the server's own `UCX_TLS` names only TCP, else `Auto`.
         data_path: DataPath,
+        /// Process id of the server (to stop a server that was spawned on demand).
+        pid: u32,
     },
     /// The new object's location (answer to `Put` and `Reserve`).
     Put(Loc),

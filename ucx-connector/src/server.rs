@@ -91,6 +91,10 @@ impl Server {
     /// Initialise UCX (reading `UCX_*` variables), map the first segment and
     /// start serving.
     pub fn start(opts: ServerOptions) -> Result<Server> {
+        // Bind first: a second server on the same address (e.g. two processes
+        // spawning one at once) fails fast, before it maps any memory.
+        let listener = TcpListener::bind(opts.listen).map_err(|e| io_err("bind", e))?;
+        let addr = listener.local_addr().map_err(|e| io_err("local_addr", e))?;
         let overrides: Vec<(&str, &str)> = opts
             .ucx_tls
             .as_deref()
@@ -111,8 +115,6 @@ impl Server {
             (g.address()?, g.event_fd()?)
         };
         let arena = Arena::new(&ctx, opts.segment_size, opts.memory_limit, opts.prefault)?;
-        let listener = TcpListener::bind(opts.listen).map_err(|e| io_err("bind", e))?;
-        let addr = listener.local_addr().map_err(|e| io_err("local_addr", e))?;
         let tcp_only = opts
             .ucx_tls
             .clone()
@@ -160,6 +162,16 @@ impl Server {
     /// Current arena statistics.
     pub fn stats(&self) -> proto::Stats {
         self.shared.arena.lock().stats()
+    }
+
+    /// This server instance's random id (keys carry it).
+    pub fn instance(&self) -> u64 {
+        self.shared.instance
+    }
+
+    /// Direct access to the arena from this process (in-process owner mode).
+    pub(crate) fn local(&self) -> Local {
+        Local(self.shared.clone())
     }
 
     /// Stop accepting, disconnect clients, stop progress, release everything.
@@ -293,6 +305,7 @@ fn serve_requests(mut s: TcpStream, sh: &Shared, pending: &mut Vec<proto::Loc>) 
                         instance: sh.instance,
                         worker_address: sh.worker_address.clone(),
                         data_path: sh.data_path,
+                        pid: std::process::id(),
                     }
                 }
             }
@@ -372,4 +385,94 @@ fn serve_requests(mut s: TcpStream, sh: &Shared, pending: &mut Vec<proto::Loc>) 
         proto::write_frame(&mut s, &resp)?;
     }
     Ok(())
+}
+
+/// The arena of an in-process server, used directly by its owner: puts copy
+/// the payload parts straight into a reserved slot of registered memory, gets
+/// hand out the slot itself (pinned) as `Bytes`.
+#[derive(Clone, Debug)]
+pub(crate) struct Local(Arc<Shared>);
+
+/// A pinned object of the local arena, handed out as `Bytes` without a copy.
+struct Pinned {
+    shared: Arc<Shared>,
+    loc: proto::Loc,
+    ptr: *const u8,
+}
+
+// SAFETY: `ptr` points into a registered segment kept alive by `shared` (the
+// arena owns the segment); the slot is pinned (readers > 0), so it is neither
+// freed nor rewritten while this exists, and it is only read.
+unsafe impl Send for Pinned {}
+// SAFETY: as for Send; shared reads of immutable bytes.
+unsafe impl Sync for Pinned {}
+
+impl AsRef<[u8]> for Pinned {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: see the Send impl: `len` bytes at `ptr` stay valid and
+        // unchanged while the pin exists.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.loc.len as usize) }
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        self.shared.arena.lock().end_read(&self.loc);
+    }
+}
+
+impl Local {
+    /// The server instance.
+    pub(crate) fn instance(&self) -> u64 {
+        self.0.instance
+    }
+
+    /// Store `data`: one copy, from the caller's parts into the reserved slot.
+    pub(crate) fn put(
+        &self,
+        data: &proxy_core::Payload,
+    ) -> Result<std::result::Result<proto::Loc, crate::arena::Full>> {
+        let len = data.len() as u64;
+        let r = match self.0.arena.lock().reserve(len)? {
+            Ok(r) => r,
+            Err(full) => return Ok(Err(full)),
+        };
+        let mut dst = r.payload;
+        for part in data.parts() {
+            // SAFETY: the reservation is exclusively ours until commit and spans
+            // `len` payload bytes inside a registered segment; the parts add up
+            // to `len` bytes, and caller memory never overlaps the arena's.
+            unsafe {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), dst, part.len());
+                dst = dst.add(part.len());
+            }
+        }
+        self.0.arena.lock().commit(&r.loc);
+        Ok(Ok(r.loc))
+    }
+
+    /// The object's bytes (the slot itself, pinned until the `Bytes` is dropped).
+    pub(crate) fn get(&self, loc: &proto::Loc) -> Option<bytes::Bytes> {
+        let ptr = self.0.arena.lock().begin_read(loc)?;
+        Some(bytes::Bytes::from_owner(Pinned {
+            shared: self.0.clone(),
+            loc: *loc,
+            ptr,
+        }))
+    }
+
+    /// Arena statistics.
+    pub(crate) fn stats(&self) -> proto::Stats {
+        self.0.arena.lock().stats()
+    }
+
+    /// Whether the object is stored.
+    pub(crate) fn exists(&self, loc: &proto::Loc) -> bool {
+        self.0.arena.lock().exists(loc)
+    }
+
+    /// Remove the object (freed when the last pinned `Bytes` is dropped).
+    pub(crate) fn evict(&self, loc: &proto::Loc) {
+        self.0.arena.lock().evict(loc);
+    }
 }
