@@ -37,7 +37,10 @@ done
 [ "$setup" = 1 ] && bash scripts/setup.sh
 out=${out:-results/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
-connectors=${connectors:-file}
+connectors=${connectors:-file,ucx}
+has() { [[ ",$connectors," == *",$1,"* ]]; }
+# One node: UCX over shared memory and cross-memory attach (MPICH's ch4:ucx too).
+export UCX_TLS=${UCX_TLS:-shm,cma,self}
 
 pids=()
 cleanup() {
@@ -48,8 +51,20 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "== building (release)" >&2
-cargo build --release --locked -q -p proxystore-bench
+cargo build --release --locked -q -p proxystore-bench -p ucx-connector --bins
 bench=$repo/target/release/proxystore-bench
+bench_args=()
+
+if has ucx; then
+  log=$out/ucx-server.log
+  "$repo/target/release/proxystore-ucx-server" --listen 127.0.0.1:0 --memory-limit 6G > "$log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q '^LISTEN ' "$log" && break; sleep 0.1; done
+  addr=$(awk '/^LISTEN /{print $2; exit}' "$log")
+  [ -n "$addr" ] || { echo "run-local: the UCX object server did not start (see $log)" >&2; exit 1; }
+  echo "== UCX object server pid ${pids[-1]} on $addr (UCX_TLS=$UCX_TLS)" >&2
+  bench_args+=(--ucx-server "$addr")
+fi
 
 if [ "$quick" = 1 ]; then
   store_args=(--quick --payloads bytes --sizes 1KB,1MB,10MB)
@@ -78,12 +93,12 @@ if [ "$python" = 1 ]; then
 fi
 
 echo "== store-level benchmark (same schema as the Python reference)" >&2
-"$bench" store --connectors "local,$connectors" "${store_args[@]}" --csv "$out/store.csv" | tee "$out/store.md"
+"$bench" store --connectors "local,$connectors" "${store_args[@]}" "${bench_args[@]}" --csv "$out/store.csv" | tee "$out/store.md"
 
 echo "== MPI benchmark: mpiexec -n $ranks" >&2
 compare=()
 [ -n "$py_csv" ] && compare=(--compare "$py_csv")
-mpiexec.mpich -n "$ranks" "$bench" mpi --connectors "$connectors" "${mpi_args[@]}" --out "$out" "${compare[@]}"
+mpiexec.mpich -n "$ranks" "$bench" mpi --connectors "$connectors" "${mpi_args[@]}" "${bench_args[@]}" --out "$out" "${compare[@]}"
 
 if [ -n "$py_csv" ]; then
   echo "== side by side with the Python ProxyStore (medians)" >&2
