@@ -5,7 +5,9 @@ use std::path::Path;
 use proxy_core::{ConnectorConfig, StoreConfig};
 
 /// Make every connector kind this tool links rebuildable from a configuration.
-pub fn register_all() {}
+pub fn register_all() {
+    ucx_connector::register();
+}
 
 /// The store configuration from `--store URL`, `--config FILE`, or neither (an error).
 pub fn store_config(url: Option<&str>, file: Option<&Path>) -> Result<StoreConfig, String> {
@@ -16,7 +18,8 @@ pub fn store_config(url: Option<&str>, file: Option<&Path>) -> Result<StoreConfi
     }
 }
 
-/// `file:///dir` or `redis://[user:password@]host[:port][/db]`.
+/// `file:///dir`, `ucx://host:port` (a running proxystore-ucx-server), or
+/// `redis://[user:password@]host[:port][/db]`.
 pub fn from_url(url: &str) -> Result<StoreConfig, String> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
         format!("{url:?} is not a store URL (file:///DIR or redis://HOST:PORT/DB)")
@@ -30,9 +33,18 @@ pub fn from_url(url: &str) -> Result<StoreConfig, String> {
             }
             ConnectorConfig::new("file", serde_json::json!({ "dir": rest }))
         }
+        "ucx" => {
+            let server = rest.trim_end_matches('/');
+            if server.is_empty() || !server.contains(':') {
+                return Err(format!(
+                    "ucx URL needs the object server's host:port: ucx://HOST:PORT, got {url:?}"
+                ));
+            }
+            ConnectorConfig::new("ucx", serde_json::json!({ "server": server }))
+        }
         other => {
             return Err(format!(
-                "unsupported store URL scheme {other:?} (supported: file)"
+                "unsupported store URL scheme {other:?} (supported: file, ucx)"
             ));
         }
     };
@@ -51,5 +63,10 @@ mod tests {
         assert!(from_url("file://relative").is_err());
         assert!(from_url("nope").is_err());
         assert!(from_url("gopher://x").is_err());
+        assert_eq!(
+            from_url("ucx://10.0.0.1:7700").unwrap().connector.options["server"],
+            "10.0.0.1:7700"
+        );
+        assert!(from_url("ucx://").is_err());
     }
 }

@@ -1,0 +1,128 @@
+//! The `proxystore` binary end to end on a file store.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn ps(args: &[&str], stdin: &[u8]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_proxystore"))
+        .args(args)
+        .env_remove("PROXYSTORE_STORE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(stdin).unwrap();
+    c.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).trim().to_string()
+}
+
+#[test]
+fn put_get_exists_evict_with_exit_codes() {
+    let dir = std::env::temp_dir().join(format!("proxystore-cli-test-{}", std::process::id()));
+    let url = format!("file://{}", dir.display());
+    let put = ps(&["--store", &url, "put"], b"hello\x00world");
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    let key = text(&put.stdout);
+    assert_eq!(key.len(), 36, "a UUID, as the Python FileKey: {key}");
+    assert!(dir.join(&key).exists() && dir.join(format!("{key}.ready")).exists());
+
+    let get = ps(&["--store", &url, "get", &key], b"");
+    assert_eq!(get.stdout, b"hello\x00world");
+    let raw = ps(&["--store", &url, "get", "--raw", &key], b"");
+    assert_eq!(raw.stdout, b"BS\nhello\x00world");
+    assert_eq!(
+        text(&ps(&["--store", &url, "exists", &key], b"").stdout),
+        "true"
+    );
+
+    let s = ps(&["--store", &url, "put", "--str"], "héllo".as_bytes());
+    let skey = text(&s.stdout);
+    assert_eq!(
+        ps(&["--store", &url, "get", "--raw", &skey], b"").stdout,
+        "US\nhéllo".as_bytes()
+    );
+    assert_eq!(
+        ps(&["--store", &url, "put", "--str"], b"\xff")
+            .status
+            .code(),
+        Some(2),
+        "non-UTF-8 --str"
+    );
+
+    let evict = ps(&["--store", &url, "evict", &key], b"");
+    assert!(evict.status.success());
+    let ex = ps(&["--store", &url, "exists", &key], b"");
+    assert_eq!(
+        (text(&ex.stdout).as_str(), ex.status.code()),
+        ("false", Some(1))
+    );
+    let get = ps(&["--store", &url, "get", &key], b"");
+    assert_eq!(get.status.code(), Some(1));
+    assert!(text(&get.stderr).contains("not stored"));
+
+    let proxy = ps(&["--store", &url, "put", "--print", "proxy"], b"x");
+    let hex = text(&proxy.stdout);
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let p: proxy_core::Proxy<proxy_core::Bytes> = proxy_core::Proxy::from_bytes(&bytes).unwrap();
+    assert_eq!(&p.resolve().unwrap()[..], b"x");
+
+    let cfg = ps(&["--store", &url, "config"], b"");
+    let toml_path = dir.join("store.toml");
+    std::fs::write(&toml_path, &cfg.stdout).unwrap();
+    let via_cfg = ps(
+        &["--config", toml_path.to_str().unwrap(), "get", &skey],
+        b"",
+    );
+    assert_eq!(via_cfg.stdout, "héllo".as_bytes());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn errors_are_clear_and_exit_2() {
+    for (args, want) in [
+        (vec!["get", "x"], "no store given"),
+        (
+            vec!["--store", "gopher://x", "get", "x"],
+            "unsupported store URL scheme",
+        ),
+        (vec!["--store", "file://rel", "get", "x"], "absolute path"),
+        (
+            vec![
+                "--store",
+                "file:///tmp/proxystore-cli-bad",
+                "get",
+                "not-a-uuid",
+            ],
+            "not a UUID",
+        ),
+        (
+            vec!["--config", "/nonexistent.toml", "get", "x"],
+            "/nonexistent.toml",
+        ),
+        (vec!["--store", "ucx://127.0.0.1:1", "put"], "ucx"),
+    ] {
+        let o = ps(&args, b"data");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains(want),
+            "{args:?}: {}",
+            text(&o.stderr)
+        );
+    }
+}
+
+#[test]
+fn help_on_every_subcommand() {
+    for sub in ["put", "get", "exists", "evict", "config"] {
+        let o = ps(&[sub, "--help"], b"");
+        assert!(o.status.success(), "{sub}");
+        assert!(text(&o.stdout).contains("Usage: proxystore"), "{sub}");
+    }
+}
