@@ -129,6 +129,56 @@ impl MultiConnector {
         Ok((child, mk.key))
     }
 
+    fn index_of(&self, child: &Child) -> usize {
+        self.children
+            .iter()
+            .position(|x| std::ptr::eq(x, child))
+            .expect("child of this connector")
+    }
+
+    /// Run one batch per child over the items routed to it (`(child index,
+    /// item)`), and return the results in the items' order.
+    fn per_child<T, R>(
+        &self,
+        routed: Vec<(usize, T)>,
+        batch: impl Fn(&Child, Vec<T>) -> Result<Vec<R>>,
+    ) -> Result<Vec<R>> {
+        let n = routed.len();
+        let mut groups: Vec<(Vec<usize>, Vec<T>)> =
+            (0..self.children.len()).map(|_| (vec![], vec![])).collect();
+        for (i, (ci, item)) in routed.into_iter().enumerate() {
+            groups[ci].0.push(i);
+            groups[ci].1.push(item);
+        }
+        let mut out: Vec<Option<R>> = (0..n).map(|_| None).collect();
+        for (ci, (idx, items)) in groups.into_iter().enumerate() {
+            if idx.is_empty() {
+                continue;
+            }
+            let results = batch(&self.children[ci], items)?;
+            if results.len() != idx.len() {
+                return Err(Error::connector(
+                    KIND,
+                    "batch",
+                    false,
+                    format!(
+                        "child '{}' returned {} results for {} items",
+                        self.children[ci].name,
+                        results.len(),
+                        idx.len()
+                    ),
+                ));
+            }
+            for (i, r) in idx.into_iter().zip(results) {
+                out[i] = Some(r);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.expect("every index filled"))
+            .collect())
+    }
+
     fn wrap(child: &Child, key: Key) -> Key {
         Key::encode(&MultiKey {
             connector: child.name.clone(),
@@ -166,35 +216,18 @@ impl Connector for MultiConnector {
     }
 
     fn put_batch(&self, data: Vec<Payload>) -> Result<Vec<Key>> {
-        // Group by child so each child gets one batch, then restore order.
-        let mut groups: Vec<(usize, Vec<usize>, Vec<Payload>)> = Vec::new();
-        for (i, d) in data.into_iter().enumerate() {
-            let c = self.route(d.len() as u64)?;
-            let ci = self
-                .children
-                .iter()
-                .position(|x| std::ptr::eq(x, c))
-                .unwrap_or(0);
-            match groups.iter_mut().find(|g| g.0 == ci) {
-                Some(g) => {
-                    g.1.push(i);
-                    g.2.push(d);
-                }
-                None => groups.push((ci, vec![i], vec![d])),
-            }
-        }
-        let n = groups.iter().map(|g| g.1.len()).sum();
-        let mut out = vec![None; n];
-        for (ci, idx, payloads) in groups {
-            let child = &self.children[ci];
-            for (i, k) in idx.into_iter().zip(child.connector.put_batch(payloads)?) {
-                out[i] = Some(Self::wrap(child, k));
-            }
-        }
-        Ok(out
+        let routed = data
             .into_iter()
-            .map(|k| k.expect("every index filled"))
-            .collect())
+            .map(|d| Ok((self.index_of(self.route(d.len() as u64)?), d)))
+            .collect::<Result<Vec<_>>>()?;
+        self.per_child(routed, |child, payloads| {
+            Ok(child
+                .connector
+                .put_batch(payloads)?
+                .into_iter()
+                .map(|k| Self::wrap(child, k))
+                .collect())
+        })
     }
 
     fn get(&self, key: &Key) -> Result<Option<Bytes>> {
@@ -203,32 +236,14 @@ impl Connector for MultiConnector {
     }
 
     fn get_batch(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
-        let mut groups: Vec<(usize, Vec<usize>, Vec<Key>)> = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            let (c, k) = self.child_for(key)?;
-            let ci = self
-                .children
-                .iter()
-                .position(|x| std::ptr::eq(x, c))
-                .unwrap_or(0);
-            match groups.iter_mut().find(|g| g.0 == ci) {
-                Some(g) => {
-                    g.1.push(i);
-                    g.2.push(k);
-                }
-                None => groups.push((ci, vec![i], vec![k])),
-            }
-        }
-        let mut out = vec![None; keys.len()];
-        for (ci, idx, ks) in groups {
-            for (i, b) in idx
-                .into_iter()
-                .zip(self.children[ci].connector.get_batch(&ks)?)
-            {
-                out[i] = b;
-            }
-        }
-        Ok(out)
+        let routed = keys
+            .iter()
+            .map(|key| {
+                let (c, k) = self.child_for(key)?;
+                Ok((self.index_of(c), k))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.per_child(routed, |child, ks| child.connector.get_batch(&ks))
     }
 
     fn exists(&self, key: &Key) -> Result<bool> {
