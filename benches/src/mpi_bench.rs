@@ -194,6 +194,27 @@ fn agree(ctx: &Ctx<'_>, r: Result<()>) -> Result<()> {
     }
 }
 
+/// A proxied object: (proxy, put micros, slot to send, serialized size).
+type Produced = (Proxy<Bytes>, f64, [u8; SLOT], usize);
+
+/// Put `obj` and serialize its proxy into a slot. On failure the slot is
+/// [`FAILED_SLOT`], so the ranks waiting for it are told instead of being left
+/// blocked in a receive.
+fn produce(store: &Store, obj: &Bytes, t0: Instant) -> (Result<Produced>, [u8; SLOT]) {
+    let made = store
+        .proxy_with(obj.clone(), ProxyOptions::default().populate_target(false))
+        .and_then(|p| {
+            let put = us(t0);
+            let wire = p.to_bytes()?;
+            Ok((p, put, pack(&wire)?, wire.len()))
+        });
+    let slot = match &made {
+        Ok((_, _, slot, _)) => *slot,
+        Err(_) => FAILED_SLOT,
+    };
+    (made, slot)
+}
+
 /// What rank 0 learns from one repetition.
 struct Rep {
     put: f64,
@@ -222,19 +243,7 @@ fn proxy_rep(
             if ctx.rank == 0 {
                 let store = store.expect("producer has a store");
                 let t0 = Instant::now();
-                // On failure, consumers still get a (failure) slot: nobody is left
-                // blocked in a receive.
-                let made = store
-                    .proxy_with(obj.clone(), ProxyOptions::default().populate_target(false))
-                    .and_then(|p| {
-                        let put = us(t0);
-                        let wire = p.to_bytes()?;
-                        Ok((p, put, pack(&wire)?, wire.len()))
-                    });
-                let slot = match &made {
-                    Ok((_, _, slot, _)) => *slot,
-                    Err(_) => FAILED_SLOT,
-                };
+                let (made, slot) = produce(store, obj, t0);
                 for &c in &consumers {
                     world.process_at_rank(c as i32).send(&slot[..]);
                 }
@@ -297,17 +306,7 @@ fn proxy_rep(
         Pattern::AllToAll => {
             let store = store.expect("every rank has a store");
             let t0 = Instant::now();
-            let made = store
-                .proxy_with(obj.clone(), ProxyOptions::default().populate_target(false))
-                .and_then(|p| {
-                    let put = us(t0);
-                    let wire = p.to_bytes()?;
-                    Ok((p, put, pack(&wire)?, wire.len()))
-                });
-            let slot = match &made {
-                Ok((_, _, slot, _)) => *slot,
-                Err(_) => FAILED_SLOT,
-            };
+            let (made, slot) = produce(store, obj, t0);
             let mut all = vec![0u8; SLOT * ctx.n];
             world.all_gather_into(&slot[..], &mut all[..]);
             let t1 = Instant::now();
