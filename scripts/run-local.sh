@@ -37,7 +37,7 @@ done
 [ "$setup" = 1 ] && bash scripts/setup.sh
 out=${out:-results/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
-connectors=${connectors:-file,ucx}
+connectors=${connectors:-file,redis,ucx}
 has() { [[ ",$connectors," == *",$1,"* ]]; }
 # One node: UCX over shared memory and cross-memory attach (MPICH's ch4:ucx too).
 export UCX_TLS=${UCX_TLS:-shm,cma,self}
@@ -54,6 +54,19 @@ echo "== building (release)" >&2
 cargo build --release --locked -q -p proxystore-bench -p ucx-connector --bins
 bench=$repo/target/release/proxystore-bench
 bench_args=()
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+if has redis; then
+  port=$(free_port)
+  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --daemonize no \
+    --dir "$out" --logfile "$out/redis.log" &
+  pids+=($!)
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -p "$port" ping >/dev/null 2>&1 || { echo "run-local: redis-server did not start (see $out/redis.log)" >&2; exit 1; }
+  echo "== redis-server pid ${pids[-1]} on 127.0.0.1:$port (no persistence)" >&2
+  bench_args+=(--redis "127.0.0.1:$port")
+fi
 
 if has ucx; then
   log=$out/ucx-server.log

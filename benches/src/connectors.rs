@@ -6,7 +6,7 @@ use std::sync::Arc;
 use proxy_core::{DynConnector, FileConnector, LocalConnector, Result};
 
 /// Names accepted by `--connectors`.
-pub const KNOWN: &[&str] = &["local", "file", "ucx"];
+pub const KNOWN: &[&str] = &["local", "file", "redis", "ucx"];
 
 /// Options shared by the connectors.
 #[derive(Debug, Clone)]
@@ -14,11 +14,14 @@ pub struct ConnectorOpts {
     pub file_dir: Option<PathBuf>,
     /// `host:port` of a running `proxystore-ucx-server`.
     pub ucx_server: Option<String>,
+    /// `host:port` of a running Redis server.
+    pub redis: Option<String>,
 }
 
 /// Make every connector kind this binary links rebuildable from a config (the
 /// consumer side of a proxy).
 pub fn register_all() {
+    redis_connector::register();
     ucx_connector::register();
 }
 
@@ -41,6 +44,20 @@ pub fn make(name: &str, opts: &ConnectorOpts) -> Result<DynConnector> {
                 .clone()
                 .unwrap_or_else(|| default_file_dir("file"));
             Ok(Arc::new(FileConnector::new(dir)?))
+        }
+        "redis" => {
+            let addr = opts
+                .redis
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1:6379".into());
+            let (host, port) = addr
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                .ok_or_else(|| proxy_core::Error::InvalidConfig {
+                    connector: Some("redis".into()),
+                    reason: format!("--redis wants HOST:PORT, got {addr:?}"),
+                })?;
+            Ok(Arc::new(redis_connector::RedisConnector::new(host, port)?))
         }
         "ucx" => {
             let server = opts.ucx_server.clone().ok_or_else(|| proxy_core::Error::InvalidConfig {

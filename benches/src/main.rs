@@ -66,6 +66,9 @@ struct StoreArgs {
     /// `host:port` of a running proxystore-ucx-server (for the ucx connector).
     #[arg(long, env = "PROXYSTORE_UCX_SERVER_ADDR")]
     ucx_server: Option<String>,
+    /// `host:port` of a running Redis server (for the redis connector).
+    #[arg(long, env = "PROXYSTORE_BENCH_REDIS", default_value = "127.0.0.1:6379")]
+    redis: String,
     /// Write the long-form CSV here.
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -97,6 +100,9 @@ struct MpiArgs {
     /// `host:port` of a running proxystore-ucx-server (for the ucx connector).
     #[arg(long, env = "PROXYSTORE_UCX_SERVER_ADDR")]
     ucx_server: Option<String>,
+    /// `host:port` of a running Redis server (for the redis connector).
+    #[arg(long, env = "PROXYSTORE_BENCH_REDIS", default_value = "127.0.0.1:6379")]
+    redis: String,
     /// Output directory (CSV, markdown, SVG chart).
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -180,6 +186,7 @@ fn run_mpi(a: MpiArgs) -> i32 {
         conn: connectors::ConnectorOpts {
             file_dir: a.file_dir,
             ucx_server: a.ucx_server,
+            redis: Some(a.redis),
         },
     };
     let progress = progress::Progress::new(rank == 0);
@@ -320,6 +327,7 @@ fn main() {
                 conn: connectors::ConnectorOpts {
                     file_dir: a.file_dir,
                     ucx_server: a.ucx_server,
+                    redis: Some(a.redis),
                 },
             };
             let progress = progress::Progress::new(true);

@@ -112,7 +112,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     match cli.cmd {
         Cmd::Config => {
-            write!(out, "{}", config.to_toml_string()?).map_err(io_err("stdout"))?;
+            // The store's own configuration: never carries a password.
+            let toml = store.config().to_toml_string()?;
+            writeln!(out, "{}", toml.trim_end()).map_err(io_err("stdout"))?;
         }
         Cmd::Put { input, str, print } => {
             let mut data = Vec::new();
@@ -145,7 +147,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     "key_hex": key.to_string(),
                     "proxy_hex": proxy_hex,
                     "connector": conn.kind(),
-                    "store": config,
+                    "store": store.config(),
                 })
                 .to_string(),
             };

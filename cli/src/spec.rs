@@ -6,6 +6,7 @@ use proxy_core::{ConnectorConfig, StoreConfig};
 
 /// Make every connector kind this tool links rebuildable from a configuration.
 pub fn register_all() {
+    redis_connector::register();
     ucx_connector::register();
 }
 
@@ -33,6 +34,7 @@ pub fn from_url(url: &str) -> Result<StoreConfig, String> {
             }
             ConnectorConfig::new("file", serde_json::json!({ "dir": rest }))
         }
+        "redis" => redis_options(rest).map_err(|e| format!("{e} in {}", redacted(url)))?,
         "ucx" => {
             let server = rest.trim_end_matches('/');
             if server.is_empty() || !server.contains(':') {
@@ -49,6 +51,60 @@ pub fn from_url(url: &str) -> Result<StoreConfig, String> {
         }
     };
     Ok(StoreConfig::new("cli", connector))
+}
+
+/// The URL with any password replaced by `***` (for messages).
+fn redacted(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, rest)), Some(_)) => {
+            let (auth, host) = rest.rsplit_once('@').unwrap_or(("", rest));
+            let user = auth.split_once(':').map_or(auth, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// `[user[:password]@]host[:port][/db]` → Redis connector options.
+fn redis_options(rest: &str) -> Result<ConnectorConfig, String> {
+    let (auth, hostpart) = match rest.rsplit_once('@') {
+        Some((a, h)) => (Some(a), h),
+        None => (None, rest),
+    };
+    let (hostport, db) = match hostpart.split_once('/') {
+        Some((hp, db)) if !db.is_empty() => (
+            hp,
+            db.parse::<i64>()
+                .map_err(|_| format!("bad Redis database number {db:?}"))?,
+        ),
+        Some((hp, _)) => (hp, 0),
+        None => (hostpart, 0),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("bad Redis port {p:?}"))?,
+        ),
+        None => (hostport, 6379),
+    };
+    if host.is_empty() {
+        return Err("Redis URL has no host".into());
+    }
+    let mut o = serde_json::json!({ "host": host, "port": port, "db": db });
+    if let Some(a) = auth {
+        let (user, pass) = match a.split_once(':') {
+            Some((u, p)) => (u, Some(p)),
+            None => ("", Some(a)),
+        };
+        if !user.is_empty() {
+            o["username"] = user.into();
+        }
+        if let Some(p) = pass.filter(|p| !p.is_empty()) {
+            o["password"] = p.into();
+        }
+    }
+    Ok(ConnectorConfig::new("redis", o))
 }
 
 #[cfg(test)]
@@ -68,5 +124,33 @@ mod tests {
             "10.0.0.1:7700"
         );
         assert!(from_url("ucx://").is_err());
+        let r = from_url("redis://alice:s3cret@10.0.0.2:6380/3")
+            .unwrap()
+            .connector;
+        assert_eq!(
+            (
+                r.kind.as_str(),
+                &r.options["host"],
+                &r.options["port"],
+                &r.options["db"],
+                &r.options["username"],
+                &r.options["password"]
+            ),
+            (
+                "redis",
+                &"10.0.0.2".into(),
+                &6380.into(),
+                &3.into(),
+                &"alice".into(),
+                &"s3cret".into()
+            )
+        );
+        let r = from_url("redis://localhost").unwrap().connector;
+        assert_eq!(
+            (&r.options["port"], &r.options["db"]),
+            (&6379.into(), &0.into())
+        );
+        let e = from_url("redis://bob:pw@host:notaport").unwrap_err();
+        assert!(e.contains("bad Redis port") && !e.contains("pw@"), "{e}");
     }
 }

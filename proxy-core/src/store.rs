@@ -211,9 +211,17 @@ impl Store {
         }
     }
 
+    /// The key as the connector prints it (e.g. the Redis key name), for messages.
+    fn key_text(&self, key: &Key) -> String {
+        self.inner
+            .connector
+            .key_to_string(key)
+            .unwrap_or_else(|_| key.to_string())
+    }
+
     fn missing(&self, key: &Key) -> Error {
         Error::MissingKey {
-            key: key.to_string(),
+            key: self.key_text(key),
             store: self.name().to_string(),
             connector: self.inner.connector.kind().to_string(),
         }
@@ -260,7 +268,9 @@ impl Store {
     pub fn get<T: Object>(&self, key: &Key) -> Result<Option<T>> {
         match self.get_encoded(key)? {
             None => Ok(None),
-            Some(b) => codec::decode(b).map(Some).map_err(|e| e.with_key(key)),
+            Some(b) => codec::decode(b)
+                .map(Some)
+                .map_err(|e| e.with_key(&self.key_text(key))),
         }
     }
 
@@ -308,7 +318,7 @@ impl Store {
         out.into_iter()
             .zip(keys)
             .map(|(b, k)| {
-                b.map(|b| codec::decode(b).map_err(|e| e.with_key(k)))
+                b.map(|b| codec::decode(b).map_err(|e| e.with_key(&self.key_text(k))))
                     .transpose()
             })
             .collect()

@@ -1,0 +1,43 @@
+//! The proxy-core conformance suite, unchanged, against a real `redis-server`
+//! started on a free loopback port (one server for the whole test binary;
+//! each case gets a fresh key prefix).
+
+mod common;
+
+use std::sync::{Mutex, OnceLock};
+
+use common::RedisServer;
+use redis_connector::RedisConnector;
+
+static SERVER: Mutex<Option<RedisServer>> = Mutex::new(None);
+
+/// Kill (and reap) the shared server when the test binary exits: statics are
+/// never dropped. (Should this not run, the watchdog still kills it.)
+extern "C" fn stop_server() {
+    if let Ok(mut s) = SERVER.lock() {
+        s.take();
+    }
+}
+
+fn port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let server = RedisServer::start();
+        let port = server.port;
+        *SERVER.lock().unwrap() = Some(server);
+        // SAFETY: registers a plain `extern "C" fn()` with no captured state.
+        unsafe {
+            libc::atexit(stop_server);
+        }
+        port
+    })
+}
+
+fn setup() -> RedisConnector {
+    RedisConnector::builder("127.0.0.1", port())
+        .prefix(format!("test-{}:", uuid::Uuid::new_v4()))
+        .build()
+        .unwrap()
+}
+
+proxy_core::conformance_suite!(setup = setup, register = redis_connector::register);
