@@ -126,3 +126,85 @@ fn help_on_every_subcommand() {
         assert!(text(&o.stdout).contains("Usage: proxystore"), "{sub}");
     }
 }
+
+/// A real redis-server on a free loopback port, killed on drop.
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server not found: apt-get install redis-server");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Redis { child, port };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start on port {port}");
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn redis_store_keys_are_python_redis_keys() {
+    let r = Redis::start();
+    let url = format!("redis://127.0.0.1:{}/0", r.port);
+    let put = ps(&["--store", &url, "put"], b"to python");
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    let key = text(&put.stdout);
+    assert_eq!(key.len(), 36, "RedisKey.redis_key is a UUID: {key}");
+    assert_eq!(
+        ps(&["--store", &url, "get", &key], b"").stdout,
+        b"to python"
+    );
+    assert!(ps(&["--store", &url, "evict", &key], b"").status.success());
+    assert_eq!(
+        ps(&["--store", &url, "exists", &key], b"").status.code(),
+        Some(1)
+    );
+    // The printed configuration never holds a password given in the URL.
+    let cfg = text(
+        &ps(
+            &[
+                "--store",
+                &format!("redis://:hunter2@127.0.0.1:{}", r.port),
+                "config",
+            ],
+            b"",
+        )
+        .stdout,
+    );
+    assert!(!cfg.contains("hunter2") && cfg.contains("redis"), "{cfg}");
+    // A server that is not there: a clear error, exit 2.
+    drop(r);
+    let o = ps(&["--store", &url, "get", &key], b"");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}

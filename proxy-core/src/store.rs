@@ -148,9 +148,17 @@ impl Store {
 
     /// Rebuild a store (and its connector) from a configuration. Does not
     /// register it; see [`registry::get_or_create_store`].
+    ///
+    /// The store's own configuration (what its proxies carry) takes the
+    /// connector's configuration from the rebuilt connector, so secrets given
+    /// in `config` (a Redis password) never travel in proxies.
     pub fn from_config(config: &StoreConfig) -> Result<Store> {
         let connector = registry::connector_from_config(&config.connector)?;
-        Ok(Store::with_parts(config.clone(), connector))
+        let config = StoreConfig {
+            connector: connector.config(),
+            ..config.clone()
+        };
+        Ok(Store::with_parts(config, connector))
     }
 
     fn with_parts(config: StoreConfig, connector: DynConnector) -> Store {

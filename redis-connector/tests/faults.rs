@@ -169,6 +169,35 @@ fn passwords() {
     assert!(!format!("{right:?}").contains("right-pw"));
     let db0 = server.builder().password("right-pw-123").build().unwrap();
     assert_eq!(db0.get(&k).unwrap(), None, "db 2 is not db 0");
+
+    // A store built from a configuration that holds the password works, and
+    // neither its configuration nor its proxies carry the password.
+    redis_connector::register();
+    let cfg = proxy_core::StoreConfig::new(
+        "pw-store",
+        proxy_core::ConnectorConfig::new(
+            "redis",
+            serde_json::json!({ "host": "127.0.0.1", "port": server.port, "password": "right-pw-123" }),
+        ),
+    );
+    let store = Store::from_config(&cfg).unwrap();
+    let p = store.proxy(Bytes::from_static(b"secret-free")).unwrap();
+    let wire = p.to_bytes().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&wire).contains("right-pw"),
+        "proxy carries the password"
+    );
+    assert!(
+        !store
+            .config()
+            .to_toml_string()
+            .unwrap()
+            .contains("right-pw")
+    );
+    assert_eq!(
+        &store.get::<Bytes>(p.key()).unwrap().unwrap()[..],
+        b"secret-free"
+    );
 }
 
 /// Objects over the limit are refused before anything is written.
