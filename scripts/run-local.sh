@@ -37,6 +37,7 @@ done
 [ "$setup" = 1 ] && bash scripts/setup.sh
 out=${out:-results/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)   # absolute: servers change their working directory
 connectors=${connectors:-file,redis,ucx}
 has() { [[ ",$connectors," == *",$1,"* ]]; }
 # One node: UCX over shared memory and cross-memory attach (MPICH's ch4:ucx too).
