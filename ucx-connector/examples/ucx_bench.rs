@@ -3,7 +3,12 @@
 //! ```text
 //! cargo build --release -p ucx-connector --examples --bins
 //! target/release/examples/ucx_bench [--tls shm,cma,self] [--path auto|rma|stream] [--sizes 1K,1M,64M] [--iters N] [--owner 1]
+//!     [--server HOST:PORT] [--csv 1] [--big-iters N]
 //! ```
+//! With `--server`, the gets go to a server that is already running there
+//! (`scripts/ucx-vs-perftest.sh` starts one); with `--csv 1`, one line per
+//! size `CSV,<bytes>,<put median ns>,<get median ns>,<get best ns>` follows
+//! the table.
 //! With `--owner 1` no server process is started: an in-process owner
 //! (`UcxConnector::owner`) puts into its own arena, and a separate client
 //! connector (its own UCX context and worker, as another process would have)
@@ -37,6 +42,7 @@ fn main() {
     let mut sizes = "1K,64K,1M,16M,64M,100M".to_string();
     let mut iters = 50usize;
     let mut owner = false;
+    let mut server_addr: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().expect("value");
@@ -52,12 +58,18 @@ fn main() {
             "--sizes" => sizes = v,
             "--iters" => iters = v.parse().expect("iters"),
             "--owner" => owner = v == "1",
+            "--server" => server_addr = Some(v),
+            "--big-iters" => BIG_ITERS.store(
+                v.parse().expect("big-iters"),
+                std::sync::atomic::Ordering::Relaxed,
+            ),
+            "--csv" => CSV.store(v == "1", std::sync::atomic::Ordering::Relaxed),
             _ => panic!("unknown argument {a}"),
         }
     }
     if owner {
         let o = UcxConnector::owner(UcxOwnerConfig {
-            memory_limit: 2 << 30,
+            memory_limit: 4 << 30,
             options: UcxConfig::default()
                 .with_ucx_tls(&tls)
                 .with_data_path(path)
@@ -68,6 +80,18 @@ fn main() {
         let reader = UcxConnector::from_config(&o.config()).unwrap();
         println!("in-process owner, UCX_TLS={tls} data path {path:?}");
         bench(&o, &reader, &sizes, iters);
+        return;
+    }
+    if let Some(addr) = server_addr {
+        let c = UcxConnector::new(
+            UcxConfig::new(&addr)
+                .with_ucx_tls(&tls)
+                .with_data_path(path)
+                .with_timeout(Duration::from_secs(60)),
+        )
+        .unwrap();
+        println!("server {addr}, UCX_TLS={tls} data path {path:?}");
+        bench(&c, &c, &sizes, iters);
         return;
     }
     let exe = std::env::current_exe().unwrap();
@@ -82,7 +106,7 @@ fn main() {
             "--tls",
             &tls,
             "--memory-limit",
-            "2G",
+            "4G",
             "--segment-size",
             "256M",
             "--exit-with-parent",
@@ -117,15 +141,38 @@ fn main() {
     let _ = server.wait();
 }
 
+static CSV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Gets of objects of 16 MiB and more are timed at most this many times.
+static BIG_ITERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(20);
+
 /// Puts through `c`, gets through `r` (the same connector against a server).
+///
+/// "first" columns: the first put of this size (the server may map a new
+/// segment, the reader may map it) and the first get (the reader's pool may
+/// map a new receive buffer); then medians over repeated put+evict and get.
 fn bench(c: &UcxConnector, r: &UcxConnector, sizes: &str, iters: usize) {
-    println!("| size | put median | get median | get best | get MB/s (median) |");
-    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| size | first put | put median | first get | get median | get best | get MB/s (median) |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let mut csv = Vec::new();
     for s in sizes.split(',') {
         let size = parse_size(s);
         let data = bytes::Bytes::from(vec![0x5au8; size]);
+        let t = Instant::now();
+        let k = c.put(Payload::from(data.clone())).unwrap();
+        let first_put = t.elapsed();
+        let t = Instant::now();
+        assert_eq!(r.get(&k).unwrap().unwrap().len(), size);
+        let first_get = t.elapsed();
+        c.evict(&k).unwrap();
+        let n = if size >= 16 << 20 {
+            iters.min(BIG_ITERS.load(std::sync::atomic::Ordering::Relaxed))
+        } else {
+            iters
+        };
         // Puts: median of several (each evicted), the same source buffer.
-        let mut puts: Vec<Duration> = (0..5.max(iters / 5))
+        let mut puts: Vec<Duration> = (0..5.max(n / 5))
             .map(|_| {
                 let t = Instant::now();
                 let k = c.put(Payload::from(data.clone())).unwrap();
@@ -141,11 +188,6 @@ fn bench(c: &UcxConnector, r: &UcxConnector, sizes: &str, iters: usize) {
         for _ in 0..3 {
             assert_eq!(r.get(&key).unwrap().unwrap().len(), size);
         }
-        let n = if size >= 16 << 20 {
-            iters.min(20)
-        } else {
-            iters
-        };
         let mut times: Vec<Duration> = (0..n)
             .map(|_| {
                 let t = Instant::now();
@@ -158,10 +200,21 @@ fn bench(c: &UcxConnector, r: &UcxConnector, sizes: &str, iters: usize) {
         times.sort();
         let med = times[times.len() / 2];
         println!(
-            "| {s} | {put:.2?} | {med:.2?} | {:.2?} | {:.0} |",
+            "| {s} | {first_put:.2?} | {put:.2?} | {first_get:.2?} | {med:.2?} | {:.2?} | {:.0} |",
             times[0],
             size as f64 / med.as_secs_f64() / 1e6
         );
         c.evict(&key).unwrap();
+        csv.push(format!(
+            "CSV,{size},{},{},{}",
+            put.as_nanos(),
+            med.as_nanos(),
+            times[0].as_nanos()
+        ));
+    }
+    if CSV.load(std::sync::atomic::Ordering::Relaxed) {
+        for l in csv {
+            println!("{l}");
+        }
     }
 }

@@ -1,5 +1,13 @@
 //! The object server's arena: registered, pre-faulted segments that grow up
 //! to a memory limit, with a first-fit allocator per segment.
+//!
+//! Segments that become empty stay mapped (and registered, and faulted in, in
+//! this process and in every reader that mapped them) for the next objects, up
+//! to `retain` bytes of empty segments: mapping, pre-faulting and registering a
+//! segment costs about as much as writing it twice, and readers would have to
+//! fault in a new segment's pages again. Empty segments are unmapped only when
+//! a new segment would not fit under the memory limit otherwise (largest first,
+//! and only if that makes the new one fit), or beyond `retain`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -51,6 +59,8 @@ impl Segment {
 
 struct Obj {
     loc: Loc,
+    /// The allocated range (it holds the slot, which may start later in it).
+    start: u64,
     slot: u64,
     /// Stream-path reads in progress.
     readers: u32,
@@ -86,6 +96,8 @@ pub struct Arena {
     ctx: Arc<Context>,
     segment_size: u64,
     limit: u64,
+    /// Bytes of empty segments kept mapped for reuse.
+    retain: u64,
     prefault: bool,
     segments: BTreeMap<u32, Segment>,
     next_seg: u32,
@@ -106,13 +118,21 @@ fn round_up(v: u64, to: u64) -> u64 {
 
 impl Arena {
     /// An arena that maps `segment_size`-byte segments (at least one at once)
-    /// up to `limit` bytes in total.
-    pub fn new(ctx: &Arc<Context>, segment_size: u64, limit: u64, prefault: bool) -> Result<Arena> {
+    /// up to `limit` bytes in total, keeping up to `retain` bytes of empty
+    /// segments mapped for reuse (besides one default-sized segment).
+    pub fn new(
+        ctx: &Arc<Context>,
+        segment_size: u64,
+        limit: u64,
+        retain: u64,
+        prefault: bool,
+    ) -> Result<Arena> {
         let segment_size = round_up(segment_size.max(GRANULE), GRANULE);
         let mut a = Arena {
             ctx: ctx.clone(),
             segment_size,
             limit: limit.max(segment_size),
+            retain,
             prefault,
             segments: BTreeMap::new(),
             next_seg: 0,
@@ -146,33 +166,55 @@ impl Arena {
     }
 
     /// Reserve a slot for `len` payload bytes and write its header and trailer.
-    /// The object becomes visible only at [`Arena::commit`].
-    pub fn reserve(&mut self, len: u64) -> Result<std::result::Result<Reservation, Full>> {
-        let Some(size) = proto::slot_len(len) else {
+    /// The object becomes visible only at [`Arena::commit`]. With `phase`, an
+    /// object of at least [`proto::PHASED`] bytes gets its payload at that
+    /// offset within a page (see there).
+    pub fn reserve(
+        &mut self,
+        len: u64,
+        phase: Option<u64>,
+    ) -> Result<std::result::Result<Reservation, Full>> {
+        let phase = phase.filter(|_| len >= proto::PHASED);
+        let pad = if phase.is_some() { proto::PAGE } else { 0 };
+        let Some(size) = proto::slot_len(len).and_then(|s| s.checked_add(pad)) else {
             return Ok(Err(Full {
                 size: u64::MAX,
                 used: self.used(),
                 limit: self.limit,
             }));
         };
-        let found = self
-            .segments
-            .iter_mut()
-            .find_map(|(&s, seg)| seg.alloc(size).map(|o| (s, o)));
-        let (seg, offset) = match found {
+        // First fit over the segments in order, except that an object larger
+        // than a default segment takes the smallest segment that holds it
+        // (so a retained 1 GiB segment is not split by a 300 MiB object when
+        // a 400 MiB one is free).
+        let found = if size > self.segment_size {
+            let best = self
+                .segments
+                .iter()
+                .filter(|(_, g)| g.free.values().any(|&l| l >= size))
+                .min_by_key(|(_, g)| g.free.values().copied().filter(|&l| l >= size).min())
+                .map(|(&s, _)| s);
+            best.and_then(|s| {
+                self.segments
+                    .get_mut(&s)
+                    .and_then(|g| g.alloc(size))
+                    .map(|o| (s, o))
+            })
+        } else {
+            self.segments
+                .iter_mut()
+                .find_map(|(&s, seg)| seg.alloc(size).map(|o| (s, o)))
+        };
+        let (seg, start) = match found {
             Some(x) => x,
             None => {
                 let new_size = round_up(size.max(self.segment_size), GRANULE);
-                if self.registered + new_size > self.limit {
-                    // Try dropping empty segments first (they may be the wrong size).
-                    self.trim(true);
-                    if self.registered + new_size > self.limit {
-                        return Ok(Err(Full {
-                            size,
-                            used: self.used(),
-                            limit: self.limit,
-                        }));
-                    }
+                if self.registered + new_size > self.limit && !self.make_room(new_size) {
+                    return Ok(Err(Full {
+                        size,
+                        used: self.used(),
+                        limit: self.limit,
+                    }));
                 }
                 let s = self.add_segment(new_size)?;
                 let o = self
@@ -183,6 +225,14 @@ impl Arena {
                 (s, o)
             }
         };
+        // The slot starts where its payload gets the asked-for page phase.
+        let offset = match phase {
+            Some(p) => {
+                let want = (p + proto::PAGE - proto::HEADER as u64) % proto::PAGE;
+                start + (want + proto::PAGE - start % proto::PAGE) % proto::PAGE
+            }
+            None => start,
+        };
         let id = self.next_id;
         self.next_id += 1;
         let loc = Loc {
@@ -192,8 +242,9 @@ impl Arena {
             id,
         };
         let base = self.segments[&seg].region.as_ptr();
-        // SAFETY: [offset, offset + size) lies inside the segment (allocator
-        // invariant) and was just reserved: nobody else writes it.
+        // SAFETY: [start, start + size) lies inside the segment (allocator
+        // invariant) and was just reserved: nobody else writes it; the slot
+        // [offset, offset + wire length) lies inside it (offset - start < pad).
         let payload = unsafe {
             let slot = base.add(offset as usize);
             std::ptr::copy_nonoverlapping(proto::header(id, len).as_ptr(), slot, proto::HEADER);
@@ -209,6 +260,7 @@ impl Arena {
             id,
             Obj {
                 loc,
+                start,
                 slot: size,
                 readers: 0,
                 evicted: true, // invisible until commit
@@ -288,28 +340,60 @@ impl Arena {
         let Some(seg) = self.segments.get_mut(&o.loc.seg) else {
             return;
         };
-        seg.release(o.loc.offset, o.slot);
-        self.trim(false);
+        seg.release(o.start, o.slot);
+        self.trim();
     }
 
-    /// Unmap empty segments; unless `all`, keep one default-sized empty
-    /// segment for the next puts (so put/evict cycles do not remap).
-    fn trim(&mut self, all: bool) {
+    /// Empty segments, largest first: (id, length).
+    fn empty_segments(&self) -> Vec<(u32, u64)> {
         let mut empty: Vec<(u32, u64)> = self
             .segments
             .iter()
             .filter(|(_, s)| s.used == 0)
             .map(|(&i, s)| (i, s.region.len() as u64))
             .collect();
-        if !all {
-            if let Some(pos) = empty.iter().position(|&(_, l)| l == self.segment_size) {
-                empty.remove(pos);
-            }
+        empty.sort_by_key(|&(i, l)| (std::cmp::Reverse(l), i));
+        empty
+    }
+
+    fn unmap(&mut self, id: u32) {
+        if let Some(s) = self.segments.remove(&id) {
+            self.registered -= s.region.len() as u64;
         }
+    }
+
+    /// Keep empty segments for reuse: one default-sized segment always, and
+    /// others up to `retain` bytes (the largest are unmapped first beyond it).
+    fn trim(&mut self) {
+        let mut empty = self.empty_segments();
+        if let Some(pos) = empty.iter().position(|&(_, l)| l == self.segment_size) {
+            empty.remove(pos);
+        }
+        let mut kept: u64 = empty.iter().map(|&(_, l)| l).sum();
         for (i, len) in empty {
-            self.segments.remove(&i);
-            self.registered -= len;
+            if kept <= self.retain {
+                break;
+            }
+            self.unmap(i);
+            kept -= len;
         }
+    }
+
+    /// Unmap empty segments (largest first) until a new segment of `size`
+    /// bytes fits under the limit; unmaps nothing if it would not fit anyway.
+    fn make_room(&mut self, size: u64) -> bool {
+        let empty = self.empty_segments();
+        let freeable: u64 = empty.iter().map(|&(_, l)| l).sum();
+        if self.registered - freeable + size > self.limit {
+            return false;
+        }
+        for (i, _) in empty {
+            if self.registered + size <= self.limit {
+                break;
+            }
+            self.unmap(i);
+        }
+        true
     }
 
     /// Pin the object for a stream read: pointer to its payload.
@@ -338,6 +422,7 @@ impl Arena {
             base: s.region.as_ptr() as u64,
             len: s.region.len() as u64,
             rkey: s.rkey.clone(),
+            live: self.segments.keys().copied().collect(),
         })
     }
 

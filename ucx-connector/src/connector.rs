@@ -41,7 +41,8 @@ pub struct UcxConfig {
     /// Bound on any single wait (a get, a control round trip), in milliseconds.
     #[serde(skip_serializing_if = "is_default_timeout_ms")]
     pub timeout_ms: u64,
-    /// Idle registered receive memory kept for reuse, in bytes.
+    /// Idle registered receive memory kept for reuse, in bytes (default
+    /// 2 GiB: room for the buffer of one 1 GiB object besides smaller ones).
     #[serde(skip_serializing_if = "is_default_max_idle_bytes")]
     pub max_idle_bytes: u64,
     /// Gets in flight at once in `get_batch`.
@@ -66,7 +67,7 @@ pub struct UcxConfig {
 }
 
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
-const DEFAULT_MAX_IDLE_BYTES: u64 = 1 << 30;
+const DEFAULT_MAX_IDLE_BYTES: u64 = 2 << 30;
 const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 const DEFAULT_RMA_PUT_THRESHOLD: u64 = 256 << 10;
 
@@ -186,6 +187,9 @@ pub struct UcxOwnerConfig {
     pub memory_limit: u64,
     /// Write every page of new segments up front.
     pub prefault: bool,
+    /// Bytes of empty segments kept mapped for reuse (see
+    /// [`ServerOptions::retain`]).
+    pub retain: u64,
     /// Options of the connector itself (timeout, transports, ...); `server` is
     /// replaced by the advertised address and `spawn` is ignored.
     pub options: UcxConfig,
@@ -200,6 +204,7 @@ impl Default for UcxOwnerConfig {
             segment_size: s.segment_size,
             memory_limit: s.memory_limit,
             prefault: s.prefault,
+            retain: s.retain,
             options: UcxConfig::default(),
         }
     }
@@ -365,6 +370,7 @@ impl UcxConnector {
             segment_size: cfg.segment_size,
             memory_limit: cfg.memory_limit,
             prefault: cfg.prefault,
+            retain: cfg.retain,
             ucx_tls: cfg.options.ucx_tls.clone(),
         })?;
         let bound = server.addr();
@@ -751,6 +757,7 @@ impl UcxConnector {
                     &mut s,
                     &Request::Reserve {
                         len: p.len() as u64,
+                        phase: proto::payload_phase(p) as u16,
                     },
                 )?;
             }
@@ -851,6 +858,13 @@ impl UcxConnector {
             Ctl::Done(other) => return Err(unexpected("segment", other)),
             Ctl::Stale => return Ok(None),
         };
+        if let Some(info) = &info {
+            // Forget segments the server has unmapped: their remote keys keep
+            // the old memory mapped here (shared-memory transports).
+            peer.segments
+                .lock()
+                .retain(|id, _| info.live.binary_search(id).is_ok());
+        }
         let handle = match (info, &peer.ep) {
             (Some(info), Some(ep)) => {
                 let rkey = ep.unpack_rkey(&self.inner.worker.lock(), &info.rkey)?;
@@ -890,7 +904,15 @@ impl UcxConnector {
                         ),
                     });
                 };
-                let buf = self.inner.pool.acquire(wire as usize)?;
+                // Large objects land at the page phase they have on the
+                // server, so the copy's source and destination agree modulo
+                // a page (see `proto::PHASED`).
+                let phase = if wire >= proto::PHASED {
+                    (seg.base + k.offset) % proto::PAGE
+                } else {
+                    0
+                };
+                let buf = self.inner.pool.acquire_at(wire as usize, phase as usize)?;
                 let ep = peer.ep.as_ref().expect("rma peers have an endpoint");
                 let req = ep.get(
                     &self.inner.worker.lock(),

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
 /// Protocol version, checked at hello.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Header magic ("PSUCXOBJ").
 pub const MAGIC: u64 = u64::from_le_bytes(*b"PSUCXOBJ");
 const CHECK: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -28,6 +28,15 @@ pub const HEADER: usize = 32;
 pub const TRAILER: usize = 16;
 /// Slot alignment in the arena.
 pub const ALIGN: usize = 64;
+/// Page size for address phases (see [`PHASED`]).
+pub const PAGE: u64 = 4096;
+/// Objects of at least this many bytes are placed at a chosen address
+/// phase: the server puts the payload of a one-sided put at the same offset
+/// within a page as the writer's source buffer, and readers land it at that
+/// offset too. glibc's copy of hundreds of MiB (non-temporal stores, pages
+/// interleaved) runs 3x slower when the destination is a little ahead of the
+/// source modulo 4 KiB (4K aliasing); equal phases avoid that in both copies.
+pub const PHASED: u64 = 16 << 20;
 /// Largest control frame accepted (bulk bytes are not framed).
 pub const MAX_FRAME: usize = 1 << 20;
 
@@ -41,6 +50,21 @@ pub fn slot_len(len: u64) -> Option<u64> {
     let w = wire_len(len)?;
     w.checked_add(ALIGN as u64 - 1)
         .map(|v| v & !(ALIGN as u64 - 1))
+}
+
+/// The page phase at which `data`'s payload should start so that its
+/// largest part keeps its own source address's phase (see [`PHASED`]).
+pub fn payload_phase(data: &proxy_core::Payload) -> u64 {
+    let mut at = 0u64;
+    let mut best = (0usize, 0u64);
+    for part in data.parts() {
+        if part.len() > best.0 {
+            let src = part.as_ptr() as u64 % PAGE;
+            best = (part.len(), (src + PAGE - at % PAGE) % PAGE);
+        }
+        at += part.len() as u64;
+    }
+    best.1
 }
 
 /// The header for object `id` of `len` bytes.
@@ -102,6 +126,9 @@ pub enum Request {
     Reserve {
         /// Payload length.
         len: u64,
+        /// For large objects: where the writer wants the payload to start
+        /// within a page (`payload address % PAGE`), see [`PHASED`].
+        phase: u16,
     },
     /// Make a reserved object visible (its payload is written and flushed).
     Commit(Loc),
@@ -196,6 +223,9 @@ pub struct SegmentInfo {
     pub len: u64,
     /// Packed UCX remote key.
     pub rkey: Vec<u8>,
+    /// Ids of all segments mapped now: a reader drops its cached remote keys
+    /// (and so its mappings, on shared-memory transports) of any other.
+    pub live: Vec<u32>,
 }
 
 /// Write one frame.

@@ -34,6 +34,9 @@ pub struct ServerOptions {
     pub memory_limit: u64,
     /// Write every page of new segments at once.
     pub prefault: bool,
+    /// Bytes of empty segments kept mapped for reuse (besides one default
+    /// segment); `u64::MAX`: as many as the memory limit allows.
+    pub retain: u64,
     /// UCX transports (`UCX_TLS` syntax); `None` keeps the environment's choice.
     pub ucx_tls: Option<String>,
 }
@@ -45,6 +48,7 @@ impl Default for ServerOptions {
             segment_size: 256 << 20,
             memory_limit: 8 << 30,
             prefault: true,
+            retain: u64::MAX,
             ucx_tls: None,
         }
     }
@@ -114,7 +118,13 @@ impl Server {
             let g = worker.lock();
             (g.address()?, g.event_fd()?)
         };
-        let arena = Arena::new(&ctx, opts.segment_size, opts.memory_limit, opts.prefault)?;
+        let arena = Arena::new(
+            &ctx,
+            opts.segment_size,
+            opts.memory_limit,
+            opts.retain,
+            opts.prefault,
+        )?;
         let tcp_only = opts
             .ucx_tls
             .clone()
@@ -310,7 +320,7 @@ fn serve_requests(mut s: TcpStream, sh: &Shared, pending: &mut Vec<proto::Loc>) 
                 }
             }
             Request::Put { len } => {
-                let reserved = sh.arena.lock().reserve(len);
+                let reserved = sh.arena.lock().reserve(len, None);
                 match reserved {
                     Err(e) => {
                         drain(&mut s, len)?;
@@ -338,18 +348,20 @@ fn serve_requests(mut s: TcpStream, sh: &Shared, pending: &mut Vec<proto::Loc>) 
                     }
                 }
             }
-            Request::Reserve { len } => match sh.arena.lock().reserve(len) {
-                Err(e) => Response::Error(e.to_string()),
-                Ok(Err(full)) => Response::Full {
-                    size: full.size,
-                    used: full.used,
-                    limit: full.limit,
-                },
-                Ok(Ok(r)) => {
-                    pending.push(r.loc);
-                    Response::Put(r.loc)
+            Request::Reserve { len, phase } => {
+                match sh.arena.lock().reserve(len, Some(phase.into())) {
+                    Err(e) => Response::Error(e.to_string()),
+                    Ok(Err(full)) => Response::Full {
+                        size: full.size,
+                        used: full.used,
+                        limit: full.limit,
+                    },
+                    Ok(Ok(r)) => {
+                        pending.push(r.loc);
+                        Response::Put(r.loc)
+                    }
                 }
-            },
+            }
             Request::Commit(loc) => match pending.iter().position(|l| *l == loc) {
                 Some(i) => {
                     pending.swap_remove(i);
@@ -433,7 +445,8 @@ impl Local {
         data: &proxy_core::Payload,
     ) -> Result<std::result::Result<proto::Loc, crate::arena::Full>> {
         let len = data.len() as u64;
-        let r = match self.0.arena.lock().reserve(len)? {
+        let phase = proto::payload_phase(data);
+        let r = match self.0.arena.lock().reserve(len, Some(phase))? {
             Ok(r) => r,
             Err(full) => return Ok(Err(full)),
         };

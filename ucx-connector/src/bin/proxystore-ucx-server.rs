@@ -1,7 +1,7 @@
 //! `proxystore-ucx-server`: the UCX object server (one per node).
 //!
 //! ```text
-//! proxystore-ucx-server [--listen ADDR] [--segment-size N] [--memory-limit N] [--tls LIST] [--no-prefault]
+//! proxystore-ucx-server [--listen ADDR] [--segment-size N] [--memory-limit N] [--tls LIST] [--retain N] [--no-prefault]
 //! ```
 //! Sizes accept K/M/G suffixes (powers of 1024). The UCX transports are chosen
 //! by `--tls` (same syntax as `UCX_TLS`) or by the environment as for any UCX
@@ -40,7 +40,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: proxystore-ucx-server [--listen ADDR] [--segment-size N[K|M|G]] [--memory-limit N[K|M|G]] [--tls UCX_TLS] [--no-prefault] [--exit-with-parent]"
+        "usage: proxystore-ucx-server [--listen ADDR] [--segment-size N[K|M|G]] [--memory-limit N[K|M|G]] [--tls UCX_TLS] [--retain N[K|M|G]] [--no-prefault] [--exit-with-parent]"
     );
     std::process::exit(2)
 }
@@ -58,6 +58,7 @@ fn main() {
                 .map_err(|e| format!("{e}")),
             "--segment-size" => parse_size(&val()).map(|v| opts.segment_size = v),
             "--memory-limit" => parse_size(&val()).map(|v| opts.memory_limit = v),
+            "--retain" => parse_size(&val()).map(|v| opts.retain = v),
             "--tls" => {
                 opts.ucx_tls = Some(val());
                 Ok(())

@@ -69,11 +69,30 @@ impl MemRegion {
             return Err(status_error("ucp_mem_map", ucs_status_t::UCS_ERR_NO_MEMORY));
         }
         if prefault {
-            // SAFETY: [addr, addr+len) is memory UCX just allocated for us and
-            // nobody else knows about yet.
-            unsafe { ptr::write_bytes(region.addr, 0, region.len) };
+            region.prefault();
         }
         Ok(region)
+    }
+
+    /// Fault every page in now, writable. `MADV_POPULATE_WRITE` (Linux 5.14+)
+    /// has the kernel do it without a fault per page (several times faster
+    /// for shared memory); elsewhere every page is written once.
+    fn prefault(&self) {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+        let start = self.addr as usize;
+        let aligned = start & !(page - 1);
+        let len = (start + self.len).div_ceil(page) * page - aligned;
+        // SAFETY: [aligned, aligned + len) covers only pages of this mapping
+        // (UCX maps whole pages); populating pages does not change their
+        // contents.
+        let r =
+            unsafe { libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) };
+        if r != 0 {
+            // SAFETY: [addr, addr+len) is memory UCX just allocated for us
+            // and nobody else knows about yet.
+            unsafe { ptr::write_bytes(self.addr, 0, self.len) };
+        }
     }
 
     /// Start of the region.
