@@ -14,4 +14,4 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== main job, quick mode (benchmarks end to end)" >&2
 bash scripts/run-local.sh --quick --no-setup --out target/ci-quick
 echo "== cargo test" >&2
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
