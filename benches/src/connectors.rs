@@ -65,7 +65,7 @@ pub fn make(name: &str, opts: &ConnectorOpts) -> Result<DynConnector> {
                 reason: "no object server given: start proxystore-ucx-server and pass --ucx-server HOST:PORT".into(),
             })?;
             Ok(Arc::new(ucx_connector::UcxConnector::new(
-                ucx_connector::UcxConfig::new(server),
+                ucx_connector::UcxConfig::new(node_local(&server)),
             )?))
         }
         other => Err(proxy_core::Error::InvalidConfig {
@@ -75,6 +75,22 @@ pub fn make(name: &str, opts: &ConnectorOpts) -> Result<DynConnector> {
                 KNOWN.join(", ")
             ),
         }),
+    }
+}
+
+/// `:PORT` means "the server on this node" (one object server per node, as
+/// the Slurm script starts them): this host's name with that port.
+fn node_local(addr: &str) -> String {
+    match addr.strip_prefix(':') {
+        Some(port) => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "127.0.0.1".into());
+            format!("{host}:{port}")
+        }
+        None => addr.to_string(),
     }
 }
 

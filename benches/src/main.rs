@@ -63,7 +63,8 @@ struct StoreArgs {
     /// Directory of the file connector (default: a fresh one under /dev/shm).
     #[arg(long)]
     file_dir: Option<PathBuf>,
-    /// `host:port` of a running proxystore-ucx-server (for the ucx connector).
+    /// `host:port` of a running proxystore-ucx-server (for the ucx connector);
+    /// `:PORT` = the server on each rank's own node.
     #[arg(long, env = "PROXYSTORE_UCX_SERVER_ADDR")]
     ucx_server: Option<String>,
     /// `host:port` of a running Redis server (for the redis connector).
@@ -97,7 +98,8 @@ struct MpiArgs {
     /// Directory of the file connector (default: a fresh one under /dev/shm).
     #[arg(long)]
     file_dir: Option<PathBuf>,
-    /// `host:port` of a running proxystore-ucx-server (for the ucx connector).
+    /// `host:port` of a running proxystore-ucx-server (for the ucx connector);
+    /// `:PORT` = the server on each rank's own node.
     #[arg(long, env = "PROXYSTORE_UCX_SERVER_ADDR")]
     ucx_server: Option<String>,
     /// `host:port` of a running Redis server (for the redis connector).
