@@ -192,15 +192,11 @@ fn run_mpi(a: MpiArgs) -> i32 {
         },
     };
     let progress = progress::Progress::new(rank == 0);
-    let res = mpi_bench::run(&world, &opts, &progress);
+    let (series, res) = mpi_bench::run(&world, &opts, &progress);
     progress.done();
     if rank != 0 {
         return i32::from(res.is_err());
     }
-    let series = match &res {
-        Ok(s) => s.clone(),
-        Err(_) => vec![],
-    };
     let table = mpi_bench::table(&series);
     println!("{table}");
     let mut lines: Vec<chart::Line> = Vec::new();

@@ -177,20 +177,21 @@ struct Ctx<'a> {
 
 /// Check `r` on every rank: if any rank failed, all learn it (no rank is left
 /// blocked in a receive) and the failing rank's message is printed by it.
-fn agree(ctx: &Ctx<'_>, r: Result<()>) -> Result<()> {
+fn agree<T>(ctx: &Ctx<'_>, r: Result<T>) -> Result<T> {
+    // Exactly one collective per call, on every rank, whatever happened.
     let mine: i32 = i32::from(r.is_err());
     let mut any = 0i32;
     ctx.world
         .all_reduce_into(&mine, &mut any, mpi::collective::SystemOperation::max());
     match r {
         Err(e) => Err(e),
-        Ok(()) if any != 0 => Err(Error::connector(
+        Ok(_) if any != 0 => Err(Error::connector(
             "mpi",
             "benchmark",
             false,
             "another rank failed (see its message)",
         )),
-        Ok(()) => Ok(()),
+        Ok(v) => Ok(v),
     }
 }
 
@@ -466,7 +467,24 @@ impl Sink {
 }
 
 /// Run every pattern × connector × size; returns the series (on rank 0).
-pub fn run(world: &SimpleCommunicator, opts: &MpiOpts, progress: &Progress) -> Result<Vec<Series>> {
+/// Run every pattern × connector × size. Returns the series measured (on rank
+/// 0; also the ones before a failure) and how the run ended.
+pub fn run(
+    world: &SimpleCommunicator,
+    opts: &MpiOpts,
+    progress: &Progress,
+) -> (Vec<Series>, Result<()>) {
+    let mut out = Vec::new();
+    let res = run_into(world, opts, progress, &mut out);
+    (out, res)
+}
+
+fn run_into(
+    world: &SimpleCommunicator,
+    opts: &MpiOpts,
+    progress: &Progress,
+    out: &mut Vec<Series>,
+) -> Result<()> {
     let ctx = Ctx {
         world,
         rank: world.rank() as usize,
@@ -484,7 +502,6 @@ pub fn run(world: &SimpleCommunicator, opts: &MpiOpts, progress: &Progress) -> R
     } else {
         Sink { file: None }
     };
-    let mut out = Vec::new();
     let max_size = opts.sizes.iter().copied().max().unwrap_or(0);
     // Receive buffer of the MPI reference: one object (pair, fanout) or one per
     // rank (all-to-all's all-gather).
@@ -509,18 +526,34 @@ pub fn run(world: &SimpleCommunicator, opts: &MpiOpts, progress: &Progress) -> R
             } else {
                 Ok(None)
             };
-            let made = match made {
-                Ok(m) => {
-                    agree(&ctx, Ok(()))?;
-                    m
-                }
-                Err(e) => {
-                    eprintln!("rank {}: cannot set up connector '{cname}': {e}", ctx.rank);
-                    return agree(&ctx, Err(e)).map(|_| out);
-                }
-            };
+            if let Err(e) = &made {
+                eprintln!("rank {}: cannot set up connector '{cname}': {e}", ctx.rank);
+            }
+            let made = agree(&ctx, made)?;
+            // The largest object the connector takes (e.g. Redis' 512 MiB
+            // strings): larger sizes are skipped, on every rank alike.
+            let limit = made
+                .as_ref()
+                .and_then(|m| m.1.capabilities().max_object_size)
+                .map_or(u64::MAX, |l| l.saturating_sub(4096));
+            let mut min_limit = 0u64;
+            world.all_reduce_into(
+                &limit,
+                &mut min_limit,
+                mpi::collective::SystemOperation::min(),
+            );
             for &size in &opts.sizes {
                 if pat == Pattern::AllToAll && size > opts.alltoall_max {
+                    continue;
+                }
+                if size as u64 > min_limit {
+                    if ctx.rank == 0 {
+                        eprintln!(
+                            "skipping {} {cname} {}: over the connector's object size limit",
+                            pat.name(),
+                            fmt_size(size)
+                        );
+                    }
                     continue;
                 }
                 if ctx.rank == 0 {
@@ -563,9 +596,7 @@ pub fn run(world: &SimpleCommunicator, opts: &MpiOpts, progress: &Progress) -> R
                                 fmt_size(size)
                             );
                         }
-                        let r = r
-                            .and_then(|v| agree(&ctx, Ok(())).map(|_| v))
-                            .or_else(|e| agree(&ctx, Err(e)).map(|_| None));
+                        let r = agree(&ctx, r);
                         match r {
                             Ok(Some(rep)) if record => {
                                 s.put_us.push(rep.put);
@@ -598,7 +629,7 @@ pub fn run(world: &SimpleCommunicator, opts: &MpiOpts, progress: &Progress) -> R
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Markdown table of the series.

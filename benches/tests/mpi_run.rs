@@ -160,3 +160,44 @@ fn unknown_connector_is_a_clear_error() {
     assert!(stderr.contains("unknown benchmark connector"), "{stderr}");
     std::fs::remove_dir_all(out).ok();
 }
+
+#[test]
+fn missing_server_on_the_producer_ends_the_run_cleanly() {
+    // Nothing listens on port 1: the producer's first put fails while the
+    // consumer waits for a proxy. Every rank must learn it and exit.
+    let out = out_dir("noserver");
+    let o = run(
+        &[
+            "--pattern",
+            "all",
+            "--connectors",
+            "redis",
+            "--redis",
+            "127.0.0.1:1",
+            "--sizes",
+            "1KiB",
+            "--reps",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("127.0.0.1:1") && stderr.contains("refused"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("| pair | 2 | mpi | 1KiB |"),
+        "partial table printed:\n{stdout}"
+    );
+    assert!(
+        csv_rows(&out.join("mpi.csv"))
+            .iter()
+            .any(|r| r.contains(",mpi,"))
+    );
+    std::fs::remove_dir_all(out).ok();
+}
