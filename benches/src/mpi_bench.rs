@@ -535,8 +535,11 @@ fn run_into(
             let limit = made
                 .as_ref()
                 .and_then(|m| m.1.capabilities().max_object_size)
-                .map_or(u64::MAX, |l| l.saturating_sub(4096));
-            let mut min_limit = 0u64;
+                .map_or(i64::MAX, |l| {
+                    i64::try_from(l.saturating_sub(4096)).unwrap_or(i64::MAX)
+                });
+            // (i64: a u64 all-reduce was treated as signed here, making u64::MAX -1.)
+            let mut min_limit = 0i64;
             world.all_reduce_into(
                 &limit,
                 &mut min_limit,
@@ -546,7 +549,7 @@ fn run_into(
                 if pat == Pattern::AllToAll && size > opts.alltoall_max {
                     continue;
                 }
-                if size as u64 > min_limit {
+                if size as i64 > min_limit {
                     if ctx.rank == 0 {
                         eprintln!(
                             "skipping {} {cname} {}: over the connector's object size limit",
