@@ -77,7 +77,7 @@ pub fn svg(title: &str, lines: &[Line]) -> String {
     xs.dedup();
     let mut last_px = f64::MIN;
     for x in xs {
-        if px(x) - last_px < 40.0 {
+        if px(x) - last_px < 64.0 {
             continue; // 1KB next to 1KiB: label one of them
         }
         last_px = px(x);

@@ -38,6 +38,17 @@ enum Cmd {
     Store(StoreArgs),
     /// MPI-launched benchmark (run under mpiexec/srun with >= 2 ranks).
     Mpi(MpiArgs),
+    /// Redraw the chart of an MPI run from its CSV (e.g. after gathering runs).
+    Chart {
+        /// `mpi.csv` of a run.
+        mpi_csv: PathBuf,
+        /// A CSV from shared/bench-ref (the Python ProxyStore) to draw next to it.
+        #[arg(long)]
+        compare: Option<PathBuf>,
+        /// Output SVG file.
+        #[arg(long, short, default_value = "mpi.svg")]
+        output: PathBuf,
+    },
     /// Internal: the consumer process of `store`.
     #[command(hide = true)]
     Consumer,
@@ -113,14 +124,15 @@ struct MpiArgs {
     compare: Option<PathBuf>,
 }
 
-/// `(connector, [(size, MB/s)])` of the Python reference's child_resolve rows.
-fn python_lines(path: &PathBuf) -> Vec<chart::Line> {
+/// Chart lines from a CSV in the bench-ref schema: one line per (impl,
+/// connector), MB/s = size / median, for the rows of `section` and `op`.
+fn csv_lines(path: &std::path::Path, section: &str, op: &str) -> Vec<chart::Line> {
     let Ok(text) = std::fs::read_to_string(path) else {
         eprintln!("proxystore-bench: cannot read {}", path.display());
         return vec![];
     };
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let mut rows = text.lines();
+    let header: Vec<&str> = rows.next().unwrap_or("").split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
     let (Some(ii), Some(ci), Some(pi), Some(si), Some(oi), Some(mi), Some(seci)) = (
         col("impl"),
@@ -131,24 +143,27 @@ fn python_lines(path: &PathBuf) -> Vec<chart::Line> {
         col("median_us"),
         col("section"),
     ) else {
+        eprintln!(
+            "proxystore-bench: {} is not in the bench-ref CSV schema",
+            path.display()
+        );
         return vec![];
     };
     let mut out: Vec<chart::Line> = Vec::new();
-    for l in lines {
+    for l in rows {
         let f: Vec<&str> = l.split(',').collect();
-        if f.len() <= mi || f[seci] != "proxystore" || f[oi] != "child_resolve" || f[pi] != "bytes"
-        {
+        if f.len() <= mi || f[seci] != section || f[oi] != op || f[pi] != "bytes" {
             continue;
         }
         let (Ok(size), Ok(med)) = (f[si].parse::<f64>(), f[mi].parse::<f64>()) else {
             continue;
         };
-        let who = if f[ii] == "proxystore-py" {
-            "python"
-        } else {
-            f[ii]
+        let label = match (f[ii], f[ci]) {
+            ("proxystore-py", c) => format!("python {c} (child process)"),
+            (_, "mpi") => "MPI send/recv".to_string(),
+            ("proxystore-rs", c) => format!("rs {c} (proxy)"),
+            (i, c) => format!("{i} {c}"),
         };
-        let label = format!("{who} {} (child process)", f[ci]);
         let point = (size, size / med);
         match out.iter_mut().find(|x| x.label == label) {
             Some(x) => x.points.push(point),
@@ -159,6 +174,16 @@ fn python_lines(path: &PathBuf) -> Vec<chart::Line> {
         }
     }
     out
+}
+
+/// The chart of an MPI run: resolve bandwidth of the pair pattern, with the
+/// Python reference's child-process resolves when given.
+fn mpi_chart(mpi_csv: &std::path::Path, compare: Option<&std::path::Path>) -> String {
+    let mut lines = csv_lines(mpi_csv, "mpi-pair", "resolve");
+    if let Some(p) = compare {
+        lines.extend(csv_lines(p, "proxystore", "child_resolve"));
+    }
+    chart::svg("Resolve bandwidth per consumer, 2 ranks (pair)", &lines)
 }
 
 fn run_mpi(a: MpiArgs) -> i32 {
@@ -199,32 +224,7 @@ fn run_mpi(a: MpiArgs) -> i32 {
     }
     let table = mpi_bench::table(&series);
     println!("{table}");
-    let mut lines: Vec<chart::Line> = Vec::new();
-    for s in series
-        .iter()
-        .filter(|s| s.pattern == mpi_bench::Pattern::Pair)
-    {
-        let label = if s.connector == "mpi" {
-            "MPI send/recv".to_string()
-        } else {
-            format!("rs {} (proxy)", s.connector)
-        };
-        let point = (
-            s.size as f64,
-            s.size as f64 / stats::summarize(&s.resolve_us).median,
-        );
-        match lines.iter_mut().find(|l| l.label == label) {
-            Some(l) => l.points.push(point),
-            None => lines.push(chart::Line {
-                label,
-                points: vec![point],
-            }),
-        }
-    }
-    if let Some(p) = &a.compare {
-        lines.extend(python_lines(p));
-    }
-    let svg = chart::svg("Resolve bandwidth per consumer, 2 ranks (pair)", &lines);
+    let svg = mpi_chart(&csv_path, a.compare.as_deref());
     let md_path = a.out.join("mpi.md");
     let svg_path = a.out.join("mpi.svg");
     let written = std::fs::write(&md_path, &table).and_then(|_| std::fs::write(&svg_path, svg));
@@ -314,6 +314,20 @@ fn main() {
             }
         },
         Cmd::Mpi(a) => run_mpi(a),
+        Cmd::Chart {
+            mpi_csv,
+            compare,
+            output,
+        } => match std::fs::write(&output, mpi_chart(&mpi_csv, compare.as_deref())) {
+            Ok(()) => {
+                eprintln!("chart: {}", output.display());
+                0
+            }
+            Err(e) => {
+                eprintln!("proxystore-bench: cannot write {}: {e}", output.display());
+                1
+            }
+        },
         Cmd::Store(a) => {
             connectors::register_all();
             let opts = store_bench::StoreBenchOpts {
