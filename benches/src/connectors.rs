@@ -9,13 +9,18 @@ use proxy_core::{DynConnector, FileConnector, LocalConnector, Result};
 pub const KNOWN: &[&str] = &["local", "file", "redis", "ucx"];
 
 /// Options shared by the connectors.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ConnectorOpts {
+    /// Directory of the file connector (default: a fresh one under /dev/shm).
+    #[arg(long)]
     pub file_dir: Option<PathBuf>,
-    /// `host:port` of a running `proxystore-ucx-server`.
+    /// `host:port` of a running proxystore-ucx-server (for the ucx connector);
+    /// `:PORT` = the server on each rank's own node.
+    #[arg(long, env = "PROXYSTORE_UCX_SERVER_ADDR")]
     pub ucx_server: Option<String>,
-    /// `host:port` of a running Redis server.
-    pub redis: Option<String>,
+    /// `host:port` of a running Redis server (for the redis connector).
+    #[arg(long, env = "PROXYSTORE_BENCH_REDIS", default_value = "127.0.0.1:6379")]
+    pub redis: String,
 }
 
 /// Make every connector kind this binary links rebuildable from a config (the
@@ -46,10 +51,7 @@ pub fn make(name: &str, opts: &ConnectorOpts) -> Result<DynConnector> {
             Ok(Arc::new(FileConnector::new(dir)?))
         }
         "redis" => {
-            let addr = opts
-                .redis
-                .clone()
-                .unwrap_or_else(|| "127.0.0.1:6379".into());
+            let addr = &opts.redis;
             let (host, port) = addr
                 .rsplit_once(':')
                 .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))

@@ -71,16 +71,8 @@ struct StoreArgs {
     /// Seconds after which a series stops (once it has 5 repetitions).
     #[arg(long, default_value_t = 3.0)]
     series_budget: f64,
-    /// Directory of the file connector (default: a fresh one under /dev/shm).
-    #[arg(long)]
-    file_dir: Option<PathBuf>,
-    /// `host:port` of a running proxystore-ucx-server (for the ucx connector);
-    /// `:PORT` = the server on each rank's own node.
-    #[arg(long, env = "PROXYSTORE_UCX_SERVER_ADDR")]
-    ucx_server: Option<String>,
-    /// `host:port` of a running Redis server (for the redis connector).
-    #[arg(long, env = "PROXYSTORE_BENCH_REDIS", default_value = "127.0.0.1:6379")]
-    redis: String,
+    #[command(flatten)]
+    conn: connectors::ConnectorOpts,
     /// Write the long-form CSV here.
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -106,16 +98,8 @@ struct MpiArgs {
     /// Largest size run in the all-to-all pattern (each rank holds N objects).
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
     alltoall_max: usize,
-    /// Directory of the file connector (default: a fresh one under /dev/shm).
-    #[arg(long)]
-    file_dir: Option<PathBuf>,
-    /// `host:port` of a running proxystore-ucx-server (for the ucx connector);
-    /// `:PORT` = the server on each rank's own node.
-    #[arg(long, env = "PROXYSTORE_UCX_SERVER_ADDR")]
-    ucx_server: Option<String>,
-    /// `host:port` of a running Redis server (for the redis connector).
-    #[arg(long, env = "PROXYSTORE_BENCH_REDIS", default_value = "127.0.0.1:6379")]
-    redis: String,
+    #[command(flatten)]
+    conn: connectors::ConnectorOpts,
     /// Output directory (CSV, markdown, SVG chart).
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -210,11 +194,7 @@ fn run_mpi(a: MpiArgs) -> i32 {
         warmup: a.warmup,
         alltoall_max: a.alltoall_max,
         csv: Some(csv_path.clone()),
-        conn: connectors::ConnectorOpts {
-            file_dir: a.file_dir,
-            ucx_server: a.ucx_server,
-            redis: Some(a.redis),
-        },
+        conn: a.conn,
     };
     let progress = progress::Progress::new(rank == 0);
     let (series, res) = mpi_bench::run(&world, &opts, &progress);
@@ -336,11 +316,7 @@ fn main() {
                 sizes: a.sizes,
                 quick: a.quick,
                 budget_s: a.series_budget,
-                conn: connectors::ConnectorOpts {
-                    file_dir: a.file_dir,
-                    ucx_server: a.ucx_server,
-                    redis: Some(a.redis),
-                },
+                conn: a.conn,
             };
             let progress = progress::Progress::new(true);
             let mut rows = Vec::new();
