@@ -14,4 +14,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== main job, quick mode (benchmarks end to end)" >&2
 bash scripts/run-local.sh --quick --no-setup --out target/ci-quick
 echo "== cargo test" >&2
-cargo test --workspace --locked --no-fail-fast
+log=$(mktemp)
+set +e
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary (the last binary alone may hold no test).
+awk '/^test result:/ {p += $4; f += $6; i += $8}
+     END {printf "tests: %d passed, %d failed, %d skipped\n", p, f, i}' "$log"
+rm -f "$log"
+exit "$rc"
