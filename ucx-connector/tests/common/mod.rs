@@ -180,3 +180,16 @@ impl Connector for WithServer {
         self.conn.config()
     }
 }
+
+/// The conformance suite's `setup` over transports `tls`: a fresh object
+/// server process per case (stopped with it) and a connector to it.
+pub fn conformance_setup(tls: &str) -> WithServer {
+    let server = ServerProcess::start(tls, &["--segment-size", "64M", "--memory-limit", "1G"]);
+    let cfg = ucx_connector::UcxConfig::new(&server.addr)
+        .with_ucx_tls(tls)
+        .with_timeout(std::time::Duration::from_secs(30));
+    WithServer {
+        conn: ucx_connector::UcxConnector::new(cfg).expect("connector"),
+        server,
+    }
+}
