@@ -49,6 +49,14 @@ impl Pattern {
             )),
         }
     }
+    /// The ranks that receive rank 0's proxy (pair and fan-out).
+    fn consumers(self, ranks: usize) -> Vec<usize> {
+        match self {
+            Pattern::Pair => vec![1],
+            _ => (1..ranks).collect(),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Pattern::Pair => "pair",
@@ -237,10 +245,7 @@ fn proxy_rep(
     world.barrier();
     match pat {
         Pattern::Pair | Pattern::Fanout => {
-            let consumers: Vec<usize> = match pat {
-                Pattern::Pair => vec![1],
-                _ => (1..ctx.n).collect(),
-            };
+            let consumers = pat.consumers(ctx.n);
             if ctx.rank == 0 {
                 let store = store.expect("producer has a store");
                 let t0 = Instant::now();
@@ -379,10 +384,7 @@ fn mpi_rep(
     world.barrier();
     match pat {
         Pattern::Pair | Pattern::Fanout => {
-            let consumers: Vec<usize> = match pat {
-                Pattern::Pair => vec![1],
-                _ => (1..ctx.n).collect(),
-            };
+            let consumers = pat.consumers(ctx.n);
             if ctx.rank == 0 {
                 let t0 = Instant::now();
                 for &c in &consumers {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::pool::RecvPool;
 use crate::proto::{self, DataPath, Loc, Request, Response};
 use crate::server::{Local, Server, ServerOptions};
-use crate::ucx::{Context, Endpoint, Features, RemoteKey, Request as RmaRequest, Worker};
+use crate::ucx::{Context, Endpoint, RemoteKey, Request as RmaRequest, Worker};
 
 /// Connector kind.
 pub const KIND: &str = "ucx";
@@ -411,20 +411,7 @@ impl UcxConnector {
                 "option 'server' (host:port of the object server) is required",
             ));
         }
-        let overrides: Vec<(&str, &str)> = cfg
-            .ucx_tls
-            .as_deref()
-            .map(|t| ("TLS", t))
-            .into_iter()
-            .collect();
-        let ctx = Context::new(
-            Features {
-                rma: true,
-                am: false,
-                wakeup: false,
-            },
-            &overrides,
-        )?;
+        let ctx = Context::rma(cfg.ucx_tls.as_deref(), false)?;
         let worker = Worker::new(&ctx)?;
         let pool = RecvPool::new(&ctx, cfg.max_idle_bytes as usize);
         Ok(UcxConnector {
@@ -913,13 +900,7 @@ impl UcxConnector {
                     0
                 };
                 let buf = self.inner.pool.acquire_at(wire as usize, phase as usize)?;
-                let ep = peer.ep.as_ref().expect("rma peers have an endpoint");
-                let req = ep.get(
-                    &self.inner.worker.lock(),
-                    &seg.rkey,
-                    seg.base + k.offset,
-                    buf,
-                )?;
+                let req = self.post_get(peer, &seg, k.offset, buf)?;
                 posted.push((i, seg, req));
             }
             let reqs: Vec<_> = posted.iter().map(|(_, _, r)| r).collect();
@@ -943,13 +924,7 @@ impl UcxConnector {
                     continue; // evicted (and maybe reused): None
                 }
                 let hb = self.inner.pool.acquire(proto::HEADER)?;
-                let ep = peer.ep.as_ref().expect("rma peers have an endpoint");
-                let hreq = ep.get(
-                    &self.inner.worker.lock(),
-                    &seg.rkey,
-                    seg.base + k.offset,
-                    hb,
-                )?;
+                let hreq = self.post_get(peer, &seg, k.offset, hb)?;
                 checks.push((i, buf, hreq));
             }
             let reqs: Vec<_> = checks.iter().map(|(_, _, r)| r).collect();
@@ -968,6 +943,18 @@ impl UcxConnector {
             }
         }
         Ok(out)
+    }
+
+    /// Post a one-sided read of `offset` in `seg` of `peer` into `buf`.
+    fn post_get<B: crate::ucx::RmaTarget>(
+        &self,
+        peer: &Peer,
+        seg: &SegHandle,
+        offset: u64,
+        buf: B,
+    ) -> Result<RmaRequest<B>> {
+        let ep = peer.ep.as_ref().expect("rma peers have an endpoint");
+        ep.get(&self.inner.worker.lock(), &seg.rkey, seg.base + offset, buf)
     }
 
     /// Wait for `reqs`, progressing the worker; on timeout cancel them (their

@@ -21,7 +21,7 @@ use proxy_core::{Error, Result};
 
 use crate::arena::Arena;
 use crate::proto::{self, DataPath, Request, Response};
-use crate::ucx::{Context, Features, Worker};
+use crate::ucx::{Context, Worker};
 
 /// Server options.
 #[derive(Debug, Clone)]
@@ -99,20 +99,7 @@ impl Server {
         // spawning one at once) fails fast, before it maps any memory.
         let listener = TcpListener::bind(opts.listen).map_err(|e| io_err("bind", e))?;
         let addr = listener.local_addr().map_err(|e| io_err("local_addr", e))?;
-        let overrides: Vec<(&str, &str)> = opts
-            .ucx_tls
-            .as_deref()
-            .map(|t| ("TLS", t))
-            .into_iter()
-            .collect();
-        let ctx = Context::new(
-            Features {
-                rma: true,
-                am: false,
-                wakeup: true,
-            },
-            &overrides,
-        )?;
+        let ctx = Context::rma(opts.ucx_tls.as_deref(), true)?;
         let worker = Worker::new(&ctx)?;
         let (worker_address, efd) = {
             let g = worker.lock();

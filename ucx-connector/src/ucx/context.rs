@@ -36,6 +36,21 @@ unsafe impl Send for Context {}
 unsafe impl Sync for Context {}
 
 impl Context {
+    /// An RMA context with UCX's transports limited to `tls` (`UCX_TLS`
+    /// syntax; `None` keeps the environment's choice); `wakeup` for a
+    /// progress loop that sleeps on the worker's event fd.
+    pub fn rma(tls: Option<&str>, wakeup: bool) -> Result<Arc<Context>> {
+        let overrides: Vec<(&str, &str)> = tls.map(|t| ("TLS", t)).into_iter().collect();
+        Context::new(
+            Features {
+                rma: true,
+                am: false,
+                wakeup,
+            },
+            &overrides,
+        )
+    }
+
     /// Initialise UCP with the given features. `overrides` are UCX options
     /// without the `UCX_` prefix (`("TLS", "tcp")`), applied over the
     /// environment.
