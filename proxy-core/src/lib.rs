@@ -66,6 +66,7 @@ pub mod connector;
 pub mod connectors;
 pub mod error;
 pub mod key;
+pub mod mem;
 pub mod proxy;
 pub mod registry;
 pub mod store;

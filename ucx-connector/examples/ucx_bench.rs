@@ -21,6 +21,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use ucx_connector::TransportConfig;
 
 use proxy_core::FromConfig;
 use proxy_core::{Connector, Payload};

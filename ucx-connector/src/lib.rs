@@ -1,17 +1,41 @@
-//! UCX connector for proxystore-rs.
+//! UCX connector for proxystore-rs: the UCX transport of the shared object
+//! server (`object-server`), its configuration, and the `ucx` safe layer.
 //!
 //! See the crate README for the design: an object server keeps objects in
 //! registered memory; readers fetch them with one-sided gets.
 #![warn(missing_docs)]
 
-pub mod arena;
-mod connector;
-pub mod pool;
-pub mod proto;
-pub mod server;
-mod spawn;
+mod config;
+mod transport;
 pub mod ucx;
 
-pub use connector::{KIND, UcxConfig, UcxConnector, UcxKey, UcxOwnerConfig, register};
-pub use proto::DataPath;
-pub use spawn::{SERVER_ENV, locate_server};
+pub use config::{UcxConfig, tls_is_tcp_only};
+pub use object_server::{DataPath, TransportConfig};
+pub use transport::{Ucx, UcxAlloc, UcxServer};
+
+/// Connector kind.
+pub const KIND: &str = "ucx";
+
+/// The UCX connector: an [`object_server::ObjectClient`] over [`Ucx`].
+pub type UcxConnector = object_server::ObjectClient<Ucx>;
+/// The key of a UCX object (the object server's key: it names the object,
+/// not the transport).
+pub type UcxKey = object_server::ObjectKey;
+/// Options of an in-process owner ([`UcxConnector::owner`]).
+pub type UcxOwnerConfig = object_server::OwnerOptions<UcxConfig>;
+
+/// Environment variable naming the server binary that spawn on demand starts.
+pub const SERVER_ENV: &str = <Ucx as object_server::ClientTransport>::SERVER.env;
+
+/// The `proxystore-ucx-server` binary that spawn on demand would start:
+/// `$PROXYSTORE_UCX_SERVER`, else next to the current executable, else on
+/// `PATH`. The error lists every place tried.
+pub fn locate_server() -> Result<std::path::PathBuf, String> {
+    object_server::locate_server(&<Ucx as object_server::ClientTransport>::SERVER)
+}
+
+/// Register the `"ucx"` kind with `proxy_core`'s connector registry, so that
+/// proxies and configurations naming it can be resolved in this process.
+pub fn register() {
+    proxy_core::registry::register_connector::<UcxConnector>();
+}

@@ -3,6 +3,7 @@
 //! own objects; the cross-process case resolves from it while it is alive.
 
 use std::time::Duration;
+use ucx_connector::TransportConfig;
 
 use ucx_connector::{UcxConfig, UcxConnector, UcxOwnerConfig};
 

@@ -8,6 +8,7 @@ mod common;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use ucx_connector::TransportConfig;
 
 use common::ServerProcess;
 use proxy_core::{Connector, Payload};
@@ -110,7 +111,7 @@ fn one_gib_round_trip_and_flat_cycles() {
         assert!(c.get(&k).unwrap().is_none(), "round {round}: evicted: None");
         let now = (
             c.server_stats().unwrap().registered,
-            c.pool().registered_bytes(),
+            c.pool().allocated_bytes(),
             shm_mapped(),
         );
         match first {
@@ -141,7 +142,7 @@ fn retained_segments_yield_under_pressure() {
     let mut opts = UcxConfig::new(&server.addr)
         .with_ucx_tls(TLS)
         .with_timeout(Duration::from_secs(60));
-    opts.max_idle_bytes = 0;
+    opts.client.max_idle_bytes = 0;
     let c = UcxConnector::new(opts).unwrap();
     let mut mapped = Vec::new();
     for (round, len) in [300 * MIB, 400 * MIB, 300 * MIB, 500 * MIB, 200 * MIB]

@@ -2,6 +2,7 @@
 //! objects from its own registered arena.
 
 use std::time::Duration;
+use ucx_connector::TransportConfig;
 
 use proxy_core::{Connector, Error, FromConfig, Payload};
 use ucx_connector::{DataPath, UcxConfig, UcxConnector, UcxKey, UcxOwnerConfig};
@@ -33,7 +34,7 @@ fn owner_and_reader(tls: &str, path: DataPath) {
     assert_eq!(o.server_pid().unwrap(), std::process::id());
 
     // Keys and the configuration name this process's address.
-    let addr = o.options().server.clone();
+    let addr = o.options().client.server.clone();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     let data = pattern(3 << 20, 1);
     let parts = Payload::new()
@@ -54,7 +55,7 @@ fn owner_and_reader(tls: &str, path: DataPath) {
     let mut cfg = o.config();
     if path != DataPath::Auto {
         let mut opts: UcxConfig = cfg.options().unwrap();
-        opts.data_path = path;
+        opts.client.data_path = path;
         cfg = proxy_core::ConnectorConfig::new("ucx", &opts);
     }
     let reader = UcxConnector::from_config(&cfg).unwrap();

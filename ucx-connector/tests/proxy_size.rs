@@ -4,6 +4,7 @@
 mod common;
 
 use std::time::Duration;
+use ucx_connector::TransportConfig;
 
 use common::ServerProcess;
 use proxy_core::{Connector, ConnectorConfig, FromConfig, Store};
@@ -59,9 +60,9 @@ fn config_round_trips_and_omits_defaults() {
         .with_ucx_tls("tcp")
         .with_timeout(Duration::from_millis(1234))
         .with_spawn(["--memory-limit", "1G"]);
-    opts.max_in_flight = 7;
-    opts.max_idle_bytes = 1 << 20;
-    opts.rma_put_threshold = u64::MAX;
+    opts.client.max_in_flight = 7;
+    opts.client.max_idle_bytes = 1 << 20;
+    opts.client.rma_put_threshold = u64::MAX;
     let c = UcxConnector::new(opts.clone()).unwrap();
     let cfg = c.config();
     let back = UcxConnector::from_config(&cfg).unwrap();

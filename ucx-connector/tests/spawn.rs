@@ -9,6 +9,7 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+use ucx_connector::TransportConfig;
 
 use proxy_core::{Connector, Key, Payload};
 use ucx_connector::{UcxConfig, UcxConnector};

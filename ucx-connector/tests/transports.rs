@@ -5,6 +5,7 @@ mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use ucx_connector::TransportConfig;
 
 use bytes::Bytes;
 use common::ServerProcess;
@@ -306,7 +307,7 @@ fn timed_out_get_keeps_its_buffer() {
     let key = c.put(Payload::from(data.clone())).unwrap();
     assert_eq!(c.get(&key).unwrap().as_deref(), Some(&data[..])); // warm: endpoint, rkey, buffer
     assert_eq!(
-        c.pool().registered_bytes(),
+        c.pool().allocated_bytes(),
         c.pool().idle_bytes(),
         "nothing in use"
     );
@@ -319,7 +320,7 @@ fn timed_out_get_keeps_its_buffer() {
     // flight), or it completed the request as cancelled inside
     // `ucp_request_cancel` (possible while it had not left the send queue);
     // in both cases the pool only has it back once UCX says it is done.
-    let in_use = c.pool().registered_bytes() - c.pool().idle_bytes();
+    let in_use = c.pool().allocated_bytes() - c.pool().idle_bytes();
     eprintln!("after the timeout: {in_use} B of receive buffers still owned by UCX");
     server.freeze(false);
     // The connector works again, and the abandoned request completes in the
@@ -327,7 +328,7 @@ fn timed_out_get_keeps_its_buffer() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         assert_eq!(c.get(&key).unwrap().as_deref(), Some(&data[..]));
-        if c.pool().registered_bytes() == c.pool().idle_bytes() {
+        if c.pool().allocated_bytes() == c.pool().idle_bytes() {
             break;
         }
         assert!(Instant::now() < deadline, "abandoned buffer never returned");
@@ -377,11 +378,11 @@ fn cycles(tls: &str, path: DataPath, n: usize) {
         }
         c.evict(&k).unwrap();
         if i == n / 10 {
-            first = Some((c.server_stats().unwrap(), c.pool().registered_bytes()));
+            first = Some((c.server_stats().unwrap(), c.pool().allocated_bytes()));
         }
     }
     let (s0, p0) = first.unwrap();
-    let (s1, p1) = (c.server_stats().unwrap(), c.pool().registered_bytes());
+    let (s1, p1) = (c.server_stats().unwrap(), c.pool().allocated_bytes());
     assert_eq!(s1.objects, 0);
     assert_eq!(s1.used, 0);
     assert_eq!(

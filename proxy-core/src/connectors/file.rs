@@ -139,7 +139,7 @@ impl FileConnector {
         };
         let len = f.metadata()?.len() as usize;
         if len >= MMAP_THRESHOLD {
-            return mmap::Mmap::map(&f, len).map(|m| Some(Bytes::from_owner(m)));
+            return crate::mem::Mmap::file(&f, len).map(|m| Some(Bytes::from_owner(m)));
         }
         let mut buf = Vec::with_capacity(len);
         f.read_to_end(&mut buf)?;
@@ -256,58 +256,5 @@ impl FromConfig for FileConnector {
             return Err(Error::config(KIND, "option 'dir' is empty"));
         }
         Self::with_clear(o.dir, o.clear)
-    }
-}
-
-mod mmap {
-    use std::fs::File;
-    use std::io;
-    use std::os::fd::AsRawFd;
-
-    /// A read-only shared mapping of a whole file.
-    pub(super) struct Mmap {
-        ptr: *mut libc::c_void,
-        len: usize,
-    }
-
-    // SAFETY: the mapping is read-only memory owned by this value alone; moving
-    // the owner to another thread moves nothing the kernel tracks per thread.
-    unsafe impl Send for Mmap {}
-
-    impl Mmap {
-        pub(super) fn map(f: &File, len: usize) -> io::Result<Mmap> {
-            // SAFETY: mapping `len > 0` bytes (caller guarantees len >= threshold)
-            // of an open file read-only; the result is checked for MAP_FAILED.
-            let ptr = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ,
-                    libc::MAP_SHARED | libc::MAP_POPULATE,
-                    f.as_raw_fd(),
-                    0,
-                )
-            };
-            if ptr == libc::MAP_FAILED {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(Mmap { ptr, len })
-        }
-    }
-
-    impl AsRef<[u8]> for Mmap {
-        fn as_ref(&self) -> &[u8] {
-            // SAFETY: `ptr` maps `len` readable bytes until `drop` unmaps them.
-            unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
-        }
-    }
-
-    impl Drop for Mmap {
-        fn drop(&mut self) {
-            // SAFETY: unmapping exactly the region this value mapped, once.
-            unsafe {
-                libc::munmap(self.ptr, self.len);
-            }
-        }
     }
 }

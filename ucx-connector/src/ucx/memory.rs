@@ -8,9 +8,11 @@ use ucx_sys::*;
 
 use super::{Context, check, status_error};
 
-/// A region of memory allocated and registered by UCX (`UCP_MEM_MAP_ALLOCATE`,
-/// so UCX picks the best allocator for the transports, e.g. shared memory that
-/// a peer on the node can map). Unmapped (and freed) on drop.
+/// A region of memory registered with UCX: allocated by UCX
+/// ([`MemRegion::allocate`], `UCP_MEM_MAP_ALLOCATE`, so UCX picks the best
+/// allocator for the transports, e.g. shared memory that a peer on the node
+/// can map), or memory of someone else's ([`MemRegion::register`]).
+/// Unmapped (and, if UCX allocated it, freed) on drop.
 ///
 /// The region hands out raw pointers only: who may write where is decided by
 /// its owner (the server's arena allocator, the client's buffer pool).
@@ -31,6 +33,38 @@ unsafe impl Send for MemRegion {}
 unsafe impl Sync for MemRegion {}
 
 impl MemRegion {
+    /// Register `len` bytes at `addr`, memory that the caller owns.
+    ///
+    /// # Safety
+    /// `[addr, addr + len)` must stay mapped until the region is dropped.
+    pub unsafe fn register(ctx: &Arc<Context>, addr: *mut u8, len: usize) -> Result<MemRegion> {
+        let params = ucp_mem_map_params_t {
+            field_mask: (ucp_mem_map_params_field::UCP_MEM_MAP_PARAM_FIELD_ADDRESS
+                | ucp_mem_map_params_field::UCP_MEM_MAP_PARAM_FIELD_LENGTH)
+                .0 as u64,
+            address: addr.cast(),
+            length: len,
+            ..Default::default()
+        };
+        let mut memh: ucp_mem_h = ptr::null_mut();
+        // SAFETY: the context is alive; params and out-pointer are valid; the
+        // caller keeps the memory mapped while the registration lives.
+        check("ucp_mem_map", unsafe {
+            ucp_mem_map(ctx.raw(), &params, &mut memh)
+        })?;
+        Ok(MemRegion {
+            memh,
+            addr,
+            len,
+            ctx: ctx.clone(),
+        })
+    }
+
+    /// Whether this region was registered on `ctx`.
+    pub fn is_on(&self, ctx: &Arc<Context>) -> bool {
+        Arc::ptr_eq(&self.ctx, ctx)
+    }
+
     /// Allocate and register `len` bytes (`len > 0`). With `prefault`, every
     /// page is written once now, so that later accesses (and RMA) never fault.
     pub fn allocate(ctx: &Arc<Context>, len: usize, prefault: bool) -> Result<MemRegion> {
@@ -115,7 +149,8 @@ impl MemRegion {
         self.memh
     }
 
-    /// Pack a remote key that lets peers read (and write) this region.
+    /// Pack a remote key that lets peers read (and write: UCX registers with
+    /// full remote access) this region.
     pub fn pack_rkey(&self) -> Result<Vec<u8>> {
         let mut buf: *mut std::ffi::c_void = ptr::null_mut();
         let mut size = 0usize;

@@ -34,6 +34,8 @@ pub unsafe trait RmaTarget: Send + 'static {
 }
 
 struct ReqState<B> {
+    /// The UCX call that posted it (named in its error).
+    op: &'static str,
     done: AtomicBool,
     status: AtomicI8,
     target: Mutex<Option<B>>,
@@ -109,6 +111,7 @@ fn post<B: Send + 'static>(
     call: impl FnOnce(&ucp_request_param_t) -> ucs_status_ptr_t,
 ) -> Result<Request<B>> {
     let state = Arc::new(ReqState {
+        op,
         done: AtomicBool::new(false),
         status: AtomicI8::new(ucs_status_t::UCS_INPROGRESS.0),
         target: Mutex::new(Some(keep)),
@@ -230,12 +233,12 @@ impl<B> Request<B> {
         }
         let status = ucs_status_t(self.state.status.load(Ordering::Relaxed));
         if status != ucs_status_t::UCS_OK {
-            return Some(Err(status_error("ucp_get_nbx", status)));
+            return Some(Err(status_error(self.state.op, status)));
         }
         self.state.target.lock().take().map(Ok).or_else(|| {
             Some(Err(Error::connector(
                 "ucx",
-                "ucp_get_nbx",
+                self.state.op,
                 false,
                 "result already taken",
             )))

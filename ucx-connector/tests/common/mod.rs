@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use ucx_connector::TransportConfig;
 
 /// A server process, stopped with SIGTERM on drop.
 pub struct ServerProcess {

@@ -1,5 +1,7 @@
 //! The object server's arena: registered, pre-faulted segments that grow up
-//! to a memory limit, with a first-fit allocator per segment.
+//! to a memory limit, with a first-fit allocator per segment. Every segment
+//! is registered with every transport of the server, so an object put over
+//! one transport is read over any other.
 //!
 //! Segments that become empty stay mapped (and registered, and faulted in, in
 //! this process and in every reader that mapped them) for the next objects, up
@@ -12,17 +14,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use proxy_core::Result;
-
-use crate::proto::{self, Loc, Stats};
-use crate::ucx::{Context, MemRegion};
+use crate::layout;
+use crate::memory::{Memory, PinnedSlice, SlotWriter};
+use crate::proto::{Loc, SegmentInfo, Stats};
+use crate::transport::{Access, Registration, ServerTransport};
 
 /// Segment mapping granularity (2 MiB: huge-page friendly).
 const GRANULE: u64 = 2 << 20;
 
 struct Segment {
-    region: MemRegion,
-    rkey: Vec<u8>,
+    /// One registration per transport of the server, in the server's order
+    /// (declared first: dropped, so deregistered, before the memory).
+    regs: Vec<Box<dyn Registration>>,
+    mem: Arc<Memory>,
     /// Free ranges: offset -> length (coalesced).
     free: BTreeMap<u64, u64>,
     used: u64,
@@ -68,32 +72,47 @@ struct Obj {
     evicted: bool,
 }
 
-/// Result of a reservation: where to write, and the token to commit it.
+/// A reserved slot: where the object will be, and exclusive write access to
+/// its payload until [`Arena::commit`] or [`Arena::abort`].
 #[derive(Debug)]
 pub struct Reservation {
     /// The object's location (its key material).
     pub loc: Loc,
-    /// Where the payload goes (after the header).
-    pub payload: *mut u8,
+    /// The payload (after the header), writable by the holder alone.
+    pub writer: SlotWriter,
 }
 
-// SAFETY: the pointer designates a slot reserved exclusively for the holder.
-unsafe impl Send for Reservation {}
+/// Why a reservation was refused.
+#[derive(Debug)]
+pub enum ReserveError {
+    /// The object does not fit (alone, or with what is stored): nothing stored.
+    Full {
+        /// Slot size asked for.
+        size: u64,
+        /// Bytes in use.
+        used: u64,
+        /// Limit.
+        limit: u64,
+    },
+    /// Mapping or registering a new segment failed.
+    Map(proxy_core::Error),
+}
 
-/// Why a put was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Full {
-    /// Slot size asked for.
-    pub size: u64,
-    /// Bytes in use.
-    pub used: u64,
-    /// Limit.
-    pub limit: u64,
+impl std::fmt::Display for ReserveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReserveError::Full { size, used, limit } => write!(
+                f,
+                "full: {used} of {limit} bytes in use, the object needs {size} more"
+            ),
+            ReserveError::Map(e) => write!(f, "cannot map a segment: {e}"),
+        }
+    }
 }
 
 /// Objects in registered memory.
 pub struct Arena {
-    ctx: Arc<Context>,
+    transports: Arc<[Box<dyn ServerTransport>]>,
     segment_size: u64,
     limit: u64,
     /// Bytes of empty segments kept mapped for reuse.
@@ -119,17 +138,19 @@ fn round_up(v: u64, to: u64) -> u64 {
 impl Arena {
     /// An arena that maps `segment_size`-byte segments (at least one at once)
     /// up to `limit` bytes in total, keeping up to `retain` bytes of empty
-    /// segments mapped for reuse (besides one default-sized segment).
+    /// segments mapped for reuse (besides one default-sized segment), each
+    /// registered with every one of `transports` (at least one).
     pub fn new(
-        ctx: &Arc<Context>,
+        transports: Arc<[Box<dyn ServerTransport>]>,
         segment_size: u64,
         limit: u64,
         retain: u64,
         prefault: bool,
-    ) -> Result<Arena> {
+    ) -> proxy_core::Result<Arena> {
+        assert!(!transports.is_empty(), "an arena needs a transport");
         let segment_size = round_up(segment_size.max(GRANULE), GRANULE);
         let mut a = Arena {
-            ctx: ctx.clone(),
+            transports,
             segment_size,
             limit: limit.max(segment_size),
             retain,
@@ -144,10 +165,18 @@ impl Arena {
         Ok(a)
     }
 
-    fn add_segment(&mut self, size: u64) -> Result<u32> {
-        let region = MemRegion::allocate(&self.ctx, size as usize, self.prefault)?;
-        let rkey = region.pack_rkey()?;
-        let len = region.len() as u64;
+    fn add_segment(&mut self, size: u64) -> proxy_core::Result<u32> {
+        let mem = match self.transports[0].allocate(size as usize, self.prefault)? {
+            Some(m) => m,
+            None => Memory::anonymous(size as usize, self.prefault)
+                .map_err(|e| proxy_core::Error::io("map a segment", e))?,
+        };
+        let regs = self
+            .transports
+            .iter()
+            .map(|t| t.register(&mem))
+            .collect::<proxy_core::Result<Vec<_>>>()?;
+        let len = mem.len() as u64;
         let id = self.next_seg;
         self.next_seg += 1;
         self.registered += len;
@@ -156,8 +185,8 @@ impl Arena {
         self.segments.insert(
             id,
             Segment {
-                region,
-                rkey,
+                mem: Arc::new(mem),
+                regs,
                 free,
                 used: 0,
             },
@@ -165,23 +194,19 @@ impl Arena {
         Ok(id)
     }
 
-    /// Reserve a slot for `len` payload bytes and write its header and trailer.
-    /// The object becomes visible only at [`Arena::commit`]. With `phase`, an
-    /// object of at least [`proto::PHASED`] bytes gets its payload at that
-    /// offset within a page (see there).
-    pub fn reserve(
-        &mut self,
-        len: u64,
-        phase: Option<u64>,
-    ) -> Result<std::result::Result<Reservation, Full>> {
-        let phase = phase.filter(|_| len >= proto::PHASED);
-        let pad = if phase.is_some() { proto::PAGE } else { 0 };
-        let Some(size) = proto::slot_len(len).and_then(|s| s.checked_add(pad)) else {
-            return Ok(Err(Full {
+    /// Reserve a slot for `len` payload bytes and write its trailer. The
+    /// object becomes visible only at [`Arena::commit`], which writes its
+    /// header. With `phase`, an object of at least [`layout::PHASED`] bytes
+    /// gets its payload at that offset within a page (see there).
+    pub fn reserve(&mut self, len: u64, phase: Option<u64>) -> Result<Reservation, ReserveError> {
+        let phase = phase.filter(|_| len >= layout::PHASED);
+        let pad = if phase.is_some() { layout::PAGE } else { 0 };
+        let Some(size) = layout::slot_len(len).and_then(|s| s.checked_add(pad)) else {
+            return Err(ReserveError::Full {
                 size: u64::MAX,
                 used: self.used(),
                 limit: self.limit,
-            }));
+            });
         };
         // First fit over the segments in order, except that an object larger
         // than a default segment takes the smallest segment that holds it
@@ -210,13 +235,13 @@ impl Arena {
             None => {
                 let new_size = round_up(size.max(self.segment_size), GRANULE);
                 if self.registered + new_size > self.limit && !self.make_room(new_size) {
-                    return Ok(Err(Full {
+                    return Err(ReserveError::Full {
                         size,
                         used: self.used(),
                         limit: self.limit,
-                    }));
+                    });
                 }
-                let s = self.add_segment(new_size)?;
+                let s = self.add_segment(new_size).map_err(ReserveError::Map)?;
                 let o = self
                     .segments
                     .get_mut(&s)
@@ -228,8 +253,8 @@ impl Arena {
         // The slot starts where its payload gets the asked-for page phase.
         let offset = match phase {
             Some(p) => {
-                let want = (p + proto::PAGE - proto::HEADER as u64) % proto::PAGE;
-                start + (want + proto::PAGE - start % proto::PAGE) % proto::PAGE
+                let want = (p + layout::PAGE - layout::HEADER as u64) % layout::PAGE;
+                start + (want + layout::PAGE - start % layout::PAGE) % layout::PAGE
             }
             None => start,
         };
@@ -241,21 +266,12 @@ impl Arena {
             len,
             id,
         };
-        let base = self.segments[&seg].region.as_ptr();
-        // SAFETY: [start, start + size) lies inside the segment (allocator
-        // invariant) and was just reserved: nobody else writes it; the slot
-        // [offset, offset + wire length) lies inside it (offset - start < pad).
-        let payload = unsafe {
-            let slot = base.add(offset as usize);
-            std::ptr::copy_nonoverlapping(proto::header(id, len).as_ptr(), slot, proto::HEADER);
-            let t = proto::trailer(id);
-            std::ptr::copy_nonoverlapping(
-                t.as_ptr(),
-                slot.add(proto::HEADER + len as usize),
-                proto::TRAILER,
-            );
-            slot.add(proto::HEADER)
-        };
+        // [start, start + size) was just reserved: nobody else writes it, and
+        // the slot [offset, offset + wire length) lies inside it (offset -
+        // start < pad). The header is written at commit.
+        let mem = self.segments[&seg].mem.clone();
+        mem.write(offset + layout::HEADER as u64 + len, &layout::trailer(id));
+        let writer = SlotWriter::new(mem, offset + layout::HEADER as u64, len as usize);
         self.objects.insert(
             id,
             Obj {
@@ -266,13 +282,20 @@ impl Arena {
                 evicted: true, // invisible until commit
             },
         );
-        Ok(Ok(Reservation { loc, payload }))
+        Ok(Reservation { loc, writer })
     }
 
-    /// Make a reserved object visible (after its payload was written).
+    /// Make a reserved object visible (after its payload was written): write
+    /// its header, after which one-sided readers take it.
     pub fn commit(&mut self, loc: &Loc) {
-        if let Some(o) = self.objects.get_mut(&loc.id) {
-            o.evicted = false;
+        let Some(o) = self.objects.get_mut(&loc.id).filter(|o| o.loc == *loc) else {
+            return;
+        };
+        o.evicted = false;
+        if let Some(seg) = self.segments.get(&loc.seg) {
+            // The payload is complete before the header names the object.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+            seg.mem.write(loc.offset, &layout::header(loc.id, loc.len));
         }
     }
 
@@ -314,20 +337,15 @@ impl Arena {
         let Some(seg) = self.segments.get_mut(&loc.seg) else {
             return;
         };
-        // SAFETY: the slot is this object's until `release`; one-sided readers
-        // may read it concurrently, which is why these are volatile stores, and
-        // why readers re-check the header after their get. Pinned readers only
-        // read the payload, which is left alone.
-        unsafe {
-            let slot = seg.region.as_ptr().add(loc.offset as usize);
-            for i in 0..proto::HEADER {
-                std::ptr::write_volatile(slot.add(i), 0);
-            }
-            let t = slot.add(proto::HEADER + loc.len as usize);
-            for i in 0..proto::TRAILER {
-                std::ptr::write_volatile(t.add(i), 0);
-            }
-        }
+        // The slot is this object's until `release`; one-sided readers may
+        // read it concurrently, which is why these are volatile stores, and
+        // why readers re-check the header after their get. Pinned readers
+        // only read the payload, which is left alone.
+        seg.mem.zero_volatile(loc.offset, layout::HEADER);
+        seg.mem.zero_volatile(
+            loc.offset + layout::HEADER as u64 + loc.len,
+            layout::TRAILER,
+        );
         // Header/trailer zeroes are globally visible before the slot can be reused.
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
     }
@@ -350,7 +368,7 @@ impl Arena {
             .segments
             .iter()
             .filter(|(_, s)| s.used == 0)
-            .map(|(&i, s)| (i, s.region.len() as u64))
+            .map(|(&i, s)| (i, s.mem.len() as u64))
             .collect();
         empty.sort_by_key(|&(i, l)| (std::cmp::Reverse(l), i));
         empty
@@ -358,7 +376,7 @@ impl Arena {
 
     fn unmap(&mut self, id: u32) {
         if let Some(s) = self.segments.remove(&id) {
-            self.registered -= s.region.len() as u64;
+            self.registered -= s.mem.len() as u64;
         }
     }
 
@@ -396,18 +414,21 @@ impl Arena {
         true
     }
 
-    /// Pin the object for a stream read: pointer to its payload.
-    pub fn begin_read(&mut self, loc: &Loc) -> Option<*const u8> {
+    /// Pin the object (a stream read, an owner's `Bytes`): its payload.
+    pub(crate) fn begin_read(&mut self, loc: &Loc) -> Option<PinnedSlice> {
         self.lookup(loc)?;
-        let o = self.objects.get_mut(&loc.id).expect("looked up");
-        o.readers += 1;
         let seg = self.segments.get(&loc.seg)?;
-        // SAFETY: the slot lies inside the segment (allocator invariant).
-        Some(unsafe { seg.region.as_ptr().add(loc.offset as usize + proto::HEADER) })
+        let pinned = PinnedSlice::new(
+            seg.mem.clone(),
+            loc.offset + layout::HEADER as u64,
+            loc.len as usize,
+        );
+        self.objects.get_mut(&loc.id).expect("looked up").readers += 1;
+        Some(pinned)
     }
 
     /// Unpin after [`Arena::begin_read`].
-    pub fn end_read(&mut self, loc: &Loc) {
+    pub(crate) fn end_read(&mut self, loc: &Loc) {
         if let Some(o) = self.objects.get_mut(&loc.id) {
             o.readers -= 1;
             if o.readers == 0 && o.evicted {
@@ -416,12 +437,13 @@ impl Arena {
         }
     }
 
-    /// Address, length and packed rkey of a segment.
-    pub fn segment(&self, seg: u32) -> Option<proto::SegmentInfo> {
-        self.segments.get(&seg).map(|s| proto::SegmentInfo {
-            base: s.region.as_ptr() as u64,
-            len: s.region.len() as u64,
-            rkey: s.rkey.clone(),
+    /// Address, length and the descriptor of transport `transport` (an
+    /// index into the server's transports) granting `access`.
+    pub fn segment(&self, seg: u32, transport: usize, access: Access) -> Option<SegmentInfo> {
+        self.segments.get(&seg).map(|s| SegmentInfo {
+            base: s.mem.as_ptr() as u64,
+            len: s.mem.len() as u64,
+            descriptor: s.regs[transport].descriptor(access).to_vec(),
             live: self.segments.keys().copied().collect(),
         })
     }
@@ -438,6 +460,7 @@ impl Arena {
             registered: self.registered,
             limit: self.limit,
             segments: self.segments.len() as u64,
+            clients: 0,
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Spawn on demand: start a `proxystore-ucx-server` on this node when none
-//! answers at the configured address (as ProxyStore does), in a session of its
-//! own so that it outlives the process that started it.
+//! Spawn on demand: start an object server on this node when none answers
+//! at the configured address (as ProxyStore does), in a session of its own so
+//! that it outlives the process that started it, and with an idle exit so
+//! that it does not outlive its use by long.
 //!
 //! Races are settled by the bind: every process that found no server starts
 //! one; the servers bind their listening socket before anything else, so all
@@ -17,11 +18,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::connector::UcxConfig;
-
-/// Environment variable naming the server binary to spawn.
-pub const SERVER_ENV: &str = "PROXYSTORE_UCX_SERVER";
-const SERVER_NAME: &str = "proxystore-ucx-server";
+/// The server program a transport spawns.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerBinary {
+    /// File name of the binary.
+    pub name: &'static str,
+    /// Environment variable naming the binary to use instead.
+    pub env: &'static str,
+    /// How to build it (said when it cannot be found).
+    pub build: &'static str,
+}
 
 fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -30,59 +36,67 @@ fn is_executable(p: &Path) -> bool {
 /// The candidates for the server binary, in order: `$PROXYSTORE_UCX_SERVER`,
 /// next to the current executable (and one level up, for cargo's `deps/`
 /// layout of test binaries), then every directory of `PATH`.
-fn candidates(env: Option<OsString>, exe: Option<PathBuf>, path: Option<OsString>) -> Vec<PathBuf> {
+fn candidates(
+    name: &str,
+    env: Option<OsString>,
+    exe: Option<PathBuf>,
+    path: Option<OsString>,
+) -> Vec<PathBuf> {
     let mut v = Vec::new();
     if let Some(e) = env.filter(|e| !e.is_empty()) {
         // An explicit choice is the only one considered.
         return vec![PathBuf::from(e)];
     }
     if let Some(dir) = exe.as_deref().and_then(Path::parent) {
-        v.push(dir.join(SERVER_NAME));
+        v.push(dir.join(name));
         if let Some(up) = dir.parent() {
-            v.push(up.join(SERVER_NAME));
+            v.push(up.join(name));
         }
     }
     if let Some(path) = path {
-        v.extend(std::env::split_paths(&path).map(|d| d.join(SERVER_NAME)));
+        v.extend(std::env::split_paths(&path).map(|d| d.join(name)));
     }
     v
 }
 
 fn locate(
+    bin: &ServerBinary,
     env: Option<OsString>,
     exe: Option<PathBuf>,
     path: Option<OsString>,
 ) -> Result<PathBuf, String> {
     let from_env = env.as_ref().is_some_and(|e| !e.is_empty());
-    let tried = candidates(env, exe, path);
+    let tried = candidates(bin.name, env, exe, path);
     if let Some(p) = tried.iter().find(|p| is_executable(p)) {
         return Ok(p.clone());
     }
     let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
     Err(format!(
-        "cannot find the {SERVER_NAME} binary to spawn; tried {}{}",
+        "cannot find the {} binary to spawn; tried {}{}",
+        bin.name,
         if list.is_empty() {
             "nothing (no current executable, no PATH)".to_string()
         } else {
             list.join(", ")
         },
         if from_env {
-            format!(" (from {SERVER_ENV})")
+            format!(" (from {})", bin.env)
         } else {
             format!(
-                " (set {SERVER_ENV}, or install it next to this program or on PATH: \
-                 cargo build --release -p ucx-connector --bins)"
+                " (set {}, or install it next to this program or on PATH: {})",
+                bin.env, bin.build
             )
         }
     ))
 }
 
-/// The `proxystore-ucx-server` binary that spawn on demand would start:
-/// `$PROXYSTORE_UCX_SERVER`, else next to the current executable, else on `PATH`.
-/// The error lists every place tried.
-pub fn locate_server() -> Result<PathBuf, String> {
+/// The server binary that spawn on demand would start: `$<bin.env>`, else
+/// next to the current executable, else on `PATH`. The error lists every
+/// place tried.
+pub fn locate_server(bin: &ServerBinary) -> Result<PathBuf, String> {
     locate(
-        std::env::var_os(SERVER_ENV),
+        bin,
+        std::env::var_os(bin.env),
         std::env::current_exe().ok(),
         std::env::var_os("PATH"),
     )
@@ -106,26 +120,32 @@ fn is_local(a: &SocketAddr) -> bool {
     a.ip().is_loopback() || TcpListener::bind(SocketAddr::new(a.ip(), 0)).is_ok()
 }
 
-/// Start a server for `cfg.server` on this node and wait (up to `timeout`)
-/// until a server answers there: ours, or the one that won a race.
-pub(crate) fn spawn_server(cfg: &UcxConfig, timeout: Duration) -> Result<(), String> {
-    let addrs = resolve(&cfg.server);
+/// Start `bin` for `server` on this node with `args` and wait (up to
+/// `timeout`) until a server answers there: ours, or the one that won a race.
+pub(crate) fn spawn_server(
+    bin: &ServerBinary,
+    server: &str,
+    args: &[String],
+    timeout: Duration,
+) -> Result<(), String> {
+    let addrs = resolve(server);
     let Some(listen) = addrs.iter().find(|a| is_local(a)).copied() else {
         return Err(format!(
             "no object server answers at {} and it is not an address of this node, \
              so none can be spawned here",
-            cfg.server
+            server
         ));
     };
     if listen.port() == 0 {
         return Err(format!(
             "cannot spawn an object server for {}: it needs a fixed port",
-            cfg.server
+            server
         ));
     }
-    let exe = locate_server()?;
+    let exe = locate_server(bin)?;
     let log = std::env::temp_dir().join(format!(
-        "{SERVER_NAME}-{}.log",
+        "{}-{}.log",
+        bin.name,
         listen.to_string().replace([':', '[', ']'], "_")
     ));
     let out = OpenOptions::new()
@@ -143,13 +163,7 @@ pub(crate) fn spawn_server(cfg: &UcxConfig, timeout: Duration) -> Result<(), Str
         .map_err(|e| format!("log {}: {e}", log.display()))?;
     let mut cmd = Command::new(&exe);
     cmd.arg("--listen").arg(listen.to_string());
-    if let Some(tls) = &cfg.ucx_tls {
-        cmd.args(["--tls", tls]);
-    }
-    cmd.args(&cfg.spawn_args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
+    cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
     // SAFETY: the closure runs in the forked child before exec and only calls
     // setsid, which is async-signal-safe and touches no memory of the parent.
     unsafe {
@@ -168,7 +182,7 @@ pub(crate) fn spawn_server(cfg: &UcxConfig, timeout: Duration) -> Result<(), Str
     let deadline = Instant::now() + timeout;
     let mut exited = None;
     loop {
-        if answers(&cfg.server) {
+        if answers(server) {
             break;
         }
         if exited.is_none() {
@@ -194,7 +208,7 @@ pub(crate) fn spawn_server(cfg: &UcxConfig, timeout: Duration) -> Result<(), Str
         // Ours is running (or exiting after losing a race): reap it whenever it
         // ends, so it never lingers as a zombie while this process lives.
         let _ = std::thread::Builder::new()
-            .name("ucx-server-reaper".into())
+            .name("server-reaper".into())
             .spawn(move || {
                 let _ = child.wait();
             });
@@ -208,29 +222,34 @@ mod tests {
 
     #[test]
     fn locate_order_and_error() {
+        let bin = ServerBinary {
+            name: "proxystore-ucx-server",
+            env: "PROXYSTORE_UCX_SERVER",
+            build: "cargo build",
+        };
         let exe = PathBuf::from("/nonexistent/bin/deps/app");
         let path = OsString::from("/nonexistent/a:/nonexistent/b");
-        let err = locate(None, Some(exe.clone()), Some(path.clone())).unwrap_err();
+        let err = locate(&bin, None, Some(exe.clone()), Some(path.clone())).unwrap_err();
         for p in [
             "/nonexistent/bin/deps/proxystore-ucx-server",
             "/nonexistent/bin/proxystore-ucx-server",
             "/nonexistent/a/proxystore-ucx-server",
             "/nonexistent/b/proxystore-ucx-server",
-            SERVER_ENV,
+            bin.env,
         ] {
             assert!(err.contains(p), "{p} missing in: {err}");
         }
-        let err = locate(Some("/nonexistent/srv".into()), Some(exe), Some(path)).unwrap_err();
+        let err = locate(&bin, Some("/nonexistent/srv".into()), Some(exe), Some(path)).unwrap_err();
         assert!(err.contains("/nonexistent/srv"), "{err}");
         assert!(!err.contains("/nonexistent/a/"), "{err}");
         // Found on PATH.
         let dir = std::env::temp_dir().join(format!("ps-locate-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let bin = dir.join(SERVER_NAME);
-        std::fs::write(&bin, "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let found = locate(None, None, Some(dir.clone().into_os_string())).unwrap();
-        assert_eq!(found, bin);
+        let file = dir.join(bin.name);
+        std::fs::write(&file, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let found = locate(&bin, None, None, Some(dir.clone().into_os_string())).unwrap();
+        assert_eq!(found, file);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

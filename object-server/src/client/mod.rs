@@ -1,0 +1,413 @@
+//! [`ObjectClient`]: the `proxy_core::Connector` over an object server, for
+//! any [`ClientTransport`]: puts, exists and evicts go over the server's TCP
+//! control plane; gets are one-sided reads from the server's registered
+//! memory into this process's pooled registered buffers, returned as `Bytes`
+//! without a copy (or, on the stream data path, read from the control
+//! connection into the same buffers).
+
+mod get;
+mod key;
+mod options;
+mod peer;
+mod put;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use proxy_core::mem::BufferPool;
+use proxy_core::{
+    Capabilities, Connector, ConnectorConfig, Error, FromConfig, Key, Payload, Result,
+};
+
+pub use key::ObjectKey;
+pub use options::{ClientOptions, TransportConfig};
+
+use crate::auth::Secret;
+use crate::proto::{DataPath, Request, Response, Stats};
+use crate::server::{Local, Server, ServerOptions};
+use crate::transport::ClientTransport;
+use peer::{Ctl, Peer, unexpected};
+
+/// Options of an in-process owner ([`ObjectClient::owner`]): this process
+/// serves its own objects from its own registered arena.
+#[derive(Debug, Clone)]
+pub struct OwnerOptions<C> {
+    /// Control-plane address to listen on (port 0: any free port).
+    pub listen: std::net::SocketAddr,
+    /// `host:port` that keys and the configuration name (what readers connect
+    /// to). Default: the bound address, with this host's name in place of an
+    /// unspecified IP (`0.0.0.0`, `::`).
+    pub advertise: Option<String>,
+    /// Registered memory is mapped in segments of this size.
+    pub segment_size: u64,
+    /// Total registered memory; a put beyond it is an error.
+    pub memory_limit: u64,
+    /// Write every page of new segments up front.
+    pub prefault: bool,
+    /// Bytes of empty segments kept mapped for reuse (see
+    /// [`ServerOptions::retain`]).
+    pub retain: u64,
+    /// Options of the connector itself (timeout, transports, ...); `server` is
+    /// replaced by the advertised address and `spawn` is ignored. Its secret,
+    /// if any, is the in-process server's too.
+    pub options: C,
+}
+
+impl<C: Default> Default for OwnerOptions<C> {
+    fn default() -> Self {
+        let s = ServerOptions::default();
+        OwnerOptions {
+            listen: s.listen,
+            advertise: None,
+            segment_size: s.segment_size,
+            memory_limit: s.memory_limit,
+            prefault: s.prefault,
+            retain: s.retain,
+            options: C::default(),
+        }
+    }
+}
+
+/// The in-process server of an owner connector.
+struct Owner {
+    /// The advertised `host:port` (keys name it).
+    addr: String,
+    local: Local,
+    /// Stopped by `close` (or when the connector is dropped).
+    server: Mutex<Option<Server>>,
+}
+
+struct Inner<T: ClientTransport> {
+    cfg: T::Config,
+    transport: T,
+    pool: BufferPool<T::Alloc>,
+    peers: Mutex<HashMap<String, Arc<Peer<T>>>>,
+    closed: AtomicBool,
+    secret: Option<Secret>,
+    /// In-process owner mode: this process's own server.
+    owner: Option<Owner>,
+}
+
+/// A connector to an object server over transport `T` (see the module docs).
+pub struct ObjectClient<T: ClientTransport> {
+    inner: Arc<Inner<T>>,
+}
+
+impl<T: ClientTransport> Clone for ObjectClient<T> {
+    fn clone(&self) -> Self {
+        ObjectClient {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T: ClientTransport> std::fmt::Debug for ObjectClient<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectClient")
+            .field("transport", &T::NAME)
+            .field("config", &self.inner.cfg)
+            .finish()
+    }
+}
+
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname writes at
+    // most that many and we look for the terminating NUL ourselves.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return None;
+    }
+    let n = buf.iter().position(|&b| b == 0)?;
+    String::from_utf8(buf[..n].to_vec())
+        .ok()
+        .filter(|h| !h.is_empty())
+}
+
+impl<T: ClientTransport> ObjectClient<T> {
+    /// A connector for the server in `cfg` (nothing is contacted until first use).
+    pub fn new(cfg: T::Config) -> Result<Self> {
+        Self::build(cfg, None)
+    }
+
+    /// An in-process owner: starts this process's own object server (its
+    /// accept loop, control threads and progress run on threads of this
+    /// process, over its own registered arena). Puts copy the payload straight
+    /// into registered memory here; other processes read it with one-sided
+    /// gets from this process, while it is alive (`outlives_process` is false).
+    /// Keys and the configuration name the advertised address, so a
+    /// configuration rebuilt elsewhere is a plain client of this process.
+    pub fn owner(cfg: OwnerOptions<T::Config>) -> Result<Self> {
+        let secret = Self::secret_of(&cfg.options)?;
+        let server = Server::start(
+            ServerOptions {
+                listen: cfg.listen,
+                segment_size: cfg.segment_size,
+                memory_limit: cfg.memory_limit,
+                prefault: cfg.prefault,
+                retain: cfg.retain,
+                secret,
+                idle_exit: None,
+            },
+            vec![T::serve(&cfg.options)?],
+        )?;
+        let bound = server.addr();
+        let addr = match cfg.advertise {
+            Some(a) => a,
+            None if bound.ip().is_unspecified() => {
+                let host = hostname().ok_or_else(|| {
+                    Error::config(
+                        T::NAME,
+                        "cannot tell this host's name: set 'advertise' (host:port readers connect to)",
+                    )
+                })?;
+                format!("{host}:{}", bound.port())
+            }
+            None => bound.to_string(),
+        };
+        let mut options = cfg.options;
+        let c = options.client_mut();
+        c.server = addr.clone();
+        c.spawn = false;
+        c.spawn_args.clear();
+        let owner = Owner {
+            addr,
+            local: server.local(),
+            server: Mutex::new(Some(server)),
+        };
+        Self::build(options, Some(owner))
+    }
+
+    fn secret_of(cfg: &T::Config) -> Result<Option<Secret>> {
+        match &cfg.client().secret {
+            Some(s) => Secret::new(s).map(Some),
+            None => Secret::from_env(),
+        }
+    }
+
+    fn build(cfg: T::Config, owner: Option<Owner>) -> Result<Self> {
+        if cfg.client().server.is_empty() {
+            return Err(Error::config(
+                T::NAME,
+                "option 'server' (host:port of the object server) is required",
+            ));
+        }
+        let secret = Self::secret_of(&cfg)?;
+        let transport = T::new(&cfg)?;
+        let pool = BufferPool::new(transport.allocator(), cfg.client().max_idle_bytes as usize);
+        Ok(ObjectClient {
+            inner: Arc::new(Inner {
+                cfg,
+                transport,
+                pool,
+                peers: Mutex::new(HashMap::new()),
+                closed: AtomicBool::new(false),
+                secret,
+                owner,
+            }),
+        })
+    }
+
+    /// Whether this connector serves its own objects ([`ObjectClient::owner`]).
+    pub fn is_owner(&self) -> bool {
+        self.inner.owner.is_some()
+    }
+
+    /// The options.
+    pub fn options(&self) -> &T::Config {
+        &self.inner.cfg
+    }
+
+    /// The receive buffer pool (for statistics).
+    pub fn pool(&self) -> &BufferPool<T::Alloc> {
+        &self.inner.pool
+    }
+
+    /// The transport (for statistics and tests).
+    pub fn transport(&self) -> &T {
+        &self.inner.transport
+    }
+
+    /// Statistics of the server in the options (this process's own, in
+    /// owner mode).
+    pub fn server_stats(&self) -> Result<Stats> {
+        if let Some(o) = &self.inner.owner {
+            return Ok(o.local.stats());
+        }
+        let peer = self.home_peer()?;
+        match self.call(&peer, "stats", &Request::Stats, None)? {
+            Ctl::Done(Response::Stats(s)) => Ok(s),
+            Ctl::Done(other) => Err(unexpected(T::NAME, "stats", other)),
+            Ctl::Stale => Err(Error::connector(T::NAME, "stats", true, "server restarted")),
+        }
+    }
+
+    /// Process id of the server in the options (this process's, in owner
+    /// mode): e.g. to stop a server that was spawned on demand.
+    pub fn server_pid(&self) -> Result<u32> {
+        if self.inner.owner.is_some() {
+            return Ok(std::process::id());
+        }
+        Ok(self.home_peer()?.pid)
+    }
+
+    /// The data path gets from the configured server take: the option, or
+    /// with `Auto` what the server (its hint at hello, once this client has
+    /// talked to it) and this process's transport agree on; before the first
+    /// contact, this process's view alone.
+    pub fn data_path(&self) -> DataPath {
+        let c = self.inner.cfg.client();
+        match c.data_path {
+            DataPath::Auto => match self.inner.peers.lock().get(&c.server) {
+                Some(p) => p.path,
+                None if self.inner.transport.prefers_stream() => DataPath::Stream,
+                None => DataPath::Rma,
+            },
+            p => p,
+        }
+    }
+
+    /// The local arena, if `k` names this process's own server.
+    fn local_for(&self, k: &ObjectKey) -> Option<&Local> {
+        self.inner
+            .owner
+            .as_ref()
+            .filter(|o| o.addr == k.server)
+            .map(|o| &o.local)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.inner.cfg.client().timeout()
+    }
+
+    fn check_open(&self, op: &'static str) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Err(Error::connector(T::NAME, op, false, "connector is closed"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn decode(&self, key: &Key) -> Result<ObjectKey> {
+        let k: ObjectKey = key.decode(T::NAME)?;
+        if k.server.is_empty() {
+            return Err(Error::InvalidKey {
+                connector: T::NAME.into(),
+                reason: "empty server address".into(),
+            });
+        }
+        Ok(k)
+    }
+
+    fn evict_one(&self, key: &Key) -> Result<()> {
+        let k = self.decode(key)?;
+        if let Some(local) = self.local_for(&k) {
+            if k.instance == local.instance() {
+                local.evict(&k.loc());
+            }
+            return Ok(());
+        }
+        let Some(peer) = self.peer_for(&k.server, k.instance)? else {
+            return Ok(());
+        };
+        match self.call(&peer, "evict", &Request::Evict(k.loc()), None)? {
+            Ctl::Done(Response::Ok) | Ctl::Stale => Ok(()),
+            Ctl::Done(other) => Err(unexpected(T::NAME, "evict", other)),
+        }
+    }
+}
+
+impl<T: ClientTransport> Connector for ObjectClient<T> {
+    fn kind(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut c = Capabilities::MINIMAL;
+        c.cross_process = true;
+        c.cross_node = true;
+        // An owner's objects live in its own process.
+        c.outlives_process = self.inner.owner.is_none();
+        c.one_sided_get = self.inner.owner.is_none() && self.data_path() == DataPath::Rma;
+        c.zero_copy_get = true;
+        c
+    }
+
+    fn put(&self, data: Payload) -> Result<Key> {
+        let mut keys = self.put_batch(vec![data])?;
+        Ok(keys.pop().expect("one key per payload"))
+    }
+
+    fn put_batch(&self, data: Vec<Payload>) -> Result<Vec<Key>> {
+        self.check_open("put")?;
+        self.put_many(&data)
+    }
+
+    fn get(&self, key: &Key) -> Result<Option<Bytes>> {
+        self.check_open("get")?;
+        Ok(self.get_many(std::slice::from_ref(key))?.pop().flatten())
+    }
+
+    fn get_batch(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
+        self.check_open("get")?;
+        self.get_many(keys)
+    }
+
+    fn exists(&self, key: &Key) -> Result<bool> {
+        self.check_open("exists")?;
+        let k = self.decode(key)?;
+        if let Some(local) = self.local_for(&k) {
+            return Ok(k.instance == local.instance() && local.exists(&k.loc()));
+        }
+        let Some(peer) = self.peer_for(&k.server, k.instance)? else {
+            return Ok(false);
+        };
+        match self.call(&peer, "exists", &Request::Exists(k.loc()), None)? {
+            Ctl::Done(Response::Bool(b)) => Ok(b),
+            Ctl::Done(other) => Err(unexpected(T::NAME, "exists", other)),
+            Ctl::Stale => Ok(false),
+        }
+    }
+
+    fn evict(&self, key: &Key) -> Result<()> {
+        self.check_open("evict")?;
+        self.evict_one(key)
+    }
+
+    /// Drops connections, endpoints and cached descriptors. Objects stay on
+    /// the server (it outlives this connector); `Bytes` already handed out
+    /// stay valid. An owner stops its in-process server: its objects are gone
+    /// for readers elsewhere (`Bytes` handed out here stay valid). A second
+    /// `close` does nothing.
+    fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if let Some(o) = &self.inner.owner {
+            let server = o.server.lock().take();
+            if let Some(s) = server {
+                s.shutdown();
+            }
+        }
+        self.inner.peers.lock().clear();
+        self.inner.transport.quiesce();
+        Ok(())
+    }
+
+    fn config(&self) -> ConnectorConfig {
+        ConnectorConfig::new(T::NAME, &self.inner.cfg)
+    }
+}
+
+impl<T: ClientTransport> FromConfig for ObjectClient<T> {
+    const KIND: &'static str = T::NAME;
+
+    fn from_config(config: &ConnectorConfig) -> Result<Self> {
+        config.expect_kind(T::NAME)?;
+        ObjectClient::new(config.options::<T::Config>()?)
+    }
+}

@@ -1,0 +1,33 @@
+//! The object server of proxystore-rs, shared by every RMA transport.
+//!
+//! One server process per node keeps objects in registered, pre-faulted
+//! segments ([`arena`]), serves a TCP control plane ([`proto`]) with a
+//! per-job secret ([`Secret`]), and registers every segment with each of its
+//! transports, so that a key names an object, not a transport: a producer
+//! that put over one transport and a consumer that reads over another share
+//! objects. A fabric plugs in by implementing [`ServerTransport`] and
+//! [`ClientTransport`] ([`transport`] shows how UCX, libfabric and Mercury
+//! map onto them); [`ObjectClient`] is then its `proxy_core::Connector`,
+//! with peer and segment caches, pipelined one-sided gets into the shared
+//! receive pool, one-sided puts into reserved slots, spawn on demand and an
+//! in-process owner mode. [`cli`] is the server program's main.
+#![warn(missing_docs)]
+
+pub(crate) mod arena;
+mod auth;
+pub mod cli;
+mod client;
+pub mod layout;
+mod memory;
+pub mod proto;
+mod server;
+pub mod spawn;
+pub mod transport;
+
+pub use auth::{SECRET_ENV, SECRET_FILE_ENV, Secret};
+pub use client::{ClientOptions, ObjectClient, ObjectKey, OwnerOptions, TransportConfig};
+pub use memory::{Memory, SlotWriter};
+pub use proto::{DataPath, Stats};
+pub use server::{Server, ServerOptions};
+pub use spawn::{ServerBinary, locate_server};
+pub use transport::{Access, ClientTransport, Operation, Registration, ServerTransport};

@@ -1,0 +1,274 @@
+//! The control protocol between clients and the object server.
+//!
+//! TCP, one connection per client thread, reused. Frames are a `u32`
+//! little-endian length + a postcard-encoded [`Request`] / [`Response`].
+//! Bulk bytes of a put (and of a stream-path read) follow their frame raw, so
+//! they go straight from the socket into registered memory.
+//!
+//! Every connection starts with [`Request::Hello`], which names the transport
+//! the client reads with and carries the job's secret when the server has
+//! one; until a hello is accepted, every other request is answered with
+//! [`Response::Unauthorized`].
+
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+
+/// Protocol version, checked at hello.
+pub const VERSION: u32 = 4;
+/// Largest control frame accepted (bulk bytes are not framed).
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// Where an object lives on its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Loc {
+    /// Segment id (never reused by a server instance).
+    pub seg: u32,
+    /// Offset of the slot (header) in the segment.
+    pub offset: u64,
+    /// Payload length.
+    pub len: u64,
+    /// Object id (never reused by a server instance).
+    pub id: u64,
+}
+
+/// Client to server.
+#[derive(Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// First message of every connection.
+    Hello {
+        /// [`VERSION`].
+        version: u32,
+        /// The transport this client reads with (`"ucx"`, `"ofi"`, ...).
+        transport: String,
+        /// The job's secret, if the client has one (see [`crate::Secret`]).
+        secret: Option<Vec<u8>>,
+    },
+    /// Store an object: `len` raw bytes follow the frame.
+    Put {
+        /// Payload length.
+        len: u64,
+    },
+    /// Reserve a slot for a put whose payload the client writes itself with
+    /// one-sided puts, then makes visible with [`Request::Commit`] on the same
+    /// connection (reservations not committed when it closes are released).
+    Reserve {
+        /// Payload length.
+        len: u64,
+        /// For large objects: where the writer wants the payload to start
+        /// within a page (`payload address % PAGE`), see [`crate::layout::PHASED`].
+        phase: u16,
+    },
+    /// Make a reserved object visible (its payload is written and flushed).
+    Commit(Loc),
+    /// Whether the object is stored.
+    Exists(Loc),
+    /// Remove the object (no error if missing).
+    Evict(Loc),
+    /// Address, length and remote-access descriptor of a segment for the
+    /// hello's transport. `write` asks for write access, which is granted
+    /// only to a connection holding a reservation in that segment.
+    Segment {
+        /// Segment id.
+        seg: u32,
+        /// Write access (one-sided puts into a reservation).
+        write: bool,
+    },
+    /// Send the object's bytes over this connection (stream data path).
+    Read(Loc),
+    /// Arena statistics.
+    Stats,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Hello {
+                version,
+                transport,
+                secret,
+            } => f
+                .debug_struct("Hello")
+                .field("version", version)
+                .field("transport", transport)
+                .field("secret", &secret.as_ref().map(|_| "<redacted>"))
+                .finish(),
+            Request::Put { len } => f.debug_struct("Put").field("len", len).finish(),
+            Request::Reserve { len, phase } => f
+                .debug_struct("Reserve")
+                .field("len", len)
+                .field("phase", phase)
+                .finish(),
+            Request::Commit(l) => f.debug_tuple("Commit").field(l).finish(),
+            Request::Exists(l) => f.debug_tuple("Exists").field(l).finish(),
+            Request::Evict(l) => f.debug_tuple("Evict").field(l).finish(),
+            Request::Segment { seg, write } => f
+                .debug_struct("Segment")
+                .field("seg", seg)
+                .field("write", write)
+                .finish(),
+            Request::Read(l) => f.debug_tuple("Read").field(l).finish(),
+            Request::Stats => f.write_str("Stats"),
+        }
+    }
+}
+
+/// Which data path a get takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataPath {
+    /// One-sided reads unless the transport says they are slow where it runs
+    /// (e.g. UCX 1.13 emulates RMA over TCP in software, ~1 ms per small get).
+    #[default]
+    Auto,
+    /// One-sided reads from the server's registered memory.
+    Rma,
+    /// The server writes the bytes to the control connection.
+    Stream,
+}
+
+/// Arena statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Stats {
+    /// Objects stored.
+    pub objects: u64,
+    /// Bytes of slots in use.
+    pub used: u64,
+    /// Bytes registered (all segments).
+    pub registered: u64,
+    /// Memory limit.
+    pub limit: u64,
+    /// Segments mapped.
+    pub segments: u64,
+    /// Control connections open now.
+    pub clients: u64,
+}
+
+/// Server to client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    /// Reply to [`Request::Hello`].
+    Hello {
+        /// Server's [`VERSION`].
+        version: u32,
+        /// Random per server start: keys of an earlier instance are stale.
+        instance: u64,
+        /// The server's address on the hello's transport (e.g. a UCX worker address).
+        address: Vec<u8>,
+        /// `Stream` if the server's transport prefers it (see [`DataPath::Auto`]), else `Auto`.
+        data_path: DataPath,
+        /// Process id of the server (to stop a server that was spawned on demand).
+        pid: u32,
+    },
+    /// The new object's location (answer to `Put` and `Reserve`).
+    Put(Loc),
+    /// Answer to `Exists`.
+    Bool(bool),
+    /// Done.
+    Ok,
+    /// Segment information, `None` if the segment is gone.
+    Segment(Option<SegmentInfo>),
+    /// Answer to `Read`: `Some(len)` then `len` raw bytes, or `None` if missing.
+    Read(Option<u64>),
+    /// Answer to `Stats`.
+    Stats(Stats),
+    /// The object does not fit (alone or with what is stored): nothing stored.
+    Full {
+        /// Bytes asked for (slot).
+        size: u64,
+        /// Bytes in use.
+        used: u64,
+        /// Memory limit.
+        limit: u64,
+    },
+    /// No accepted hello on this connection, or a wrong or missing secret:
+    /// nothing was done and no descriptor is handed out.
+    Unauthorized(String),
+    /// A request the server refused (malformed, out of range, ...).
+    Error(String),
+}
+
+/// Where a registered segment is, and the descriptor to access it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentInfo {
+    /// Remote virtual address of byte 0.
+    pub base: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// The transport's remote-access descriptor (a packed UCX remote key, a
+    /// libfabric key, a serialized Mercury bulk handle).
+    pub descriptor: Vec<u8>,
+    /// Ids of all segments mapped now: a reader drops its cached remote keys
+    /// (and so its mappings, on shared-memory transports) of any other.
+    pub live: Vec<u32>,
+}
+
+/// Write one frame.
+pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
+    let body = postcard::to_allocvec(msg).map_err(io::Error::other)?;
+    let mut buf = Vec::with_capacity(4 + body.len());
+    buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&body);
+    w.write_all(&buf)
+}
+
+/// Read one frame (`Ok(None)` on a clean end of stream before the frame).
+/// A frame over [`MAX_FRAME`] or one that does not decode is an
+/// `InvalidData` error; nothing is allocated before the length is checked.
+pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes"),
+        ));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    match postcard::take_from_bytes(&body) {
+        Ok((v, [])) => Ok(Some(v)),
+        Ok((_, rest)) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} trailing bytes in a frame", rest.len()),
+        )),
+        Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames() {
+        let mut v = Vec::new();
+        write_frame(&mut v, &Request::Put { len: 5 }).unwrap();
+        let r: Request = read_frame(&mut &v[..]).unwrap().unwrap();
+        assert!(matches!(r, Request::Put { len: 5 }));
+        assert!(read_frame::<Request>(&mut &[][..]).unwrap().is_none());
+        let bad = [0xff, 0xff, 0xff, 0x7f];
+        assert!(read_frame::<Request>(&mut &bad[..]).is_err());
+        // A frame with trailing bytes is refused.
+        let mut t = Vec::new();
+        write_frame(&mut t, &Request::Stats).unwrap();
+        t[0] += 1;
+        t.push(0);
+        assert!(read_frame::<Request>(&mut &t[..]).is_err());
+    }
+
+    #[test]
+    fn secret_is_not_printed() {
+        let r = Request::Hello {
+            version: VERSION,
+            transport: "ucx".into(),
+            secret: Some(b"hunter2".to_vec()),
+        };
+        let s = format!("{r:?}");
+        assert!(!s.contains("hunter2") && s.contains("redacted"), "{s}");
+    }
+}

@@ -1,0 +1,186 @@
+//! One client connection: hello (version, transport, secret), then requests.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+
+use super::Shared;
+use crate::arena::ReserveError;
+use crate::proto::{self, Loc, Request, Response};
+use crate::transport::Access;
+
+/// What an accepted hello established for the connection.
+struct Session {
+    /// Index of the hello's transport among the server's.
+    transport: usize,
+}
+
+/// Serve `s` until it closes; reservations it did not commit are released.
+pub(super) fn serve(s: TcpStream, sh: &Shared) -> io::Result<()> {
+    let mut pending: Vec<Loc> = Vec::new();
+    let r = serve_requests(s, sh, &mut pending);
+    if !pending.is_empty() {
+        let mut arena = sh.arena.lock();
+        for loc in &pending {
+            arena.abort(loc);
+        }
+    }
+    r
+}
+
+/// Read and discard `n` bytes (the payload of a refused put).
+fn drain(r: &mut impl Read, n: u64) -> io::Result<()> {
+    let copied = io::copy(&mut r.take(n), &mut io::sink())?;
+    if copied == n {
+        Ok(())
+    } else {
+        Err(io::ErrorKind::UnexpectedEof.into())
+    }
+}
+
+fn full(e: ReserveError) -> Response {
+    match e {
+        ReserveError::Full { size, used, limit } => Response::Full { size, used, limit },
+        ReserveError::Map(e) => Response::Error(e.to_string()),
+    }
+}
+
+fn hello(
+    sh: &Shared,
+    version: u32,
+    transport: &str,
+    secret: Option<&[u8]>,
+) -> (Response, Option<Session>) {
+    if version != proto::VERSION {
+        let m = format!(
+            "protocol version {version} (server speaks {})",
+            proto::VERSION
+        );
+        return (Response::Error(m), None);
+    }
+    if let Some(want) = &sh.secret {
+        if !want.matches(secret) {
+            let m = if secret.is_some() {
+                "unauthorized: wrong secret"
+            } else {
+                "unauthorized: this server needs the job's secret (PROXYSTORE_SERVER_SECRET)"
+            };
+            return (Response::Unauthorized(m.into()), None);
+        }
+    }
+    let Some((index, address, data_path)) = sh.transport(transport) else {
+        let offered: Vec<&str> = sh.transports.iter().map(|t| t.name()).collect();
+        let m = format!(
+            "transport {transport:?} is not served here (this server offers {})",
+            offered.join(", ")
+        );
+        return (Response::Error(m), None);
+    };
+    let r = Response::Hello {
+        version: proto::VERSION,
+        instance: sh.instance,
+        address: address.to_vec(),
+        data_path,
+        pid: std::process::id(),
+    };
+    (r, Some(Session { transport: index }))
+}
+
+fn serve_requests(mut s: TcpStream, sh: &Shared, pending: &mut Vec<Loc>) -> io::Result<()> {
+    let mut session: Option<Session> = None;
+    while let Some(req) = proto::read_frame::<Request>(&mut s)? {
+        if let Request::Hello {
+            version,
+            transport,
+            secret,
+        } = &req
+        {
+            let (resp, sess) = hello(sh, *version, transport, secret.as_deref());
+            session = sess;
+            proto::write_frame(&mut s, &resp)?;
+            continue;
+        }
+        let Some(sess) = &session else {
+            // Nothing is done for a connection without an accepted hello; the
+            // bytes of a refused put are never read into the arena.
+            if let Request::Put { len } = req {
+                drain(&mut s, len)?;
+            }
+            let m = "unauthorized: no accepted hello on this connection";
+            proto::write_frame(&mut s, &Response::Unauthorized(m.into()))?;
+            continue;
+        };
+        let resp = match req {
+            Request::Hello { .. } => unreachable!("handled above"),
+            Request::Put { len } => {
+                let reserved = sh.arena.lock().reserve(len, None);
+                match reserved {
+                    Err(e) => {
+                        drain(&mut s, len)?;
+                        full(e)
+                    }
+                    Ok(mut r) => {
+                        if let Err(e) = s.read_exact(r.writer.as_mut_slice()) {
+                            sh.arena.lock().abort(&r.loc);
+                            return Err(e);
+                        }
+                        sh.arena.lock().commit(&r.loc);
+                        Response::Put(r.loc)
+                    }
+                }
+            }
+            Request::Reserve { len, phase } => {
+                match sh.arena.lock().reserve(len, Some(phase.into())) {
+                    Err(e) => full(e),
+                    Ok(r) => {
+                        pending.push(r.loc);
+                        Response::Put(r.loc)
+                    }
+                }
+            }
+            Request::Commit(loc) => match pending.iter().position(|l| *l == loc) {
+                Some(i) => {
+                    pending.swap_remove(i);
+                    sh.arena.lock().commit(&loc);
+                    Response::Ok
+                }
+                None => Response::Error(format!("no reservation {loc:?} on this connection")),
+            },
+            Request::Exists(loc) => Response::Bool(sh.arena.lock().exists(&loc)),
+            Request::Evict(loc) => {
+                sh.arena.lock().evict(&loc);
+                Response::Ok
+            }
+            Request::Segment { seg, write } => {
+                if write && !pending.iter().any(|l| l.seg == seg) {
+                    Response::Unauthorized(format!(
+                        "unauthorized: write access to segment {seg} needs a reservation in it on this connection"
+                    ))
+                } else {
+                    let access = if write {
+                        Access::ReadWrite
+                    } else {
+                        Access::Read
+                    };
+                    Response::Segment(sh.arena.lock().segment(seg, sess.transport, access))
+                }
+            }
+            Request::Stats => Response::Stats(sh.stats()),
+            Request::Read(loc) => {
+                let pinned = sh.arena.lock().begin_read(&loc);
+                match pinned {
+                    None => Response::Read(None),
+                    Some(p) => {
+                        let r = proto::write_frame(&mut s, &Response::Read(Some(loc.len)))
+                            .and_then(|()| s.write_all(p.as_slice()));
+                        drop(p);
+                        sh.arena.lock().end_read(&loc);
+                        r?;
+                        continue;
+                    }
+                }
+            }
+        };
+        proto::write_frame(&mut s, &resp)?;
+    }
+    Ok(())
+}

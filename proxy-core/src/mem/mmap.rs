@@ -1,0 +1,173 @@
+//! The one `mmap(2)` wrapper of the workspace.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+/// A page mapping owned by this value: anonymous read-write memory
+/// ([`Mmap::anonymous`]) or a read-only view of a file ([`Mmap::file`]).
+/// Unmapped on drop; never moves.
+#[derive(Debug)]
+pub struct Mmap {
+    ptr: *mut libc::c_void,
+    len: usize,
+    writable: bool,
+}
+
+// SAFETY: the mapping is plain memory owned by this value alone; moving the
+// owner to another thread moves nothing the kernel tracks per thread.
+unsafe impl Send for Mmap {}
+// SAFETY: `&Mmap` only reads (`as_slice`); writes need `&mut self`.
+unsafe impl Sync for Mmap {}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as usize
+}
+
+impl Mmap {
+    /// `len` bytes (at least one page) of private anonymous read-write memory,
+    /// zeroed. With `prefault`, every page is faulted in now (writable), so
+    /// that neither this process nor a fabric reading it faults later.
+    pub fn anonymous(len: usize, prefault: bool) -> io::Result<Mmap> {
+        let len = len.max(1).div_ceil(page_size()) * page_size();
+        // SAFETY: a fresh anonymous mapping (no file, no fixed address); the
+        // result is checked for MAP_FAILED before use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let m = Mmap {
+            ptr,
+            len,
+            writable: true,
+        };
+        if prefault {
+            m.prefault();
+        }
+        Ok(m)
+    }
+
+    /// The first `len` bytes (`len > 0`) of `f`, read-only and shared,
+    /// populated at once.
+    pub fn file(f: &File, len: usize) -> io::Result<Mmap> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot map zero bytes",
+            ));
+        }
+        // SAFETY: mapping `len > 0` bytes of an open file read-only; the
+        // result is checked for MAP_FAILED.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mmap {
+            ptr,
+            len,
+            writable: false,
+        })
+    }
+
+    /// Fault every page in, writable. `MADV_POPULATE_WRITE` (Linux 5.14+)
+    /// has the kernel do it without a fault per page; elsewhere every page is
+    /// written once (it is still zero: nobody else knows the mapping yet).
+    fn prefault(&self) {
+        // SAFETY: the range is exactly this mapping (page aligned by mmap);
+        // populating pages does not change their contents.
+        let r = unsafe { libc::madvise(self.ptr, self.len, libc::MADV_POPULATE_WRITE) };
+        if r != 0 {
+            // SAFETY: [ptr, ptr + len) is this fresh writable mapping.
+            unsafe { std::ptr::write_bytes(self.ptr.cast::<u8>(), 0, self.len) };
+        }
+    }
+
+    /// Start of the mapping (for registering it with a fabric).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.cast()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Never true (a mapping has at least one byte).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The mapped bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+
+    /// The mapped bytes, writable (`None` for a read-only file mapping).
+    pub fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
+        // SAFETY: as in `as_slice`; the mapping is writable and `&mut self`
+        // makes this the only access.
+        self.writable
+            .then(|| unsafe { std::slice::from_raw_parts_mut(self.ptr.cast::<u8>(), self.len) })
+    }
+}
+
+impl AsRef<[u8]> for Mmap {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the region this value mapped, once.
+        unsafe {
+            libc::munmap(self.ptr, self.len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_is_zeroed_writable_and_page_sized() {
+        let mut m = Mmap::anonymous(10, true).unwrap();
+        assert!(m.len() >= 4096 && m.len() % 4096 == 0);
+        assert!(m.as_slice().iter().all(|&b| b == 0));
+        m.as_mut_slice().unwrap()[5] = 7;
+        assert_eq!(m.as_slice()[5], 7);
+    }
+
+    #[test]
+    fn file_mapping_is_read_only() {
+        let dir = std::env::temp_dir().join(format!("mmap-test-{}", std::process::id()));
+        std::fs::write(&dir, b"hello mapping").unwrap();
+        let f = File::open(&dir).unwrap();
+        let mut m = Mmap::file(&f, 13).unwrap();
+        assert_eq!(m.as_slice(), b"hello mapping");
+        assert!(m.as_mut_slice().is_none());
+        assert!(Mmap::file(&f, 0).is_err());
+        std::fs::remove_file(&dir).unwrap();
+    }
+}

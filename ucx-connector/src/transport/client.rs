@@ -1,0 +1,184 @@
+//! The client side: endpoints, remote keys, one-sided gets and puts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use object_server::{ClientTransport, Operation, ServerBinary, ServerTransport};
+use proxy_core::mem::{Allocator, PoolBuf, Region};
+use proxy_core::{Error, Result};
+use ucx_sys::ucp_mem_h;
+
+use super::UcxServer;
+use crate::config::{UcxConfig, tls_is_shm_only, tls_is_tcp_only};
+use crate::ucx::{Context, Endpoint, MemRegion, RemoteKey, Request, RmaTarget, Worker};
+
+/// Receive buffers allocated and registered by UCX on one context.
+#[derive(Debug, Clone)]
+pub struct UcxAlloc {
+    ctx: Arc<Context>,
+}
+
+impl Allocator for UcxAlloc {
+    type Region = MemRegion;
+    fn allocate(&self, len: usize) -> Result<MemRegion> {
+        MemRegion::allocate(&self.ctx, len, true)
+    }
+}
+
+// SAFETY: a UCX mapping stays in place, readable and writable, until dropped.
+unsafe impl Region for MemRegion {
+    fn as_ptr(&self) -> *mut u8 {
+        MemRegion::as_ptr(self)
+    }
+    fn len(&self) -> usize {
+        MemRegion::len(self)
+    }
+}
+
+// SAFETY: the pool's registered region never moves and stays valid while the
+// buffer lives; the buffer is owned by the request while in flight.
+unsafe impl RmaTarget for PoolBuf<UcxAlloc> {
+    fn target(&mut self) -> (*mut u8, usize) {
+        (self.as_ptr(), self.len())
+    }
+
+    fn memh(&self) -> Option<ucp_mem_h> {
+        Some(self.region().memh())
+    }
+}
+
+impl<B: Send + 'static> Operation<B> for Request<B> {
+    fn is_done(&self) -> bool {
+        Request::is_done(self)
+    }
+    fn take(&self) -> Option<Result<B>> {
+        Request::take(self)
+    }
+}
+
+/// UCX in a client process: one context and worker per connector.
+#[derive(Debug)]
+pub struct Ucx {
+    worker: Worker,
+    tcp_only: bool,
+    shm_only: bool,
+}
+
+impl ClientTransport for Ucx {
+    const NAME: &'static str = "ucx";
+    const SERVER: ServerBinary = ServerBinary {
+        name: "proxystore-ucx-server",
+        env: "PROXYSTORE_UCX_SERVER",
+        build: "cargo build --release -p ucx-connector --bins",
+    };
+    type Config = UcxConfig;
+    type Alloc = UcxAlloc;
+    type Endpoint = Endpoint;
+    type Remote = RemoteKey;
+    type Op<B: Send + 'static> = Request<B>;
+
+    fn new(cfg: &UcxConfig) -> Result<Ucx> {
+        let ctx = Context::rma(cfg.ucx_tls.as_deref(), false)?;
+        let tls = cfg.tls();
+        Ok(Ucx {
+            worker: Worker::new(&ctx)?,
+            tcp_only: tls.as_deref().is_some_and(tls_is_tcp_only),
+            shm_only: tls.as_deref().is_some_and(tls_is_shm_only),
+        })
+    }
+
+    fn server_args(cfg: &UcxConfig) -> Vec<String> {
+        match &cfg.ucx_tls {
+            Some(tls) => vec!["--tls".into(), tls.clone()],
+            None => Vec::new(),
+        }
+    }
+
+    fn serve(cfg: &UcxConfig) -> Result<Box<dyn ServerTransport>> {
+        Ok(Box::new(UcxServer::new(cfg.ucx_tls.as_deref())?))
+    }
+
+    fn allocator(&self) -> UcxAlloc {
+        UcxAlloc {
+            ctx: self.worker.context().clone(),
+        }
+    }
+
+    fn prefers_stream(&self) -> bool {
+        self.tcp_only
+    }
+
+    fn connect(&self, address: &[u8]) -> Result<Endpoint> {
+        self.worker.lock().connect(address, !self.shm_only)
+    }
+
+    fn failed(&self, ep: &Endpoint) -> bool {
+        ep.failure().is_some()
+    }
+
+    fn unpack(&self, ep: &Endpoint, descriptor: &[u8]) -> Result<RemoteKey> {
+        ep.unpack_rkey(&self.worker.lock(), descriptor)
+    }
+
+    fn get(
+        &self,
+        ep: &Endpoint,
+        remote: &RemoteKey,
+        addr: u64,
+        buf: PoolBuf<UcxAlloc>,
+    ) -> Result<Request<PoolBuf<UcxAlloc>>> {
+        ep.get(&self.worker.lock(), remote, addr, buf)
+    }
+
+    fn put(
+        &self,
+        ep: &Endpoint,
+        remote: &RemoteKey,
+        addr: u64,
+        src: Bytes,
+    ) -> Result<Request<Bytes>> {
+        ep.put(&self.worker.lock(), remote, addr, src)
+    }
+
+    fn flush(&self, ep: &Endpoint) -> Result<Request<()>> {
+        ep.flush(&self.worker.lock())
+    }
+
+    fn wait<B: Send + 'static>(
+        &self,
+        ops: &[&Request<B>],
+        operation: &'static str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut spins = 0u32;
+        loop {
+            {
+                let g = self.worker.lock();
+                while g.progress() {}
+                if ops.iter().all(|r| r.is_done()) {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    for r in ops {
+                        r.cancel(&g);
+                    }
+                    return Err(Error::Timeout {
+                        connector: Self::NAME.into(),
+                        operation,
+                        after: timeout,
+                    });
+                }
+            }
+            spins += 1;
+            if spins % 64 == 0 {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    fn quiesce(&self) {
+        drop(self.worker.lock()); // run the deferred endpoint closes now
+    }
+}
