@@ -25,7 +25,9 @@ pub mod spawn;
 pub mod transport;
 
 pub use auth::{SECRET_ENV, SECRET_FILE_ENV, Secret};
-pub use client::{ClientOptions, ObjectClient, ObjectKey, OwnerOptions, TransportConfig};
+pub use client::{
+    ClientOptions, ControlError, ObjectClient, ObjectKey, OwnerOptions, TransportConfig,
+};
 pub use memory::{Memory, SlotWriter};
 pub use proto::{DataPath, Stats};
 pub use server::{Server, ServerOptions};

@@ -25,6 +25,7 @@ use proxy_core::{
 
 pub use key::ObjectKey;
 pub use options::{ClientOptions, TransportConfig};
+pub use peer::ControlError;
 
 use crate::auth::Secret;
 use crate::proto::{DataPath, Request, Response, Stats};

@@ -84,8 +84,33 @@ pub(crate) enum Ctl<T> {
     Stale,
 }
 
+/// A control-plane failure: which server, and the I/O error as the source.
+#[derive(Debug)]
+pub struct ControlError {
+    /// `host:port` of the server.
+    pub server: String,
+    /// What failed.
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "object server {}: {}", self.server, self.source)
+    }
+}
+
+impl std::error::Error for ControlError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 pub(crate) fn ctl_err(kind: &str, op: &'static str, addr: &str, e: io::Error) -> Error {
-    Error::connector(kind, op, true, format!("object server {addr}: {e}"))
+    let source = ControlError {
+        server: addr.to_string(),
+        source: e,
+    };
+    Error::connector(kind, op, true, source)
 }
 
 pub(crate) fn unexpected(kind: &str, op: &'static str, r: Response) -> Error {
