@@ -239,18 +239,15 @@ fn an_object_being_written_reads_as_none() {
         len: loc.len,
         id: loc.id,
     });
-    let rma = UcxConnector::new(
-        UcxConfig::new(&server.addr)
-            .with_ucx_tls(TLS)
-            .with_data_path(DataPath::Rma),
-    )
-    .unwrap();
-    let stream = UcxConnector::new(
-        UcxConfig::new(&server.addr)
-            .with_ucx_tls(TLS)
-            .with_data_path(DataPath::Stream),
-    )
-    .unwrap();
+    let on = |path| {
+        UcxConnector::new(
+            UcxConfig::new(&server.addr)
+                .with_ucx_tls(TLS)
+                .with_data_path(path),
+        )
+        .unwrap()
+    };
+    let (rma, stream) = (on(DataPath::Rma), on(DataPath::Stream));
     for c in [&rma, &stream] {
         assert_eq!(c.get(&key).unwrap(), None);
         assert_eq!(
