@@ -128,38 +128,85 @@ impl From<&'static [u8]> for Payload {
 /// and by the [conformance suite](crate::conformance) instead of being discovered
 /// by failure.
 ///
-/// Build it with struct update syntax from [`Capabilities::MINIMAL`], so fields
-/// added later default to "not supported":
+/// Each field says what counts, what it promises, and which conformance case
+/// checks it. A capability that is declared must hold for every instance a
+/// configuration can produce; when in doubt, leave it out.
+///
+/// Whether a connector is *deferrable* is not a field: it is
+/// [`Connector::as_deferrable`] returning `Some`, the one source of truth (a
+/// field could disagree with the method).
+///
+/// Build it from [`Capabilities::MINIMAL`] (struct update syntax, or assign
+/// fields of a `mut` copy), so fields added later default to "not supported":
 ///
 /// ```
 /// # use proxy_core::Capabilities;
 /// let caps = Capabilities { cross_process: true, ..Capabilities::MINIMAL };
-/// # assert!(!caps.deferrable);
+/// # assert!(!caps.outlives_process);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
-    /// Implements [`Deferrable`] (`new_key` + `set`): needed by proxy futures.
-    pub deferrable: bool,
-    /// Another OS process on the same node can read objects through a key
-    /// (a proxy resolves in another process).
+    /// Another OS process on the same node that holds only the connector's
+    /// [`config`](Connector::config) (for instance inside a serialized proxy)
+    /// can rebuild it with
+    /// [`registry::connector_from_config`](crate::registry::connector_from_config)
+    /// and use the same namespace: read objects stored here, put objects read
+    /// here, evict. Without it, that rebuild or read fails with a clear error
+    /// (never hangs, never returns other bytes).
+    ///
+    /// Checked by `cross_process_resolve` (a child process resolves a proxy, or
+    /// reports a clear error without the capability) and `shared_namespace`
+    /// (a child process puts objects in the namespace between the parent's puts).
     pub cross_process: bool,
-    /// A process on another node can read objects through a key.
+    /// As `cross_process`, from a process on another node, given that the
+    /// addresses and paths in the configuration are valid there. A shared file
+    /// system counts: the file connector declares it, and it holds when its
+    /// directory is on a file system mounted at the same path on every node
+    /// (Lustre, GPFS, NFS), not on node-local storage such as `/dev/shm`, which
+    /// the connector cannot tell apart. Not checked by the suite (it runs on one
+    /// node); declare it only when the connector's own traffic crosses nodes.
     pub cross_node: bool,
-    /// Objects outlive the process that stored them.
+    /// Objects stay readable through other instances on the same namespace after
+    /// the instance that stored them has been dropped (without `close`) and its
+    /// process has exited: dropping an instance never deletes objects.
+    /// [`Connector::close`] may still delete them where the connector is
+    /// configured to (the file and Redis connectors' `clear` option). Without
+    /// it, objects may vanish with the instance or the process that stored them
+    /// (the local connector, a UCX owner).
+    ///
+    /// Checked by `outlives_process`: an instance rebuilt from the
+    /// configuration puts and is dropped, and (with `cross_process`) a child
+    /// process puts, prints the keys and exits; the objects must still read
+    /// back intact.
     pub outlives_process: bool,
-    /// `get` returns memory that was written by a one-sided (RMA) read, with
-    /// no work by the owner's CPU.
+    /// `get` of a remote object is a one-sided (RMA) read into local memory,
+    /// with no work by the owner's CPU. Declarative (it shows in benchmarks,
+    /// not through the API): not checked by the suite.
     pub one_sided_get: bool,
-    /// `get` hands out bytes that are not copied after they arrive.
+    /// `get` of a large object (1 MiB and more) returns [`Bytes`] over the
+    /// memory the data is in or landed in, with no CPU copy after it arrived in
+    /// this process: the connector's own memory (local), a mapping of the page
+    /// cache (file, `mmap`), the registered buffer a one-sided read wrote into
+    /// (UCX). A `read(2)` or `recv(2)` into a fresh buffer counts as a copy
+    /// (the kernel copies), however that buffer is reused afterwards. Small
+    /// objects may be copied. Declarative: not checked by the suite.
     pub zero_copy_get: bool,
-    /// Largest object accepted, if limited.
+    /// `Some(n)`: every `put`, `put_batch` and `Deferrable::set` of an object
+    /// over `n` bytes fails with [`Error::TooLarge`] and nothing is written (no
+    /// key is returned; a deferrable key stays absent); objects up to `n`
+    /// bytes are accepted, space permitting. `None`: the connector sets no
+    /// limit of its own; a server may still refuse an object larger than its
+    /// configured memory with [`Error::TooLarge`].
+    ///
+    /// Checked by `too_large` (one byte over the limit, built without
+    /// allocating it), `large_object` (256 MiB) and the opt-in `huge_object`
+    /// (over 4 GiB).
     pub max_object_size: Option<u64>,
 }
 
 impl Capabilities {
     /// Nothing beyond the mandatory operations; use struct update syntax from here.
     pub const MINIMAL: Capabilities = Capabilities {
-        deferrable: false,
         cross_process: false,
         cross_node: false,
         outlives_process: false,
@@ -182,16 +229,43 @@ impl Default for Capabilities {
 /// All methods take `&self`; a connector is shared by many threads at once and
 /// must do its own (fine-grained) synchronisation.
 ///
-/// Contract (checked by [`conformance`](crate::conformance)):
-/// - keys are minted by `put` (write once, read many);
-/// - `get` of a missing or evicted key is `Ok(None)`, never another object's
-///   bytes and never a partially written object;
-/// - `evict` of a missing key is `Ok(())`;
-/// - `*_batch` preserve order; they are required, so that a backend's pipelined
-///   path is never silently replaced by a loop;
-/// - a malformed key is [`Error::InvalidKey`], never a panic.
+/// A connector instance works on a *namespace*: the set of objects its
+/// configuration designates (a directory, a key prefix on a server, an object
+/// server). Every instance built from the same [`Connector::config`], in this
+/// or another process, works on the same namespace.
+///
+/// Contract (the [conformance suite](crate::conformance) checks each point;
+/// the case names are in parentheses):
+/// - **Keys are unique in the namespace.** `put`, `put_batch` and
+///   [`Deferrable::new_key`] mint keys that no other instance on the namespace,
+///   in this or another process, ever mints too: not from a per-instance or
+///   per-process counter (`shared_namespace`, `put_get_roundtrip`). Objects are
+///   write once: the bytes under a key never change.
+/// - **A read is the whole object or nothing.** `get` returns exactly the bytes
+///   stored under the key, or `Ok(None)` when the key is not (or no longer)
+///   stored: never another object's bytes, never part of an object. This
+///   matters wherever a reader can hold the key while the object is written:
+///   [`Deferrable::set`] (a thread or process polling the key sees `None`,
+///   then the whole object: `deferrable_set_atomic`) and objects written by
+///   other processes. (`put` itself may write in place: nobody has the key
+///   before it returns.) `exists` is true only when `get` would return the
+///   whole object.
+/// - `evict` of a missing key is `Ok(())`; so is evicting twice (`missing_key`).
+/// - `*_batch` preserve order and accept duplicate and missing keys
+///   (`batch_order`, `get_batch_duplicates`); they are required, so that a
+///   backend's pipelined path is never silently replaced by a loop.
+/// - **Keys it did not mint.** A malformed key is [`Error::InvalidKey`], never
+///   a panic (`bad_keys`); a well-formed key that was never stored, or another
+///   connector's key, is [`Error::InvalidKey`] or `Ok(None)`, never other bytes
+///   (`never_stored_key`, `foreign_keys`).
+/// - **One kind.** [`Connector::kind`] equals `config().kind` and the kind the
+///   type is registered under ([`FromConfig::KIND`]): `kind_and_config`.
+/// - **Close** as documented on [`Connector::close`] (checked at the end of
+///   every case).
+/// - Capabilities as documented on [`Capabilities`].
 pub trait Connector: Send + Sync + fmt::Debug + 'static {
-    /// Short connector kind, the name used in configurations (`"file"`).
+    /// Short connector kind, the name used in configurations (`"file"`): the
+    /// same string as `config().kind` and [`FromConfig::KIND`].
     fn kind(&self) -> &'static str;
 
     /// What this connector can do.
@@ -206,21 +280,36 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     /// The object's bytes, or `None` if the key is not (or no longer) stored.
     fn get(&self, key: &Key) -> Result<Option<Bytes>>;
 
-    /// Many gets; results in the same order as `keys`.
+    /// Many gets; results in the same order as `keys` (which may repeat).
     fn get_batch(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>>;
 
-    /// Whether the key is stored.
+    /// Whether the key is stored (and `get` would return the whole object).
     fn exists(&self, key: &Key) -> Result<bool>;
 
     /// Remove the object; no error if it is missing.
     fn evict(&self, key: &Key) -> Result<()>;
 
-    /// Release resources (connections, servers this instance owns). Idempotent.
-    /// Whether stored data is deleted is the connector's documented choice.
+    /// Release what this instance holds (connections, registrations, a server
+    /// it owns).
+    ///
+    /// - Idempotent: a second and any later `close` return `Ok(())`.
+    /// - Whether stored objects are deleted is the connector's documented
+    ///   choice (e.g. a `clear` option); other instances on the namespace are
+    ///   not closed by it.
+    /// - After `close`, `kind`, `capabilities`, `config`, `key_to_string` and
+    ///   `parse_key` behave as before. Every other operation either works as
+    ///   before (the connector reopens what it needs) or fails with a
+    ///   permanent error ([`Error::is_temporary`] false) saying that the
+    ///   connector is closed. Never a panic, never a hang, never another
+    ///   object's bytes.
+    ///
+    /// The conformance suite closes the connector twice at the end of every
+    /// case, then calls every operation, then checks that no object the case
+    /// stored is left (and, given a `leftovers` hook, that the namespace is gone).
     fn close(&self) -> Result<()>;
 
     /// Everything another process needs to rebuild an equivalent connector
-    /// (see [`crate::registry::connector_from_config`]).
+    /// on the same namespace (see [`crate::registry::connector_from_config`]).
     fn config(&self) -> ConnectorConfig;
 
     /// The key in the connector's own text form, the one people and other
@@ -236,8 +325,10 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
         Key::from_hex(s)
     }
 
-    /// This connector as a [`Deferrable`] one, if it is (see
-    /// [`Capabilities::deferrable`]).
+    /// This connector as a [`Deferrable`] one, if it is. Implementing
+    /// [`Deferrable`] is not enough: override this to return `Some(self)`.
+    /// A connector is deferrable exactly when this returns `Some` (there is no
+    /// capability flag to keep in step). Wrappers must forward it.
     fn as_deferrable(&self) -> Option<&dyn Deferrable> {
         None
     }
@@ -245,11 +336,18 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
 
 /// Connectors whose keys can be minted before their object exists
 /// (ProxyStore's `DeferrableConnector`): the basis of proxy futures.
+///
+/// Implement it *and* override [`Connector::as_deferrable`] to return
+/// `Some(self)`: code holding a `dyn Connector` finds it only through that
+/// method.
 pub trait Deferrable: Connector {
     /// A fresh key with no object yet (`exists` is false, `get` is `None`).
     fn new_key(&self) -> Result<Key>;
 
-    /// Store the object for a key from [`Deferrable::new_key`].
+    /// Store the object for a key from [`Deferrable::new_key`], all at once:
+    /// readers polling the key (in any thread or process) see `None` or
+    /// `exists == false` until the whole object is readable, never part of it
+    /// (write elsewhere and rename, or use an atomic server command).
     fn set(&self, key: &Key, data: Payload) -> Result<()>;
 }
 

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proxy_core::{
-    Bytes, Capabilities, Connector, ConnectorConfig, Error, FileConnector, Key, LocalConnector,
-    LockedProxy, Payload, Proxy, ProxyOptions, Store, StoreConfig, registry,
+    Bytes, Capabilities, Connector, ConnectorConfig, Deferrable, Error, FileConnector, Key,
+    LocalConnector, LockedProxy, Payload, Proxy, ProxyOptions, Store, StoreConfig, registry,
 };
 use serde::{Deserialize, Serialize};
 
@@ -16,13 +16,15 @@ fn tmpdir(tag: &str) -> std::path::PathBuf {
     ))
 }
 
-/// Counts connector gets (to check "resolves exactly once").
+/// Counts connector gets (to check "resolves exactly once"); forwards every
+/// other method.
 #[derive(Debug)]
 struct Counting {
     inner: LocalConnector,
     gets: AtomicUsize,
 }
 
+#[warn(clippy::missing_trait_methods)]
 impl Connector for Counting {
     fn kind(&self) -> &'static str {
         "local"
@@ -51,10 +53,19 @@ impl Connector for Counting {
         self.inner.evict(key)
     }
     fn close(&self) -> proxy_core::Result<()> {
-        Ok(())
+        self.inner.close()
     }
     fn config(&self) -> ConnectorConfig {
         self.inner.config()
+    }
+    fn key_to_string(&self, key: &Key) -> proxy_core::Result<String> {
+        self.inner.key_to_string(key)
+    }
+    fn parse_key(&self, s: &str) -> proxy_core::Result<Key> {
+        self.inner.parse_key(s)
+    }
+    fn as_deferrable(&self) -> Option<&dyn Deferrable> {
+        self.inner.as_deferrable()
     }
 }
 
@@ -220,7 +231,7 @@ fn store_config_toml_roundtrip_and_bad_configs() {
         ),
         (
             "name = 'x'\ncache_bytes = -1\n[connector]\nkind = 'local'\n",
-            "",
+            "invalid value: integer `-1`",
         ),
         ("name = [", "TOML"),
     ];

@@ -786,7 +786,6 @@ impl Connector for RedisConnector {
     fn capabilities(&self) -> Capabilities {
         // `Capabilities` is non-exhaustive: start from MINIMAL.
         let mut caps = Capabilities::MINIMAL;
-        caps.deferrable = true;
         caps.cross_process = true;
         caps.cross_node = true;
         // Objects live in the server, not in this process (for as long as the

@@ -154,7 +154,6 @@ impl Connector for FileConnector {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            deferrable: true,
             cross_process: true,
             cross_node: true, // on a shared file system
             outlives_process: true,

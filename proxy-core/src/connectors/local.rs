@@ -90,7 +90,6 @@ impl Connector for LocalConnector {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            deferrable: true,
             zero_copy_get: true,
             ..Capabilities::MINIMAL
         }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::connector::{
-    Capabilities, Connector, ConnectorConfig, DynConnector, FromConfig, Payload,
+    Capabilities, Connector, ConnectorConfig, Deferrable, DynConnector, FromConfig, Payload,
 };
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -102,7 +102,32 @@ impl MultiConnector {
         })
     }
 
+    /// The largest object some child accepts (by policy and by its own limit),
+    /// `None` if unbounded.
+    fn max_object_size(&self) -> Option<u64> {
+        let mut max = 0;
+        for c in &self.children {
+            let limit = match (
+                c.policy.max_size,
+                c.connector.capabilities().max_object_size,
+            ) {
+                (None, None) => return None,
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+            };
+            max = max.max(limit);
+        }
+        Some(max)
+    }
+
     fn route(&self, size: u64) -> Result<&Child> {
+        if let Some(limit) = self.max_object_size().filter(|&l| size > l) {
+            return Err(Error::TooLarge {
+                connector: KIND.into(),
+                size,
+                limit,
+            });
+        }
         self.children
             .iter()
             .filter(|c| c.policy.accepts(size))
@@ -187,6 +212,9 @@ impl MultiConnector {
     }
 }
 
+// A wrapper: forward every method, so a child's behaviour is never replaced
+// by a default.
+#[warn(clippy::missing_trait_methods)]
 impl Connector for MultiConnector {
     fn kind(&self) -> &'static str {
         KIND
@@ -200,13 +228,12 @@ impl Connector for MultiConnector {
             .map(|c| c.connector.capabilities())
             .collect();
         Capabilities {
-            deferrable: false,
             cross_process: caps.iter().all(|c| c.cross_process),
             cross_node: caps.iter().all(|c| c.cross_node),
             outlives_process: caps.iter().all(|c| c.outlives_process),
             one_sided_get: caps.iter().all(|c| c.one_sided_get),
             zero_copy_get: caps.iter().all(|c| c.zero_copy_get),
-            max_object_size: None,
+            max_object_size: self.max_object_size(),
         }
     }
 
@@ -284,6 +311,12 @@ impl Connector for MultiConnector {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// Not deferrable: a key names its child, which is chosen by the object's
+    /// size, unknown before `set`.
+    fn as_deferrable(&self) -> Option<&dyn Deferrable> {
+        None
     }
 
     fn config(&self) -> ConnectorConfig {
