@@ -1,65 +1,160 @@
-//! The connector conformance suite: the behaviour every [`Connector`] in this
-//! repository must show, run unchanged by each connector's tests.
+//! The connector conformance suite: the behaviour every [`Connector`] must
+//! show, run unchanged by each connector's tests (in this repository and
+//! outside it).
 //!
-//! Use it through [`conformance_suite!`](crate::conformance_suite), which
-//! expands to one `#[test]` per case:
+//! # Use
+//!
+//! Through [`conformance_suite!`](crate::conformance_suite), which expands to
+//! one `#[test]` per case in the current module:
 //!
 //! ```ignore
 //! fn setup() -> MyConnector { MyConnector::new(/* a fresh namespace */).unwrap() }
-//! fn register() { my_connector::register(); }
-//! proxy_core::conformance_suite!(setup = setup, register = register);
+//! proxy_core::conformance_suite!(setup = setup, register = my_connector::register);
+//! // optional: what is left of a case's namespace after close (empty when torn down)
+//! // proxy_core::conformance_suite!(setup = setup, register = ..., leftovers = list_left);
 //! ```
 //!
-//! `setup` is called once per case and should return a connector over a fresh
-//! namespace (directory, key prefix, server). `register` must make every
-//! connector kind the configuration needs rebuildable in a fresh process: the
-//! cross-process case re-runs the test binary as a child that deserializes a
-//! proxy and resolves it.
+//! - `setup` runs once per case (cases run in parallel threads) and returns a
+//!   connector over a *fresh namespace* (directory, key prefix, server). Make
+//!   it one that `close` tears down (e.g. a `clear` option), or each case
+//!   leaves an empty namespace behind.
+//! - `register` makes every connector kind the configuration needs
+//!   rebuildable (it calls
+//!   [`registry::register_connector`](crate::registry::register_connector)).
+//!   It runs in the test process and in child processes: the cross-process
+//!   cases re-run the test binary as a child (the generated
+//!   `conformance_child_entry`, an ignored test that only such a child runs)
+//!   which rebuilds the connector from its configuration.
+//! - `leftovers` (optional), `fn(&ConnectorConfig) -> Vec<String>`: what
+//!   remains of the namespace after the case closed its connector (files,
+//!   server keys); the case fails unless it is empty.
 //!
-//! Differences between connectors come from [`Capabilities`] and are checked,
-//! not skipped: e.g. a connector without `cross_process` must make the child's
-//! resolve fail with a clear error (not hang, not panic).
+//! Every case ends the same way (see [`run_case`]): `close()` twice (both
+//! `Ok`), then every operation once more (each must return within two minutes
+//! and behave as [`Connector::close`] documents), then no object stored
+//! through the connector during the case may remain.
 //!
-//! The suite is not part of the stable API. It writes and evicts objects
-//! through the given connector.
+//! Cases write real data: `large_object` 256 MiB, `deferrable_set_atomic`
+//! 2 x 32 MiB; the opt-in `huge_object` (ignored unless run with
+//! `cargo test huge_object -- --ignored`) writes one object over 4 GiB, for
+//! 32-bit length framing.
+//!
+//! Differences between connectors come from [`Capabilities`] and
+//! [`Connector::as_deferrable`] and are checked, not skipped: e.g. a connector
+//! without `cross_process` must make the child's resolve fail with a clear
+//! error (not hang, not panic).
+//!
+//! # Cases as functions
+//!
+//! Each case is a public function of a [`Ctx`] that panics on failure, listed
+//! in [`CASES`]; [`run_case`] runs one with the end-of-case checks and returns
+//! the failure as an `Err`. This is how a test shows that a deliberately broken
+//! connector is caught:
+//!
+//! ```ignore
+//! let ctx = Ctx::new(Arc::new(Broken::new()), "conformance_child_entry");
+//! assert!(run_case(case("shared_namespace").unwrap(), ctx).is_err());
+//! ```
+//!
+//! The suite is not part of the stable API.
 
 use std::io::Write as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::connector::{Capabilities, ConnectorConfig, DynConnector, Payload};
-use crate::error::Error;
+use crate::connector::{
+    Capabilities, Connector, ConnectorConfig, Deferrable, DynConnector, Payload,
+};
+use crate::connectors::file::FileKey;
+use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::proxy::Proxy;
 use crate::registry;
 use crate::store::Store;
 
-/// Environment variable carrying the hex-encoded proxy to the child process.
+/// Environment variable carrying a task to the child process.
 pub const CHILD_ENV: &str = "PROXYSTORE_CONFORMANCE_CHILD";
 const RESULT_TAG: &str = "@@proxystore-conformance:";
+/// How long the operations after `close` may take together.
+const AFTER_CLOSE_DEADLINE: Duration = Duration::from_secs(120);
+
+/// What remains of a namespace after its connector was closed (see the module
+/// docs): file names, server keys. Empty when the namespace is torn down.
+pub type Leftovers = fn(&ConnectorConfig) -> Vec<String>;
+
+/// One case of the suite.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    /// Its name (also the name of its `#[test]`).
+    pub name: &'static str,
+    /// The case: panics on failure.
+    pub run: fn(&Ctx),
+    /// Opt-in (an ignored test): too heavy for every run.
+    pub opt_in: bool,
+}
+
+/// The case called `name`.
+pub fn case(name: &str) -> Option<&'static Case> {
+    CASES.iter().find(|c| c.name == name)
+}
+
+macro_rules! case_table {
+    (cases: $($name:ident),* ; opt_in: $($opt:ident),* $(,)?) => {
+        /// Every case, in the order the suite lists them.
+        pub const CASES: &[Case] = &[
+            $(Case { name: stringify!($name), run: $name, opt_in: false },)*
+            $(Case { name: stringify!($opt), run: $opt, opt_in: true },)*
+        ];
+    };
+}
+crate::__conformance_for_each_case!(case_table);
 
 /// What each case gets: a fresh connector and how to re-run this test binary
 /// as a child.
 #[derive(Debug)]
 pub struct Ctx {
-    /// The connector under test.
+    /// The connector under test, seen through a wrapper that forwards every
+    /// method and records the keys it mints (to find leftovers).
     pub connector: DynConnector,
     /// Its declared capabilities.
     pub caps: Capabilities,
+    /// Its configuration when the case started.
+    pub config: ConnectorConfig,
+    recorder: Arc<Recorder>,
     child_test: String,
+    leftovers: Option<Leftovers>,
 }
 
 impl Ctx {
-    /// Used by [`conformance_suite!`](crate::conformance_suite).
-    pub fn new(connector: DynConnector, child_test: String) -> Ctx {
+    /// A context over `connector`. `child_test` is the name (path without the
+    /// crate) of a test in this binary that calls [`child_entry`]; the
+    /// [`conformance_suite!`](crate::conformance_suite) macro generates it.
+    pub fn new(connector: DynConnector, child_test: impl Into<String>) -> Ctx {
         let caps = connector.capabilities();
+        let config = connector.config();
+        let recorder = Arc::new(Recorder {
+            inner: connector,
+            minted: Mutex::new(Vec::new()),
+        });
         Ctx {
-            connector,
+            connector: recorder.clone(),
             caps,
-            child_test,
+            config,
+            recorder,
+            child_test: child_test.into(),
+            leftovers: None,
         }
+    }
+
+    /// Also check, after `close`, that the namespace is gone (see [`Leftovers`]).
+    pub fn with_leftovers(mut self, leftovers: Leftovers) -> Ctx {
+        self.leftovers = Some(leftovers);
+        self
     }
 
     fn store(&self, case: &str) -> Store {
@@ -71,17 +166,370 @@ impl Ctx {
         .build()
         .expect("build store")
     }
+
+    /// A second instance on the same namespace, as another process builds it.
+    /// Never closed by the cases (closing it may tear the namespace down):
+    /// only dropped.
+    fn rebuild(&self) -> DynConnector {
+        registry::connector_from_config(&self.config)
+            .unwrap_or_else(|e| panic!("connector rebuilds from its config in this process: {e}"))
+    }
+
+    /// Re-run this test binary as a child with `task`; its result line and
+    /// whether it exited successfully.
+    fn child(&self, task: &str) -> (String, bool) {
+        let exe = std::env::current_exe().unwrap();
+        let start = Instant::now();
+        let out = Command::new(exe)
+            .args([
+                "--exact",
+                &self.child_test,
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, task)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn child test process");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout
+            .lines()
+            .find_map(|l| l.split_once(RESULT_TAG).map(|(_, r)| r.trim().to_string()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "child printed no result (status {}):\n{stdout}\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        eprintln!("child answered in {:?}: {line}", start.elapsed());
+        (line, out.status.success())
+    }
+
+    /// A child process rebuilds the connector from its configuration, puts
+    /// `objects` (`(length, seed)` of [`pattern`]s), drops its instance without
+    /// `close`, prints the keys and exits. Returns the keys and the bytes.
+    fn child_put(&self, objects: &[(usize, u8)]) -> Vec<(Key, Bytes)> {
+        let task = serde_json::json!({ "config": self.config, "objects": objects });
+        let (line, ok) = self.child(&format!("put:{task}"));
+        assert!(ok, "child failed: {line}");
+        let keys = line
+            .strip_prefix("OK")
+            .unwrap_or_else(|| panic!("child could not put: {line}"));
+        let keys: Vec<Key> = keys
+            .split_whitespace()
+            .map(|h| Key::from_hex(h).expect("child printed a hex key"))
+            .collect();
+        assert_eq!(keys.len(), objects.len(), "one key per object: {line}");
+        keys.into_iter()
+            .zip(objects.iter().map(|&(len, seed)| pattern(len, seed)))
+            .collect()
+    }
 }
 
-fn pattern(len: usize, seed: u8) -> Bytes {
-    (0..len)
+/// Forwards every method to the connector under test and records the keys it
+/// mints.
+#[derive(Debug)]
+struct Recorder {
+    inner: DynConnector,
+    minted: Mutex<Vec<Key>>,
+}
+
+impl Recorder {
+    fn record<'a>(&self, keys: impl IntoIterator<Item = &'a Key>) {
+        self.minted
+            .lock()
+            .unwrap()
+            .extend(keys.into_iter().cloned());
+    }
+}
+
+#[warn(clippy::missing_trait_methods)]
+impl Connector for Recorder {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    fn put(&self, data: Payload) -> Result<Key> {
+        let k = self.inner.put(data)?;
+        self.record([&k]);
+        Ok(k)
+    }
+    fn put_batch(&self, data: Vec<Payload>) -> Result<Vec<Key>> {
+        let keys = self.inner.put_batch(data)?;
+        self.record(&keys);
+        Ok(keys)
+    }
+    fn get(&self, key: &Key) -> Result<Option<Bytes>> {
+        self.inner.get(key)
+    }
+    fn get_batch(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
+        self.inner.get_batch(keys)
+    }
+    fn exists(&self, key: &Key) -> Result<bool> {
+        self.inner.exists(key)
+    }
+    fn evict(&self, key: &Key) -> Result<()> {
+        self.inner.evict(key)
+    }
+    fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+    fn config(&self) -> ConnectorConfig {
+        self.inner.config()
+    }
+    fn key_to_string(&self, key: &Key) -> Result<String> {
+        self.inner.key_to_string(key)
+    }
+    fn parse_key(&self, s: &str) -> Result<Key> {
+        self.inner.parse_key(s)
+    }
+    fn as_deferrable(&self) -> Option<&dyn Deferrable> {
+        self.inner.as_deferrable().map(|_| self as &dyn Deferrable)
+    }
+}
+
+impl Deferrable for Recorder {
+    fn new_key(&self) -> Result<Key> {
+        let d = self
+            .inner
+            .as_deferrable()
+            .ok_or_else(|| Error::Unsupported {
+                connector: self.inner.kind().into(),
+                operation: "new_key",
+            })?;
+        let k = d.new_key()?;
+        self.record([&k]);
+        Ok(k)
+    }
+    fn set(&self, key: &Key, data: Payload) -> Result<()> {
+        let d = self
+            .inner
+            .as_deferrable()
+            .ok_or_else(|| Error::Unsupported {
+                connector: self.inner.kind().into(),
+                operation: "set",
+            })?;
+        d.set(key, data)
+    }
+}
+
+/// Run one case on `ctx`, then the end-of-case checks (`close` twice, every
+/// operation after `close`, no leftovers). `Err` says what failed. When the
+/// case itself fails, the connector is still closed (to tear the namespace
+/// down) but the later checks are skipped.
+pub fn run_case(case: &Case, ctx: Ctx) -> std::result::Result<(), String> {
+    let run = catch_unwind(AssertUnwindSafe(|| (case.run)(&ctx)));
+    match run {
+        Err(p) => {
+            let _ = ctx.connector.close();
+            let _ = ctx.connector.close();
+            Err(format!("case {}: {}", case.name, panic_message(&*p)))
+        }
+        Ok(()) => catch_unwind(AssertUnwindSafe(|| finish(&ctx)))
+            .unwrap_or_else(|p| Err(panic_message(&*p)))
+            .map_err(|m| format!("case {} (end-of-case checks): {m}", case.name)),
+    }
+}
+
+/// [`run_case`] for a `#[test]`: panics with the failure.
+pub fn run_test(name: &str, make_ctx: impl FnOnce() -> Ctx) {
+    let case = case(name).unwrap_or_else(|| panic!("no conformance case named {name}"));
+    if let Err(m) = run_case(case, make_ctx()) {
+        panic!("{m}");
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-text payload".into())
+}
+
+fn finish(ctx: &Ctx) -> std::result::Result<(), String> {
+    let c = ctx.connector.clone();
+    c.close().map_err(|e| format!("close failed: {e}"))?;
+    c.close()
+        .map_err(|e| format!("a second close failed (close must be idempotent): {e}"))?;
+
+    // Every operation after close, on its own thread: a hang is a failure.
+    let (tx, rx) = mpsc::channel();
+    let (config, caps) = (ctx.config.clone(), ctx.caps);
+    let probe = c.clone();
+    std::thread::spawn(move || {
+        let r = catch_unwind(AssertUnwindSafe(|| after_close(&probe, &config, caps)));
+        let _ = tx.send(r.map_err(|p| panic_message(&*p)));
+    });
+    match rx.recv_timeout(AFTER_CLOSE_DEADLINE) {
+        Ok(Ok(())) => {}
+        Ok(Err(m)) => return Err(format!("after close: {m}")),
+        Err(_) => {
+            return Err(format!(
+                "operations after close did not return within {AFTER_CLOSE_DEADLINE:?}"
+            ));
+        }
+    }
+
+    // Nothing the case stored is left.
+    let minted = ctx.recorder.minted.lock().unwrap().clone();
+    let left = match stored_of(&*c, &minted) {
+        Ok(left) => left,
+        // A closed connector may refuse: ask a fresh instance on the namespace.
+        Err(_) => match registry::connector_from_config(&ctx.config) {
+            Ok(fresh) => stored_of(&*fresh, &minted).map_err(|e| {
+                format!("a fresh instance cannot tell whether the case left objects: {e}")
+            })?,
+            // Objects that do not outlive their instance went with it.
+            Err(_) if !ctx.caps.outlives_process => Vec::new(),
+            Err(e) => return Err(format!("cannot rebuild the connector after close: {e}")),
+        },
+    };
+    if !left.is_empty() {
+        return Err(format!(
+            "{} of the {} objects stored during the case are left after it evicted them and \
+             closed its connector: {left:?}",
+            left.len(),
+            minted.len()
+        ));
+    }
+    if let Some(hook) = ctx.leftovers {
+        let left = hook(&ctx.config);
+        if !left.is_empty() {
+            return Err(format!(
+                "the namespace is not torn down after close: {left:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn stored_of(c: &dyn Connector, keys: &[Key]) -> Result<Vec<Key>> {
+    let mut left = Vec::new();
+    for k in keys {
+        if c.exists(k)? {
+            left.push(k.clone());
+        }
+    }
+    Ok(left)
+}
+
+/// The operations after `close`, as [`Connector::close`] documents them.
+fn after_close(c: &DynConnector, config: &ConnectorConfig, caps: Capabilities) {
+    assert_eq!(c.config(), *config, "config() changed by close");
+    assert_eq!(c.capabilities(), caps, "capabilities() changed by close");
+    assert_eq!(c.kind(), config.kind, "kind() after close");
+    let refused = |op: &str, e: &Error| {
+        assert!(
+            !e.is_temporary(),
+            "{op} after close failed with a temporary error, which asks callers to retry \
+             a closed connector forever: {e}"
+        );
+    };
+    let data = pattern(1000, 0xc1);
+    let mut keys = Vec::new();
+    match c.put(Payload::from(data.clone())) {
+        Ok(k) => {
+            match c.get(&k) {
+                Ok(got) => assert_eq!(
+                    got.as_ref(),
+                    Some(&data),
+                    "put after close returned a key, get does not return its object"
+                ),
+                Err(e) => refused("get", &e),
+            }
+            keys.push(k);
+        }
+        Err(e) => refused("put", &e),
+    }
+    match c.put_batch(vec![Payload::from(data.clone())]) {
+        Ok(k) => keys.extend(k),
+        Err(e) => refused("put_batch", &e),
+    }
+    let never = Key::from_bytes(vec![0x5a; 16]);
+    match c.get(&never) {
+        Ok(None) | Err(Error::InvalidKey { .. }) => {}
+        Ok(Some(b)) => panic!(
+            "get after close of a key never stored returned {} bytes",
+            b.len()
+        ),
+        Err(e) => refused("get", &e),
+    }
+    match c.get_batch(&keys) {
+        Ok(got) => {
+            assert_eq!(
+                got.len(),
+                keys.len(),
+                "get_batch after close: one result per key"
+            );
+            for g in got {
+                assert_eq!(g.as_ref(), Some(&data), "get_batch after close");
+            }
+        }
+        Err(e) => refused("get_batch", &e),
+    }
+    for k in &keys {
+        match c.exists(k) {
+            Ok(e) => assert!(e, "exists after close of an object put after close"),
+            Err(e) => refused("exists", &e),
+        }
+        match c.evict(k) {
+            Ok(()) => {}
+            Err(e) => refused("evict", &e),
+        }
+        if let Ok(text) = c.key_to_string(k) {
+            assert_eq!(
+                c.parse_key(&text).ok().as_ref(),
+                Some(k),
+                "parse_key after close"
+            );
+        }
+    }
+    if let Some(d) = c.as_deferrable() {
+        match d.new_key() {
+            Ok(k) => match d.set(&k, Payload::from(data.clone())) {
+                Ok(()) => {
+                    if let Ok(got) = c.get(&k) {
+                        assert_eq!(got.as_ref(), Some(&data), "get after set after close");
+                    }
+                    if let Err(e) = c.evict(&k) {
+                        refused("evict", &e);
+                    }
+                }
+                Err(e) => refused("set", &e),
+            },
+            Err(e) => refused("new_key", &e),
+        }
+    }
+}
+
+/// `len` bytes that depend on `seed` and on the position: 4 KiB blocks of a
+/// byte pattern, each starting with its own block number (so no two blocks
+/// are equal), made with block copies (fast in unoptimised test builds).
+pub fn pattern(len: usize, seed: u8) -> Bytes {
+    const BLOCK: usize = 4096;
+    let base: Vec<u8> = (0..BLOCK)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect::<Vec<u8>>()
-        .into()
+        .collect();
+    let mut v = Vec::with_capacity(len);
+    let mut block = 0u64;
+    while v.len() < len {
+        let start = v.len();
+        let n = BLOCK.min(len - start);
+        v.extend_from_slice(&base[..n]);
+        let tag = (block ^ (u64::from(seed) << 56)).to_le_bytes();
+        let t = n.min(8);
+        v[start..start + t].copy_from_slice(&tag[..t]);
+        block += 1;
+    }
+    v.into()
 }
 
+/// FNV-1a over 8-byte words (to compare objects across processes).
 fn checksum(b: &[u8]) -> u64 {
-    // FNV-1a over 8-byte words (fast enough for 256 MiB in a test).
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut chunks = b.chunks_exact(8);
     for c in &mut chunks {
@@ -91,6 +539,49 @@ fn checksum(b: &[u8]) -> u64 {
         h = (h ^ x as u64).wrapping_mul(0x100_0000_01b3);
     }
     h
+}
+
+/// A payload of `total` bytes made of `chunk` repeated (no allocation of its own).
+fn repeated(chunk: &Bytes, total: u64) -> Payload {
+    let mut p = Payload::new();
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64);
+        p.push(chunk.slice(..n as usize));
+        left -= n;
+    }
+    p
+}
+
+/// `Ok(v)` or `InvalidKey` (`None`); any other error fails the case.
+fn ok_or_invalid<T>(r: Result<T>, what: &str) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(Error::InvalidKey { .. }) => None,
+        Err(e) => panic!("{what}: {e} (expected InvalidKey or nothing found)"),
+    }
+}
+
+/// A key this namespace holds no object for: every operation finds nothing or
+/// says `InvalidKey`, never returns bytes, and disturbs nothing.
+fn check_unknown_key(c: &DynConnector, key: &Key, what: &str) {
+    if let Some(got) = ok_or_invalid(c.get(key), &format!("get of {what}")) {
+        assert!(
+            got.is_none(),
+            "get of {what} {key:?} returned {} bytes of some object",
+            got.map_or(0, |b| b.len())
+        );
+    }
+    if let Some(e) = ok_or_invalid(c.exists(key), &format!("exists of {what}")) {
+        assert!(!e, "exists of {what} {key:?} is true");
+    }
+    ok_or_invalid(c.evict(key), &format!("evict of {what}"));
+    if let Some(got) = ok_or_invalid(
+        c.get_batch(&[key.clone(), key.clone()]),
+        &format!("get_batch of {what}"),
+    ) {
+        assert_eq!(got, vec![None, None], "get_batch of {what} {key:?}");
+    }
 }
 
 /// put → get returns the same bytes; a multi-part payload is stored as its
@@ -179,17 +670,16 @@ pub fn large_object(ctx: &Ctx) {
     const SIZE: usize = 256 << 20;
     let c = &ctx.connector;
     let data = pattern(SIZE, 9);
-    let sum = checksum(&data);
     match ctx.caps.max_object_size {
         Some(limit) if (SIZE as u64) > limit => {
             let err = c.put(Payload::from(data)).unwrap_err();
             assert!(matches!(err, Error::TooLarge { .. }), "{err}");
         }
         _ => {
-            let k = c.put(Payload::from(data)).unwrap();
+            let k = c.put(Payload::from(data.clone())).unwrap();
             let got = c.get(&k).unwrap().expect("large object stored");
             assert_eq!(got.len(), SIZE);
-            assert_eq!(checksum(&got), sum);
+            assert!(got == data, "large object read back with other bytes");
             drop(got);
             c.evict(&k).unwrap();
         }
@@ -347,63 +837,18 @@ pub fn cross_process_resolve(ctx: &Ctx) {
         wire.len()
     );
     let hex: String = wire.iter().map(|b| format!("{b:02x}")).collect();
-    let exe = std::env::current_exe().unwrap();
-    let start = Instant::now();
-    let out = Command::new(exe)
-        .args([
-            "--exact",
-            &ctx.child_test,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, hex)
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn child test process");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.split_once(RESULT_TAG).map(|(_, r)| r.trim().to_string()))
-        .unwrap_or_else(|| {
-            panic!(
-                "child printed no result (status {}):\n{stdout}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    eprintln!("child answered in {:?}: {line}", start.elapsed());
+    let (line, ok) = ctx.child(&format!("resolve:{hex}"));
     if ctx.caps.cross_process {
         assert_eq!(
             line,
             format!("OK len={} sum={}", data.len(), checksum(&data))
         );
-        assert!(out.status.success());
+        assert!(ok, "child failed");
     } else {
         assert!(line.starts_with("ERR "), "{line}");
         assert!(line.len() > 10, "error message is empty");
     }
     store.evict(p.key()).unwrap();
-}
-
-/// The child side of [`cross_process_resolve`]: does nothing unless
-/// [`CHILD_ENV`] is set.
-pub fn child_entry(register: fn()) {
-    let Ok(hex) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    register();
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    let result = Proxy::<Bytes>::from_bytes(&bytes).and_then(|p| {
-        let b = p.resolve()?;
-        Ok(format!("OK len={} sum={}", b.len(), checksum(b)))
-    });
-    let line = result.unwrap_or_else(|e| format!("ERR {e}"));
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{RESULT_TAG} {line}").unwrap();
-    out.flush().unwrap();
 }
 
 /// A store over the connector: typed put/get, proxies that resolve from a
@@ -438,18 +883,506 @@ pub fn store_and_proxy(ctx: &Ctx) {
     ));
 }
 
-/// One `#[test]` per named case (used by [`conformance_suite!`](crate::conformance_suite)).
+/// `get_batch` with repeated keys, repeated missing keys, and a mix: every
+/// position gets its own key's object.
+pub fn get_batch_duplicates(ctx: &Ctx) {
+    let c = &ctx.connector;
+    let a = pattern(300, 31);
+    let b = pattern(5000, 32);
+    let ka = c.put(Payload::from(a.clone())).unwrap();
+    let kb = c.put(Payload::from(b.clone())).unwrap();
+    let km = c.put(Payload::from(pattern(10, 33))).unwrap();
+    c.evict(&km).unwrap();
+    let ask = [&ka, &kb, &ka, &km, &ka, &kb, &km].map(Key::clone);
+    let want = [Some(&a), Some(&b), Some(&a), None, Some(&a), Some(&b), None];
+    let got = c.get_batch(&ask).unwrap();
+    assert_eq!(got.len(), ask.len(), "one result per key");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.as_ref(), w, "position {i} of a batch with repeated keys");
+    }
+    assert_eq!(
+        c.get_batch(&[ka.clone(), ka.clone()]).unwrap(),
+        vec![Some(a.clone()), Some(a)]
+    );
+    assert_eq!(
+        c.get_batch(&[km.clone(), km]).unwrap(),
+        vec![None, None],
+        "a missing key twice"
+    );
+    c.evict(&ka).unwrap();
+    c.evict(&kb).unwrap();
+}
+
+/// Objects over `max_object_size` are refused with `TooLarge` and nothing is
+/// written (`put`, `put_batch` with a small object first, `Deferrable::set`).
+/// The payload repeats one 1 MiB buffer: nothing that large is allocated.
+pub fn too_large(ctx: &Ctx) {
+    let c = &ctx.connector;
+    let Some(limit) = ctx.caps.max_object_size else {
+        return;
+    };
+    assert!(
+        limit < usize::MAX as u64,
+        "a limit of {limit} bytes is no limit"
+    );
+    let chunk = Bytes::from(vec![0x5a; 1 << 20]);
+    let over = repeated(&chunk, limit + 1);
+    let is_too_large = |r: Result<()>, op: &str| match r {
+        Err(Error::TooLarge { size, .. }) => {
+            assert_eq!(size, limit + 1, "{op}: TooLarge names the object's size")
+        }
+        Err(e) => panic!("{op} of {} bytes over a limit of {limit}: {e}", limit + 1),
+        Ok(()) => panic!(
+            "{op} of {} bytes accepted over the declared limit of {limit}",
+            limit + 1
+        ),
+    };
+    let r = c.put(over.clone()).map(|k| {
+        let _ = c.evict(&k);
+    });
+    is_too_large(r, "put");
+    let r = c
+        .put_batch(vec![Payload::from(pattern(10, 41)), over.clone()])
+        .map(|ks| {
+            for k in &ks {
+                let _ = c.evict(k);
+            }
+        });
+    is_too_large(r, "put_batch");
+    if let Some(d) = c.as_deferrable() {
+        let k = d.new_key().unwrap();
+        is_too_large(d.set(&k, over), "set");
+        assert!(!c.exists(&k).unwrap(), "a refused set left an object");
+        assert_eq!(c.get(&k).unwrap(), None, "a refused set left an object");
+    }
+}
+
+/// `kind() == config().kind ==` the kind registered for it, also for an
+/// instance rebuilt from the configuration.
+pub fn kind_and_config(ctx: &Ctx) {
+    let c = &ctx.connector;
+    let kind = c.kind();
+    assert_eq!(
+        c.config().kind,
+        kind,
+        "kind() differs from the kind in config()"
+    );
+    assert!(
+        registry::registered_kinds().contains(&kind),
+        "kind() is {kind:?}, which no registered connector type has (registered: {:?})",
+        registry::registered_kinds()
+    );
+    let rebuilt = ctx.rebuild();
+    assert_eq!(rebuilt.kind(), kind, "kind() of the rebuilt connector");
+    assert_eq!(
+        rebuilt.config().kind,
+        kind,
+        "config().kind of the rebuilt connector"
+    );
+    assert_eq!(
+        rebuilt.as_deferrable().is_some(),
+        c.as_deferrable().is_some(),
+        "a rebuilt connector is deferrable exactly when the original is"
+    );
+}
+
+/// A well-formed key that was never stored (a stored key with its last byte
+/// changed; a fresh deferrable key): `None` or `InvalidKey`, never bytes, and
+/// nothing else disturbed.
+pub fn never_stored_key(ctx: &Ctx) {
+    let c = &ctx.connector;
+    let data = pattern(2000, 21);
+    let k = c.put(Payload::from(data.clone())).unwrap();
+    for flip in [0x01u8, 0x80] {
+        let mut b = k.as_bytes().to_vec();
+        if let Some(last) = b.last_mut() {
+            *last ^= flip;
+        }
+        check_unknown_key(c, &Key::from_bytes(b), "a never-stored key");
+    }
+    if let Some(d) = c.as_deferrable() {
+        let fresh = d.new_key().unwrap();
+        check_unknown_key(c, &fresh, "a fresh deferrable key");
+        assert_eq!(
+            c.get_batch(&[fresh.clone(), k.clone()]).unwrap(),
+            vec![None, Some(data.clone())]
+        );
+    }
+    assert_eq!(
+        c.get(&k).unwrap(),
+        Some(data),
+        "the stored object is intact"
+    );
+    c.evict(&k).unwrap();
+}
+
+/// Keys of other connectors (the 16-byte UUID keys of local, file and Redis,
+/// one with an object behind it in a live local connector; a multi connector's
+/// key; keys of unknown formats): `InvalidKey` or `None`, never bytes, and
+/// nothing else disturbed.
+pub fn foreign_keys(ctx: &Ctx) {
+    let c = &ctx.connector;
+    let data = pattern(3000, 51);
+    let own = c.put(Payload::from(data.clone())).unwrap();
+    let uuid_key = Key::from_bytes(vec![0x5a; 16]);
+    let elsewhere = crate::LocalConnector::new();
+    elsewhere
+        .set(&uuid_key, Payload::from(pattern(3000, 52)))
+        .unwrap();
+    let foreign = [
+        ("a local connector's key", uuid_key.clone()),
+        (
+            "a file connector's key",
+            Key::from(FileKey { id: [0xa5; 16] }),
+        ),
+        (
+            "a multi connector's key",
+            Key::encode(&("small".to_string(), uuid_key.clone())),
+        ),
+        (
+            "a key of an unknown connector",
+            Key::encode(&("s3", "bucket/object-7".to_string(), 42u64, 7u32)),
+        ),
+        ("a counter key", Key::encode(&7u64)),
+    ];
+    for (what, k) in &foreign {
+        check_unknown_key(c, k, what);
+    }
+    assert_eq!(
+        elsewhere.get(&uuid_key).unwrap(),
+        Some(pattern(3000, 52)),
+        "the other connector's object"
+    );
+    assert_eq!(c.get(&own).unwrap(), Some(data), "the own object is intact");
+    c.evict(&own).unwrap();
+}
+
+/// Two instances on one namespace (the original and one rebuilt from its
+/// `config()`, as another process builds it), and, with `cross_process`, a
+/// child process: interleaved puts (and deferrable keys minted by one instance
+/// and set by the other) mint distinct keys and all read back intact through
+/// both instances.
+pub fn shared_namespace(ctx: &Ctx) {
+    let c = &ctx.connector;
+    let other = ctx.rebuild();
+    let mut objects: Vec<(Key, Bytes)> = Vec::new();
+    let mut n = 0usize;
+    let mut next = || {
+        n += 1;
+        pattern(200 + n * 61, n as u8)
+    };
+    for round in 0..4 {
+        for conn in [c, &other] {
+            let d = next();
+            objects.push((conn.put(Payload::from(d.clone())).unwrap(), d));
+            let batch = [next(), next()];
+            let keys = conn
+                .put_batch(batch.iter().cloned().map(Payload::from).collect())
+                .unwrap();
+            objects.extend(keys.into_iter().zip(batch));
+        }
+        if round == 1 && ctx.caps.cross_process {
+            objects.extend(ctx.child_put(&[(3001, 201), (3002, 202), (3003, 203)]));
+        }
+    }
+    if let (Some(d1), Some(d2)) = (c.as_deferrable(), other.as_deferrable()) {
+        let (k1, k2) = (d1.new_key().unwrap(), d2.new_key().unwrap());
+        let (v1, v2) = (next(), next());
+        d2.set(&k1, Payload::from(v1.clone())).unwrap();
+        d1.set(&k2, Payload::from(v2.clone())).unwrap();
+        objects.push((k1, v1));
+        objects.push((k2, v2));
+    }
+    let mut keys: Vec<&Key> = objects.iter().map(|(k, _)| k).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(
+        keys.len(),
+        objects.len(),
+        "instances on one namespace minted the same key twice"
+    );
+    let all: Vec<Key> = objects.iter().map(|(k, _)| k.clone()).collect();
+    for (who, conn) in [("original", c), ("rebuilt", &other)] {
+        for (i, (k, d)) in objects.iter().enumerate() {
+            let got = conn.get(k).unwrap();
+            assert!(
+                got.as_ref() == Some(d),
+                "object {i} read through the {who} instance: {} (another instance on the \
+                 namespace overwrote or lost it)",
+                match &got {
+                    None => "missing".to_string(),
+                    Some(g) => format!("{} bytes, not the {} stored", g.len(), d.len()),
+                }
+            );
+        }
+        let got = conn.get_batch(&all).unwrap();
+        for (i, (g, (_, d))) in got.iter().zip(&objects).enumerate() {
+            assert_eq!(
+                g.as_ref(),
+                Some(d),
+                "get_batch through the {who}: object {i}"
+            );
+        }
+    }
+    for (i, (k, _)) in objects.iter().enumerate() {
+        if i % 2 == 0 { c } else { &other }.evict(k).unwrap();
+    }
+    for (k, _) in &objects {
+        assert!(
+            !c.exists(k).unwrap() && !other.exists(k).unwrap(),
+            "evicted"
+        );
+    }
+}
+
+/// With `outlives_process`: an object put through a rebuilt instance that is
+/// then dropped, and objects put by a child process that then exits (with
+/// `cross_process`), read back intact. Without it, nothing is promised.
+pub fn outlives_process(ctx: &Ctx) {
+    if !ctx.caps.outlives_process {
+        return;
+    }
+    let c = &ctx.connector;
+    let other = ctx.rebuild();
+    let d = pattern(4321, 61);
+    let mut objects = vec![(other.put(Payload::from(d.clone())).unwrap(), d)];
+    if let Some(def) = other.as_deferrable() {
+        let k = def.new_key().unwrap();
+        let v = pattern(1234, 62);
+        def.set(&k, Payload::from(v.clone())).unwrap();
+        objects.push((k, v));
+    }
+    drop(other);
+    for (k, d) in &objects {
+        assert_eq!(
+            c.get(k).unwrap().as_ref(),
+            Some(d),
+            "object gone once the instance that stored it was dropped"
+        );
+    }
+    if ctx.caps.cross_process {
+        let theirs = ctx.child_put(&[(5000, 71), (1 << 20, 72)]);
+        for (k, d) in &theirs {
+            let got = c.get(k).unwrap();
+            assert!(
+                got.as_ref() == Some(d),
+                "object put by a child process that has exited: {:?} bytes, {} stored",
+                got.map(|g| g.len()),
+                d.len()
+            );
+        }
+        objects.extend(theirs);
+    }
+    for (k, _) in &objects {
+        c.evict(k).unwrap();
+    }
+}
+
+/// `Deferrable::set` of 32 MiB while two threads poll `exists` and `get` on
+/// the key: they see nothing, then the whole object, never part of it; once
+/// `exists` is true, `get` returns it. Twice.
+pub fn deferrable_set_atomic(ctx: &Ctx) {
+    const SIZE: usize = 32 << 20;
+    const PART: usize = 1 << 20;
+    let c = &ctx.connector;
+    let Some(d) = c.as_deferrable() else {
+        return;
+    };
+    let data = pattern(SIZE, 13);
+    // In 1 MiB parts, as an encoder hands them over.
+    let payload = (0..SIZE / PART).fold(Payload::new(), |p, i| {
+        p.with(data.slice(i * PART..(i + 1) * PART))
+    });
+    for round in 0..2 {
+        let key = d.new_key().unwrap();
+        let stop = AtomicBool::new(false);
+        let polls = AtomicUsize::new(0);
+        let t0 = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    loop {
+                        let set_done = stop.load(Ordering::Acquire);
+                        let exists = c.exists(&key).unwrap();
+                        let got = c.get(&key).unwrap();
+                        polls.fetch_add(1, Ordering::AcqRel);
+                        match got {
+                            None => {
+                                assert!(
+                                    !exists,
+                                    "exists was true, then get found nothing (round {round})"
+                                );
+                                assert!(!set_done, "set returned, get finds nothing");
+                            }
+                            Some(b) => {
+                                assert_eq!(
+                                    b.len(),
+                                    SIZE,
+                                    "a reader saw part of an object being set (round {round})"
+                                );
+                                assert!(
+                                    b == data,
+                                    "a reader saw wrong bytes of an object being set"
+                                );
+                            }
+                        }
+                        if set_done {
+                            break;
+                        }
+                    }
+                });
+            }
+            while polls.load(Ordering::Acquire) < 2 {
+                std::thread::yield_now();
+            }
+            d.set(&key, payload.clone()).unwrap();
+            stop.store(true, Ordering::Release);
+        });
+        eprintln!(
+            "round {round}: {} polls while setting {SIZE} bytes in {:?}",
+            polls.load(Ordering::Acquire),
+            t0.elapsed()
+        );
+        assert_eq!(c.get(&key).unwrap().map(|b| b.len()), Some(SIZE));
+        c.evict(&key).unwrap();
+    }
+}
+
+/// Opt-in (an ignored test: `cargo test huge_object -- --ignored`): one object
+/// of 4 GiB + 4099 bytes, for 32-bit length framing. Read back with the same
+/// length and checksum, or refused with `TooLarge` (required when it is over
+/// the declared `max_object_size`; allowed otherwise, for a server's memory
+/// limit).
+pub fn huge_object(ctx: &Ctx) {
+    const SIZE: u64 = (4 << 30) + 4099;
+    let c = &ctx.connector;
+    // A chunk length that does not divide 4 GiB: data wrapped at 2^32 differs.
+    let chunk = pattern((1 << 20) + 1, 17);
+    let payload = repeated(&chunk, SIZE);
+    let t0 = Instant::now();
+    match c.put(payload) {
+        Err(Error::TooLarge { size, limit, .. }) => {
+            assert_eq!(size, SIZE);
+            eprintln!("refused: {SIZE} bytes over a limit of {limit}");
+        }
+        Err(e) => panic!("put of {SIZE} bytes: {e}"),
+        Ok(k) => {
+            assert!(
+                ctx.caps.max_object_size.is_none_or(|l| l >= SIZE),
+                "accepted over the declared max_object_size"
+            );
+            eprintln!("put {SIZE} bytes in {:?}", t0.elapsed());
+            let got = c.get(&k).unwrap().expect("huge object stored");
+            assert_eq!(got.len() as u64, SIZE, "length of a > 4 GiB object");
+            for (i, part) in got.chunks(chunk.len()).enumerate() {
+                assert!(
+                    part == &chunk[..part.len()],
+                    "bytes of a > 4 GiB object differ in chunk {i} (from byte {})",
+                    i * chunk.len()
+                );
+            }
+            drop(got);
+            c.evict(&k).unwrap();
+        }
+    }
+}
+
+/// The child side of the cross-process cases: does nothing unless
+/// [`CHILD_ENV`] is set. Tasks: `resolve:<hex proxy>` (resolve it, print the
+/// length and checksum) and `put:<json>` (rebuild the connector from
+/// `config`, put `objects`, drop it without `close`, print the keys).
+pub fn child_entry(register: fn()) {
+    let Ok(task) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    register();
+    let result = match task.split_once(':') {
+        Some(("resolve", hex)) => child_resolve(hex),
+        Some(("put", json)) => child_put(json),
+        _ => Err(Error::decode(format!(
+            "unknown conformance child task {task:?}"
+        ))),
+    };
+    let line = result.unwrap_or_else(|e| format!("ERR {e}"));
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{RESULT_TAG} {line}").unwrap();
+    out.flush().unwrap();
+}
+
+fn child_resolve(hex: &str) -> Result<String> {
+    let bytes = Key::from_hex(hex)?;
+    let p = Proxy::<Bytes>::from_bytes(bytes.as_bytes())?;
+    let b = p.resolve()?;
+    Ok(format!("OK len={} sum={}", b.len(), checksum(b)))
+}
+
+fn child_put(json: &str) -> Result<String> {
+    #[derive(serde::Deserialize)]
+    struct Task {
+        config: ConnectorConfig,
+        objects: Vec<(usize, u8)>,
+    }
+    let t: Task = serde_json::from_str(json).map_err(Error::decode)?;
+    let conn = registry::connector_from_config(&t.config)?;
+    let mut line = String::from("OK");
+    for (len, seed) in t.objects {
+        let k = conn.put(Payload::from(pattern(len, seed)))?;
+        line.push(' ');
+        line.push_str(&k.to_string());
+    }
+    drop(conn);
+    Ok(line)
+}
+
+/// Calls `$cb! { cases: ...; opt_in: ... }` with the names of every case: the
+/// one list behind [`CASES`] and the tests [`conformance_suite!`](crate::conformance_suite) generates.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __conformance_for_each_case {
+    ($($cb:tt)*) => {
+        $($cb)*! {
+            cases:
+                put_get_roundtrip,
+                missing_key,
+                batch_order,
+                get_batch_duplicates,
+                empty_object,
+                large_object,
+                too_large,
+                concurrent_threads,
+                key_and_config_serde,
+                kind_and_config,
+                bad_keys,
+                never_stored_key,
+                foreign_keys,
+                shared_namespace,
+                outlives_process,
+                deferrable_set_atomic,
+                store_bad_objects,
+                store_and_proxy,
+                cross_process_resolve;
+            opt_in:
+                huge_object,
+        }
+    };
+}
+
+/// One `#[test]` per case (used by [`conformance_suite!`](crate::conformance_suite)).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __conformance_cases {
-    ($($name:ident),* $(,)?) => {
+    (cases: $($name:ident),* ; opt_in: $($opt:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                if ::std::env::var_os($crate::conformance::CHILD_ENV).is_some() {
-                    return;
-                }
-                $crate::conformance::$name(&__conformance_ctx());
+                $crate::conformance::run_test(stringify!($name), __conformance_ctx);
+            }
+        )*
+        $(
+            #[test]
+            #[ignore = "opt-in conformance case: run with `cargo test <name> -- --ignored`"]
+            fn $opt() {
+                $crate::conformance::run_test(stringify!($opt), __conformance_ctx);
             }
         )*
     };
@@ -458,11 +1391,17 @@ macro_rules! __conformance_cases {
 /// Expand the conformance suite into `#[test]`s in the current module.
 ///
 /// `setup` is a function (or closure) returning a connector (owned or
-/// `Arc<dyn Connector>`); `register` is a `fn()` registering every connector
-/// kind the child process needs.
+/// `Arc<dyn Connector>`) over a fresh namespace, called once per case;
+/// `register` is a `fn()` registering every connector kind a child process
+/// needs; the optional `leftovers` is a
+/// [`Leftovers`](crate::conformance::Leftovers) hook. See the
+/// [module docs](crate::conformance).
+///
+/// It also generates `conformance_child_entry`, an ignored test that only the
+/// suite's child processes run.
 #[macro_export]
 macro_rules! conformance_suite {
-    (setup = $setup:expr, register = $register:expr $(,)?) => {
+    (setup = $setup:expr, register = $register:expr $(, leftovers = $leftovers:expr)? $(,)?) => {
         fn __conformance_ctx() -> $crate::conformance::Ctx {
             ($register)();
             let path = module_path!();
@@ -471,26 +1410,16 @@ macro_rules! conformance_suite {
                 None => "conformance_child_entry".to_string(),
             };
             $crate::conformance::Ctx::new($crate::IntoDynConnector::into_dyn(($setup)()), child)
+                $(.with_leftovers($leftovers))?
         }
 
-        /// Child side of `cross_process_resolve` (a no-op in normal runs).
+        /// Child side of the cross-process cases (run only by them).
         #[test]
+        #[ignore = "entry point of the conformance suite's child processes"]
         fn conformance_child_entry() {
             $crate::conformance::child_entry($register);
         }
 
-        $crate::__conformance_cases!(
-            put_get_roundtrip,
-            missing_key,
-            batch_order,
-            empty_object,
-            large_object,
-            concurrent_threads,
-            key_and_config_serde,
-            bad_keys,
-            store_bad_objects,
-            store_and_proxy,
-            cross_process_resolve,
-        );
+        $crate::__conformance_for_each_case!($crate::__conformance_cases);
     };
 }
