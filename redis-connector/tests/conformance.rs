@@ -1,12 +1,14 @@
 //! The proxy-core conformance suite, unchanged, against a real `redis-server`
 //! started on a free loopback port (one server for the whole test binary;
-//! each case gets a fresh key prefix).
+//! each case gets a fresh key prefix, deleted by `close`: checked by
+//! `leftovers`).
 
 mod common;
 
 use std::sync::{Mutex, OnceLock};
 
 use common::RedisServer;
+use proxy_core::ConnectorConfig;
 use redis_connector::RedisConnector;
 
 static SERVER: Mutex<Option<RedisServer>> = Mutex::new(None);
@@ -36,8 +38,29 @@ fn port() -> u16 {
 fn setup() -> RedisConnector {
     RedisConnector::builder("127.0.0.1", port())
         .prefix(format!("test-{}:", uuid::Uuid::new_v4()))
+        .clear(true)
         .build()
         .unwrap()
 }
 
-proxy_core::conformance_suite!(setup = setup, register = redis_connector::register);
+/// The server's keys under the configuration's prefix.
+fn keys_left(cfg: &ConnectorConfig) -> Vec<String> {
+    let prefix = cfg.options["prefix"].as_str().expect("a prefix");
+    assert!(!prefix.contains(['*', '?', '[', ']', '\\']), "{prefix}");
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{}/", port()))
+        .and_then(|c| c.get_connection())
+        .expect("connect to the test redis-server");
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query(&mut c)
+        .expect("KEYS");
+    keys.iter()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect()
+}
+
+proxy_core::conformance_suite!(
+    setup = setup,
+    register = redis_connector::register,
+    leftovers = keys_left
+);
