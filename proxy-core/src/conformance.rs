@@ -379,13 +379,18 @@ fn finish(ctx: &Ctx) -> std::result::Result<(), String> {
     let left = match stored_of(&*c, &minted) {
         Ok(left) => left,
         // A closed connector may refuse: ask a fresh instance on the namespace.
-        Err(_) => match registry::connector_from_config(&ctx.config) {
-            Ok(fresh) => stored_of(&*fresh, &minted).map_err(|e| {
-                format!("a fresh instance cannot tell whether the case left objects: {e}")
-            })?,
-            // Objects that do not outlive their instance went with it.
+        Err(_) => match registry::connector_from_config(&ctx.config)
+            .and_then(|fresh| stored_of(&*fresh, &minted))
+        {
+            Ok(left) => left,
+            // Objects that do not outlive their instance may have gone with
+            // it (a closed owner stops the server that held them).
             Err(_) if !ctx.caps.outlives_process => Vec::new(),
-            Err(e) => return Err(format!("cannot rebuild the connector after close: {e}")),
+            Err(e) => {
+                return Err(format!(
+                    "a fresh instance cannot tell whether the case left objects: {e}"
+                ));
+            }
         },
     };
     if !left.is_empty() {
