@@ -147,8 +147,12 @@ impl std::fmt::Debug for ServerProcess {
     }
 }
 
-use proxy_core::{Bytes, Capabilities, Connector, ConnectorConfig, Key, Payload, Result};
+use proxy_core::{
+    Bytes, Capabilities, Connector, ConnectorConfig, Deferrable, Key, Payload, Result,
+};
 
+// A wrapper: forward every method, so no default replaces the connector's own.
+#[warn(clippy::missing_trait_methods)]
 impl Connector for WithServer {
     fn kind(&self) -> &'static str {
         self.conn.kind()
@@ -179,6 +183,15 @@ impl Connector for WithServer {
     }
     fn config(&self) -> ConnectorConfig {
         self.conn.config()
+    }
+    fn key_to_string(&self, key: &Key) -> Result<String> {
+        self.conn.key_to_string(key)
+    }
+    fn parse_key(&self, s: &str) -> Result<Key> {
+        self.conn.parse_key(s)
+    }
+    fn as_deferrable(&self) -> Option<&dyn Deferrable> {
+        self.conn.as_deferrable()
     }
 }
 
