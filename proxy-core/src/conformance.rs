@@ -1204,44 +1204,52 @@ pub fn deferrable_set_atomic(ctx: &Ctx) {
         let polls = AtomicUsize::new(0);
         let t0 = Instant::now();
         std::thread::scope(|s| {
-            for _ in 0..2 {
-                s.spawn(|| {
-                    loop {
-                        let set_done = stop.load(Ordering::Acquire);
-                        let exists = c.exists(&key).unwrap();
-                        let got = c.get(&key).unwrap();
-                        polls.fetch_add(1, Ordering::AcqRel);
-                        match got {
-                            None => {
-                                assert!(
-                                    !exists,
-                                    "exists was true, then get found nothing (round {round})"
-                                );
-                                assert!(!set_done, "set returned, get finds nothing");
+            let pollers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        loop {
+                            let set_done = stop.load(Ordering::Acquire);
+                            let exists = c.exists(&key).unwrap();
+                            let got = c.get(&key).unwrap();
+                            polls.fetch_add(1, Ordering::AcqRel);
+                            match got {
+                                None => {
+                                    assert!(
+                                        !exists,
+                                        "exists was true, then get found nothing (round {round})"
+                                    );
+                                    assert!(!set_done, "set returned, get finds nothing");
+                                }
+                                Some(b) => {
+                                    assert_eq!(
+                                        b.len(),
+                                        SIZE,
+                                        "a reader saw part of an object being set (round {round})"
+                                    );
+                                    assert!(
+                                        b == data,
+                                        "a reader saw wrong bytes of an object being set"
+                                    );
+                                }
                             }
-                            Some(b) => {
-                                assert_eq!(
-                                    b.len(),
-                                    SIZE,
-                                    "a reader saw part of an object being set (round {round})"
-                                );
-                                assert!(
-                                    b == data,
-                                    "a reader saw wrong bytes of an object being set"
-                                );
+                            if set_done {
+                                break;
                             }
                         }
-                        if set_done {
-                            break;
-                        }
-                    }
-                });
-            }
-            while polls.load(Ordering::Acquire) < 2 {
+                    })
+                })
+                .collect();
+            while polls.load(Ordering::Acquire) < 2 && !pollers.iter().any(|p| p.is_finished()) {
                 std::thread::yield_now();
             }
-            d.set(&key, payload.clone()).unwrap();
+            let set = d.set(&key, payload.clone());
             stop.store(true, Ordering::Release);
+            for p in pollers {
+                if let Err(panic) = p.join() {
+                    std::panic::resume_unwind(panic); // the poller's own message
+                }
+            }
+            set.unwrap();
         });
         eprintln!(
             "round {round}: {} polls while setting {SIZE} bytes in {:?}",
