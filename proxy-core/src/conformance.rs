@@ -20,7 +20,7 @@
 //!   leaves an empty namespace behind.
 //! - `register` makes every connector kind the configuration needs
 //!   rebuildable (it calls
-//!   [`registry::register_connector`](crate::registry::register_connector)).
+//!   [`registry::register_connector`]).
 //!   It runs in the test process and in child processes: the cross-process
 //!   cases re-run the test binary as a child (the generated
 //!   `conformance_child_entry`, an ignored test that only such a child runs)
