@@ -196,6 +196,10 @@ impl Connector for FileConnector {
         Ok(())
     }
 
+    /// With `clear`, deletes the directory (a second `close` finds it gone:
+    /// fine). Later operations work on the directory as it is: without
+    /// `clear` as before; with it, reads find nothing and writes fail with a
+    /// (permanent) I/O error.
     fn close(&self) -> Result<()> {
         if self.clear {
             not_found_is_none(fs::remove_dir_all(&self.dir))

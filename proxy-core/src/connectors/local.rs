@@ -125,7 +125,8 @@ impl Connector for LocalConnector {
         Ok(())
     }
 
-    /// Does nothing: the objects live as long as any clone of this connector.
+    /// Does nothing: the objects live as long as any clone of this connector,
+    /// and every operation works after `close` as before.
     fn close(&self) -> Result<()> {
         Ok(())
     }

@@ -303,6 +303,7 @@ impl Connector for MultiConnector {
         Ok(Self::wrap(child, child.connector.parse_key(rest)?))
     }
 
+    /// Closes every child (each as it documents), reporting the first error.
     fn close(&self) -> Result<()> {
         let mut first_err = None;
         for c in &self.children {
