@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use proxy_core::conformance::{CASES, Ctx, child_entry, run_case};
+use proxy_core::conformance::{CASES, Case, Ctx, child_entry, run_case};
 use proxy_core::{
     Bytes, Capabilities, Connector, ConnectorConfig, Deferrable, Error, FromConfig, Key, Payload,
     Result, registry,
@@ -253,11 +253,17 @@ fn ctx(bug: Bug) -> Ctx {
     Ctx::new(Arc::new(conn), "conformance_child_entry").with_leftovers(left)
 }
 
-/// Every (not opt-in) case on a copy with `bug`: the failures, by case name.
-fn failures(bug: Bug) -> Vec<(&'static str, String)> {
+/// The cases a copy with `bug` runs: every one that is not opt-in; with a
+/// bug, not `large_object` either (256 MiB that no planted bug is about).
+fn cases(bug: Bug) -> impl Iterator<Item = &'static Case> {
     CASES
         .iter()
-        .filter(|c| !c.opt_in)
+        .filter(move |c| !c.opt_in && (bug == Bug::None || c.name != "large_object"))
+}
+
+/// The failures of [`cases`] on a copy with `bug`, by case name.
+fn failures(bug: Bug) -> Vec<(&'static str, String)> {
+    cases(bug)
         .filter_map(|c| run_case(c, ctx(bug)).err().map(|m| (c.name, m)))
         .collect()
 }
@@ -296,7 +302,7 @@ fn a_failing_second_close_is_caught_by_every_case() {
     let failed = failures(Bug::SecondCloseFails);
     assert_eq!(
         failed.len(),
-        CASES.iter().filter(|c| !c.opt_in).count(),
+        cases(Bug::SecondCloseFails).count(),
         "{failed:?}"
     );
     for (name, msg) in failed {
