@@ -17,13 +17,15 @@ use crate::proto::{self, DataPath, Loc, Request, Response};
 use crate::server::Local;
 use crate::transport::{ClientTransport, Operation};
 
-/// The error for a refused put.
-pub(crate) fn put_error(kind: &str, addr: &str, r: Response) -> Error {
+/// The error for a refused put of an object of `len` bytes.
+pub(crate) fn put_error(kind: &str, addr: &str, len: u64, r: Response) -> Error {
     match r {
+        // The slot holds the object and its framing: the largest object the
+        // limit holds is the limit less that framing.
         Response::Full { size, limit, .. } if size > limit => Error::TooLarge {
             connector: kind.into(),
-            size,
-            limit,
+            size: len,
+            limit: limit.saturating_sub(size.saturating_sub(len)),
         },
         Response::Full { size, used, limit } => Error::connector(
             kind,
@@ -139,11 +141,11 @@ impl<T: ClientTransport> ObjectClient<T> {
         };
         let mut keys = Vec::with_capacity(resps.len());
         let mut first_err = None;
-        for resp in resps {
+        for (resp, p) in resps.into_iter().zip(data) {
             match resp {
                 Response::Put(loc) => keys.push(self.key(peer, loc)),
                 other => {
-                    first_err.get_or_insert(put_error(T::NAME, &peer.addr, other));
+                    first_err.get_or_insert(put_error(T::NAME, &peer.addr, p.len() as u64, other));
                 }
             }
         }
@@ -179,11 +181,11 @@ impl<T: ClientTransport> ObjectClient<T> {
         })()
         .map_err(err)?;
         let mut locs = Vec::with_capacity(resps.len());
-        for r in resps {
+        for (r, p) in resps.into_iter().zip(data) {
             match r {
                 Response::Put(loc) => locs.push(loc),
                 // Dropping `s` releases the reservations made so far (nothing was written).
-                other => return Err(put_error(T::NAME, &peer.addr, other)),
+                other => return Err(put_error(T::NAME, &peer.addr, p.len() as u64, other)),
             }
         }
         if let Err(e) = self.write_reserved(peer, &mut s, data, &locs) {
@@ -257,9 +259,12 @@ impl<T: ClientTransport> ObjectClient<T> {
                     self.undo(&keys);
                     return Err(match e {
                         ReserveError::Map(e) => e,
-                        ReserveError::Full { size, used, limit } => {
-                            put_error(T::NAME, addr, Response::Full { size, used, limit })
-                        }
+                        ReserveError::Full { size, used, limit } => put_error(
+                            T::NAME,
+                            addr,
+                            p.len() as u64,
+                            Response::Full { size, used, limit },
+                        ),
                     });
                 }
             }
