@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use proxy_core::{DynConnector, FileConnector, LocalConnector, Result};
+use proxy_core::{DynConnector, LocalConnector, Result};
 
 /// Names accepted by `--connectors`.
 pub const KNOWN: &[&str] = &["local", "file", "redis", "ucx"];
@@ -24,7 +24,7 @@ pub struct ConnectorOpts {
 }
 
 /// Make every connector kind this binary links rebuildable from a config (the
-/// consumer side of a proxy).
+/// consumer side of a proxy), and their store URL schemes known.
 pub fn register_all() {
     redis_connector::register();
     ucx_connector::register();
@@ -40,44 +40,50 @@ pub fn default_file_dir(tag: &str) -> PathBuf {
     PathBuf::from(base).join(format!("proxystore-bench-{tag}-{}", std::process::id()))
 }
 
+/// The connector `name` stands for: `local`, or a connector built from a
+/// store URL by the scheme parsers its crate registered (the same parsing as
+/// the command-line tool's `--store`): `file`, `redis` and `ucx` take their
+/// URL from the options (`file://DIR`, `redis://HOST:PORT`, `ucx://HOST:PORT`),
+/// and a name that is a URL itself (`redis://10.0.0.5:6380/1`) is used as is.
 pub fn make(name: &str, opts: &ConnectorOpts) -> Result<DynConnector> {
-    match name {
-        "local" => Ok(Arc::new(LocalConnector::new())),
+    if name == "local" {
+        return Ok(Arc::new(LocalConnector::new()));
+    }
+    proxy_core::registry::connector_from_url(&url_of(name, opts)?)
+}
+
+/// The store URL of a benchmark connector name (see [`make`]).
+fn url_of(name: &str, opts: &ConnectorOpts) -> Result<String> {
+    Ok(match name {
+        url if url.contains("://") => url.to_string(),
         "file" => {
             let dir = opts
                 .file_dir
                 .clone()
                 .unwrap_or_else(|| default_file_dir("file"));
-            Ok(Arc::new(FileConnector::new(dir)?))
+            let dir = std::path::absolute(&dir)
+                .map_err(|e| proxy_core::Error::io(format!("resolving {}", dir.display()), e))?;
+            format!("file://{}", dir.display())
         }
-        "redis" => {
-            let addr = &opts.redis;
-            let (host, port) = addr
-                .rsplit_once(':')
-                .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
-                .ok_or_else(|| proxy_core::Error::InvalidConfig {
-                    connector: Some("redis".into()),
-                    reason: format!("--redis wants HOST:PORT, got {addr:?}"),
-                })?;
-            Ok(Arc::new(redis_connector::RedisConnector::new(host, port)?))
-        }
+        "redis" => format!("redis://{}", opts.redis),
         "ucx" => {
             let server = opts.ucx_server.clone().ok_or_else(|| proxy_core::Error::InvalidConfig {
                 connector: Some("ucx".into()),
                 reason: "no object server given: start proxystore-ucx-server and pass --ucx-server HOST:PORT".into(),
             })?;
-            Ok(Arc::new(ucx_connector::UcxConnector::new(
-                ucx_connector::UcxConfig::new(node_local(&server)),
-            )?))
+            format!("ucx://{}", node_local(&server))
         }
-        other => Err(proxy_core::Error::InvalidConfig {
-            connector: Some(other.to_string()),
-            reason: format!(
-                "unknown benchmark connector (known here: {})",
-                KNOWN.join(", ")
-            ),
-        }),
-    }
+        other => {
+            return Err(proxy_core::Error::InvalidConfig {
+                connector: Some(other.to_string()),
+                reason: format!(
+                    "unknown benchmark connector (known here: {}, or a store URL of scheme {})",
+                    KNOWN.join(", "),
+                    proxy_core::registry::registered_schemes().join(", ")
+                ),
+            });
+        }
+    })
 }
 
 /// `:PORT` means "the server on this node" (one object server per node, as
@@ -111,5 +117,41 @@ mod serde_json_value {
     #[derive(serde::Deserialize)]
     pub struct Dir {
         pub dir: std::path::PathBuf,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> ConnectorOpts {
+        ConnectorOpts {
+            file_dir: Some("/dev/shm/x".into()),
+            ucx_server: Some("10.0.0.1:7700".into()),
+            redis: "10.0.0.2:6380".into(),
+        }
+    }
+
+    #[test]
+    fn names_are_store_urls() {
+        register_all();
+        let o = opts();
+        assert_eq!(url_of("file", &o).unwrap(), "file:///dev/shm/x");
+        assert_eq!(url_of("redis", &o).unwrap(), "redis://10.0.0.2:6380");
+        assert_eq!(url_of("ucx", &o).unwrap(), "ucx://10.0.0.1:7700");
+        let cfg =
+            proxy_core::registry::connector_config_from_url(&url_of("redis", &o).unwrap()).unwrap();
+        assert_eq!(
+            (&cfg.options["host"], &cfg.options["port"]),
+            (&"10.0.0.2".into(), &6380.into())
+        );
+        let e = make("warp", &o).unwrap_err().to_string();
+        assert!(e.contains("file, redis, ucx"), "{e}");
+        let bad = ConnectorOpts {
+            redis: "10.0.0.2:notaport".into(),
+            ..opts()
+        };
+        let e = make("redis", &bad).unwrap_err().to_string();
+        assert!(e.contains("bad Redis port"), "{e}");
     }
 }

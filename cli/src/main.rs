@@ -104,9 +104,9 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
+    spec::register_all();
     let config =
         spec::store_config(cli.store.as_deref(), cli.config.as_deref()).map_err(Failure::Error)?;
-    spec::register_all();
     let store = Store::from_config(&config)?;
     let conn = store.connector().clone();
     let mut out = std::io::stdout().lock();

@@ -93,6 +93,10 @@ fn errors_are_clear_and_exit_2() {
             vec!["--store", "gopher://x", "get", "x"],
             "unsupported store URL scheme",
         ),
+        (
+            vec!["--store", "gopher://x", "get", "x"],
+            "registered here: file, redis, ucx",
+        ),
         (vec!["--store", "file://rel", "get", "x"], "absolute path"),
         (
             vec![

@@ -65,6 +65,17 @@ pub enum Error {
         known: String,
     },
 
+    /// A store URL's scheme is not registered in this process.
+    #[error(
+        "unsupported store URL scheme '{scheme}' (registered here: {known}); link the connector's crate and call its `register()`"
+    )]
+    UnknownScheme {
+        /// The scheme of the URL (lower case).
+        scheme: String,
+        /// Comma-separated list of the schemes registered in this process.
+        known: String,
+    },
+
     /// A configuration (store or connector) is malformed or inconsistent.
     #[error("invalid configuration{}: {reason}", connector.as_ref().map(|c| format!(" for connector '{c}'")).unwrap_or_default())]
     InvalidConfig {

@@ -36,7 +36,8 @@
 //! | [`StoreFactory`] | store config + key + evict flag; finds or rebuilds the store in any process |
 //! | [`Store`] | put / get / exists / evict / proxy, batches, byte-bounded cache, no lock around I/O |
 //! | [`Connector`] | the backend contract (sync, `&self`, required batch ops) + [`Capabilities`]; [`Deferrable`] for futures |
-//! | [`registry`] | connector kinds (rebuild from config) and named stores per process |
+//! | [`registry`] | connector kinds (rebuild from config) and store URL schemes (`file://`, `redis://`, ...) |
+//! | [`stores`] | the process's one store registry: named stores, and the stores proxies resolve against |
 //! | [`codec`] | ProxyStore's wire format (`BS`, `US`, `NP`) + postcard (`RP`) for any serde type |
 //! | [`Error`] | one `#[non_exhaustive]` error enum with [`Error::is_temporary`] |
 //! | [`conformance`] | (feature `conformance`) the suite every connector runs unchanged |
@@ -70,6 +71,8 @@ pub mod mem;
 pub mod proxy;
 pub mod registry;
 pub mod store;
+pub mod stores;
+pub mod url;
 
 mod cache;
 

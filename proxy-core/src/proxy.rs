@@ -12,15 +12,15 @@ use crate::codec::Object;
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
 use crate::key::Key;
-use crate::registry;
 use crate::store::Store;
+use crate::stores;
 
 /// What a proxy carries: the store's configuration, the key, and options.
 ///
 /// Resolving finds the store in this process (the store that made the proxy,
-/// else the registry by name, else a new store built from the configuration
-/// and registered) and gets the object.
-#[derive(Clone, Serialize, Deserialize)]
+/// else the [store registry](crate::stores), else a new store built from the
+/// configuration and registered) and gets the object.
+#[derive(Clone, Deserialize)]
 pub struct StoreFactory {
     config: Arc<StoreConfig>,
     key: Key,
@@ -28,6 +28,32 @@ pub struct StoreFactory {
     /// The producing store, when the proxy has not left its process.
     #[serde(skip)]
     store: OnceCell<Store>,
+}
+
+/// What a factory serializes to (and deserializes from, by the derive above:
+/// the field names and order are the same).
+#[derive(Serialize)]
+struct FactoryWire<'a> {
+    config: &'a StoreConfig,
+    key: &'a Key,
+    evict: bool,
+}
+
+impl Serialize for StoreFactory {
+    /// Writes the configuration, key and evict flag. A factory that still
+    /// knows its producing store makes that store known to the registry
+    /// first, so the proxy deserialized in this process finds it.
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if let Some(store) = self.store.get() {
+            stores::note_shared(store);
+        }
+        FactoryWire {
+            config: &self.config,
+            key: &self.key,
+            evict: self.evict,
+        }
+        .serialize(s)
+    }
 }
 
 impl fmt::Debug for StoreFactory {
@@ -69,7 +95,7 @@ impl StoreFactory {
     /// The store this factory reads from (found or created on first call).
     pub fn store(&self) -> Result<&Store> {
         self.store
-            .get_or_try_init(|| registry::get_or_create_store(&self.config))
+            .get_or_try_init(|| stores::get_or_create(&self.config))
     }
 
     /// Fetch and decode the object (and evict it if asked).

@@ -1,50 +1,107 @@
-//! Process-wide registries: connector kinds (to rebuild connectors from their
-//! configuration) and named stores (so proxies reuse one store per process).
+//! Connector kinds and store URL schemes known to this process.
+//!
+//! - A **kind** (`"file"`, `"redis"`, ...) rebuilds a connector from its
+//!   [`ConnectorConfig`]: what a proxy does in the process that resolves it.
+//! - A **scheme** (`file://`, `redis://`, ...) turns a store URL into a
+//!   [`ConnectorConfig`]: what the command-line tool and the benchmarks do
+//!   with the URLs people type.
+//!
+//! The built-in connectors (local, file, multi; scheme `file`) are always
+//! known. Each connector crate offers a `register()` that registers its kind
+//! and its scheme(s): `register_connector::<C>()` and one
+//! [`register_scheme`] per scheme, with a [`UrlParser`]:
+//!
+//! ```
+//! use proxy_core::{ConnectorConfig, registry, url::StoreUrl};
+//!
+//! /// `shm://NAME`: a file store in `/dev/shm/NAME`.
+//! fn shm_url(url: &StoreUrl<'_>) -> proxy_core::Result<ConnectorConfig> {
+//!     if url.host().is_empty() {
+//!         return Err(url.error(Some("file"), "shm URL needs a name: shm://NAME"));
+//!     }
+//!     let dir = format!("/dev/shm/{}", url.host());
+//!     Ok(ConnectorConfig::new("file", serde_json::json!({ "dir": dir })))
+//! }
+//!
+//! registry::register_scheme("shm", shm_url);
+//! let cfg = registry::connector_config_from_url("shm://scratch")?;
+//! assert_eq!((cfg.kind.as_str(), &cfg.options["dir"]), ("file", &"/dev/shm/scratch".into()));
+//! assert!(registry::connector_config_from_url("shm://").is_err());
+//! # Ok::<(), proxy_core::Error>(())
+//! ```
+//!
+//! Named stores are in [`stores`](crate::stores), which builds on this
+//! module (and never the other way round).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use once_cell::sync::Lazy;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
-use crate::config::StoreConfig;
 use crate::connector::{ConnectorConfig, DynConnector, FromConfig};
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::url::StoreUrl;
 
 type Builder = fn(&ConnectorConfig) -> Result<DynConnector>;
+
+/// A connector's store-URL parser: the URL's parts to the configuration of
+/// the connector that serves the scheme. Report malformed URLs with
+/// [`StoreUrl::error`] (it never shows the password).
+pub type UrlParser = fn(&StoreUrl<'_>) -> Result<ConnectorConfig>;
 
 fn build<C: FromConfig>(cfg: &ConnectorConfig) -> Result<DynConnector> {
     cfg.expect_kind(C::KIND)?;
     Ok(Arc::new(C::from_config(cfg)?))
 }
 
-static KINDS: Lazy<RwLock<HashMap<&'static str, Builder>>> = Lazy::new(|| {
-    let mut m: HashMap<&'static str, Builder> = HashMap::new();
-    m.insert(crate::LocalConnector::KIND, build::<crate::LocalConnector>);
-    m.insert(crate::FileConnector::KIND, build::<crate::FileConnector>);
-    m.insert(crate::MultiConnector::KIND, build::<crate::MultiConnector>);
-    RwLock::new(m)
+struct Known {
+    kinds: HashMap<&'static str, Builder>,
+    schemes: HashMap<&'static str, UrlParser>,
+}
+
+static KNOWN: Lazy<RwLock<Known>> = Lazy::new(|| {
+    let mut kinds: HashMap<&'static str, Builder> = HashMap::new();
+    kinds.insert(crate::LocalConnector::KIND, build::<crate::LocalConnector>);
+    kinds.insert(crate::FileConnector::KIND, build::<crate::FileConnector>);
+    kinds.insert(crate::MultiConnector::KIND, build::<crate::MultiConnector>);
+    let mut schemes: HashMap<&'static str, UrlParser> = HashMap::new();
+    schemes.insert(
+        crate::connectors::file::KIND,
+        crate::connectors::file::config_from_url,
+    );
+    RwLock::new(Known { kinds, schemes })
 });
 
 /// Make connector type `C` rebuildable from configurations of kind `C::KIND`
-/// in this process. Idempotent. The built-in connectors (local, file, multi)
-/// are always registered; each connector crate offers a `register()` that
-/// calls this.
+/// in this process. Idempotent.
 pub fn register_connector<C: FromConfig>() {
-    KINDS.write().insert(C::KIND, build::<C>);
+    KNOWN.write().kinds.insert(C::KIND, build::<C>);
+}
+
+/// Make store URLs of `scheme` (without `://`, compared case-insensitively)
+/// parse with `parse`. Registering a scheme again replaces its parser.
+pub fn register_scheme(scheme: &'static str, parse: UrlParser) {
+    KNOWN.write().schemes.insert(scheme, parse);
 }
 
 /// The connector kinds this process can rebuild, sorted.
 pub fn registered_kinds() -> Vec<&'static str> {
-    let mut v: Vec<_> = KINDS.read().keys().copied().collect();
+    let mut v: Vec<_> = KNOWN.read().kinds.keys().copied().collect();
+    v.sort_unstable();
+    v
+}
+
+/// The store URL schemes this process can parse, sorted.
+pub fn registered_schemes() -> Vec<&'static str> {
+    let mut v: Vec<_> = KNOWN.read().schemes.keys().copied().collect();
     v.sort_unstable();
     v
 }
 
 /// Build a connector from its configuration.
 pub fn connector_from_config(cfg: &ConnectorConfig) -> Result<DynConnector> {
-    let builder = KINDS.read().get(cfg.kind.as_str()).copied();
+    let builder = KNOWN.read().kinds.get(cfg.kind.as_str()).copied();
     match builder {
         Some(b) => b(cfg),
         None => Err(Error::UnknownConnector {
@@ -54,68 +111,56 @@ pub fn connector_from_config(cfg: &ConnectorConfig) -> Result<DynConnector> {
     }
 }
 
-static STORES: Lazy<RwLock<HashMap<String, Store>>> = Lazy::new(Default::default);
-// Serialises store creation in `get_or_create_store`, so two threads resolving
-// proxies of the same unknown store build it once (ProxyStore issue #319).
-static CREATE: Mutex<()> = Mutex::new(());
-
-/// Register a store under its name. With `exist_ok`, replacing a store of the
-/// same name is allowed; otherwise it is [`Error::StoreExists`].
-pub fn register_store(store: &Store, exist_ok: bool) -> Result<()> {
-    let mut map = STORES.write();
-    let name = store.name().to_string();
-    if !exist_ok && map.contains_key(&name) {
-        return Err(Error::StoreExists(name));
-    }
-    map.insert(name, store.clone());
-    Ok(())
-}
-
-/// Remove a store from the registry (it stays usable by those holding it).
-pub fn unregister_store(name: &str) -> Option<Store> {
-    STORES.write().remove(name)
-}
-
-/// The registered store of that name.
-pub fn get_store(name: &str) -> Option<Store> {
-    STORES.read().get(name).cloned()
-}
-
-/// The store a proxy with this configuration should use: the registered store
-/// of that name, else a live store in this process with the same name and
-/// connector configuration, else a new one built from it (and registered if
-/// `config.register`). A registered store of that name whose
-/// connector configuration differs is an error rather than a silent mix-up.
-pub fn get_or_create_store(config: &StoreConfig) -> Result<Store> {
-    if let Some(s) = find_matching(config)? {
-        return Ok(s);
-    }
-    if let Some(s) = Store::find_live(config) {
-        return Ok(s);
-    }
-    let _guard = CREATE.lock();
-    if let Some(s) = find_matching(config)? {
-        return Ok(s);
-    }
-    let store = Store::from_config(config)?;
-    if config.register {
-        register_store(&store, true)?;
-    }
-    Ok(store)
-}
-
-fn find_matching(config: &StoreConfig) -> Result<Option<Store>> {
-    match get_store(&config.name) {
-        None => Ok(None),
-        Some(s) if s.config().connector == config.connector => Ok(Some(s)),
-        Some(s) => Err(Error::InvalidConfig {
-            connector: Some(config.connector.kind.clone()),
-            reason: format!(
-                "a different store named '{}' is registered in this process (its connector: {:?}; the proxy's: {:?})",
-                config.name,
-                s.config().connector,
-                config.connector
-            ),
+/// The connector configuration a store URL names (`file:///dev/shm/x`,
+/// `redis://host:6379/0`, ...), by the parser registered for its scheme.
+/// Nothing is connected or created.
+pub fn connector_config_from_url(url: &str) -> Result<ConnectorConfig> {
+    let parsed = StoreUrl::parse(url)?;
+    let scheme = parsed.scheme().to_ascii_lowercase();
+    let parser = KNOWN.read().schemes.get(scheme.as_str()).copied();
+    match parser {
+        Some(parse) => parse(&parsed),
+        None => Err(Error::UnknownScheme {
+            scheme,
+            known: registered_schemes().join(", "),
         }),
+    }
+}
+
+/// Build the connector a store URL names (see [`connector_config_from_url`]).
+pub fn connector_from_url(url: &str) -> Result<DynConnector> {
+    connector_from_config(&connector_config_from_url(url)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes() {
+        let c = connector_config_from_url("FILE:///dev/shm/x").unwrap();
+        assert_eq!(
+            (c.kind.as_str(), &c.options["dir"]),
+            ("file", &"/dev/shm/x".into())
+        );
+        let e = connector_config_from_url("file://relative").unwrap_err();
+        assert!(e.to_string().contains("absolute path"), "{e}");
+        match connector_config_from_url("gopher://u:pw@x").unwrap_err() {
+            Error::UnknownScheme { scheme, known } => {
+                assert_eq!(scheme, "gopher");
+                assert!(known.split(", ").any(|s| s == "file"), "{known}");
+            }
+            other => panic!("{other}"),
+        }
+        fn parse_test(u: &StoreUrl<'_>) -> Result<ConnectorConfig> {
+            Ok(ConnectorConfig::new(
+                "file",
+                serde_json::json!({ "dir": format!("/tmp/{}", u.host()) }),
+            ))
+        }
+        register_scheme("registry-test", parse_test);
+        assert!(registered_schemes().contains(&"registry-test"));
+        let c = connector_config_from_url("registry-test://here").unwrap();
+        assert_eq!(c.options["dir"], "/tmp/here");
     }
 }

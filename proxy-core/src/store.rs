@@ -61,14 +61,24 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-/// Every store alive in this process (see [`Store::find_live`]).
-static LIVE: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
-
 struct Inner {
     config: Arc<StoreConfig>,
     connector: DynConnector,
     cache: Option<Mutex<ByteLru>>,
     closed: AtomicBool,
+    /// Whether a proxy of this store was serialized (see [`Store::first_share`]).
+    shared: AtomicBool,
+}
+
+/// A [`Store`] that is not kept alive (the registry's handle on stores that
+/// minted proxies).
+#[derive(Clone)]
+pub(crate) struct WeakStore(Weak<Inner>);
+
+impl WeakStore {
+    pub(crate) fn upgrade(&self) -> Option<Store> {
+        self.0.upgrade().map(|inner| Store { inner })
+    }
 }
 
 impl fmt::Debug for Store {
@@ -88,7 +98,6 @@ pub struct StoreBuilder {
     connector: DynConnector,
     cache_bytes: u64,
     populate_target: bool,
-    register: bool,
 }
 
 impl StoreBuilder {
@@ -104,14 +113,8 @@ impl StoreBuilder {
         self
     }
 
-    /// Register the store in this process's registry on build (default false),
-    /// so proxies deserialized in this process find it by name.
-    pub fn register(mut self, yes: bool) -> Self {
-        self.register = yes;
-        self
-    }
-
-    /// Build (and register, if asked).
+    /// Build the store. To make proxies deserialized in this process find it
+    /// by name, register it: [`stores::register`](crate::stores::register).
     pub fn build(self) -> Result<Store> {
         let connector_config = self.connector.config();
         let config = StoreConfig {
@@ -121,11 +124,7 @@ impl StoreBuilder {
             populate_target: self.populate_target,
             register: true,
         };
-        let store = Store::with_parts(config, self.connector);
-        if self.register {
-            registry::register_store(&store, false)?;
-        }
-        Ok(store)
+        Ok(Store::with_parts(config, self.connector))
     }
 }
 
@@ -142,12 +141,11 @@ impl Store {
             connector: connector.into_dyn(),
             cache_bytes: crate::config::DEFAULT_CACHE_BYTES,
             populate_target: true,
-            register: false,
         }
     }
 
     /// Rebuild a store (and its connector) from a configuration. Does not
-    /// register it; see [`registry::get_or_create_store`].
+    /// register it; see [`stores::get_or_create`](crate::stores::get_or_create).
     ///
     /// The store's own configuration (what its proxies carry) takes the
     /// connector's configuration from the rebuilt connector, so secrets given
@@ -163,33 +161,25 @@ impl Store {
 
     fn with_parts(config: StoreConfig, connector: DynConnector) -> Store {
         let cache = (config.cache_bytes > 0).then(|| Mutex::new(ByteLru::new(config.cache_bytes)));
-        let store = Store {
+        Store {
             inner: Arc::new(Inner {
                 config: Arc::new(config),
                 connector,
                 cache,
                 closed: AtomicBool::new(false),
+                shared: AtomicBool::new(false),
             }),
-        };
-        let mut live = LIVE.lock();
-        live.retain(|w| w.strong_count() > 0);
-        live.push(Arc::downgrade(&store.inner));
-        store
+        }
     }
 
-    /// A live (open) store in this process with exactly this name and
-    /// connector configuration, registered or not. Proxies deserialized in the
-    /// process that made them use it, so there is one cache per store.
-    pub(crate) fn find_live(config: &StoreConfig) -> Option<Store> {
-        LIVE.lock()
-            .iter()
-            .filter_map(Weak::upgrade)
-            .find(|i| {
-                i.config.name == config.name
-                    && i.config.connector == config.connector
-                    && !i.closed.load(Ordering::Acquire)
-            })
-            .map(|inner| Store { inner })
+    pub(crate) fn downgrade(&self) -> WeakStore {
+        WeakStore(Arc::downgrade(&self.inner))
+    }
+
+    /// True the first time it is called for this store (and its clones).
+    pub(crate) fn first_share(&self) -> bool {
+        !self.inner.shared.load(Ordering::Relaxed)
+            && !self.inner.shared.swap(true, Ordering::AcqRel)
     }
 
     /// The store's name.
@@ -408,18 +398,15 @@ impl Store {
         Ok(LockedProxy::new(self.proxy_with(obj, opts)?))
     }
 
-    /// Close the connector, drop the cache and unregister the store (if this
-    /// store is the registered one). Later operations fail with
-    /// [`Error::StoreClosed`]. Idempotent.
+    /// Close the connector and drop the cache. Later operations fail with
+    /// [`Error::StoreClosed`], and the [store registry](crate::stores) no
+    /// longer returns the store. Idempotent.
     pub fn close(&self) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         if let Some(c) = &self.inner.cache {
             c.lock().clear();
-        }
-        if registry::get_store(self.name()).is_some_and(|s| Arc::ptr_eq(&s.inner, &self.inner)) {
-            registry::unregister_store(self.name());
         }
         self.inner.connector.close()
     }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proxy_core::{
     Bytes, Capabilities, Connector, ConnectorConfig, Deferrable, Error, FileConnector, Key,
-    LocalConnector, LockedProxy, Payload, Proxy, ProxyOptions, Store, StoreConfig, registry,
+    LocalConnector, LockedProxy, Payload, Proxy, ProxyOptions, Store, StoreConfig, stores,
 };
 use serde::{Deserialize, Serialize};
 
@@ -106,6 +106,48 @@ fn proxy_resolves_exactly_once_across_threads() {
 }
 
 #[test]
+fn proxy_deserialized_in_its_process_uses_its_store() {
+    let conn = Arc::new(Counting {
+        inner: LocalConnector::new(),
+        gets: AtomicUsize::new(0),
+    });
+    // Not registered: the store is found because its proxies were serialized.
+    let store = Store::builder("shared-here", conn.clone() as proxy_core::DynConnector)
+        .build()
+        .unwrap();
+    let p = store
+        .proxy_with(7u64, ProxyOptions::default().populate_target(false))
+        .unwrap();
+    let wire = p.to_bytes().unwrap();
+    for _ in 0..3 {
+        let q: Proxy<u64> = Proxy::from_bytes(&wire).unwrap();
+        assert_eq!(*q, 7);
+        assert!(
+            std::ptr::eq(
+                q.factory().store().unwrap().connector().as_ref() as *const _ as *const u8,
+                conn.as_ref() as *const _ as *const u8
+            ),
+            "resolved against the producing store"
+        );
+    }
+    assert_eq!(
+        conn.gets.load(Ordering::SeqCst),
+        1,
+        "one store, one cache: later resolves hit the producer's cache"
+    );
+    // Once closed, that store is never handed out again.
+    store.close().unwrap();
+    let q: Proxy<u64> = Proxy::from_bytes(&wire).unwrap();
+    let other = q.factory().store().unwrap();
+    assert!(!other.is_closed(), "a store rebuilt from the configuration");
+    assert!(
+        stores::unregister("shared-here").is_some(),
+        "and registered"
+    );
+    other.close().unwrap();
+}
+
+#[test]
 fn populated_proxy_never_resolves_and_serializes_small() {
     let dir = tmpdir("small");
     let store = Store::new("small-proxy", FileConnector::new(&dir).unwrap()).unwrap();
@@ -159,15 +201,20 @@ fn typed_batches_and_cache() {
 
 #[test]
 fn closed_store_is_an_error() {
-    let store = Store::builder("closing", LocalConnector::new())
-        .register(true)
-        .build()
-        .unwrap();
-    assert!(registry::get_store("closing").is_some());
+    let store = Store::new("closing", LocalConnector::new()).unwrap();
+    stores::register(&store, false).unwrap();
+    assert!(matches!(
+        stores::register(&store, false),
+        Err(Error::StoreExists(_))
+    ));
+    assert!(stores::get("closing").is_some());
     let k = store.put(&1u32).unwrap();
     store.close().unwrap();
     store.close().unwrap();
-    assert!(registry::get_store("closing").is_none());
+    assert!(stores::get("closing").is_none(), "closing unregisters");
+    let again = Store::new("closing", LocalConnector::new()).unwrap();
+    stores::register(&again, false).expect("the closed store's name is free");
+    assert!(stores::unregister("closing").is_some());
     assert!(matches!(store.get::<u32>(&k), Err(Error::StoreClosed(_))));
     assert!(matches!(store.put(&1u32), Err(Error::StoreClosed(_))));
 }
@@ -178,7 +225,7 @@ fn registry_creates_one_store_under_contention() {
     let cfg = StoreConfig::new("race", FileConnector::new(&dir).unwrap().config());
     let stores: Vec<Store> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..8)
-            .map(|_| s.spawn(|| registry::get_or_create_store(&cfg).unwrap()))
+            .map(|_| s.spawn(|| stores::get_or_create(&cfg).unwrap()))
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -194,12 +241,12 @@ fn registry_creates_one_store_under_contention() {
         "race",
         FileConnector::new(dir.join("other")).unwrap().config(),
     );
-    let err = registry::get_or_create_store(&other).unwrap_err();
+    let err = stores::get_or_create(&other).unwrap_err();
     assert!(
         err.to_string().contains("different store named 'race'"),
         "{err}"
     );
-    registry::unregister_store("race");
+    stores::unregister("race");
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -74,6 +74,7 @@
 //! | `raw` | the minimal RESP reader of the read path |
 //! | `buf` | the recycled receive buffers of large values |
 //! | `error` | how Redis failures map to `proxy_core::Error` |
+//! | `url` | `redis://` store URLs |
 
 #![warn(missing_docs)]
 
@@ -85,6 +86,7 @@ mod options;
 mod pool;
 mod raw;
 mod read;
+mod url;
 mod write;
 
 use std::time::Duration;
@@ -112,7 +114,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_RECV_POOL_BYTES: u64 = 256 << 20;
 
 /// Register the `redis` connector kind in this process, so that stores and
-/// proxies whose configuration names it can be rebuilt. Idempotent.
+/// proxies whose configuration names it can be rebuilt, and the `redis://`
+/// store URL scheme (`redis://[user[:password]@]host[:port][/db]`).
+/// Idempotent.
 pub fn register() {
     proxy_core::registry::register_connector::<RedisConnector>();
+    proxy_core::registry::register_scheme("redis", url::config_from_url);
 }

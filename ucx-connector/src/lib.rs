@@ -8,6 +8,7 @@
 mod config;
 mod transport;
 pub mod ucx;
+mod url;
 
 pub use config::{UcxConfig, tls_is_tcp_only};
 pub use object_server::{DataPath, TransportConfig};
@@ -38,4 +39,5 @@ pub fn locate_server() -> Result<std::path::PathBuf, String> {
 /// proxies and configurations naming it can be resolved in this process.
 pub fn register() {
     proxy_core::registry::register_connector::<UcxConnector>();
+    proxy_core::registry::register_scheme("ucx", url::config_from_url);
 }

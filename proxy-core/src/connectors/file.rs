@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::connector::{Capabilities, Connector, ConnectorConfig, Deferrable, FromConfig, Payload};
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::url::StoreUrl;
 
-const KIND: &str = "file";
+pub(crate) const KIND: &str = "file";
 /// Objects at least this large are memory-mapped instead of read.
 const MMAP_THRESHOLD: usize = 256 << 10;
 
@@ -260,4 +261,32 @@ impl FromConfig for FileConnector {
         }
         Self::with_clear(o.dir, o.clear)
     }
+}
+
+/// `file:///DIR` (an absolute path; `?clear=true` deletes it on `close`).
+pub(crate) fn config_from_url(url: &StoreUrl<'_>) -> Result<ConnectorConfig> {
+    let (dir, query) = match url.rest().split_once('?') {
+        Some((d, q)) => (d, Some(q)),
+        None => (url.rest(), None),
+    };
+    if !dir.starts_with('/') {
+        return Err(url.error(Some(KIND), "a file URL needs an absolute path: file:///DIR"));
+    }
+    let clear = match query {
+        None | Some("") | Some("clear=false") => false,
+        Some("clear=true") => true,
+        Some(q) => {
+            return Err(url.error(
+                Some(KIND),
+                format!("unknown file URL option {q:?} (known: clear=true)"),
+            ));
+        }
+    };
+    Ok(ConnectorConfig::new(
+        KIND,
+        FileOptions {
+            dir: dir.into(),
+            clear,
+        },
+    ))
 }

@@ -1,0 +1,98 @@
+//! Store URLs of scheme `redis`: `redis://[user[:password]@]host[:port][/db]`.
+
+use proxy_core::url::StoreUrl;
+use proxy_core::{ConnectorConfig, Result};
+
+use crate::{KIND, RedisOptions};
+
+/// The connector configuration of a `redis://` URL. Port 6379 and database 0
+/// unless given; a lone user part (`redis://secret@host`) is the password, as
+/// with `redis-cli -u`. The password, if any, is kept in the configuration
+/// only for building the connector here: [`Connector::config`] never writes
+/// it (see the crate docs).
+///
+/// [`Connector::config`]: proxy_core::Connector::config
+pub(crate) fn config_from_url(url: &StoreUrl<'_>) -> Result<ConnectorConfig> {
+    let host = url.host();
+    if host.is_empty() {
+        return Err(url.error(
+            Some(KIND),
+            "a Redis URL needs a host: redis://HOST[:PORT][/DB]",
+        ));
+    }
+    let port = url.port_or(6379, "Redis")?;
+    let db =
+        match url.path().trim_start_matches('/') {
+            "" => 0,
+            db => db.parse::<i64>().ok().filter(|&d| d >= 0).ok_or_else(|| {
+                url.error(Some(KIND), format!("bad Redis database number {db:?}"))
+            })?,
+        };
+    let (username, password) = match (url.user(), url.password()) {
+        (Some(lone), None) => (None, Some(lone)),
+        (user, password) => (user, password),
+    };
+    let opts = RedisOptions {
+        host: host.to_string(),
+        port,
+        db,
+        username: username.map(str::to_string),
+        password: password.map(str::to_string),
+        ..RedisOptions::default()
+    };
+    // `RedisOptions` never serializes its password: add it to the options
+    // here, where they are read back by this process only.
+    let mut cfg = ConnectorConfig::new(KIND, &opts);
+    if let Some(p) = password {
+        cfg.options["password"] = p.into();
+    }
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proxy_core::registry;
+
+    #[test]
+    fn urls() {
+        crate::register();
+        let r =
+            registry::connector_config_from_url("redis://alice:s3cret@10.0.0.2:6380/3").unwrap();
+        assert_eq!(
+            (
+                r.kind.as_str(),
+                &r.options["host"],
+                &r.options["port"],
+                &r.options["db"],
+                &r.options["username"],
+                &r.options["password"]
+            ),
+            (
+                "redis",
+                &"10.0.0.2".into(),
+                &6380.into(),
+                &3.into(),
+                &"alice".into(),
+                &"s3cret".into()
+            )
+        );
+        let r = registry::connector_config_from_url("redis://localhost").unwrap();
+        let o: RedisOptions = r.options().unwrap();
+        assert_eq!((o.host.as_str(), o.port, o.db), ("localhost", 6379, 0));
+        let r = registry::connector_config_from_url("redis://pw-only@h/").unwrap();
+        let o: RedisOptions = r.options().unwrap();
+        assert_eq!((o.username, o.password.as_deref()), (None, Some("pw-only")));
+        for (bad, why) in [
+            ("redis://bob:pw@host:notaport", "bad Redis port"),
+            ("redis://bob:pw@host/x", "bad Redis database number"),
+            ("redis://bob:pw@:6379", "needs a host"),
+        ] {
+            let e = registry::connector_config_from_url(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why) && !e.contains("pw@"), "{e}");
+        }
+        assert!(registry::registered_schemes().contains(&"redis"));
+    }
+}
