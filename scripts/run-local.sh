@@ -8,13 +8,16 @@
 #
 #   --quick       smoke run (< 2 minutes): fewer sizes and repetitions
 #   --no-setup    skip scripts/setup.sh (packages already installed)
-#   --no-python   skip the Python ProxyStore reference (shared/bench-ref)
+#   --no-python   skip the Python ProxyStore reference (benches/python)
 #   --ranks N     MPI ranks (default 2: this machine has 2 cores)
 #   --connectors  connectors to benchmark (default: all that are built)
 #   --out DIR     results directory (default results/<timestamp>)
 #
 # Everything this script starts (redis-server, object servers) is stopped by
-# PID when it ends, also on Ctrl-C.
+# PID when it ends, also on Ctrl-C. Binaries go to cargo's target directory
+# ($CARGO_TARGET_DIR when set); the Python reference's virtual environment
+# (pinned ProxyStore 1.1.0, made on first use from PyPI) to
+# <target dir>/python-ref-venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -28,7 +31,7 @@ while [ $# -gt 0 ]; do
     --ranks) ranks=$2; shift ;;
     --connectors) connectors=$2; shift ;;
     --out) out=$2; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "run-local: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -44,6 +47,7 @@ has() { [[ ",$connectors," == *",$1,"* ]]; }
 export UCX_TLS=${UCX_TLS:-shm,cma,self}
 
 pids=()
+py_redis=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -53,7 +57,10 @@ trap 'exit 130' INT TERM
 
 echo "== building (release)" >&2
 cargo build --release --locked -q -p proxystore-bench -p ucx-connector --bins
-bench=$repo/target/release/proxystore-bench
+# Where cargo put them: honours CARGO_TARGET_DIR and build.target-dir.
+target=$(cargo metadata --format-version 1 --no-deps --locked |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+bench=$target/release/proxystore-bench
 bench_args=()
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -67,11 +74,12 @@ if has redis; then
   redis-cli -p "$port" ping >/dev/null 2>&1 || { echo "run-local: redis-server did not start (see $out/redis.log)" >&2; exit 1; }
   echo "== redis-server pid ${pids[-1]} on 127.0.0.1:$port (no persistence)" >&2
   bench_args+=(--redis "127.0.0.1:$port")
+  py_redis=(--redis "127.0.0.1:$port")
 fi
 
 if has ucx; then
   log=$out/ucx-server.log
-  "$repo/target/release/proxystore-ucx-server" --listen 127.0.0.1:0 --memory-limit 6G > "$log" 2>&1 &
+  "$target/release/proxystore-ucx-server" --listen 127.0.0.1:0 --memory-limit 6G > "$log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do grep -q '^LISTEN ' "$log" && break; sleep 0.1; done
   addr=$(awk '/^LISTEN /{print $2; exit}' "$log")
@@ -90,19 +98,17 @@ else
   py_args=(--series-budget 1.5)
 fi
 
-shared=$repo/../shared
 py_csv=""
 if [ "$python" = 1 ]; then
-  if [ -x "$shared/bench-ref/run.sh" ]; then
-    echo "== Python ProxyStore reference (shared/bench-ref)" >&2
-    py_csv=$out/python.csv
-    if ! "$shared/bench-ref/run.sh" --sections proxystore --connectors file,redis --payloads bytes \
-        "${py_args[@]}" --csv "$py_csv" > "$out/python.md"; then
-      echo "run-local: the Python reference failed (see $out/python.md); continuing without it" >&2
-      py_csv=""
-    fi
-  else
-    echo "run-local: $shared/bench-ref not found: skipping the Python reference" >&2
+  echo "== Python ProxyStore reference (benches/python, ProxyStore 1.1.0)" >&2
+  py_conns=file
+  has redis && py_conns=file,redis
+  py_csv=$out/python.csv
+  if ! PROXYSTORE_PY_VENV=${PROXYSTORE_PY_VENV:-$target/python-ref-venv} \
+      bash benches/python/run.sh --connectors "$py_conns" --payloads bytes \
+      "${py_args[@]}" "${py_redis[@]}" --csv "$py_csv" > "$out/python.md"; then
+    echo "run-local: the Python reference failed (see above and $out/python.md); continuing without it" >&2
+    py_csv=""
   fi
 fi
 
@@ -116,7 +122,7 @@ mpiexec.mpich -n "$ranks" "$bench" mpi --connectors "$connectors" "${mpi_args[@]
 
 if [ -n "$py_csv" ]; then
   echo "== side by side with the Python ProxyStore (medians)" >&2
-  python3 "$shared/bench-ref/compare.py" "$py_csv" "$out/store.csv" --section proxystore --payload bytes \
+  python3 benches/python/compare.py "$py_csv" "$out/store.csv" --section proxystore --payload bytes \
     --op put,get,child_resolve --wide | tee "$out/compare.md"
 fi
 

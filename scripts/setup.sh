@@ -9,7 +9,7 @@ packages=(
   libucx-dev ucx-utils                      # UCX connector + ucx_perftest
   redis-server redis-tools                  # Redis connector, baselines
   mpich libmpich-dev                        # MPI-launched benchmarks
-  python3 python3-venv python3-pip          # interop tests with the Python ProxyStore
+  python3 python3-venv python3-pip          # Python ProxyStore: interop tests, benches/python
 )
 
 missing=()

@@ -12,7 +12,7 @@ cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings denied)" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== main job, quick mode (benchmarks end to end)" >&2
-bash scripts/run-local.sh --quick --no-setup --out target/ci-quick
+bash scripts/run-local.sh --quick --no-setup --out "${CARGO_TARGET_DIR:-target}/ci-quick"
 echo "== cargo test" >&2
 log=$(mktemp)
 set +e

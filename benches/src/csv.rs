@@ -1,5 +1,6 @@
-//! Rows in the CSV schema of `shared/bench-ref` (so `compare.py` shows the Rust
-//! and Python figures side by side).
+//! Rows in the CSV schema shared with the Python reference harness
+//! (`benches/python/bench_store.py`), so `benches/python/compare.py` shows the
+//! Rust and Python figures side by side.
 
 use std::fmt::Write as _;
 

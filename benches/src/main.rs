@@ -1,8 +1,9 @@
 //! `proxystore-bench`: benchmarks of proxystore-rs.
 //!
 //! - `proxystore-bench store`: store-level put/get/proxy/consumer-resolve per
-//!   connector, payload and size, in the CSV schema of `shared/bench-ref`, so
-//!   `compare.py` shows it next to the Python ProxyStore.
+//!   connector, payload and size, in the CSV schema of the Python reference
+//!   harness (`benches/python/`), so its `compare.py` shows it next to the
+//!   Python ProxyStore.
 //! - `mpiexec -n N proxystore-bench mpi`: proxies sent between MPI ranks and
 //!   resolved there (pair, fan-out, all-to-all), next to MPI point-to-point.
 
@@ -34,7 +35,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Store-level benchmark (put, get, proxy resolved in another process), as shared/bench-ref.
+    /// Store-level benchmark (put, get, proxy resolved in another process), as benches/python/bench_store.py.
     Store(StoreArgs),
     /// MPI-launched benchmark (run under mpiexec/srun with >= 2 ranks).
     Mpi(MpiArgs),
@@ -42,7 +43,7 @@ enum Cmd {
     Chart {
         /// `mpi.csv` of a run.
         mpi_csv: PathBuf,
-        /// A CSV from shared/bench-ref (the Python ProxyStore) to draw next to it.
+        /// A CSV of benches/python/bench_store.py (the Python ProxyStore) to draw next to it.
         #[arg(long)]
         compare: Option<PathBuf>,
         /// Output SVG file.
@@ -103,12 +104,12 @@ struct MpiArgs {
     /// Output directory (CSV, markdown, SVG chart).
     #[arg(long, default_value = "results")]
     out: PathBuf,
-    /// A CSV from shared/bench-ref (the Python ProxyStore) to draw next to ours.
+    /// A CSV of benches/python/bench_store.py (the Python ProxyStore) to draw next to ours.
     #[arg(long)]
     compare: Option<PathBuf>,
 }
 
-/// Chart lines from a CSV in the bench-ref schema: one line per (impl,
+/// Chart lines from a CSV in the benchmarks' schema: one line per (impl,
 /// connector), MB/s = size / median, for the rows of `section` and `op`.
 fn csv_lines(path: &std::path::Path, section: &str, op: &str) -> Vec<chart::Line> {
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -128,7 +129,7 @@ fn csv_lines(path: &std::path::Path, section: &str, op: &str) -> Vec<chart::Line
         col("section"),
     ) else {
         eprintln!(
-            "proxystore-bench: {} is not in the bench-ref CSV schema",
+            "proxystore-bench: {} is not in the benchmarks' CSV schema",
             path.display()
         );
         return vec![];

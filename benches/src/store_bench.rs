@@ -1,4 +1,4 @@
-//! Store-level benchmark in the shape of `shared/bench-ref/bench_proxystore.py`:
+//! Store-level benchmark in the shape of `benches/python/bench_store.py`:
 //! put, get (no cache), and a proxy created here and resolved in a separate,
 //! already running consumer process, per connector, payload and size.
 

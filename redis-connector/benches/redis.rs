@@ -2,7 +2,7 @@
 //! `redis-benchmark -c 1` against the same locally started `redis-server`.
 //!
 //! `cargo bench -p redis-connector --bench redis` (about a minute). Rows are
-//! written in the CSV schema of `shared/bench-ref` (impl `proxystore-rs`) to
+//! written in the CSV schema of `proxystore-bench` (impl `proxystore-rs`) to
 //! `$PROXYSTORE_BENCH_CSV`, or `<target dir>/redis-bench.csv`; a markdown
 //! table goes to stdout.
 //!
@@ -59,7 +59,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn plan(size: usize) -> (usize, usize) {
-    // (warm-up runs, max timed reps), as bench-ref.
+    // (warm-up runs, max timed reps), as proxystore-bench and benches/python.
     match size {
         0..=1_000 => (20, 300),
         1_001..=100_000 => (10, 150),
