@@ -86,13 +86,56 @@ impl Payload {
         }
     }
 
-    /// Write all parts to `w` (vectored where the writer supports it).
+    /// Write all parts to `w` with vectored writes (`writev` for files and
+    /// sockets: one system call for the header and the body), up to
+    /// [`Payload::MAX_SLICES`] parts per call, continuing after partial writes
+    /// and retrying interrupted ones. A writer that accepts nothing is
+    /// [`io::ErrorKind::WriteZero`](std::io::ErrorKind::WriteZero).
     pub fn write_all_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
-        for p in &self.parts {
-            w.write_all(p)?;
+        use std::io::{ErrorKind, IoSlice};
+        // The first part not fully written, and how much of it is.
+        let (mut part, mut done) = (0, 0);
+        let mut slices = [IoSlice::new(&[]); Self::MAX_SLICES];
+        while part < self.parts.len() {
+            let rest = &self.parts[part..];
+            let n = rest.len().min(Self::MAX_SLICES);
+            slices[0] = IoSlice::new(&rest[0][done..]);
+            for (slot, p) in slices[1..n].iter_mut().zip(&rest[1..n]) {
+                *slot = IoSlice::new(p);
+            }
+            let mut wrote = match w.write_vectored(&slices[..n]) {
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        ErrorKind::WriteZero,
+                        format!(
+                            "the writer accepted nothing after {} of {} payload bytes",
+                            self.parts[..part].iter().map(Bytes::len).sum::<usize>() + done,
+                            self.len
+                        ),
+                    ));
+                }
+                Ok(k) => k,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            // Advance past what was written (parts are never empty).
+            while wrote > 0 {
+                let left = self.parts[part].len() - done;
+                if wrote >= left {
+                    wrote -= left;
+                    part += 1;
+                    done = 0;
+                } else {
+                    done += wrote;
+                    wrote = 0;
+                }
+            }
         }
         Ok(())
     }
+
+    /// Most parts handed to one vectored write (well below `IOV_MAX`).
+    pub const MAX_SLICES: usize = 64;
 }
 
 impl fmt::Debug for Payload {
@@ -478,3 +521,99 @@ impl<'de> Deserialize<'de> for ConnectorConfig {
 
 /// A shared, type-erased connector.
 pub type DynConnector = Arc<dyn Connector>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{self, IoSlice, Write};
+
+    /// Accepts at most `max` bytes per call, vectored or not, and fails with
+    /// `Interrupted` every third call; records the calls.
+    struct Trickle {
+        out: Vec<u8>,
+        max: usize,
+        calls: usize,
+        vectored_calls: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls % 3 == 0 {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            if bufs.len() > 1 {
+                self.vectored_calls += 1;
+            }
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.max - n);
+                self.out.extend_from_slice(&b[..take]);
+                n += take;
+                if n == self.max {
+                    break;
+                }
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn payload(parts: usize) -> (Payload, Vec<u8>) {
+        let mut p = Payload::new();
+        let mut all = Vec::new();
+        for i in 0..parts {
+            let part: Vec<u8> = (0..(i % 7) + 1).map(|j| (i * 31 + j) as u8).collect();
+            all.extend_from_slice(&part);
+            p.push(part);
+        }
+        (p, all)
+    }
+
+    #[test]
+    fn write_all_to_is_vectored_and_survives_partial_writes() {
+        for parts in [1, 2, 3, 64, 65, 200] {
+            for max in [1, 3, 5, 1 << 20] {
+                let (p, all) = payload(parts);
+                let mut w = Trickle {
+                    out: Vec::new(),
+                    max,
+                    calls: 0,
+                    vectored_calls: 0,
+                };
+                p.write_all_to(&mut w).unwrap();
+                assert_eq!(w.out, all, "parts {parts}, max {max}");
+                if max == 1 << 20 {
+                    // Everything in ceil(parts / MAX_SLICES) accepted calls.
+                    let accepted = parts.div_ceil(Payload::MAX_SLICES);
+                    assert_eq!(w.calls - w.calls / 3, accepted, "parts {parts}");
+                    assert_eq!(w.vectored_calls > 0, parts > 1, "parts {parts}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn write_all_to_reports_a_writer_that_stops() {
+        struct Full(usize);
+        impl Write for Full {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let n = buf.len().min(self.0);
+                self.0 -= n;
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (p, _) = payload(10);
+        let e = p.write_all_to(&mut Full(7)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WriteZero);
+        assert!(e.to_string().contains("after 7 of"), "{e}");
+    }
+}

@@ -1,5 +1,7 @@
 //! How Redis failures map to [`proxy_core::Error`].
 
+use std::fmt;
+
 use proxy_core::Error;
 use redis::Value;
 
@@ -65,6 +67,52 @@ pub(crate) fn unexpected_raw(what: &str, r: &raw::Reply) -> redis::RedisError {
     ))
 }
 
+/// The source of every [`Error::Connector`] this crate returns: the
+/// [`redis::RedisError`] (and, through its own source, the `io::Error` of a
+/// broken connection) with the server and what was being done.
+///
+/// ```no_run
+/// # let c = redis_connector::RedisConnector::new("127.0.0.1", 1)?;
+/// use proxy_core::Connector;
+/// let e = c.exists(&redis_connector::RedisKey::new_v4().into()).unwrap_err();
+/// let failure = std::error::Error::source(&e)
+///     .and_then(|s| s.downcast_ref::<redis_connector::RedisFailure>())
+///     .expect("a Redis failure");
+/// assert!(failure.redis_error().is_connection_refusal());
+/// # Ok::<(), proxy_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RedisFailure {
+    context: String,
+    error: redis::RedisError,
+}
+
+impl RedisFailure {
+    /// What was being done, and with which server (never a password).
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    /// The `redis` crate's error.
+    pub fn redis_error(&self) -> &redis::RedisError {
+        &self.error
+    }
+}
+
+impl fmt::Display for RedisFailure {
+    /// The context, then the Redis error's own message (so the message of
+    /// the [`Error`] holding it is complete on its own).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.context, self.error)
+    }
+}
+
+impl std::error::Error for RedisFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 impl RedisConnector {
     pub(crate) fn map_err(
         &self,
@@ -91,14 +139,31 @@ impl RedisConnector {
                 KIND,
                 op,
                 false,
-                format!(
-                    "{what}: authentication failed (check the username and password, or {PASSWORD_ENV}): {e}"
-                ),
+                RedisFailure {
+                    context: format!(
+                        "{what}: authentication failed (check the username and password, or {PASSWORD_ENV})"
+                    ),
+                    error: e,
+                },
             ),
-            Failure::Dropped => Error::connector(KIND, op, true, format!("{what}: {e}")),
-            Failure::Server | Failure::Other => {
-                Error::connector(KIND, op, false, format!("{what}: {e}"))
-            }
+            Failure::Dropped => Error::connector(
+                KIND,
+                op,
+                true,
+                RedisFailure {
+                    context: what,
+                    error: e,
+                },
+            ),
+            Failure::Server | Failure::Other => Error::connector(
+                KIND,
+                op,
+                false,
+                RedisFailure {
+                    context: what,
+                    error: e,
+                },
+            ),
         }
     }
 }

@@ -92,6 +92,7 @@ mod write;
 use std::time::Duration;
 
 pub use connector::RedisConnector;
+pub use error::RedisFailure;
 pub use key::RedisKey;
 pub use options::{RedisConnectorBuilder, RedisOptions};
 
