@@ -75,6 +75,14 @@
 //! | `buf` | the recycled receive buffers of large values |
 //! | `error` | how Redis failures map to `proxy_core::Error` |
 //! | `url` | `redis://` store URLs |
+//!
+//! [`Connector`]: proxy_core::Connector
+//! [`Connector::config`]: proxy_core::Connector::config
+//! [`Key`]: proxy_core::Key
+//! [`Bytes`]: bytes::Bytes
+//! [`Error::TooLarge`]: proxy_core::Error::TooLarge
+//! [`Error::Connector`]: proxy_core::Error::Connector
+//! [`Error::Timeout`]: proxy_core::Error::Timeout
 
 #![warn(missing_docs)]
 

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::connector::RedisConnector;
 use crate::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECV_POOL_BYTES, DEFAULT_TIMEOUT, REDIS_MAX_STRING};
 
-/// The serializable options of a [`RedisConnector`] (its [`ConnectorConfig`]).
+/// The serializable options of a [`RedisConnector`] (its
+/// [`ConnectorConfig`](proxy_core::ConnectorConfig)).
 ///
 /// `password` is accepted when reading a configuration but never written.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
