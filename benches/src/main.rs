@@ -57,7 +57,8 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct StoreArgs {
-    /// Comma-separated connectors.
+    /// Comma-separated connectors: local, file, redis, ucx, or store URLs
+    /// (file:///DIR, redis://HOST:PORT/DB, ucx://HOST:PORT).
     #[arg(long, default_value = "local,file", value_delimiter = ',')]
     connectors: Vec<String>,
     /// Comma-separated payload kinds: bytes, numpy.
@@ -84,7 +85,8 @@ struct MpiArgs {
     /// Patterns: pair, fanout, alltoall, or all.
     #[arg(long, default_value = "all", value_parser = mpi_bench::Pattern::parse)]
     pattern: std::vec::Vec<mpi_bench::Pattern>,
-    /// Comma-separated connectors (the MPI point-to-point reference always runs).
+    /// Comma-separated connectors: file, redis, ucx, or store URLs (the MPI
+    /// point-to-point reference always runs).
     #[arg(long, default_value = "file", value_delimiter = ',')]
     connectors: Vec<String>,
     /// Comma-separated sizes.
