@@ -13,6 +13,8 @@ echo "== cargo clippy (all targets, warnings denied)" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== main job, quick mode (benchmarks end to end)" >&2
 bash scripts/run-local.sh --quick --no-setup --out target/ci-quick
+echo "== fuzz pass (bounded: 15 s per target; longer: bash scripts/fuzz.sh SECONDS)" >&2
+bash scripts/fuzz.sh 15
 echo "== cargo test" >&2
 log=$(mktemp)
 set +e
