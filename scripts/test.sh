@@ -12,13 +12,52 @@ cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings denied)" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== main job, quick mode (benchmarks end to end)" >&2
-bash scripts/run-local.sh --quick --no-setup --out "${CARGO_TARGET_DIR:-target}/ci-quick"
-echo "== cargo test" >&2
+tgt=${CARGO_TARGET_DIR:-target}
+bash scripts/run-local.sh --quick --no-setup --out "$tgt/ci-quick"
+echo "== fuzz pass (bounded: 15 s per target; longer: bash scripts/fuzz.sh SECONDS)" >&2
+bash scripts/fuzz.sh 15
+ucx_version() { # the version line of `ucx_info -v` ("# Version 1.13.1", "# Library version: 1.22.0")
+    "$@" -v | sed -n 's/^# Version //p; s/^# Library version: //p'
+}
+echo "== cargo test (UCX connector against the system's UCX $(ucx_version ucx_info))" >&2
 log=$(mktemp)
 set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
+
+# The UCX connector again, against a current UCX (the libucx-cu12 wheel from
+# PyPI, unpacked under target/), built into a target directory of its own.
+# Seeded with the libraries just built (no test binaries), only ucx-sys and
+# ucx-connector compile again.
+wheel_ucx=$(bash scripts/ucx-wheel.sh)
+if [ ! -d "$tgt/ucx-dir/debug" ]; then
+    mkdir -p "$tgt/ucx-dir/debug/deps"
+    cp -a "$tgt/debug/.fingerprint" "$tgt/debug/build" "$tgt/ucx-dir/debug/"
+    find "$tgt/debug/deps" -maxdepth 1 -type f \( -name '*.rlib' -o -name '*.rmeta' \
+        -o -name '*.so' -o -name '*.d' \) -exec cp -a -t "$tgt/ucx-dir/debug/deps/" {} +
+fi
+wheel_info() { LD_LIBRARY_PATH="$wheel_ucx/lib" "$wheel_ucx/bin/ucx_info" "$@"; }
+echo "== cargo test -p ucx-connector (against UCX $(ucx_version wheel_info), from the libucx-cu12 wheel)" >&2
+set +e
+UCX_DIR="$wheel_ucx" CARGO_TARGET_DIR="$tgt/ucx-dir" UCX_WARN_UNUSED_ENV_VARS=n \
+    cargo test -p ucx-connector --locked --no-fail-fast 2>&1 | tee -a "$log"
+rc2=${PIPESTATUS[0]}
+set -e
+[ "$rc" -ne 0 ] || rc=$rc2
+# Its binaries carry a run path to that UCX; a UCX of another version put
+# first on the library path is refused with a clear message.
+echo "== a server built against UCX $(ucx_version wheel_info) run with the system's UCX" >&2
+sys_lib=$(pkg-config --variable=libdir ucx)
+set +e
+refused=$(LD_LIBRARY_PATH="$sys_lib" "$tgt"/ucx-dir/debug/proxystore-ucx-server --listen 127.0.0.1:0 2>&1)
+code=$?
+set -e
+echo "$refused" >&2
+if [ "$code" -eq 0 ] || ! grep -q "UCX version mismatch" <<<"$refused"; then
+    echo "FAILED: the mismatched UCX was not refused (exit $code)" >&2
+    rc=1
+fi
 # One closing line over every test binary (the last binary alone may hold no
 # test). Child-process entry points are ignored tests whose reason names them
 # (`#[ignore = "child-process entry point"]`, the conformance suite's "entry

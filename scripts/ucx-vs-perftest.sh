@@ -18,6 +18,11 @@
 # trip). The connector's is a complete `get` (one-sided data get, header and
 # trailer check, header re-read, liveness check, `Bytes` handed out).
 # Bandwidth is size / median latency (MB = 10^6 bytes) for both.
+#
+# Which UCX: the system's (Debian's), or with UCX_DIR=<prefix> that UCX for
+# both sides (its bin/ucx_perftest, and the connector built against it into
+# target/ucx-dir unless CARGO_TARGET_DIR is set), e.g. a current UCX from PyPI:
+#   UCX_DIR=$(bash scripts/ucx-wheel.sh) bash scripts/ucx-vs-perftest.sh
 set -euo pipefail
 
 ROUNDS=3
@@ -34,11 +39,25 @@ while [ $# -gt 0 ]; do
 done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -n "${UCX_DIR:-}" ]; then
+    # That UCX's tools, loaded from its lib/ (the connector's binaries carry
+    # a run path to it); a target directory of its own, so that switching
+    # UCX does not rebuild the main one.
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/ucx-dir}"
+    export UCX_WARN_UNUSED_ENV_VARS=n # UCX_DIR is no UCX option
+    ucx_tool() { LD_LIBRARY_PATH="$UCX_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$UCX_DIR/bin/$1" "${@:2}"; }
+    [ -x "$UCX_DIR/bin/ucx_perftest" ] || {
+        echo "UCX_DIR=$UCX_DIR has no bin/ucx_perftest" >&2
+        exit 1
+    }
+else
+    ucx_tool() { "$@"; }
+    command -v ucx_perftest >/dev/null || {
+        echo "ucx_perftest not found: apt-get install ucx-utils" >&2
+        exit 1
+    }
+fi
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-command -v ucx_perftest >/dev/null || {
-    echo "ucx_perftest not found: apt-get install ucx-utils" >&2
-    exit 1
-}
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ucx-vs-perftest.XXXXXX")"
 PIDS=()
@@ -115,13 +134,19 @@ BENCH_BIN="$TARGET/release/examples/ucx_bench"
 
 export UCX_TLS="$TLS"
 
+if [ -n "${UCX_DIR:-}" ]; then
+    perftest_cmd=(env "LD_LIBRARY_PATH=$UCX_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$UCX_DIR/bin/ucx_perftest")
+else
+    perftest_cmd=(ucx_perftest)
+fi
+
 # One ucx_perftest server+client pair: sets PERFTEST_US (median us per get).
 # Runs in this shell (not in a $(...) subshell), so PIDS tracks its server.
 perftest() {
     local size="$1" iters="$2" warmup="$3" port out spid line
     port="$(free_port)"
     out="$WORK/perftest-$size.txt"
-    ucx_perftest -p "$port" >"$WORK/perftest-server.log" 2>&1 &
+    "${perftest_cmd[@]}" -p "$port" >"$WORK/perftest-server.log" 2>&1 &
     spid=$!
     PIDS+=("$spid")
     # The server is ready once it listens.
@@ -130,7 +155,7 @@ perftest() {
         kill -0 "$spid" 2>/dev/null || break
         sleep 0.05
     done
-    if ! run_tracked timeout 300 ucx_perftest 127.0.0.1 -p "$port" -t ucp_get \
+    if ! run_tracked timeout 300 "${perftest_cmd[@]}" 127.0.0.1 -p "$port" -t ucp_get \
         -s "$size" -n "$iters" -w "$warmup" -f >"$out" 2>&1; then
         echo "ucx_perftest failed:" >&2
         cat "$out" "$WORK/perftest-server.log" >&2
@@ -224,7 +249,7 @@ fmt_bw() {
 }
 
 echo
-echo "UCX_TLS=$TLS, $ROUNDS rounds (perftest and connector interleaved), median over rounds of each run's median get; $(ucx_info -v | head -1 | sed 's/^# //'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "UCX_TLS=$TLS, $ROUNDS rounds (perftest and connector interleaved), median over rounds of each run's median get; UCX $(ucx_tool ucx_info -v | sed -n 's/^# Library version: //p'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| size | ucx_perftest ucp_get latency / bandwidth | connector get latency / bandwidth | connector / perftest bandwidth |"
 echo "|---:|---:|---:|---:|"

@@ -274,9 +274,24 @@ impl NdArray {
         }
     }
 
-    /// Number of elements (product of the shape).
+    /// Number of elements (product of the shape; `usize::MAX` for a shape
+    /// whose product overflows, which no array's data can match).
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        self.checked_len().unwrap_or(usize::MAX)
+    }
+
+    /// Product of the shape, `None` if it overflows (a shape read from
+    /// untrusted bytes can hold any dimensions).
+    fn checked_len(&self) -> Option<usize> {
+        if self.shape.contains(&0) {
+            return Some(0);
+        }
+        self.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+    }
+
+    /// Data bytes the shape needs at `item` bytes per element, `None` on overflow.
+    fn data_len(&self, item: usize) -> Option<usize> {
+        self.checked_len()?.checked_mul(item)
     }
 
     /// Whether the array has no elements.
@@ -297,8 +312,13 @@ impl NdArray {
             )));
         }
         let size = std::mem::size_of::<T>();
-        if self.data.len() != self.len() * size {
-            return Err(Error::decode("array data length does not match its shape"));
+        if self.data_len(size) != Some(self.data.len()) {
+            return Err(Error::decode(format!(
+                "array data has {} bytes, which does not match shape {:?} of '{}'",
+                self.data.len(),
+                self.shape,
+                self.descr
+            )));
         }
         let mut out: Vec<T> = Vec::with_capacity(self.len());
         // SAFETY: `out` has capacity for `len` elements of `T`, i.e. exactly
@@ -347,14 +367,15 @@ impl NdArray {
         let item = itemsize(&self.descr).ok_or_else(|| Error::Encode {
             reason: format!("unsupported NumPy dtype '{}'", self.descr),
         })?;
-        if self.len() * item != self.data.len() {
+        if self.data_len(item) != Some(self.data.len()) {
             return Err(Error::Encode {
                 reason: format!(
                     "array data has {} bytes but shape {:?} of '{}' needs {}",
                     self.data.len(),
                     self.shape,
                     self.descr,
-                    self.len() * item
+                    self.data_len(item)
+                        .map_or("more than usize::MAX".into(), |n| n.to_string())
                 ),
             });
         }
@@ -532,6 +553,42 @@ mod tests {
             let _ = decode::<NdArray>(b.clone());
             let _ = decode::<My>(b);
         }
+    }
+
+    /// An array decoded through serde (inside an `RP` object) can carry any
+    /// shape: one whose element count overflows is an error, not a panic.
+    #[test]
+    fn overflowing_shape_is_an_error() {
+        #[derive(Serialize, Deserialize)]
+        struct Holder {
+            a: NdArray,
+        }
+        let huge = NdArray {
+            descr: "<f8".into(),
+            shape: vec![usize::MAX / 2 + 2, 2],
+            fortran_order: false,
+            data: Bytes::from_static(&[0u8; 8]),
+        };
+        let h: Holder = decode(enc(&Holder { a: huge })).unwrap();
+        assert_eq!(h.a.len(), usize::MAX);
+        assert!(!h.a.is_empty());
+        let e = h.a.to_vec::<f64>().unwrap_err().to_string();
+        assert!(e.contains("does not match shape"), "{e}");
+        let e = encode(&h.a).unwrap_err().to_string();
+        assert!(e.contains("more than usize::MAX"), "{e}");
+        // Wrapping products that would equal the data length are caught too.
+        let wraps = NdArray {
+            shape: vec![1 << 61, 1 << 3, 1],
+            ..h.a.clone()
+        };
+        assert!(wraps.to_vec::<f64>().is_err());
+        let empty = NdArray {
+            shape: vec![usize::MAX, 3, 0],
+            data: Bytes::new(),
+            ..h.a
+        };
+        assert!(empty.is_empty());
+        assert_eq!(empty.to_vec::<f64>().unwrap(), Vec::<f64>::new());
     }
 
     #[test]

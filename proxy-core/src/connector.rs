@@ -616,4 +616,18 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::WriteZero);
         assert!(e.to_string().contains("after 7 of"), "{e}");
     }
+
+    /// Options travel inside proxies as JSON text: numbers must come back
+    /// bit for bit, however many processes a proxy passes through.
+    #[test]
+    fn options_roundtrip_exactly_through_the_binary_form() {
+        let c = ConnectorConfig::new(
+            "x",
+            serde_json::json!({"a": 6e202, "b": 0.1, "c": 1.0e-300, "d": -2.5, "e": u64::MAX}),
+        );
+        let wire = postcard::to_allocvec(&c).unwrap();
+        let back: ConnectorConfig = postcard::from_bytes(&wire).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(postcard::to_allocvec(&back).unwrap(), wire);
+    }
 }

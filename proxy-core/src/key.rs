@@ -67,13 +67,14 @@ impl Key {
         if s.len() % 2 != 0 {
             return Err(bad(format!("hex key has odd length {}", s.len())));
         }
+        // Digit by digit: `u8::from_str_radix` would also take a sign ("+f").
+        let digit = |c: u8| char::from(c).to_digit(16);
         let mut out = Vec::with_capacity(s.len() / 2);
-        for i in (0..s.len()).step_by(2) {
-            let byte = s
-                .get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| bad(format!("not a hex key: {s:?}")))?;
-            out.push(byte);
+        for pair in s.as_bytes().chunks_exact(2) {
+            match (digit(pair[0]), digit(pair[1])) {
+                (Some(hi), Some(lo)) => out.push(((hi << 4) | lo) as u8),
+                _ => return Err(bad(format!("not a hex key: {s:?}"))),
+            }
         }
         Ok(Key(out.into()))
     }
@@ -193,6 +194,11 @@ mod tests {
             Err(Error::InvalidKey { .. })
         ));
         assert!(Key::from_hex("zz").is_err());
+        // Only hex digits: a sign is not one (integer parsing would accept it).
+        assert!(Key::from_hex("+d").is_err());
+        assert!(Key::from_hex("0a+f").is_err());
+        assert!(Key::from_hex("é0").is_err());
+        assert_eq!(Key::from_hex(" 0Aff\n").unwrap().as_bytes(), &[0x0a, 0xff]);
         assert!(Key::from_hex("abc").is_err());
     }
 }

@@ -5,6 +5,15 @@
 //!    and `lib/` (or `lib64/`) holding `libucp`.
 //! 2. pkg-config `ucx`, version >= 1.10 (the `*_nbx` API); `PKG_CONFIG_PATH`
 //!    selects a site UCX or a wheel's `.pc` files.
+//!
+//! Run path: a UCX outside the system library directories (from `UCX_DIR`,
+//! or a pkg-config prefix elsewhere) is what the program must load at run
+//! time too, not whatever UCX the loader finds first. Its library directory
+//! is embedded as a run path (`DT_RUNPATH`, so `LD_LIBRARY_PATH` still takes
+//! precedence) in this crate's own test binaries and, through the
+//! `DEP_UCP_RPATH` metadata, in every dependent whose build script passes it
+//! on (`ucx-connector`, `cli`, `benches`). Packagers who place UCX themselves
+//! turn it off with `UCX_SYS_NO_RPATH=1`.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -88,6 +97,24 @@ fn probe_pkg_config(errors: &mut Vec<String>) -> Option<Ucx> {
             None
         }
     }
+}
+
+/// Whether `dir` is searched by the dynamic loader without being told
+/// (`/usr/lib`, `/lib64`, Debian's `/usr/lib/x86_64-linux-gnu`, ...).
+fn is_system_lib_dir(dir: &Path) -> bool {
+    let plain = ["/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib"];
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    if plain.iter().any(|p| dir == Path::new(p)) {
+        return true;
+    }
+    // Multiarch directories.
+    let under_lib = dir
+        .parent()
+        .is_some_and(|p| p == Path::new("/lib") || p == Path::new("/usr/lib"));
+    under_lib
+        && dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("-linux-"))
 }
 
 /// Read `UCP_API_MAJOR`/`UCP_API_MINOR` by running `version.c` through the C
@@ -184,11 +211,27 @@ fn main() {
     println!("cargo:include={}", join(&ucx.include_paths));
     println!("cargo:lib_dir={}", join(&ucx.lib_dirs));
 
+    // Run path to a UCX outside the system directories (see the module docs).
+    let rpath: Vec<PathBuf> = if env_var("UCX_SYS_NO_RPATH").is_some_and(|v| v != "0") {
+        Vec::new()
+    } else {
+        ucx.lib_dirs
+            .iter()
+            .filter(|d| !is_system_lib_dir(d))
+            .cloned()
+            .collect()
+    };
+    for d in &rpath {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", d.display());
+    }
+    println!("cargo:rpath={}", join(&rpath));
+
     // The shim: real symbols for macros and inline functions.
     let mut shim = cc::Build::new();
     shim.file("src/shim.c").warnings(true).extra_warnings(true);
     for p in &ucx.include_paths {
-        shim.include(p);
+        // System include: warnings in UCX's own headers are not the shim's.
+        shim.flag("-isystem").flag(p);
     }
     shim.compile("ps_ucx_shim");
 

@@ -38,11 +38,17 @@ impl UcsError {
         self.0.0
     }
 
-    /// Whether retrying later may help.
+    /// Whether retrying later may help. A peer that dies during an
+    /// operation is temporary (it can be restarted), whatever status the UCX
+    /// version reports for it: TCP reports `CONNECTION_RESET` or
+    /// `ENDPOINT_TIMEOUT`, and the shared-memory `cma` transport of newer
+    /// UCX (1.22) fails a get from a killed process with `IO_ERROR` (its
+    /// `process_vm_readv` fails), where 1.13 reports `CONNECTION_RESET`.
     pub fn is_temporary(self) -> bool {
         matches!(
             self.0,
-            ucs_status_t::UCS_ERR_NO_RESOURCE
+            ucs_status_t::UCS_ERR_IO_ERROR
+                | ucs_status_t::UCS_ERR_NO_RESOURCE
                 | ucs_status_t::UCS_ERR_BUSY
                 | ucs_status_t::UCS_ERR_TIMED_OUT
                 | ucs_status_t::UCS_ERR_ENDPOINT_TIMEOUT
