@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential pkg-config libclang-dev   # C shims, bindgen
   libucx-dev ucx-utils                      # UCX connector + ucx_perftest
+  libfabric-dev libfabric-bin               # libfabric connector + fi_info
   redis-server redis-tools                  # Redis connector, baselines
   mpich libmpich-dev                        # MPI-launched benchmarks
   python3 python3-venv python3-pip          # Python ProxyStore: interop tests, benches/python

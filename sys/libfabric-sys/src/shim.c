@@ -1,0 +1,83 @@
+#include "shim.h"
+
+struct fi_info *wrap_fi_allocinfo(void) { return fi_allocinfo(); }
+int wrap_fi_close(struct fid *fid) { return fi_close(fid); }
+int wrap_fi_domain(struct fid_fabric *fabric, struct fi_info *info,
+                   struct fid_domain **domain, void *context) {
+  return fi_domain(fabric, info, domain, context);
+}
+int wrap_fi_endpoint(struct fid_domain *domain, struct fi_info *info,
+                     struct fid_ep **ep, void *context) {
+  return fi_endpoint(domain, info, ep, context);
+}
+int wrap_fi_av_open(struct fid_domain *domain, struct fi_av_attr *attr,
+                    struct fid_av **av, void *context) {
+  return fi_av_open(domain, attr, av, context);
+}
+int wrap_fi_cq_open(struct fid_domain *domain, struct fi_cq_attr *attr,
+                    struct fid_cq **cq, void *context) {
+  return fi_cq_open(domain, attr, cq, context);
+}
+int wrap_fi_ep_bind(struct fid_ep *ep, struct fid *bfid, uint64_t flags) {
+  return fi_ep_bind(ep, bfid, flags);
+}
+int wrap_fi_enable(struct fid_ep *ep) { return fi_enable(ep); }
+int wrap_fi_getname(fid_t fid, void *addr, size_t *addrlen) {
+  return fi_getname(fid, addr, addrlen);
+}
+int wrap_fi_av_insert(struct fid_av *av, const void *addr, size_t count,
+                      fi_addr_t *fi_addr, uint64_t flags, void *context) {
+  return fi_av_insert(av, addr, count, fi_addr, flags, context);
+}
+int wrap_fi_av_remove(struct fid_av *av, fi_addr_t *fi_addr, size_t count,
+                      uint64_t flags) {
+  return fi_av_remove(av, fi_addr, count, flags);
+}
+int wrap_fi_mr_reg(struct fid_domain *domain, const void *buf, size_t len,
+                   uint64_t access, uint64_t offset, uint64_t requested_key,
+                   uint64_t flags, struct fid_mr **mr, void *context) {
+  return fi_mr_reg(domain, buf, len, access, offset, requested_key, flags, mr,
+                   context);
+}
+void *wrap_fi_mr_desc(struct fid_mr *mr) { return fi_mr_desc(mr); }
+uint64_t wrap_fi_mr_key(struct fid_mr *mr) { return fi_mr_key(mr); }
+int wrap_fi_mr_bind(struct fid_mr *mr, struct fid *bfid, uint64_t flags) {
+  return fi_mr_bind(mr, bfid, flags);
+}
+int wrap_fi_mr_enable(struct fid_mr *mr) { return fi_mr_enable(mr); }
+ssize_t wrap_fi_read(struct fid_ep *ep, void *buf, size_t len, void *desc,
+                     fi_addr_t src_addr, uint64_t addr, uint64_t key,
+                     void *context) {
+  return fi_read(ep, buf, len, desc, src_addr, addr, key, context);
+}
+ssize_t wrap_fi_write(struct fid_ep *ep, const void *buf, size_t len,
+                      void *desc, fi_addr_t dest_addr, uint64_t addr,
+                      uint64_t key, void *context) {
+  return fi_write(ep, buf, len, desc, dest_addr, addr, key, context);
+}
+ssize_t wrap_fi_writemsg(struct fid_ep *ep, const struct fi_msg_rma *msg,
+                         uint64_t flags) {
+  return fi_writemsg(ep, msg, flags);
+}
+ssize_t wrap_fi_cq_read(struct fid_cq *cq, void *buf, size_t count) {
+  return fi_cq_read(cq, buf, count);
+}
+ssize_t wrap_fi_cq_readerr(struct fid_cq *cq, struct fi_cq_err_entry *buf,
+                           uint64_t flags) {
+  return fi_cq_readerr(cq, buf, flags);
+}
+const char *wrap_fi_cq_strerror(struct fid_cq *cq, int prov_errno,
+                                const void *err_data, char *buf, size_t len) {
+  return fi_cq_strerror(cq, prov_errno, err_data, buf, len);
+}
+ssize_t wrap_fi_cancel(fid_t fid, void *context) {
+  return fi_cancel(fid, context);
+}
+const char *wrap_fi_av_straddr(struct fid_av *av, const void *addr, char *buf,
+                               size_t *len) {
+  return fi_av_straddr(av, addr, buf, len);
+}
+uint32_t wrap_fi_header_version(void) {
+  return FI_VERSION(FI_MAJOR_VERSION, FI_MINOR_VERSION);
+}
+fi_addr_t wrap_fi_addr_unspec(void) { return FI_ADDR_UNSPEC; }
