@@ -1,0 +1,54 @@
+//! libfabric connector for proxystore-rs: the libfabric transport of the
+//! shared object server (`object-server`), its configuration, and the `ofi`
+//! safe layer over `libfabric-sys`.
+//!
+//! Gets are one-sided `fi_read`s from the server's registered memory into
+//! this process's pooled registered buffers, handed out as `Bytes`. See the
+//! crate README for providers, clusters and numbers.
+#![warn(missing_docs)]
+
+mod config;
+pub mod ofi;
+mod transport;
+
+pub use config::OfiConfig;
+pub use object_server::{DataPath, TransportConfig};
+pub use transport::{DESCRIPTOR_LEN, Ofi, OfiAlloc, OfiRegion, OfiRemote, OfiServer};
+
+/// Connector kind.
+pub const KIND: &str = "ofi";
+
+/// The libfabric connector: an [`object_server::ObjectClient`] over [`Ofi`].
+pub type OfiConnector = object_server::ObjectClient<Ofi>;
+/// The key of an object (the object server's key: it names the object, not
+/// the transport).
+pub type OfiKey = object_server::ObjectKey;
+/// Options of an in-process owner ([`OfiConnector::owner`]).
+pub type OfiOwnerConfig = object_server::OwnerOptions<OfiConfig>;
+
+/// Environment variable naming the server binary that spawn on demand starts.
+pub const SERVER_ENV: &str = <Ofi as object_server::ClientTransport>::SERVER.env;
+
+/// The `proxystore-ofi-server` binary that spawn on demand would start:
+/// `$PROXYSTORE_OFI_SERVER`, else next to the current executable, else on
+/// `PATH`. The error lists every place tried.
+pub fn locate_server() -> Result<std::path::PathBuf, String> {
+    object_server::locate_server(&<Ofi as object_server::ClientTransport>::SERVER)
+}
+
+/// Whether `provider` (as `fi_getinfo` names it, possibly with `" on
+/// DOMAIN"`) refuses a remote write through a key registered with
+/// `FI_REMOTE_READ` only. Measured here for `shm` and `tcp;ofi_rxm`
+/// (libfabric 1.17, `tests/access.rs`); hardware providers check MR access
+/// in the NIC (documented by their vendors, not tested here).
+pub fn enforces_read_only(provider: &str) -> bool {
+    let name = provider.split(" on ").next().unwrap_or(provider);
+    let core = name.split(';').next().unwrap_or(name);
+    matches!(core, "verbs" | "cxi" | "efa" | "psm3" | "opx")
+}
+
+/// Register the `"ofi"` kind with `proxy_core`'s connector registry, so that
+/// proxies and configurations naming it can be resolved in this process.
+pub fn register() {
+    proxy_core::registry::register_connector::<OfiConnector>();
+}

@@ -1,0 +1,234 @@
+//! Fabric and domain (`fi_fabric`, `fi_domain`), the domain lock, deferred closes.
+
+use std::any::Any;
+use std::ptr;
+
+use libfabric_sys::*;
+use parking_lot::{Mutex, MutexGuard};
+use proxy_core::Result;
+
+use super::{Info, InfoQuery, check};
+
+/// The provider's `mr_mode` bits (`FI_MR_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MrMode(pub u32);
+
+impl MrMode {
+    /// Bits this layer honours; providers needing others (`FI_MR_RAW`,
+    /// `FI_MR_HMEM`, `FI_MR_MMU_NOTIFY`, ...) do not match at `fi_getinfo`.
+    pub const SUPPORTED: MrMode =
+        MrMode(FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT);
+
+    /// Local buffers must be registered, their `fi_mr_desc` passed along.
+    pub fn local(self) -> bool {
+        self.0 & FI_MR_LOCAL != 0
+    }
+    /// Remote addresses are virtual addresses (else offsets into the MR).
+    pub fn virt_addr(self) -> bool {
+        self.0 & FI_MR_VIRT_ADDR != 0
+    }
+    /// The provider chooses keys (else we request unique ones).
+    pub fn prov_key(self) -> bool {
+        self.0 & FI_MR_PROV_KEY != 0
+    }
+    /// MRs are bound to an endpoint and enabled before use.
+    pub fn endpoint(self) -> bool {
+        self.0 & FI_MR_ENDPOINT != 0
+    }
+    /// Registered memory must be backed (allocated, faulted in).
+    pub fn allocated(self) -> bool {
+        self.0 & FI_MR_ALLOCATED != 0
+    }
+}
+
+/// A `fid` whose close waits for the lock, with the parents it needs alive.
+struct Deferred {
+    fid: *mut fid,
+    _keep: Box<dyn Any + Send + Sync>,
+}
+
+// SAFETY: the fid is only closed under the domain lock; `_keep` is Send.
+unsafe impl Send for Deferred {}
+
+/// A fabric and one domain on it, with the lock serializing every call on
+/// them and their children (`FI_THREAD_DOMAIN`).
+pub struct Domain {
+    fabric: *mut fid_fabric,
+    raw: *mut fid_domain,
+    info: Info,
+    mr_mode: MrMode,
+    lock: Mutex<()>,
+    deferred: Mutex<Vec<Deferred>>,
+    next_key: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Domain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Domain({}, mr_mode {:#x})",
+            self.info.describe(),
+            self.mr_mode.0
+        )
+    }
+}
+
+// SAFETY: every call on the raw handles goes through `lock` (FI_THREAD_DOMAIN
+// asks the application to serialize access to the domain and its objects),
+// except fi_close in Drop, which runs when no one else holds the domain.
+unsafe impl Send for Domain {}
+// SAFETY: see `Send`.
+unsafe impl Sync for Domain {}
+
+/// Proof that this thread holds the domain lock.
+pub struct DomainGuard<'a> {
+    _g: MutexGuard<'a, ()>,
+    domain: &'a Domain,
+}
+
+impl std::fmt::Debug for DomainGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DomainGuard({:?})", self.domain)
+    }
+}
+
+impl DomainGuard<'_> {
+    /// The domain this guard locks.
+    pub fn domain(&self) -> &Domain {
+        self.domain
+    }
+}
+
+impl Domain {
+    /// Open the fabric and domain of the first provider matching `q`.
+    pub fn open(q: &InfoQuery) -> Result<Domain> {
+        let info = Info::get(q)?;
+        let mut fabric: *mut fid_fabric = ptr::null_mut();
+        // SAFETY: info.raw() is a valid fi_info from fi_getinfo; out-pointer valid.
+        check("fi_fabric", unsafe {
+            fi_fabric((*info.raw()).fabric_attr, &mut fabric, ptr::null_mut())
+        })?;
+        let mut raw: *mut fid_domain = ptr::null_mut();
+        // SAFETY: fabric just opened; info valid; out-pointer valid.
+        let r = unsafe { fi_domain(fabric, info.raw(), &mut raw, ptr::null_mut()) };
+        if let Err(e) = check("fi_domain", r) {
+            // SAFETY: the fabric was opened above and is closed once.
+            unsafe { fi_close(&mut (*fabric).fid) };
+            return Err(e);
+        }
+        let mr_mode = info.mr_mode();
+        Ok(Domain {
+            fabric,
+            raw,
+            info,
+            mr_mode,
+            lock: Mutex::new(()),
+            deferred: Mutex::new(Vec::new()),
+            next_key: std::sync::atomic::AtomicU64::new(1),
+        })
+    }
+
+    /// Serialize access; runs the closes queued while the lock was taken.
+    pub fn lock(&self) -> DomainGuard<'_> {
+        let g = DomainGuard {
+            _g: self.lock.lock(),
+            domain: self,
+        };
+        self.drain();
+        g
+    }
+
+    /// The lock if free now (`None` if anyone, this thread included, holds it).
+    pub(crate) fn try_lock(&self) -> Option<DomainGuard<'_>> {
+        self.lock.try_lock().map(|g| DomainGuard {
+            _g: g,
+            domain: self,
+        })
+    }
+
+    fn drain(&self) {
+        let items = std::mem::take(&mut *self.deferred.lock());
+        for d in items {
+            // SAFETY: the fid belongs to this domain, is closed once, under the
+            // lock; its parents are kept alive by `_keep` until after the close.
+            let r = unsafe { fi_close(d.fid) };
+            if r != 0 {
+                eprintln!("proxystore-ofi: deferred fi_close failed: {r}");
+            }
+            drop(d);
+        }
+    }
+
+    /// Close `fid` now if the lock is free, else at the next [`Domain::lock`].
+    pub(crate) fn close(&self, fid: *mut fid, keep: Box<dyn Any + Send + Sync>) {
+        match self.try_lock() {
+            Some(g) => {
+                // SAFETY: as in `drain`, with the lock held by `g`.
+                let r = unsafe { fi_close(fid) };
+                if r != 0 {
+                    eprintln!("proxystore-ofi: fi_close failed: {r}");
+                }
+                drop(keep);
+                drop(g);
+            }
+            None => self.deferred.lock().push(Deferred { fid, _keep: keep }),
+        }
+    }
+
+    /// Close `fids` in order, now if the lock is free, else at the next lock.
+    pub(crate) fn close_all(&self, fids: &[*mut fid]) {
+        match self.try_lock() {
+            Some(_g) => {
+                for &f in fids {
+                    // SAFETY: as in `drain`, with the lock held.
+                    let r = unsafe { fi_close(f) };
+                    if r != 0 {
+                        eprintln!("proxystore-ofi: fi_close failed: {r}");
+                    }
+                }
+            }
+            None => {
+                let mut d = self.deferred.lock();
+                for &fid in fids {
+                    d.push(Deferred {
+                        fid,
+                        _keep: Box::new(()),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The raw domain (valid while `self` lives; use under the lock).
+    pub(crate) fn raw(&self) -> *mut fid_domain {
+        self.raw
+    }
+
+    /// The provider's entry.
+    pub fn info(&self) -> &Info {
+        &self.info
+    }
+
+    /// The provider's memory-registration mode.
+    pub fn mr_mode(&self) -> MrMode {
+        self.mr_mode
+    }
+
+    /// A key unique in this domain, for providers without `FI_MR_PROV_KEY`.
+    pub(crate) fn next_key(&self) -> u64 {
+        self.next_key
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        self.drain();
+        // SAFETY: every child holds an Arc to this domain, so none is left;
+        // the domain and then the fabric are closed once.
+        unsafe {
+            fi_close(&mut (*self.raw).fid);
+            fi_close(&mut (*self.fabric).fid);
+        }
+    }
+}

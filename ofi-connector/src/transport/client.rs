@@ -1,0 +1,235 @@
+//! The client side: peers in the AV, registered receive buffers, one-sided
+//! reads and writes, completion waits.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use libfabric_sys::{FI_READ, FI_WRITE};
+use object_server::{ClientTransport, Operation, ServerBinary, ServerTransport};
+use proxy_core::mem::{Allocator, Mmap, PoolBuf, Region};
+use proxy_core::{Error, Result};
+
+use super::{OfiRemote, OfiServer};
+use crate::config::OfiConfig;
+use crate::ofi::{Domain, Endpoint, Mr, Op, PeerAddr, RmaTarget};
+
+/// A receive buffer: a pre-faulted mapping, registered for local access
+/// when the provider asks for `FI_MR_LOCAL`.
+#[derive(Debug)]
+pub struct OfiRegion {
+    // Field order: the registration is released before the mapping.
+    mr: Option<Mr>,
+    map: Mmap,
+}
+
+// SAFETY: an anonymous mapping stays in place, readable and writable, until
+// dropped.
+unsafe impl Region for OfiRegion {
+    fn as_ptr(&self) -> *mut u8 {
+        self.map.as_ptr()
+    }
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// Receive buffers for one endpoint.
+#[derive(Debug, Clone)]
+pub struct OfiAlloc {
+    ep: Arc<Endpoint>,
+}
+
+impl Allocator for OfiAlloc {
+    type Region = OfiRegion;
+    fn allocate(&self, len: usize) -> Result<OfiRegion> {
+        let map = Mmap::anonymous(len, true)
+            .map_err(|e| Error::io("map a libfabric receive buffer", e))?;
+        let domain = self.ep.domain();
+        let mr = if domain.mr_mode().local() {
+            let g = domain.lock();
+            // SAFETY: the mapping lives in the same OfiRegion and is unmapped
+            // only after the registration is released (field order).
+            Some(unsafe {
+                Mr::register(
+                    &g,
+                    domain,
+                    Some(&self.ep),
+                    map.as_ptr(),
+                    map.len(),
+                    (FI_READ | FI_WRITE) as u64,
+                )?
+            })
+        } else {
+            None
+        };
+        Ok(OfiRegion { mr, map })
+    }
+}
+
+// SAFETY: the pool's region never moves and stays valid while the buffer
+// lives; the buffer is owned by the operation while in flight; the
+// descriptor is the region's own registration, alive as long as the buffer.
+unsafe impl RmaTarget for PoolBuf<OfiAlloc> {
+    fn target(&mut self) -> (*mut u8, usize) {
+        (self.as_ptr(), self.len())
+    }
+    fn desc(&self) -> *mut std::ffi::c_void {
+        self.region()
+            .mr
+            .as_ref()
+            .map_or(std::ptr::null_mut(), Mr::desc)
+    }
+}
+
+impl<B: Send + 'static> Operation<B> for Op<B> {
+    fn is_done(&self) -> bool {
+        Op::is_done(self)
+    }
+    fn take(&self) -> Option<Result<B>> {
+        Op::take(self)
+    }
+}
+
+/// libfabric in a client process: one domain and endpoint per connector.
+#[derive(Debug)]
+pub struct Ofi {
+    ep: Arc<Endpoint>,
+    timeout: Duration,
+}
+
+impl Ofi {
+    fn domain(&self) -> &Arc<Domain> {
+        self.ep.domain()
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
+    }
+
+    /// The provider and domain in use.
+    pub fn provider(&self) -> String {
+        self.domain().info().describe()
+    }
+}
+
+impl ClientTransport for Ofi {
+    const NAME: &'static str = "ofi";
+    const SERVER: ServerBinary = ServerBinary {
+        name: "proxystore-ofi-server",
+        env: "PROXYSTORE_OFI_SERVER",
+        build: "cargo build --release -p ofi-connector --bins",
+    };
+    type Config = OfiConfig;
+    type Alloc = OfiAlloc;
+    type Endpoint = PeerAddr;
+    type Remote = OfiRemote;
+    type Op<B: Send + 'static> = Op<B>;
+
+    fn new(cfg: &OfiConfig) -> Result<Ofi> {
+        let domain = Arc::new(Domain::open(&cfg.query())?);
+        Ok(Ofi {
+            ep: Endpoint::open(&domain)?,
+            timeout: cfg.client.timeout(),
+        })
+    }
+
+    fn server_args(cfg: &OfiConfig) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(p) = &cfg.provider {
+            a.extend(["--provider".into(), p.clone()]);
+        }
+        if let Some(d) = &cfg.domain {
+            a.extend(["--domain".into(), d.clone()]);
+        }
+        a
+    }
+
+    fn serve(cfg: &OfiConfig) -> Result<Box<dyn ServerTransport>> {
+        Ok(Box::new(OfiServer::new(&cfg.query())?))
+    }
+
+    fn allocator(&self) -> OfiAlloc {
+        OfiAlloc {
+            ep: self.ep.clone(),
+        }
+    }
+
+    fn prefers_stream(&self) -> bool {
+        false
+    }
+
+    fn connect(&self, address: &[u8]) -> Result<PeerAddr> {
+        self.ep.insert(address)
+    }
+
+    fn failed(&self, ep: &PeerAddr) -> bool {
+        ep.failed()
+    }
+
+    fn unpack(&self, _ep: &PeerAddr, descriptor: &[u8]) -> Result<OfiRemote> {
+        OfiRemote::unpack(descriptor)
+    }
+
+    fn get(
+        &self,
+        ep: &PeerAddr,
+        remote: &OfiRemote,
+        addr: u64,
+        buf: PoolBuf<OfiAlloc>,
+    ) -> Result<Op<PoolBuf<OfiAlloc>>> {
+        let at = remote.target(addr)?;
+        let g = self.domain().lock();
+        ep.read(&g, at, remote.key(), buf, self.deadline())
+    }
+
+    fn put(&self, ep: &PeerAddr, remote: &OfiRemote, addr: u64, src: Bytes) -> Result<Op<Bytes>> {
+        let at = remote.target(addr)?;
+        let g = self.domain().lock();
+        ep.write(&g, at, remote.key(), src, self.deadline())
+    }
+
+    fn flush(&self, ep: &PeerAddr) -> Result<Op<()>> {
+        // Writes complete only once delivered (FI_DELIVERY_COMPLETE): by
+        // the time they are waited for, there is nothing left to flush.
+        Ok(Op::ready(ep, "flush", ()))
+    }
+
+    fn wait<B: Send + 'static>(
+        &self,
+        ops: &[&Op<B>],
+        operation: &'static str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut spins = 0u32;
+        loop {
+            {
+                let g = self.domain().lock();
+                self.ep.progress(&g);
+                if ops.iter().all(|r| r.is_done()) {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    for r in ops {
+                        r.cancel(&g);
+                    }
+                    return Err(Error::Timeout {
+                        connector: Self::NAME.into(),
+                        operation,
+                        after: timeout,
+                    });
+                }
+            }
+            spins += 1;
+            if spins % 64 == 0 {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    fn quiesce(&self) {
+        let g = self.domain().lock();
+        self.ep.progress(&g);
+    }
+}

@@ -1,0 +1,12 @@
+//! The proxy-core conformance suite over libfabric's `tcp;ofi_rxm` provider
+//! (one-sided reads, not the stream path), against a `proxystore-ofi-server`
+//! process started (on a free loopback port) for each case and stopped when
+//! the case ends.
+
+mod common;
+
+fn setup() -> common::WithServer {
+    common::conformance_setup("tcp;ofi_rxm")
+}
+
+proxy_core::conformance_suite!(setup = setup, register = ofi_connector::register);
