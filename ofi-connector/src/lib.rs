@@ -38,13 +38,18 @@ pub fn locate_server() -> Result<std::path::PathBuf, String> {
 
 /// Whether `provider` (as `fi_getinfo` names it, possibly with `" on
 /// DOMAIN"`) refuses a remote write through a key registered with
-/// `FI_REMOTE_READ` only. Measured here for `shm` and `tcp;ofi_rxm`
-/// (libfabric 1.17, `tests/access.rs`); hardware providers check MR access
-/// in the NIC (documented by their vendors, not tested here).
+/// `FI_REMOTE_READ` only.
+///
+/// Measured here with libfabric 1.17 (`tests/access.rs`): `shm` and
+/// `tcp;ofi_rxm` check the key's access in software at the target (`tcp`
+/// fails the write with `FI_ECANCELED` and drops the connection; `shm`
+/// never completes it); neither lets the bytes land. `verbs`, `cxi` and
+/// `efa` check MR access in the NIC (their documented behaviour, not tested
+/// here). Other providers: `false` (not known).
 pub fn enforces_read_only(provider: &str) -> bool {
     let name = provider.split(" on ").next().unwrap_or(provider);
     let core = name.split(';').next().unwrap_or(name);
-    matches!(core, "verbs" | "cxi" | "efa" | "psm3" | "opx")
+    matches!(core, "shm" | "tcp" | "verbs" | "cxi" | "efa")
 }
 
 /// Register the `"ofi"` kind with `proxy_core`'s connector registry, so that
