@@ -1,0 +1,21 @@
+//! `proxystore-server`: the object server (one per node) with every
+//! transport this workspace has; `--transports ucx,ofi` serves the same
+//! objects over UCX and libfabric at once (a key names an object, not a
+//! transport). See `object_server::cli` for the command line.
+//!
+//! ```text
+//! proxystore-server [--listen ADDR] [--transports ucx,ofi] [--tls UCX_TLS]
+//!                   [--provider NAME] [--domain NAME] [--segment-size N] [--memory-limit N]
+//!                   [--retain N] [--no-prefault] [--secret-file PATH] [--idle-exit SECS]
+//!                   [--exit-with-parent]
+//! ```
+
+fn main() {
+    object_server::cli::main(
+        "proxystore-server",
+        &[
+            ucx_connector::UcxServer::FACTORY,
+            ofi_connector::OfiServer::FACTORY,
+        ],
+    );
+}

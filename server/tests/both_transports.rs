@@ -1,0 +1,133 @@
+//! One `proxystore-server` process serving the same objects over UCX and
+//! libfabric at once: an object put through one transport is read through
+//! the other, both ways, with one-sided gets on each.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ofi_connector::{OfiConfig, OfiConnector};
+use proxy_core::{Connector, Payload};
+use ucx_connector::{DataPath, TransportConfig, UcxConfig, UcxConnector};
+
+struct Server(Child, String);
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_proxystore-server"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--segment-size",
+                "16M",
+                "--memory-limit",
+                "256M",
+            ])
+            .args(["--exit-with-parent"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn proxystore-server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("LISTEN ")
+            .unwrap_or_else(|| panic!("unexpected server output {line:?}"))
+            .to_string();
+        Server(child, addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
+        .collect()
+}
+
+fn both(tls: &str, provider: &str) {
+    let s = Server::start(&[
+        "--transports",
+        "ucx,ofi",
+        "--tls",
+        tls,
+        "--provider",
+        provider,
+    ]);
+    let t = Duration::from_secs(10);
+    let ucx = UcxConnector::new(
+        UcxConfig::new(&s.1)
+            .with_ucx_tls(tls)
+            .with_data_path(DataPath::Rma)
+            .with_timeout(t),
+    )
+    .unwrap();
+    let ofi = OfiConnector::new(
+        OfiConfig::new(&s.1)
+            .with_provider(provider)
+            .with_data_path(DataPath::Rma)
+            .with_timeout(t),
+    )
+    .unwrap();
+    // Sizes below and above the one-sided put threshold (256 KiB).
+    for (i, len) in [10usize, 100_000, 3 << 20].into_iter().enumerate() {
+        let a = pattern(len, i as u8);
+        let b = pattern(len, 100 + i as u8);
+        let via_ucx = ucx.put(Payload::from(a.clone())).unwrap();
+        let via_ofi = ofi.put(Payload::from(b.clone())).unwrap();
+        assert_eq!(
+            ofi.get(&via_ucx).unwrap().as_deref(),
+            Some(&a[..]),
+            "ucx -> ofi, {len} B"
+        );
+        assert_eq!(
+            ucx.get(&via_ofi).unwrap().as_deref(),
+            Some(&b[..]),
+            "ofi -> ucx, {len} B"
+        );
+        let got = ofi.get_batch(&[via_ucx.clone(), via_ofi.clone()]).unwrap();
+        assert_eq!(got[0].as_deref(), Some(&a[..]));
+        assert_eq!(got[1].as_deref(), Some(&b[..]));
+        // Evicted through one, gone for the other.
+        ofi.evict(&via_ucx).unwrap();
+        assert_eq!(ucx.get(&via_ucx).unwrap(), None);
+        ucx.evict(&via_ofi).unwrap();
+        assert_eq!(ofi.get(&via_ofi).unwrap(), None);
+    }
+    assert_eq!(ucx.data_path(), DataPath::Rma);
+    assert_eq!(ofi.data_path(), DataPath::Rma);
+}
+
+#[test]
+fn ucx_and_ofi_share_objects_over_shared_memory() {
+    both("shm,cma,self", "shm");
+}
+
+#[test]
+fn ucx_and_ofi_share_objects_over_tcp() {
+    both("tcp", "tcp;ofi_rxm");
+}
+
+#[test]
+fn a_transport_the_server_does_not_serve_is_refused() {
+    let s = Server::start(&["--transports", "ucx", "--tls", "shm,cma,self"]);
+    let ofi = OfiConnector::new(
+        OfiConfig::new(&s.1)
+            .with_provider("shm")
+            .with_timeout(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let e = ofi.put(Payload::from(vec![1u8; 10])).unwrap_err();
+    assert!(e.to_string().contains("ofi"), "{e}");
+}
