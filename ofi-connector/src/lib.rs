@@ -9,6 +9,7 @@
 
 mod config;
 pub mod ofi;
+pub mod raw;
 mod transport;
 
 pub use config::OfiConfig;

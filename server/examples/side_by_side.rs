@@ -1,0 +1,196 @@
+//! Side by side in one run: raw `fi_read` (the ceiling), the libfabric
+//! connector's get and the UCX connector's get, both connectors reading
+//! from one `proxystore-server --transports ucx,ofi`.
+//!
+//! ```text
+//! cargo build --release -p proxystore-server --bins --examples
+//! target/release/examples/side_by_side [--provider shm] [--tls shm,cma,self] [--sizes 1K,1M,64M] [--iters N]
+//! ```
+//! Gets are timed one at a time (median and best of `--iters`), each into
+//! the connector's pooled registered buffer, the returned `Bytes` dropped
+//! before the next; the raw reads go into one registered buffer, one
+//! `fi_read` at a time, from a separate target process.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use object_server::ServerBinary;
+use ofi_connector::raw::{RawReader, RawTarget};
+use ofi_connector::{OfiConfig, OfiConnector};
+use proxy_core::{Connector, Payload};
+use ucx_connector::{DataPath, TransportConfig, UcxConfig, UcxConnector};
+
+fn parse_size(s: &str) -> usize {
+    let (n, m) = match s.chars().last() {
+        Some('K') => (&s[..s.len() - 1], 1 << 10),
+        Some('M') => (&s[..s.len() - 1], 1 << 20),
+        Some('G') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    n.parse::<usize>().expect("size") * m
+}
+
+fn target(provider: String, len: usize) {
+    let t = RawTarget::new(Some(&provider), len).expect("raw target");
+    println!("{}", t.line());
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        s2.store(true, Ordering::Relaxed);
+    });
+    t.progress(&stop);
+}
+
+fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    line.trim().to_string()
+}
+
+fn stats(mut t: Vec<Duration>) -> (Duration, Duration) {
+    t.sort();
+    (t[t.len() / 2], t[0])
+}
+
+fn time_gets(c: &dyn Connector, len: usize, iters: usize) -> (Duration, Duration) {
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let key = c.put(Payload::from(data)).expect("put");
+    for _ in 0..3 {
+        assert_eq!(c.get(&key).unwrap().expect("object").len(), len);
+    }
+    let t = (0..iters)
+        .map(|_| {
+            let t = Instant::now();
+            let b = c.get(&key).unwrap().expect("object");
+            let d = t.elapsed();
+            assert_eq!(b.len(), len);
+            d
+        })
+        .collect();
+    c.evict(&key).unwrap();
+    stats(t)
+}
+
+fn fmt(d: Duration, len: usize) -> String {
+    if len >= 1 << 20 {
+        format!("{:.2} GB/s", len as f64 / d.as_secs_f64() / 1e9)
+    } else {
+        format!("{:.1} µs", d.as_secs_f64() * 1e6)
+    }
+}
+
+fn main() {
+    let mut provider = "shm".to_string();
+    let mut tls = "shm,cma,self".to_string();
+    let mut sizes = "1K,64K,1M,64M".to_string();
+    let mut iters = 100usize;
+    let mut target_len = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let v = args.next().expect("value");
+        match a.as_str() {
+            "--provider" => provider = v,
+            "--tls" => tls = v,
+            "--sizes" => sizes = v,
+            "--iters" => iters = v.parse().expect("iters"),
+            "--target" => target_len = Some(parse_size(&v)),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    if let Some(len) = target_len {
+        return target(provider, len);
+    }
+    let sizes: Vec<usize> = sizes.split(',').map(parse_size).collect();
+    let max = *sizes.iter().max().expect("a size");
+
+    let bin = object_server::locate_server(&ServerBinary {
+        name: "proxystore-server",
+        env: "PROXYSTORE_SERVER",
+        build: "cargo build --release -p proxystore-server --bins",
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut server = Command::new(bin)
+        .args(["--listen", "127.0.0.1:0", "--transports", "ucx,ofi"])
+        .args([
+            "--tls",
+            &tls,
+            "--provider",
+            &provider,
+            "--memory-limit",
+            "2G",
+        ])
+        .arg("--exit-with-parent")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start proxystore-server");
+    let addr = first_line(&mut server)
+        .strip_prefix("LISTEN ")
+        .expect("LISTEN line")
+        .to_string();
+    let mut raw_target = Command::new(std::env::current_exe().expect("own path"))
+        .args(["--target", &max.to_string(), "--provider", &provider])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the raw target");
+    let raw = RawReader::connect(Some(&provider), &first_line(&mut raw_target)).expect("raw");
+
+    let t = Duration::from_secs(30);
+    let ofi = OfiConnector::new(
+        OfiConfig::new(&addr)
+            .with_provider(&provider)
+            .with_data_path(DataPath::Rma)
+            .with_timeout(t),
+    )
+    .expect("ofi connector");
+    let ucx = UcxConnector::new(
+        UcxConfig::new(&addr)
+            .with_ucx_tls(&tls)
+            .with_data_path(DataPath::Rma)
+            .with_timeout(t),
+    )
+    .expect("ucx connector");
+
+    println!(
+        "one process each: raw fi_read target, proxystore-server --transports ucx,ofi, this reader\n\
+         libfabric: {}; UCX_TLS={tls}; median of {iters} (best in brackets); \
+         latency below 1 MiB, bandwidth from 1 MiB\n",
+        raw.provider()
+    );
+    println!("| size | raw fi_read | ofi connector get | ucx connector get | ofi / raw |");
+    println!("|---:|---:|---:|---:|---:|");
+    for &len in &sizes {
+        let n = iters.min((8usize << 30) / len.max(1)).max(5);
+        raw.run(len, 1, 3).expect("raw warm-up");
+        let (rm, rb) = stats(raw.run(len, 1, n).expect("raw reads"));
+        let (om, ob) = time_gets(&ofi, len, n);
+        let (um, ub) = time_gets(&ucx, len, n);
+        println!(
+            "| {len} | {} ({}) | {} ({}) | {} ({}) | {:.0}% |",
+            fmt(rm, len),
+            fmt(rb, len),
+            fmt(om, len),
+            fmt(ob, len),
+            fmt(um, len),
+            fmt(ub, len),
+            100.0 * rm.as_secs_f64() / om.as_secs_f64()
+        );
+        println!(
+            "CSV,{len},{},{},{}",
+            rm.as_nanos(),
+            om.as_nanos(),
+            um.as_nanos()
+        );
+    }
+    drop(raw_target.stdin.take());
+    let _ = raw_target.wait();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let _ = server.wait();
+}
