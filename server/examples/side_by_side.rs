@@ -58,23 +58,20 @@ fn stats(mut t: Vec<Duration>) -> (Duration, Duration) {
     (t[t.len() / 2], t[0])
 }
 
-fn time_gets(c: &dyn Connector, len: usize, iters: usize) -> (Duration, Duration) {
+/// Put one object of `len` bytes; a closure that gets it once and returns
+/// the time.
+fn getter(c: &dyn Connector, len: usize) -> (proxy_core::Key, impl Fn(&dyn Connector) -> Duration) {
     let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
     let key = c.put(Payload::from(data)).expect("put");
-    for _ in 0..3 {
-        assert_eq!(c.get(&key).unwrap().expect("object").len(), len);
-    }
-    let t = (0..iters)
-        .map(|_| {
-            let t = Instant::now();
-            let b = c.get(&key).unwrap().expect("object");
-            let d = t.elapsed();
-            assert_eq!(b.len(), len);
-            d
-        })
-        .collect();
-    c.evict(&key).unwrap();
-    stats(t)
+    let k = key.clone();
+    let get = move |c: &dyn Connector| {
+        let t = Instant::now();
+        let b = c.get(&k).unwrap().expect("object");
+        let d = t.elapsed();
+        assert_eq!(b.len(), len);
+        d
+    };
+    (key, get)
 }
 
 fn fmt(d: Duration, len: usize) -> String {
@@ -159,7 +156,7 @@ fn main() {
 
     println!(
         "one process each: raw fi_read target, proxystore-server --transports ucx,ofi, this reader\n\
-         libfabric: {}; UCX_TLS={tls}; median of {iters} (best in brackets); \
+         libfabric: {}; UCX_TLS={tls}; interleaved, median of {iters} (best in brackets); \
          latency below 1 MiB, bandwidth from 1 MiB\n",
         raw.provider()
     );
@@ -167,10 +164,24 @@ fn main() {
     println!("|---:|---:|---:|---:|---:|");
     for &len in &sizes {
         let n = iters.min((8usize << 30) / len.max(1)).max(5);
-        raw.run(len, 1, 3).expect("raw warm-up");
-        let (rm, rb) = stats(raw.run(len, 1, n).expect("raw reads"));
-        let (om, ob) = time_gets(&ofi, len, n);
-        let (um, ub) = time_gets(&ucx, len, n);
+        // Interleaved (raw, ofi, ucx, raw, ...), so that all three see the
+        // same machine load.
+        let (ko, go) = getter(&ofi, len);
+        let (ku, gu) = getter(&ucx, len);
+        let (mut tr, mut to, mut tu) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n + 3 {
+            let r = raw.run(len, 1, 1).expect("raw read")[0];
+            let o = go(&ofi);
+            let u = gu(&ucx);
+            if i >= 3 {
+                tr.push(r);
+                to.push(o);
+                tu.push(u);
+            }
+        }
+        ofi.evict(&ko).unwrap();
+        ucx.evict(&ku).unwrap();
+        let ((rm, rb), (om, ob), (um, ub)) = (stats(tr), stats(to), stats(tu));
         println!(
             "| {len} | {} ({}) | {} ({}) | {} ({}) | {:.0}% |",
             fmt(rm, len),
