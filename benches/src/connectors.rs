@@ -6,7 +6,7 @@ use std::sync::Arc;
 use proxy_core::{DynConnector, LocalConnector, Result};
 
 /// Names accepted by `--connectors`.
-pub const KNOWN: &[&str] = &["local", "file", "redis", "ucx"];
+pub const KNOWN: &[&str] = &["local", "file", "redis", "ucx", "ofi"];
 
 /// Options shared by the connectors.
 #[derive(Debug, Clone, clap::Args)]
@@ -18,6 +18,11 @@ pub struct ConnectorOpts {
     /// `:PORT` = the server on each rank's own node.
     #[arg(long, env = "PROXYSTORE_UCX_SERVER_ADDR")]
     pub ucx_server: Option<String>,
+    /// `host:port` of a running proxystore-ofi-server or `proxystore-server
+    /// --transports ucx,ofi` (for the ofi connector; the provider comes from
+    /// `FI_PROVIDER`); `:PORT` = the server on each rank's own node.
+    #[arg(long, env = "PROXYSTORE_OFI_SERVER_ADDR")]
+    pub ofi_server: Option<String>,
     /// `host:port` of a running Redis server (for the redis connector).
     #[arg(long, env = "PROXYSTORE_BENCH_REDIS", default_value = "127.0.0.1:6379")]
     pub redis: String,
@@ -28,6 +33,7 @@ pub struct ConnectorOpts {
 pub fn register_all() {
     redis_connector::register();
     ucx_connector::register();
+    ofi_connector::register();
 }
 
 /// The default directory of the file connector: on `/dev/shm` when it exists.
@@ -42,8 +48,9 @@ pub fn default_file_dir(tag: &str) -> PathBuf {
 
 /// The connector `name` stands for: `local`, or a connector built from a
 /// store URL by the scheme parsers its crate registered (the same parsing as
-/// the command-line tool's `--store`): `file`, `redis` and `ucx` take their
-/// URL from the options (`file://DIR`, `redis://HOST:PORT`, `ucx://HOST:PORT`),
+/// the command-line tool's `--store`): `file`, `redis`, `ucx` and `ofi` take
+/// their URL from the options (`file://DIR`, `redis://HOST:PORT`,
+/// `ucx://HOST:PORT`, `ofi://HOST:PORT`),
 /// and a name that is a URL itself (`redis://10.0.0.5:6380/1`) is used as is.
 pub fn make(name: &str, opts: &ConnectorOpts) -> Result<DynConnector> {
     if name == "local" {
@@ -72,6 +79,13 @@ fn url_of(name: &str, opts: &ConnectorOpts) -> Result<String> {
                 reason: "no object server given: start proxystore-ucx-server and pass --ucx-server HOST:PORT".into(),
             })?;
             format!("ucx://{}", node_local(&server))
+        }
+        "ofi" => {
+            let server = opts.ofi_server.clone().ok_or_else(|| proxy_core::Error::InvalidConfig {
+                connector: Some("ofi".into()),
+                reason: "no object server given: start proxystore-ofi-server (or proxystore-server --transports ucx,ofi) and pass --ofi-server HOST:PORT".into(),
+            })?;
+            format!("ofi://{}", node_local(&server))
         }
         other => {
             return Err(proxy_core::Error::InvalidConfig {
@@ -128,6 +142,7 @@ mod tests {
         ConnectorOpts {
             file_dir: Some("/dev/shm/x".into()),
             ucx_server: Some("10.0.0.1:7700".into()),
+            ofi_server: Some("10.0.0.3:7701".into()),
             redis: "10.0.0.2:6380".into(),
         }
     }
@@ -139,6 +154,13 @@ mod tests {
         assert_eq!(url_of("file", &o).unwrap(), "file:///dev/shm/x");
         assert_eq!(url_of("redis", &o).unwrap(), "redis://10.0.0.2:6380");
         assert_eq!(url_of("ucx", &o).unwrap(), "ucx://10.0.0.1:7700");
+        assert_eq!(url_of("ofi", &o).unwrap(), "ofi://10.0.0.3:7701");
+        let cfg =
+            proxy_core::registry::connector_config_from_url(&url_of("ofi", &o).unwrap()).unwrap();
+        assert_eq!(
+            (cfg.kind.as_str(), &cfg.options["server"]),
+            ("ofi", &"10.0.0.3:7701".into())
+        );
         let cfg =
             proxy_core::registry::connector_config_from_url(&url_of("redis", &o).unwrap()).unwrap();
         assert_eq!(
@@ -146,7 +168,7 @@ mod tests {
             (&"10.0.0.2".into(), &6380.into())
         );
         let e = make("warp", &o).unwrap_err().to_string();
-        assert!(e.contains("file, redis, ucx"), "{e}");
+        assert!(e.contains("file, redis, ucx, ofi"), "{e}");
         let bad = ConnectorOpts {
             redis: "10.0.0.2:notaport".into(),
             ..opts()

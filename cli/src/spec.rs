@@ -9,6 +9,7 @@ use proxy_core::{StoreConfig, registry};
 pub fn register_all() {
     redis_connector::register();
     ucx_connector::register();
+    ofi_connector::register();
 }
 
 /// The store configuration from `--store URL`, `--config FILE`, or neither (an
@@ -18,7 +19,7 @@ pub fn store_config(url: Option<&str>, file: Option<&Path>) -> Result<StoreConfi
         (_, Some(f)) => StoreConfig::read_toml(f).map_err(|e| e.to_string()),
         (Some(u), None) => from_url(u),
         (None, None) => Err(format!(
-            "no store given: use --store URL (schemes: {}; e.g. file:///DIR, redis://HOST:PORT/DB, ucx://HOST:PORT), --config FILE, or $PROXYSTORE_STORE",
+            "no store given: use --store URL (schemes: {}; e.g. file:///DIR, redis://HOST:PORT/DB, ucx://HOST:PORT, ofi://HOST:PORT), --config FILE, or $PROXYSTORE_STORE",
             registry::registered_schemes().join(", ")
         )),
     }
@@ -49,6 +50,12 @@ mod tests {
             "10.0.0.1:7700"
         );
         assert!(from_url("ucx://").is_err());
+        let o = from_url("ofi://10.0.0.3:7701").unwrap().connector;
+        assert_eq!(
+            (o.kind.as_str(), &o.options["server"]),
+            ("ofi", &"10.0.0.3:7701".into())
+        );
+        assert!(from_url("ofi://host").is_err());
         let r = from_url("redis://alice:s3cret@10.0.0.2:6380/3")
             .unwrap()
             .connector;
@@ -58,7 +65,8 @@ mod tests {
         // Every registered scheme is listed, redis included.
         let e = from_url("gopher://x").unwrap_err();
         assert!(
-            e.contains("unsupported store URL scheme 'gopher'") && e.contains("file, redis, ucx"),
+            e.contains("unsupported store URL scheme 'gopher'")
+                && e.contains("file, ofi, redis, ucx"),
             "{e}"
         );
     }

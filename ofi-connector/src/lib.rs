@@ -11,6 +11,7 @@ mod config;
 pub mod ofi;
 pub mod raw;
 mod transport;
+mod url;
 
 pub use config::OfiConfig;
 pub use object_server::{DataPath, TransportConfig};
@@ -54,7 +55,9 @@ pub fn enforces_read_only(provider: &str) -> bool {
 }
 
 /// Register the `"ofi"` kind with `proxy_core`'s connector registry, so that
-/// proxies and configurations naming it can be resolved in this process.
+/// proxies and configurations naming it can be resolved in this process, and
+/// the `ofi://HOST:PORT` store URL scheme.
 pub fn register() {
     proxy_core::registry::register_connector::<OfiConnector>();
+    proxy_core::registry::register_scheme("ofi", url::config_from_url);
 }
