@@ -10,7 +10,8 @@
 #   --no-setup    skip scripts/setup.sh (packages already installed)
 #   --no-python   skip the Python ProxyStore reference (benches/python)
 #   --ranks N     MPI ranks (default 2: this machine has 2 cores)
-#   --connectors  connectors to benchmark (default: all that are built)
+#   --connectors  connectors to benchmark (default: file,redis,ucx; add ofi for
+#                 the libfabric connector, FI_PROVIDER=shm unless set)
 #   --out DIR     results directory (default results/<timestamp>)
 #
 # Everything this script starts (redis-server, object servers) is stopped by
@@ -57,6 +58,7 @@ trap 'exit 130' INT TERM
 
 echo "== building (release)" >&2
 cargo build --release --locked -q -p proxystore-bench -p ucx-connector --bins
+has ofi && cargo build --release --locked -q -p ofi-connector --bins
 # Where cargo put them: honours CARGO_TARGET_DIR and build.target-dir.
 target=$(cargo metadata --format-version 1 --no-deps --locked |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
@@ -86,6 +88,19 @@ if has ucx; then
   [ -n "$addr" ] || { echo "run-local: the UCX object server did not start (see $log)" >&2; exit 1; }
   echo "== UCX object server pid ${pids[-1]} on $addr (UCX_TLS=$UCX_TLS)" >&2
   bench_args+=(--ucx-server "$addr")
+fi
+
+if has ofi; then
+  # One node: libfabric's shared-memory provider (cross-memory attach).
+  export FI_PROVIDER=${FI_PROVIDER:-shm}
+  log=$out/ofi-server.log
+  "$target/release/proxystore-ofi-server" --listen 127.0.0.1:0 --memory-limit 6G > "$log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q '^LISTEN ' "$log" && break; sleep 0.1; done
+  addr=$(awk '/^LISTEN /{print $2; exit}' "$log")
+  [ -n "$addr" ] || { echo "run-local: the libfabric object server did not start (see $log)" >&2; exit 1; }
+  echo "== libfabric object server pid ${pids[-1]} on $addr (FI_PROVIDER=$FI_PROVIDER)" >&2
+  bench_args+=(--ofi-server "$addr")
 fi
 
 if [ "$quick" = 1 ]; then
