@@ -159,6 +159,7 @@ impl Connector for FileConnector {
             cross_node: true, // on a shared file system
             outlives_process: true,
             zero_copy_get: true,
+            notify: true,
             ..Capabilities::MINIMAL
         }
     }
@@ -233,6 +234,34 @@ impl Connector for FileConnector {
 
     fn as_deferrable(&self) -> Option<&dyn Deferrable> {
         Some(self)
+    }
+
+    /// Woken by inotify when the object's `.ready` marker appears (any
+    /// writer on this node, any process). On a shared file system written
+    /// from other nodes the kernel sees no event: a re-check every 50 ms
+    /// covers that case.
+    fn wait_for(&self, key: &Key, timeout: std::time::Duration) -> Result<bool> {
+        let (_, ready) = self.paths(key)?;
+        let marker = ready.file_name().map(|n| n.to_owned()).unwrap_or_default();
+        let watch = crate::mem::DirWatch::new(&self.dir)
+            .map_err(|e| Error::io(format!("watching {}", self.dir.display()), e))?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if ready.exists() {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            use std::os::unix::ffi::OsStrExt;
+            watch
+                .wait_for_name(
+                    marker.as_bytes(),
+                    left.min(std::time::Duration::from_millis(50)),
+                )
+                .map_err(|e| Error::io(format!("watching {}", self.dir.display()), e))?;
+        }
     }
 }
 
