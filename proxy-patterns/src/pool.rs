@@ -1,0 +1,1 @@
+//! A proxying task pool (below).
