@@ -411,3 +411,142 @@ fn redis_future_over_a_stopped_server_is_a_clear_error() {
     let err = fut.result(Duration::from_millis(500)).unwrap_err();
     assert!(err.is_temporary(), "{err}");
 }
+
+// ---- task pool -----------------------------------------------------------------
+
+mod pool {
+    use super::*;
+    use proxy_patterns::pool::{ProxyAlways, ProxyLargerThan, ProxyNever, ProxyType, TaskPool};
+
+    #[test]
+    fn large_arguments_are_proxied_and_evicted_when_the_task_completes() {
+        let store = Store::new("pool-size", LocalConnector::new()).unwrap();
+        let pool = TaskPool::new(store.clone(), 2).policy(ProxyLargerThan(4096));
+        let st = store.clone();
+        let big = pool
+            .submit(vec![1u8; 1 << 20], move |a| {
+                let key = match a {
+                    proxy_patterns::pool::Arg::Proxied(p) => p.key().clone(),
+                    proxy_patterns::pool::Arg::Value(_) => panic!("1 MiB must be proxied"),
+                };
+                assert!(st.exists(&key).unwrap(), "stored while the task runs");
+                (a.len(), key)
+            })
+            .unwrap();
+        let small = pool
+            .submit(vec![1u8; 10], |a| (a.is_proxied(), a.len()))
+            .unwrap();
+        let (len, key) = big.wait().unwrap();
+        assert_eq!(len, 1 << 20);
+        assert!(
+            !store.exists(&key).unwrap(),
+            "evicted when the task completed"
+        );
+        assert_eq!(small.wait().unwrap(), (false, 10));
+    }
+
+    #[test]
+    fn policies_by_type_always_and_never() {
+        let store = Store::new("pool-type", LocalConnector::new()).unwrap();
+        let by_type = TaskPool::new(store.clone(), 1).policy(ProxyType::new().with::<Vec<u8>>());
+        assert!(
+            by_type
+                .submit(vec![1u8], |a| a.is_proxied())
+                .unwrap()
+                .wait()
+                .unwrap()
+        );
+        assert!(
+            !by_type
+                .submit("s".to_string(), |a| a.is_proxied())
+                .unwrap()
+                .wait()
+                .unwrap()
+        );
+        let always = TaskPool::new(store.clone(), 1).policy(ProxyAlways);
+        assert!(
+            always
+                .submit(1u8, |a| a.is_proxied())
+                .unwrap()
+                .wait()
+                .unwrap()
+        );
+        let never = TaskPool::new(store, 1).policy(ProxyNever);
+        assert!(
+            !never
+                .submit(vec![0u8; 1 << 20], |a| a.is_proxied())
+                .unwrap()
+                .wait()
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn results_come_back_as_owned_proxies() {
+        let store = Store::new("pool-result", LocalConnector::new()).unwrap();
+        let pool = TaskPool::new(store.clone(), 2).policy(ProxyAlways);
+        let h = pool
+            .submit_proxied(vec![2u64; 1000], |a| a.iter().sum::<u64>())
+            .unwrap();
+        let owned = h.wait().unwrap();
+        let key = owned.key().clone();
+        assert!(store.exists(&key).unwrap());
+        assert_eq!(*owned, 2000);
+        drop(owned);
+        assert!(
+            !store.exists(&key).unwrap(),
+            "the result is evicted with its owner"
+        );
+    }
+
+    #[test]
+    fn a_panicking_task_still_evicts_its_argument() {
+        let store = Store::new("pool-panic", LocalConnector::new()).unwrap();
+        let pool = TaskPool::new(store.clone(), 1).policy(ProxyAlways);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let h = pool
+            .submit(vec![1u8; 100], move |a| {
+                if let proxy_patterns::pool::Arg::Proxied(p) = a {
+                    tx.send(p.key().clone()).unwrap();
+                }
+                panic!("task failed on purpose");
+            })
+            .unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.wait()));
+        assert!(r.is_err(), "the panic reaches the caller");
+        let key = rx.recv().unwrap();
+        assert!(!store.exists(&key).unwrap());
+        // The pool keeps working.
+        assert_eq!(pool.submit(3u8, |a| **a).unwrap().wait().unwrap(), 3);
+    }
+
+    #[test]
+    fn prepared_arguments_travel_to_another_process() {
+        let (store, dir) = file_store("pool-farm");
+        let pool = TaskPool::new(store.clone(), 1).policy(ProxyLargerThan(1024));
+        let (arg, done) = pool.prepare((0..100_000u64).collect::<Vec<_>>()).unwrap();
+        let wire = postcard::to_allocvec(&arg).unwrap();
+        assert!(
+            wire.len() < 512,
+            "a proxy, not 800 kB: {} bytes",
+            wire.len()
+        );
+        let want: u64 = (0..100_000u64).sum();
+        assert_eq!(
+            worker(&["arg-sum", &hex(&wire)]).unwrap(),
+            format!("proxied {want}")
+        );
+        let key = match &arg {
+            proxy_patterns::pool::Arg::Proxied(p) => p.key().clone(),
+            _ => unreachable!("checked by the worker's answer"),
+        };
+        assert!(store.exists(&key).unwrap());
+        done.complete().unwrap();
+        assert!(!store.exists(&key).unwrap());
+        // Small arguments travel by value.
+        let (arg, _done) = pool.prepare(vec![1u64, 2]).unwrap();
+        let wire = postcard::to_allocvec(&arg).unwrap();
+        assert_eq!(worker(&["arg-sum", &hex(&wire)]).unwrap(), "value 3");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

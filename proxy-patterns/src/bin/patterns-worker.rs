@@ -9,6 +9,7 @@
 //! | `wait-future <hex> <timeout-ms>` | resolves the future's proxy and prints the sum |
 //! | `static-lifetime <file-dir>` | puts an object in a file store under the static lifetime, prints its key, exits |
 //! | `own <hex>` | becomes the owner of an `OwnedProxy<Vec<u64>>`, prints the sum, drops it (evicts) |
+//! | `arg-sum <hex>` | resolves a task pool `Arg<Vec<u64>>`, prints how it came and its sum |
 //! | `update <hex> <u64>` | replaces a mutably borrowed `Vec<u64>` with `[n]` |
 //! | `consume <redis|redis-queue> <host:port> <topic> [timeout-ms]` | iterates a stream of `Vec<u8>`, prints the count and the byte sum |
 
@@ -71,6 +72,16 @@ fn run(args: &[String]) -> Result<String> {
             let sum: u64 = o.resolve()?.iter().sum();
             drop(o);
             Ok(sum.to_string())
+        }
+        "arg-sum" => {
+            let a: proxy_patterns::pool::Arg<Vec<u64>> =
+                postcard::from_bytes(&unhex(arg(args, 2)?))
+                    .map_err(|e| proxy_core::Error::decode(e.to_string()))?;
+            Ok(format!(
+                "{} {}",
+                if a.is_proxied() { "proxied" } else { "value" },
+                a.resolve()?.iter().sum::<u64>()
+            ))
         }
         "update" => {
             let m: RemoteMut<Vec<u64>> = postcard::from_bytes(&unhex(arg(args, 2)?))
