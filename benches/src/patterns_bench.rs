@@ -311,16 +311,26 @@ fn run_chain(o: &PatternsOpts, redis: &PrivateRedis, out: &mut String) -> Result
     .build()?;
     let lstore = Store::new("patterns-wake-local", LocalConnector::new())?;
     // The file connector without inotify: the default, polling wait_for.
-    let polled = Store::builder("patterns-wake-poll", PollingFile(FileConnector::new(
-        default_file_dir("wake-poll"),
-    )?))
+    let polled = Store::builder(
+        "patterns-wake-poll",
+        PollingFile(FileConnector::new(default_file_dir("wake-poll"))?),
+    )
     .cache_bytes(0)
     .build()?;
     let samples = 20;
     let mut lat: Vec<(String, Vec<f64>)> = vec![
-        ("local (condition variable)".into(), wake_latency(&lstore, samples, None)?),
-        ("file (inotify)".into(), wake_latency(&store, samples, None)?),
-        ("redis (pub/sub message)".into(), wake_latency(&rstore, samples, None)?),
+        (
+            "local (condition variable)".into(),
+            wake_latency(&lstore, samples, None)?,
+        ),
+        (
+            "file (inotify)".into(),
+            wake_latency(&store, samples, None)?,
+        ),
+        (
+            "redis (pub/sub message)".into(),
+            wake_latency(&rstore, samples, None)?,
+        ),
         (
             "file, polling fallback (50 µs .. 5 ms backoff)".into(),
             wake_latency(&polled, samples, None)?,
@@ -445,7 +455,13 @@ pub fn consumer_main(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn spawn_consumers(n: usize, mode: &str, port: u16, topic: &str, items: usize) -> Result<Vec<Child>> {
+fn spawn_consumers(
+    n: usize,
+    mode: &str,
+    port: u16,
+    topic: &str,
+    items: usize,
+) -> Result<Vec<Child>> {
     let exe = std::env::current_exe().map_err(|e| Error::io("locating this program", e))?;
     (0..n)
         .map(|_| {
@@ -469,7 +485,9 @@ fn finish_consumers(children: Vec<Child>, start_ns: u128) -> Result<f64> {
                 .read_to_string(&mut s)
                 .map_err(|e| Error::io("reading a consumer", e))?;
         }
-        let status = c.wait().map_err(|e| Error::io("waiting for a consumer", e))?;
+        let status = c
+            .wait()
+            .map_err(|e| Error::io("waiting for a consumer", e))?;
         let end: u128 = s
             .lines()
             .find_map(|l| l.strip_prefix("done "))
@@ -538,7 +556,10 @@ fn run_stream(o: &PatternsOpts, redis: &PrivateRedis, out: &mut String) -> Resul
             fmt_size(size),
             gb_proxy / gb_bulk
         ));
-        eprintln!("stream {}: bulk {gb_bulk:.3} GB/s, proxy {gb_proxy:.3} GB/s", fmt_size(size));
+        eprintln!(
+            "stream {}: bulk {gb_bulk:.3} GB/s, proxy {gb_proxy:.3} GB/s",
+            fmt_size(size)
+        );
     }
     store.close()?;
     Ok(())
@@ -586,10 +607,16 @@ fn memory_variant(o: &PatternsOpts, mode: MemMode) -> Result<(u64, f64)> {
                         }
                         match mode {
                             MemMode::Plain | MemMode::Manual => {
-                                let p1 = store.proxy_with(stage(i, s1), proxy_core::ProxyOptions::default().populate_target(false))?;
+                                let p1 = store.proxy_with(
+                                    stage(i, s1),
+                                    proxy_core::ProxyOptions::default().populate_target(false),
+                                )?;
                                 std::thread::sleep(hold);
                                 let a = p1.resolve()?.len();
-                                let p2 = store.proxy_with(stage(a, s2), proxy_core::ProxyOptions::default().populate_target(false))?;
+                                let p2 = store.proxy_with(
+                                    stage(a, s2),
+                                    proxy_core::ProxyOptions::default().populate_target(false),
+                                )?;
                                 if mode == MemMode::Manual {
                                     store.evict(p1.key())?;
                                 }
@@ -603,21 +630,25 @@ fn memory_variant(o: &PatternsOpts, mode: MemMode) -> Result<(u64, f64)> {
                                 let _ = p3;
                             }
                             MemMode::Owned => {
+                                // Each stage hands its owned output to the next
+                                // (serialized: ownership moves), which resolves it.
                                 let o1: OwnedProxy<Bytes> = store.owned_proxy(stage(i, s1))?;
+                                let w1 = o1.into_bytes()?;
                                 std::thread::sleep(hold);
-                                // The next stage takes ownership (a move).
-                                let o2 = {
-                                    let input = o1;
-                                    store.owned_proxy(stage(input.len(), s2))?
+                                let w2 = {
+                                    let input = OwnedProxy::<Bytes>::from_bytes(&w1)?;
+                                    let a = input.resolve()?.len();
+                                    store.owned_proxy(stage(a, s2))?.into_bytes()?
                                 }; // input dropped: evicted
                                 std::thread::sleep(hold);
                                 let o3 = {
-                                    let input = o2;
-                                    store.owned_proxy(stage(input.len(), s3))?
+                                    let input = OwnedProxy::<Bytes>::from_bytes(&w2)?;
+                                    let b = input.resolve()?.len();
+                                    store.owned_proxy(stage(b, s3))?
                                 };
                                 std::thread::sleep(hold);
-                                // The final result is kept (as the others keep theirs).
-                                std::mem::forget(o3.into_proxy());
+                                // The final result is kept (as the other modes keep theirs).
+                                let _ = o3.into_proxy();
                             }
                         }
                         done += 1;
@@ -627,7 +658,10 @@ fn memory_variant(o: &PatternsOpts, mode: MemMode) -> Result<(u64, f64)> {
             .collect();
         workers
             .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| Err(bench_err("worker panicked"))))
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(bench_err("worker panicked")))
+            })
             .collect()
     });
     let secs = t0.elapsed().as_secs_f64();
@@ -648,7 +682,9 @@ fn run_memory(o: &PatternsOpts, out: &mut String) -> Result<()> {
         fmt_size(s1 / 10),
         fmt_size(s1 / 100)
     ));
-    out.push_str("| intermediates | peak extra memory | makespan | vs manual |\n|---|---:|---:|---:|\n");
+    out.push_str(
+        "| intermediates | peak extra memory | makespan | vs manual |\n|---|---:|---:|---:|\n",
+    );
     let mut rows = Vec::new();
     for mode in [MemMode::Plain, MemMode::Manual, MemMode::Owned] {
         rows.push((mode, memory_variant(o, mode)?));
@@ -702,7 +738,7 @@ pub fn run(o: &PatternsOpts) -> Result<String> {
 /// proxy and checks the value. Prints `patterns-mpi rank R ok waited MS` per
 /// rank; exits non-zero on any failure (a timeout included, never a hang).
 pub fn mpi_futures() -> i32 {
-    use mpi::traits::{CommunicatorCollectives, Communicator, Destination, Source};
+    use mpi::traits::{Communicator, CommunicatorCollectives, Destination, Source};
     let Some(universe) = mpi::initialize() else {
         eprintln!("patterns-mpi: MPI could not be initialised");
         return 1;

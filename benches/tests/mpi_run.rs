@@ -209,7 +209,12 @@ fn proxy_futures_across_mpi_ranks() {
     let mpiexec =
         mpiexec().expect("mpiexec not found: install MPICH (apt-get install mpich libmpich-dev)");
     let mut child = Command::new(mpiexec)
-        .args(["-n", "3", env!("CARGO_BIN_EXE_proxystore-bench"), "patterns-mpi"])
+        .args([
+            "-n",
+            "3",
+            env!("CARGO_BIN_EXE_proxystore-bench"),
+            "patterns-mpi",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -236,7 +241,10 @@ fn proxy_futures_across_mpi_ranks() {
             .unwrap_or_else(|| panic!("no answer from rank {r}:\n{stdout}"));
         let ms: u64 = line.rsplit(' ').nth(1).unwrap().parse().unwrap();
         if r == 1 {
-            assert!(ms >= 190, "the result is set 200 ms after rank 1 starts waiting: {line}");
+            assert!(
+                ms >= 190,
+                "the result is set 200 ms after rank 1 starts waiting: {line}"
+            );
         }
     }
 }
