@@ -375,7 +375,7 @@ impl<T: Object> StreamConsumer<T> {
                     evict,
                     metadata,
                 }) => {
-                    let store = proxy_core::registry::get_or_create_store(&store)?;
+                    let store = proxy_core::stores::get_or_create(&store)?;
                     if self.filter.as_ref().is_some_and(|f| f(&metadata)) {
                         if evict {
                             store.evict(&key)?;
