@@ -39,10 +39,11 @@ struct FactoryWire<'a> {
     config: &'a StoreConfig,
     key: &'a Key,
     evict: bool,
+    wait: Option<std::time::Duration>,
 }
 
 impl Serialize for StoreFactory {
-    /// Writes the configuration, key and evict flag. A factory that still
+    /// Writes the configuration, key, evict flag and wait timeout. A factory that still
     /// knows its producing store makes that store known to the registry
     /// first, so the proxy deserialized in this process finds it.
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -53,6 +54,7 @@ impl Serialize for StoreFactory {
             config: &self.config,
             key: &self.key,
             evict: self.evict,
+            wait: self.wait,
         }
         .serialize(s)
     }
