@@ -323,8 +323,9 @@ fn futures_need_a_deferrable_connector() {
 fn future_across_processes(store: &Store) {
     let fut = store.future::<Vec<u64>>().unwrap();
     let wire = hex(&fut.to_bytes().unwrap());
-    let child = std::thread::spawn(move || worker(&["set-future", &wire, "100", "200"]));
+    // Taken before the child exists: it sets the result 200 ms after it starts.
     let t0 = Instant::now();
+    let child = std::thread::spawn(move || worker(&["set-future", &wire, "100", "200"]));
     let got = fut.result(Duration::from_secs(30)).unwrap();
     let waited = t0.elapsed();
     assert_eq!(got, (0..100).collect::<Vec<u64>>());
