@@ -4,6 +4,8 @@
 //!   connector, payload and size, in the CSV schema of the Python reference
 //!   harness (`benches/python/`), so its `compare.py` shows it next to the
 //!   Python ProxyStore.
+//! - `proxystore-bench patterns`: the proxy patterns (task chain with proxy
+//!   futures, streaming through Redis, peak memory with owned proxies).
 //! - `mpiexec -n N proxystore-bench mpi`: proxies sent between MPI ranks and
 //!   resolved there (pair, fan-out, all-to-all), next to MPI point-to-point.
 
@@ -11,6 +13,7 @@ mod chart;
 mod connectors;
 mod csv;
 mod mpi_bench;
+mod patterns_bench;
 mod progress;
 mod stats;
 mod store_bench;
@@ -50,6 +53,14 @@ enum Cmd {
         #[arg(long, short, default_value = "mpi.svg")]
         output: PathBuf,
     },
+    /// Proxy patterns side by side: a task chain with proxy futures, streaming
+    /// through Redis, peak memory with plain / manually evicted / owned proxies.
+    Patterns(PatternsArgs),
+    /// Proxy futures across MPI ranks (run under mpiexec with >= 2 ranks).
+    PatternsMpi,
+    /// Internal: a consumer process of `patterns stream`.
+    #[command(hide = true)]
+    PatternsConsumer { args: Vec<String> },
     /// Internal: the consumer process of `store`.
     #[command(hide = true)]
     Consumer,
@@ -78,6 +89,33 @@ struct StoreArgs {
     /// Write the long-form CSV here.
     #[arg(long)]
     csv: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct PatternsArgs {
+    /// Comma-separated: chain, stream, memory, or all.
+    #[arg(long, default_value = "all", value_delimiter = ',')]
+    benches: Vec<String>,
+    /// Duration of each chain task in ms.
+    #[arg(long, default_value_t = 200)]
+    task_ms: u64,
+    /// Output size of each chain task.
+    #[arg(long, default_value = "1MB", value_parser = parse_size)]
+    chain_output: usize,
+    /// Consumer processes of the stream benchmark.
+    #[arg(long, default_value_t = 2)]
+    consumers: usize,
+    /// Comma-separated item sizes of the stream benchmark.
+    #[arg(long, default_value = "1MB,10MB,100MB", value_delimiter = ',', value_parser = parse_size)]
+    stream_sizes: Vec<usize>,
+    /// Pipelines of the memory benchmark.
+    #[arg(long, default_value_t = 8)]
+    memory_pipelines: usize,
+    /// First-stage object size of the memory benchmark (then /10, /100).
+    #[arg(long, default_value = "50MB", value_parser = parse_size)]
+    memory_stage1: usize,
+    #[command(flatten)]
+    conn: connectors::ConnectorOpts,
 }
 
 #[derive(clap::Args)]
@@ -297,6 +335,37 @@ fn main() {
             }
         },
         Cmd::Mpi(a) => run_mpi(a),
+        Cmd::PatternsMpi => patterns_bench::mpi_futures(),
+        Cmd::PatternsConsumer { args } => match patterns_bench::consumer_main(&args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("proxystore-bench patterns-consumer: {e}");
+                1
+            }
+        },
+        Cmd::Patterns(a) => {
+            connectors::register_all();
+            let opts = patterns_bench::PatternsOpts {
+                benches: a.benches,
+                task_ms: a.task_ms,
+                chain_output: a.chain_output,
+                consumers: a.consumers.max(1),
+                sizes: a.stream_sizes,
+                memory_pipelines: a.memory_pipelines.max(1),
+                memory_stage1: a.memory_stage1.max(100),
+                conn: a.conn,
+            };
+            match patterns_bench::run(&opts) {
+                Ok(tables) => {
+                    println!("{tables}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("proxystore-bench patterns: {e}");
+                    1
+                }
+            }
+        }
         Cmd::Chart {
             mpi_csv,
             compare,

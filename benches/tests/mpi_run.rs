@@ -201,3 +201,50 @@ fn missing_server_on_the_producer_ends_the_run_cleanly() {
     );
     std::fs::remove_dir_all(out).ok();
 }
+
+/// Proxy futures across 3 MPI ranks: made on rank 0, set on rank 1, awaited
+/// on all three (woken by inotify), within a deadline.
+#[test]
+fn proxy_futures_across_mpi_ranks() {
+    let mpiexec =
+        mpiexec().expect("mpiexec not found: install MPICH (apt-get install mpich libmpich-dev)");
+    let mut child = Command::new(mpiexec)
+        .args([
+            "-n",
+            "3",
+            env!("CARGO_BIN_EXE_proxystore-bench"),
+            "patterns-mpi",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("patterns-mpi hung");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for r in 0..3 {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("patterns-mpi rank {r} ok")))
+            .unwrap_or_else(|| panic!("no answer from rank {r}:\n{stdout}"));
+        let ms: u64 = line.rsplit(' ').nth(1).unwrap().parse().unwrap();
+        if r == 1 {
+            assert!(
+                ms >= 190,
+                "the result is set 200 ms after rank 1 starts waiting: {line}"
+            );
+        }
+    }
+}

@@ -287,6 +287,9 @@ impl Connector for Recorder {
     fn parse_key(&self, s: &str) -> Result<Key> {
         self.inner.parse_key(s)
     }
+    fn wait_for(&self, key: &Key, timeout: std::time::Duration) -> Result<bool> {
+        self.inner.wait_for(key, timeout)
+    }
     fn as_deferrable(&self) -> Option<&dyn Deferrable> {
         self.inner.as_deferrable().map(|_| self as &dyn Deferrable)
     }

@@ -245,6 +245,9 @@ pub struct Capabilities {
     /// allocating it), `large_object` (256 MiB) and the opt-in `huge_object`
     /// (over 4 GiB).
     pub max_object_size: Option<u64>,
+    /// [`Connector::wait_for`] is woken by the store when the object arrives
+    /// (a server-side wait, a Redis message, inotify), not by polling.
+    pub notify: bool,
 }
 
 impl Capabilities {
@@ -256,6 +259,7 @@ impl Capabilities {
         one_sided_get: false,
         zero_copy_get: false,
         max_object_size: None,
+        notify: false,
     };
 }
 
@@ -368,12 +372,44 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
         Key::from_hex(s)
     }
 
+    /// Block until `key` exists or `timeout` passes; `Ok(true)` if it exists.
+    ///
+    /// Proxy futures wait here. Connectors that can be told when an object
+    /// arrives override this and declare [`Capabilities::notify`]; the default
+    /// polls [`Connector::exists`] with a backoff from 50 µs up to 5 ms, so
+    /// it wakes at most ~5 ms late and costs one `exists` per interval.
+    fn wait_for(&self, key: &Key, timeout: std::time::Duration) -> Result<bool> {
+        poll_exists(self, key, timeout)
+    }
+
     /// This connector as a [`Deferrable`] one, if it is. Implementing
     /// [`Deferrable`] is not enough: override this to return `Some(self)`.
     /// A connector is deferrable exactly when this returns `Some` (there is no
     /// capability flag to keep in step). Wrappers must forward it.
     fn as_deferrable(&self) -> Option<&dyn Deferrable> {
         None
+    }
+}
+
+/// The polling wait behind the default [`Connector::wait_for`] (also the
+/// fallback of notifying connectors when notification is unavailable).
+pub fn poll_exists<C: Connector + ?Sized>(
+    c: &C,
+    key: &Key,
+    timeout: std::time::Duration,
+) -> Result<bool> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_micros(50);
+    loop {
+        if c.exists(key)? {
+            return Ok(true);
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= timeout {
+            return Ok(false);
+        }
+        std::thread::sleep(pause.min(timeout - elapsed));
+        pause = (pause * 2).min(std::time::Duration::from_millis(5));
     }
 }
 

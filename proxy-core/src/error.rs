@@ -119,6 +119,31 @@ pub enum Error {
     #[error("proxy is locked: call unlock() before resolving it")]
     Locked,
 
+    /// An object lifetime was used after it was closed (or it expired).
+    #[error("lifetime '{name}' is closed: its objects were evicted; make a new lifetime")]
+    LifetimeClosed {
+        /// The lifetime's name.
+        name: String,
+    },
+
+    /// A proxy future's result was set a second time.
+    #[error("the future {key} already has a result: a future is set once")]
+    AlreadySet {
+        /// Printable key of the future.
+        key: String,
+    },
+
+    /// An ownership rule was broken at run time (a second mutable borrow, a
+    /// borrow of a mutably borrowed object, an owner dropped or updated while
+    /// borrowed, a borrow released twice).
+    #[error("ownership of {key}: {reason}")]
+    Ownership {
+        /// Printable key of the owned object.
+        key: String,
+        /// What rule was broken.
+        reason: String,
+    },
+
     /// A deadline passed before the operation completed.
     #[error("{operation} timed out after {after:?} (connector '{connector}')")]
     Timeout {

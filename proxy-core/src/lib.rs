@@ -39,6 +39,7 @@
 //! | [`registry`] | connector kinds (rebuild from config) and store URL schemes (`file://`, `redis://`, ...) |
 //! | [`stores`] | the process's one store registry: named stores, and the stores proxies resolve against |
 //! | [`codec`] | ProxyStore's wire format (`BS`, `US`, `NP`) + postcard (`RP`) for any serde type |
+//! | [`metrics`] | per-store counters and latency histograms (connector / serialize / cache time), JSON export |
 //! | [`Error`] | one `#[non_exhaustive]` error enum with [`Error::is_temporary`] |
 //! | [`conformance`] | (feature `conformance`) the suite every connector runs unchanged |
 //!
@@ -68,6 +69,7 @@ pub mod connectors;
 pub mod error;
 pub mod key;
 pub mod mem;
+pub mod metrics;
 pub mod proxy;
 pub mod registry;
 pub mod store;

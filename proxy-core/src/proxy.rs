@@ -25,6 +25,8 @@ pub struct StoreFactory {
     config: Arc<StoreConfig>,
     key: Key,
     evict: bool,
+    /// Wait up to this long for the object to appear (proxy futures).
+    wait: Option<std::time::Duration>,
     /// The producing store, when the proxy has not left its process.
     #[serde(skip)]
     store: OnceCell<Store>,
@@ -37,10 +39,11 @@ struct FactoryWire<'a> {
     config: &'a StoreConfig,
     key: &'a Key,
     evict: bool,
+    wait: Option<std::time::Duration>,
 }
 
 impl Serialize for StoreFactory {
-    /// Writes the configuration, key and evict flag. A factory that still
+    /// Writes the configuration, key, evict flag and wait timeout. A factory that still
     /// knows its producing store makes that store known to the registry
     /// first, so the proxy deserialized in this process finds it.
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -51,6 +54,7 @@ impl Serialize for StoreFactory {
             config: &self.config,
             key: &self.key,
             evict: self.evict,
+            wait: self.wait,
         }
         .serialize(s)
     }
@@ -63,6 +67,7 @@ impl fmt::Debug for StoreFactory {
             .field("connector", &self.config.connector.kind)
             .field("key", &self.key)
             .field("evict", &self.evict)
+            .field("wait", &self.wait)
             .finish()
     }
 }
@@ -73,8 +78,23 @@ impl StoreFactory {
             config: store.config_arc(),
             key,
             evict,
+            wait: None,
             store: OnceCell::with_value(store.clone()),
         }
+    }
+
+    /// Make resolving wait up to `timeout` for an object that is not stored
+    /// yet (a proxy future's result), woken by the connector's
+    /// [`wait_for`](crate::Connector::wait_for); after the timeout,
+    /// resolving fails with [`Error::Timeout`].
+    pub fn waiting(mut self, timeout: std::time::Duration) -> Self {
+        self.wait = Some(timeout);
+        self
+    }
+
+    /// How long resolving waits for a missing object (see [`StoreFactory::waiting`]).
+    pub fn wait_timeout(&self) -> Option<std::time::Duration> {
+        self.wait
     }
 
     /// The key of the proxied object.
@@ -100,10 +120,31 @@ impl StoreFactory {
 
     /// Fetch and decode the object (and evict it if asked).
     pub fn resolve<T: Object>(&self) -> Result<T> {
+        let clock = std::time::Instant::now();
         let store = self.store()?;
-        let obj = store.get_required::<T>(&self.key)?;
+        let obj = match (store.get::<T>(&self.key)?, self.wait) {
+            (Some(obj), _) => obj,
+            (None, None) => store.get_required::<T>(&self.key)?,
+            (None, Some(timeout)) => {
+                if !store.connector().wait_for(&self.key, timeout)? {
+                    return Err(Error::Timeout {
+                        connector: store.connector().kind().to_string(),
+                        operation: "waiting for a proxy future's result",
+                        after: timeout,
+                    });
+                }
+                store.get_required::<T>(&self.key)?
+            }
+        };
         if self.evict {
             store.evict(&self.key)?;
+        }
+        if let Some(m) = store.metrics() {
+            m.time(
+                crate::metrics::Op::Resolve,
+                crate::metrics::Phase::Total,
+                clock.elapsed(),
+            );
         }
         Ok(obj)
     }

@@ -13,6 +13,7 @@ use crate::config::StoreConfig;
 use crate::connector::{Connector, DynConnector, Payload};
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::metrics::{Clock, Metrics, Op, Phase};
 use crate::proxy::{LockedProxy, Proxy, StoreFactory};
 use crate::registry;
 
@@ -68,6 +69,7 @@ struct Inner {
     closed: AtomicBool,
     /// Whether a proxy of this store was serialized (see [`Store::first_share`]).
     shared: AtomicBool,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// A [`Store`] that is not kept alive (the registry's handle on stores that
@@ -98,6 +100,7 @@ pub struct StoreBuilder {
     connector: DynConnector,
     cache_bytes: u64,
     populate_target: bool,
+    metrics: bool,
 }
 
 impl StoreBuilder {
@@ -113,6 +116,12 @@ impl StoreBuilder {
         self
     }
 
+    /// Record [metrics](crate::metrics) (default false; cheap enough to leave on).
+    pub fn metrics(mut self, yes: bool) -> Self {
+        self.metrics = yes;
+        self
+    }
+
     /// Build the store. To make proxies deserialized in this process find it
     /// by name, register it: [`stores::register`](crate::stores::register).
     pub fn build(self) -> Result<Store> {
@@ -124,7 +133,8 @@ impl StoreBuilder {
             populate_target: self.populate_target,
             register: true,
         };
-        Ok(Store::with_parts(config, self.connector))
+        let metrics = self.metrics.then(|| Arc::new(Metrics::new()));
+        Ok(Store::with_parts(config, self.connector, metrics))
     }
 }
 
@@ -141,6 +151,7 @@ impl Store {
             connector: connector.into_dyn(),
             cache_bytes: crate::config::DEFAULT_CACHE_BYTES,
             populate_target: true,
+            metrics: false,
         }
     }
 
@@ -156,10 +167,14 @@ impl Store {
             connector: connector.config(),
             ..config.clone()
         };
-        Ok(Store::with_parts(config, connector))
+        Ok(Store::with_parts(config, connector, None))
     }
 
-    fn with_parts(config: StoreConfig, connector: DynConnector) -> Store {
+    fn with_parts(
+        config: StoreConfig,
+        connector: DynConnector,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Store {
         let cache = (config.cache_bytes > 0).then(|| Mutex::new(ByteLru::new(config.cache_bytes)));
         Store {
             inner: Arc::new(Inner {
@@ -168,6 +183,7 @@ impl Store {
                 cache,
                 closed: AtomicBool::new(false),
                 shared: AtomicBool::new(false),
+                metrics,
             }),
         }
     }
@@ -227,55 +243,145 @@ impl Store {
 
     // ---- raw (encoded) operations -------------------------------------------
 
+    /// This store's metrics, if it records them ([`StoreBuilder::metrics`]).
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.inner.metrics.as_ref()
+    }
+
+    fn m(&self) -> Option<&Metrics> {
+        self.inner.metrics.as_deref()
+    }
+
     /// Store an already encoded object.
     pub fn put_encoded(&self, data: Payload) -> Result<Key> {
+        let clock = Clock::start(self.m());
+        let key = self.connector_put(data)?;
+        clock.since(self.m(), Op::Put, Phase::Total);
+        Ok(key)
+    }
+
+    fn connector_put(&self, data: Payload) -> Result<Key> {
         self.check_open()?;
-        self.inner.connector.put(data)
+        let clock = Clock::start(self.m());
+        let len = data.len() as u64;
+        let key = self.inner.connector.put(data)?;
+        clock.since(self.m(), Op::Put, Phase::Connector);
+        if let Some(m) = self.m() {
+            m.count(Op::Put, 1, len);
+        }
+        Ok(key)
     }
 
     /// The encoded bytes of an object (cache first).
     pub fn get_encoded(&self, key: &Key) -> Result<Option<Bytes>> {
+        let clock = Clock::start(self.m());
+        let got = self.fetch(key)?;
+        clock.since(self.m(), Op::Get, Phase::Total);
+        Ok(got)
+    }
+
+    fn fetch(&self, key: &Key) -> Result<Option<Bytes>> {
         self.check_open()?;
-        if let Some(c) = &self.inner.cache
-            && let Some(b) = c.lock().get(key)
-        {
-            return Ok(Some(b));
+        let m = self.m();
+        let mut cache_time = std::time::Duration::ZERO;
+        if let Some(c) = &self.inner.cache {
+            let t = m.map(|_| std::time::Instant::now());
+            let hit = c.lock().get(key);
+            if let (Some(m), Some(t)) = (m, t) {
+                cache_time = t.elapsed();
+                m.cache(Op::Get, u64::from(hit.is_some()), u64::from(hit.is_none()));
+            }
+            if let Some(b) = hit {
+                if let Some(m) = m {
+                    m.time(Op::Get, Phase::Cache, cache_time);
+                    m.count(Op::Get, 1, b.len() as u64);
+                }
+                return Ok(Some(b));
+            }
         }
+        let clock = Clock::start(m);
         let got = self.inner.connector.get(key)?;
+        clock.since(m, Op::Get, Phase::Connector);
         if let (Some(c), Some(b)) = (&self.inner.cache, &got) {
+            let t = m.map(|_| std::time::Instant::now());
             c.lock().insert(key.clone(), b.clone());
+            cache_time += t.map(|t| t.elapsed()).unwrap_or_default();
+        }
+        if let Some(m) = m {
+            if self.inner.cache.is_some() {
+                m.time(Op::Get, Phase::Cache, cache_time);
+            }
+            if let Some(b) = &got {
+                m.count(Op::Get, 1, b.len() as u64);
+            }
         }
         Ok(got)
+    }
+
+    /// Forget `key` in this process's cache (after the object was replaced
+    /// elsewhere, e.g. by [`Deferrable::set`](crate::Deferrable::set) in
+    /// another process). The stored object is not touched.
+    pub fn uncache(&self, key: &Key) {
+        if let Some(c) = &self.inner.cache {
+            c.lock().remove(key);
+        }
     }
 
     // ---- typed operations -----------------------------------------------------
 
     /// Encode and store an object; returns its key.
     pub fn put<T: Object>(&self, obj: &T) -> Result<Key> {
-        self.put_encoded(codec::encode(obj)?)
+        let clock = Clock::start(self.m());
+        let payload = codec::encode(obj)?;
+        clock.since(self.m(), Op::Put, Phase::Serialize);
+        let key = self.connector_put(payload)?;
+        clock.since(self.m(), Op::Put, Phase::Total);
+        Ok(key)
     }
 
     /// Encode and store many objects in one connector batch; keys in order.
     pub fn put_batch<T: Object>(&self, objs: &[T]) -> Result<Vec<Key>> {
         self.check_open()?;
+        let m = self.m();
+        let mut clock = Clock::start(m);
+        let total = clock;
         let payloads = objs.iter().map(codec::encode).collect::<Result<Vec<_>>>()?;
-        self.inner.connector.put_batch(payloads)
+        clock.lap(m, Op::Put, Phase::Serialize);
+        let bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
+        let keys = self.inner.connector.put_batch(payloads)?;
+        clock.lap(m, Op::Put, Phase::Connector);
+        total.since(m, Op::Put, Phase::Total);
+        if let Some(m) = m {
+            m.count(Op::Put, keys.len() as u64, bytes);
+        }
+        Ok(keys)
     }
 
     /// The object under `key`, or `None` if it is not stored.
     pub fn get<T: Object>(&self, key: &Key) -> Result<Option<T>> {
-        match self.get_encoded(key)? {
+        let total = Clock::start(self.m());
+        let out = match self.fetch(key)? {
             None => Ok(None),
-            Some(b) => codec::decode(b)
-                .map(Some)
-                .map_err(|e| e.with_key(&self.key_text(key))),
-        }
+            Some(b) => {
+                let clock = Clock::start(self.m());
+                let obj = codec::decode(b)
+                    .map(Some)
+                    .map_err(|e| e.with_key(&self.key_text(key)));
+                clock.since(self.m(), Op::Get, Phase::Serialize);
+                obj
+            }
+        };
+        total.since(self.m(), Op::Get, Phase::Total);
+        out
     }
 
     /// Many gets: cache hits are answered locally, the rest in one connector
     /// batch (which the connector runs concurrently or pipelined). Order is kept.
     pub fn get_batch<T: Object>(&self, keys: &[Key]) -> Result<Vec<Option<T>>> {
         self.check_open()?;
+        let m = self.m();
+        let total = Clock::start(m);
+        let mut clock = Clock::start(m);
         let mut out: Vec<Option<Bytes>> = vec![None; keys.len()];
         let mut miss_idx = Vec::new();
         match &self.inner.cache {
@@ -290,9 +396,17 @@ impl Store {
             }
             None => miss_idx.extend(0..keys.len()),
         }
+        if let Some(m) = m
+            && self.inner.cache.is_some()
+        {
+            let misses = miss_idx.len() as u64;
+            m.cache(Op::Get, keys.len() as u64 - misses, misses);
+            clock.lap(Some(m), Op::Get, Phase::Cache);
+        }
         if !miss_idx.is_empty() {
             let miss_keys: Vec<Key> = miss_idx.iter().map(|&i| keys[i].clone()).collect();
             let got = self.inner.connector.get_batch(&miss_keys)?;
+            clock.lap(m, Op::Get, Phase::Connector);
             if got.len() != miss_keys.len() {
                 return Err(Error::connector(
                     self.inner.connector.kind(),
@@ -313,31 +427,55 @@ impl Store {
                 out[i] = b;
             }
         }
-        out.into_iter()
+        if let Some(m) = m {
+            let found = out.iter().flatten();
+            m.count(
+                Op::Get,
+                found.clone().count() as u64,
+                found.map(|b| b.len() as u64).sum(),
+            );
+        }
+        let mut clock = Clock::start(m);
+        let decoded = out
+            .into_iter()
             .zip(keys)
             .map(|(b, k)| {
                 b.map(|b| codec::decode(b).map_err(|e| e.with_key(&self.key_text(k))))
                     .transpose()
             })
-            .collect()
+            .collect();
+        clock.lap(m, Op::Get, Phase::Serialize);
+        total.since(m, Op::Get, Phase::Total);
+        decoded
     }
 
     /// Whether `key` is stored (cache first).
     pub fn exists(&self, key: &Key) -> Result<bool> {
         self.check_open()?;
-        if self.is_cached(key) {
-            return Ok(true);
-        }
-        self.inner.connector.exists(key)
+        let clock = Clock::start(self.m());
+        let out = if self.is_cached(key) {
+            Ok(true)
+        } else {
+            let r = self.inner.connector.exists(key);
+            clock.since(self.m(), Op::Exists, Phase::Connector);
+            r
+        };
+        clock.since(self.m(), Op::Exists, Phase::Total);
+        out
     }
 
     /// Remove the object (from the connector and this process's cache).
     pub fn evict(&self, key: &Key) -> Result<()> {
         self.check_open()?;
+        let clock = Clock::start(self.m());
         if let Some(c) = &self.inner.cache {
             c.lock().remove(key);
         }
-        self.inner.connector.evict(key)
+        let connector = Clock::start(self.m());
+        let out = self.inner.connector.evict(key);
+        connector.since(self.m(), Op::Evict, Phase::Connector);
+        clock.since(self.m(), Op::Evict, Phase::Total);
+        out
     }
 
     /// Whether the object is in this process's cache.

@@ -64,6 +64,9 @@ impl Connector for Counting {
     fn parse_key(&self, s: &str) -> proxy_core::Result<Key> {
         self.inner.parse_key(s)
     }
+    fn wait_for(&self, key: &Key, timeout: std::time::Duration) -> proxy_core::Result<bool> {
+        self.inner.wait_for(key, timeout)
+    }
     fn as_deferrable(&self) -> Option<&dyn Deferrable> {
         self.inner.as_deferrable()
     }

@@ -157,6 +157,8 @@ impl Connector for RedisConnector {
         // server keeps them: persistence is the server's configuration).
         caps.outlives_process = true;
         caps.max_object_size = Some(self.opts.max_object_size);
+        // `wait_for` is woken by a pub/sub message that `set` publishes.
+        caps.notify = true;
         caps
     }
 
@@ -275,6 +277,52 @@ impl Connector for RedisConnector {
     fn as_deferrable(&self) -> Option<&dyn Deferrable> {
         Some(self)
     }
+
+    /// Subscribes to the key's notification channel (`<key name>:set`, to
+    /// which [`Deferrable::set`] publishes), then checks `EXISTS`, then waits
+    /// for the message: woken by the server, no polling. An object stored
+    /// by `put` (or by another implementation) publishes nothing; a re-check
+    /// every second covers it.
+    fn wait_for(&self, key: &Key, timeout: Duration) -> Result<bool> {
+        let name = self.name(key)?;
+        let channel = notify_channel(&name);
+        let deadline = std::time::Instant::now() + timeout;
+        let subscribe = |conn: &mut redis::Connection| {
+            let mut cmd = redis::cmd("SUBSCRIBE");
+            cmd.arg(channel.as_slice());
+            conn.send_packed_command(&cmd.get_packed_command())?;
+            conn.recv_response().map(drop)
+        };
+        let mut conn = self.connect("wait_for")?;
+        subscribe(&mut conn).map_err(|e| self.map_err("wait_for", false, e))?;
+        loop {
+            if self.exists(key)? {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            conn.set_read_timeout(Some(left.min(Duration::from_secs(1))))
+                .map_err(|e| self.map_err("wait_for", false, e))?;
+            match conn.recv_response() {
+                Ok(_) => {} // the message (or anything): re-check
+                Err(e) if e.is_timeout() => {
+                    // The connection may be mid-reply: take a fresh one.
+                    conn = self.connect("wait_for")?;
+                    subscribe(&mut conn).map_err(|e| self.map_err("wait_for", false, e))?;
+                }
+                Err(e) => return Err(self.map_err("wait_for", false, e)),
+            }
+        }
+    }
+}
+
+/// The pub/sub channel `set` announces a key on.
+fn notify_channel(name: &[u8]) -> Vec<u8> {
+    let mut c = name.to_vec();
+    c.extend_from_slice(b":set");
+    c
 }
 
 impl Deferrable for RedisConnector {
@@ -285,7 +333,16 @@ impl Deferrable for RedisConnector {
     fn set(&self, key: &Key, data: Payload) -> Result<()> {
         let name = self.name(key)?;
         self.check_size(data.len())?;
-        self.write("set", &[(name, &data)])
+        self.write("set", &[(name.clone(), &data)])?;
+        // Wake `wait_for` callers (in any process).
+        let channel = notify_channel(&name);
+        self.with_conn("set", |c| {
+            redis::cmd("PUBLISH")
+                .arg(channel.as_slice())
+                .arg(1)
+                .query::<i64>(c)
+                .map(drop)
+        })
     }
 }
 

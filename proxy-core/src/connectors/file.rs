@@ -159,6 +159,7 @@ impl Connector for FileConnector {
             cross_node: true, // on a shared file system
             outlives_process: true,
             zero_copy_get: true,
+            notify: true,
             ..Capabilities::MINIMAL
         }
     }
@@ -234,6 +235,52 @@ impl Connector for FileConnector {
     fn as_deferrable(&self) -> Option<&dyn Deferrable> {
         Some(self)
     }
+
+    /// Woken by inotify when the object's `.ready` marker appears (any
+    /// writer on this node, any process). On a shared file system written
+    /// from other nodes the kernel sees no event: a re-check every 50 ms
+    /// covers that case. Each thread keeps one watch per directory for its
+    /// later waits (closing an inotify instance costs the kernel a
+    /// grace period of ~10 ms, and instances per user are limited).
+    fn wait_for(&self, key: &Key, timeout: std::time::Duration) -> Result<bool> {
+        use std::os::unix::ffi::OsStrExt;
+        let (_, ready) = self.paths(key)?;
+        let marker = ready.file_name().map(|n| n.to_owned()).unwrap_or_default();
+        let watch = thread_watch(&self.dir)
+            .map_err(|e| Error::io(format!("watching {}", self.dir.display()), e))?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if ready.exists() {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            watch
+                .wait_for_name(
+                    marker.as_bytes(),
+                    left.min(std::time::Duration::from_millis(50)),
+                )
+                .map_err(|e| Error::io(format!("watching {}", self.dir.display()), e))?;
+        }
+    }
+}
+
+/// This thread's inotify watch of `dir` (made on first use, kept).
+fn thread_watch(dir: &Path) -> io::Result<std::rc::Rc<crate::mem::DirWatch>> {
+    thread_local! {
+        static WATCHES: std::cell::RefCell<std::collections::HashMap<PathBuf, std::rc::Rc<crate::mem::DirWatch>>> =
+            Default::default();
+    }
+    WATCHES.with(|w| {
+        if let Some(watch) = w.borrow().get(dir) {
+            return Ok(watch.clone());
+        }
+        let watch = std::rc::Rc::new(crate::mem::DirWatch::new(dir)?);
+        w.borrow_mut().insert(dir.to_path_buf(), watch.clone());
+        Ok(watch)
+    })
 }
 
 impl Deferrable for FileConnector {

@@ -33,6 +33,9 @@ struct LocalOptions {
 struct Inner {
     instance: u64,
     shards: Vec<RwLock<HashMap<[u8; 16], Bytes>>>,
+    /// Bumped (and waiters woken) by every `set`: wakes `wait_for`.
+    arrivals: Mutex<u64>,
+    arrived: parking_lot::Condvar,
 }
 
 static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
@@ -67,6 +70,8 @@ impl LocalConnector {
         let inner = Arc::new(Inner {
             instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            arrivals: Mutex::new(0),
+            arrived: parking_lot::Condvar::new(),
         });
         let mut live = INSTANCES.lock();
         live.retain(|_, w| w.strong_count() > 0);
@@ -91,6 +96,7 @@ impl Connector for LocalConnector {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             zero_copy_get: true,
+            notify: true,
             ..Capabilities::MINIMAL
         }
     }
@@ -144,6 +150,33 @@ impl Connector for LocalConnector {
     fn as_deferrable(&self) -> Option<&dyn Deferrable> {
         Some(self)
     }
+
+    /// Woken by `put`/`set` of any key (a condition variable), then re-checks.
+    fn wait_for(&self, key: &Key, timeout: std::time::Duration) -> Result<bool> {
+        let id = Self::id(key)?;
+        let deadline = std::time::Instant::now() + timeout;
+        let mut seen = self.inner.arrivals.lock();
+        loop {
+            if self.shard(&id).read().contains_key(&id) {
+                return Ok(true);
+            }
+            if self
+                .inner
+                .arrived
+                .wait_until(&mut seen, deadline)
+                .timed_out()
+            {
+                return Ok(self.shard(&id).read().contains_key(&id));
+            }
+        }
+    }
+}
+
+impl LocalConnector {
+    fn announce(&self) {
+        *self.inner.arrivals.lock() += 1;
+        self.inner.arrived.notify_all();
+    }
 }
 
 impl Deferrable for LocalConnector {
@@ -156,6 +189,7 @@ impl Deferrable for LocalConnector {
     fn set(&self, key: &Key, data: Payload) -> Result<()> {
         let id = Self::id(key)?;
         self.shard(&id).write().insert(id, data.to_bytes());
+        self.announce();
         Ok(())
     }
 }

@@ -234,6 +234,7 @@ impl Connector for MultiConnector {
             one_sided_get: caps.iter().all(|c| c.one_sided_get),
             zero_copy_get: caps.iter().all(|c| c.zero_copy_get),
             max_object_size: self.max_object_size(),
+            notify: caps.iter().all(|c| c.notify),
         }
     }
 
@@ -276,6 +277,12 @@ impl Connector for MultiConnector {
     fn exists(&self, key: &Key) -> Result<bool> {
         let (c, k) = self.child_for(key)?;
         c.connector.exists(&k)
+    }
+
+    /// The child's wait (notified where the child notifies).
+    fn wait_for(&self, key: &Key, timeout: std::time::Duration) -> Result<bool> {
+        let (c, k) = self.child_for(key)?;
+        c.connector.wait_for(&k, timeout)
     }
 
     fn evict(&self, key: &Key) -> Result<()> {

@@ -190,6 +190,9 @@ impl Connector for WithServer {
     fn parse_key(&self, s: &str) -> Result<Key> {
         self.conn.parse_key(s)
     }
+    fn wait_for(&self, key: &Key, timeout: std::time::Duration) -> Result<bool> {
+        self.conn.wait_for(key, timeout)
+    }
     fn as_deferrable(&self) -> Option<&dyn Deferrable> {
         self.conn.as_deferrable()
     }

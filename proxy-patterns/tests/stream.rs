@@ -1,0 +1,265 @@
+//! Streaming: in-process channels, Redis pub/sub and Redis lists (a real
+//! redis-server), consumers in other OS processes, and failures.
+
+#[path = "../../redis-connector/tests/common/mod.rs"]
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use proxy_core::{Error, FileConnector, LocalConnector, Store};
+use proxy_patterns::stream::channel::ChannelBroker;
+use proxy_patterns::stream::redis::{
+    RedisPublisher, RedisQueuePublisher, RedisQueueSubscriber, RedisSubscriber,
+};
+use proxy_patterns::stream::{
+    EVENT_VERSION, EventBatch, Metadata, Publisher, StreamConsumer, StreamProducer, Subscriber,
+};
+
+fn meta(i: u64) -> Metadata {
+    let mut m = Metadata::new();
+    m.insert("i".into(), i.into());
+    m
+}
+
+fn file_store(tag: &str) -> (Store, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("ps-stream-{tag}-{}", uuid::Uuid::new_v4()));
+    let store = Store::new(format!("stream-{tag}"), FileConnector::new(&dir).unwrap()).unwrap();
+    (store, dir)
+}
+
+#[test]
+fn channel_stream_batches_metadata_filters_and_end_of_stream() {
+    let store = Store::new("stream-chan", LocalConnector::new()).unwrap();
+    let broker = ChannelBroker::new();
+    let sub_all = broker.subscribe(&["t"]);
+    let sub_even = broker.subscribe(&["t"]);
+    let mut p = StreamProducer::new(broker.publisher(), store.clone())
+        .batch_size(3)
+        // The producer drops i == 9 (never stored).
+        .filter(|m| m["i"] == 9);
+    for i in 0..10u64 {
+        p.send("t", vec![i; 8], meta(i)).unwrap();
+    }
+    // 9 sent after the filter: three full batches went out already.
+    p.close_topic("t").unwrap();
+    let mut all = StreamConsumer::<Vec<u64>>::new(sub_all).timeout(Some(Duration::from_secs(5)));
+    let mut seen = Vec::new();
+    while let Some((proxy, m)) = all.next_with_metadata().unwrap() {
+        assert_eq!(proxy.resolve().unwrap()[0], m["i"].as_u64().unwrap());
+        seen.push(m["i"].as_u64().unwrap());
+    }
+    assert_eq!(seen, (0..9).collect::<Vec<_>>());
+    assert!(all.next_proxy().unwrap().is_none(), "stays ended");
+    // A consumer-side filter skips objects.
+    let even = StreamConsumer::<Vec<u64>>::new(sub_even)
+        .timeout(Some(Duration::from_secs(5)))
+        .filter(|m| m["i"].as_u64().unwrap() % 2 == 1);
+    let got: Vec<u64> = even.map(|p| p.unwrap().resolve().unwrap()[0]).collect();
+    assert_eq!(got, [0, 2, 4, 6, 8]);
+}
+
+#[test]
+fn an_event_whose_object_was_evicted_is_a_missing_key_error() {
+    let store = Store::builder("stream-evicted", LocalConnector::new())
+        .cache_bytes(0)
+        .build()
+        .unwrap();
+    let broker = ChannelBroker::new();
+    let sub = broker.subscribe(&["t"]);
+    let mut p = StreamProducer::new(broker.publisher(), store.clone());
+    p.send("t", "gone".to_string(), Metadata::new()).unwrap();
+    p.send("t", "kept".to_string(), Metadata::new()).unwrap();
+    let mut c = StreamConsumer::<String>::new(sub).timeout(Some(Duration::from_secs(5)));
+    let first = c.next_proxy().unwrap().unwrap();
+    store.evict(first.key()).unwrap();
+    let err = first.resolve().unwrap_err();
+    assert!(matches!(err, Error::MissingKey { .. }), "{err}");
+    assert_eq!(c.next_object().unwrap().as_deref(), Some("kept"));
+    // No end of stream yet and nothing more: a timeout, not a hang.
+    let mut c = c.timeout(Some(Duration::from_millis(50)));
+    assert!(matches!(c.next_proxy(), Err(Error::Timeout { .. })));
+    // Fan-out with evict-on-resolve: the first reader evicts, the second
+    // gets MissingKey from next_object.
+    let broker = ChannelBroker::new();
+    let (s1, s2) = (broker.subscribe(&["u"]), broker.subscribe(&["u"]));
+    let mut p = StreamProducer::new(broker.publisher(), store).evict(true);
+    p.send("u", "once".to_string(), Metadata::new()).unwrap();
+    let mut c1 = StreamConsumer::<String>::new(s1);
+    let mut c2 = StreamConsumer::<String>::new(s2);
+    assert_eq!(c1.next_object().unwrap().as_deref(), Some("once"));
+    assert!(matches!(c2.next_object(), Err(Error::MissingKey { .. })));
+}
+
+#[test]
+fn event_format_is_versioned() {
+    let bad = br#"{"version": 2, "topic": "t", "events": []}"#;
+    let err = EventBatch::decode(bad).unwrap_err();
+    assert!(err.to_string().contains("version 2"), "{err}");
+    assert!(EventBatch::decode(b"not json").is_err());
+    let store = Store::new("stream-ver", LocalConnector::new()).unwrap();
+    let broker = ChannelBroker::new();
+    let mut sub = broker.subscribe(&["t"]);
+    let mut p = StreamProducer::new(broker.publisher(), store).evict(true);
+    p.send("t", 1u8, meta(1)).unwrap();
+    let msg = sub
+        .next_message(Some(Duration::from_secs(1)))
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&msg).unwrap();
+    assert_eq!(v["version"], EVENT_VERSION);
+    assert_eq!(v["events"][0]["type"], "object_key");
+    assert_eq!(v["events"][0]["evict"], true);
+    assert_eq!(v["events"][0]["metadata"]["i"], 1);
+    assert_eq!(v["events"][0]["store"]["name"], "stream-ver");
+    // A consumer fed a message of another version fails clearly.
+    let b2 = ChannelBroker::new();
+    let s2 = b2.subscribe(&["t"]);
+    b2.publisher().send("t", bad).unwrap();
+    let mut c = StreamConsumer::<u8>::new(s2);
+    assert!(matches!(c.next_proxy(), Err(Error::Decode { .. })));
+}
+
+fn worker_consume(kind: &str, port: u16, topic: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_patterns-worker"))
+        .args([
+            "consume",
+            kind,
+            &format!("127.0.0.1:{port}"),
+            topic,
+            "20000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(c: std::process::Child) -> String {
+    let out = c.wait_with_output().unwrap();
+    let so = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{so}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    so.trim().strip_prefix("ok ").unwrap().to_string()
+}
+
+fn numsub(server: &common::RedisServer, topic: &str) -> usize {
+    // Inline reply: "*2" then the lines; read the count with a raw client.
+    let c = redis::Client::open(format!("redis://127.0.0.1:{}/", server.port)).unwrap();
+    let mut conn = c.get_connection().unwrap();
+    let (_, n): (String, usize) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(topic)
+        .query::<Vec<(String, usize)>>(&mut conn)
+        .unwrap()
+        .pop()
+        .unwrap();
+    n
+}
+
+#[test]
+fn redis_pubsub_fans_out_to_consumer_processes() {
+    redis_connector::register();
+    let server = common::RedisServer::start();
+    let (store, dir) = file_store("pubsub");
+    let consumers: Vec<_> = (0..3)
+        .map(|_| worker_consume("redis", server.port, "fan"))
+        .collect();
+    let t0 = Instant::now();
+    while numsub(&server, "fan") < 3 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "consumers did not subscribe"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut p = StreamProducer::new(
+        RedisPublisher::new("127.0.0.1", server.port).unwrap(),
+        store,
+    )
+    .batch_size(4);
+    let mut want = 0u64;
+    for i in 0..10u8 {
+        p.send("fan", vec![i; 1000], meta(i.into())).unwrap();
+        want += u64::from(i) * 1000;
+    }
+    p.close_topic("fan").unwrap();
+    for c in consumers {
+        assert_eq!(
+            finish(c),
+            format!("10 {want}"),
+            "every consumer sees every object"
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn redis_queue_delivers_each_object_once_and_survives_a_broker_restart() {
+    redis_connector::register();
+    // A durable broker: acknowledged RPUSHes survive a kill -9.
+    let mut server =
+        common::RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let (store, dir) = file_store("queue");
+    let mut p = StreamProducer::new(
+        RedisQueuePublisher::new("127.0.0.1", server.port).unwrap(),
+        store.clone(),
+    )
+    .evict(true);
+    let mut keys_sum = 0u64;
+    for i in 0..3u8 {
+        p.send("q", vec![i; 10], meta(i.into())).unwrap();
+        keys_sum += u64::from(i) * 10;
+    }
+    assert_eq!(p.unsent(), 0);
+    // The broker goes down: a clear, temporary error; the batch is kept.
+    server.kill();
+    let t0 = Instant::now();
+    let err = p.send("q", vec![3u8; 10], meta(3)).unwrap_err();
+    assert!(t0.elapsed() < Duration::from_secs(10), "no hang");
+    assert!(
+        matches!(err, Error::Connector { .. }) && err.is_temporary(),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&server.port.to_string()), "{err}");
+    assert_eq!(p.unsent(), 1);
+    // A consumer cannot connect either: a clear error.
+    let err = RedisQueueSubscriber::new("127.0.0.1", server.port, "q").unwrap_err();
+    assert!(err.is_temporary(), "{err}");
+    // Back up: the kept batch goes first, nothing acknowledged was lost.
+    server.restart();
+    p.close_topic("q").unwrap();
+    assert_eq!(p.unsent(), 0);
+    keys_sum += 30;
+    let out = finish(worker_consume("redis-queue", server.port, "q"));
+    assert_eq!(out, format!("4 {keys_sum}"));
+    // Consumed once, and evicted on resolve.
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(names.is_empty(), "evicted after reading: {names:?}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn redis_pubsub_subscriber_reports_a_dead_broker() {
+    let mut server = common::RedisServer::start();
+    let mut sub = RedisSubscriber::new("127.0.0.1", server.port, &["t"]).unwrap();
+    assert_eq!(
+        sub.next_message(Some(Duration::from_millis(50))).unwrap(),
+        None
+    );
+    server.kill();
+    let err = sub
+        .next_message(Some(Duration::from_millis(500)))
+        .unwrap_err();
+    assert!(err.is_temporary(), "{err}");
+    let mut c = StreamConsumer::<u8>::new(sub).timeout(Some(Duration::from_millis(200)));
+    assert!(c.next_proxy().is_err());
+    let err = RedisPublisher::new("127.0.0.1", server.port)
+        .unwrap()
+        .send("t", b"x")
+        .unwrap_err();
+    assert!(err.is_temporary(), "{err}");
+}
