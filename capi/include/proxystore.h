@@ -78,8 +78,9 @@ extern "C" {
 // stays valid until the next failed call on this thread. Never NULL.
 const char *ps_last_error(void);
 
-// A static name of a status code (`"PS_ERR_NOT_FOUND"`). Never NULL.
-const char *ps_status_name(enum ps_status status);
+// A static name of a status code (`"PS_ERR_NOT_FOUND"`; `"unknown status"`
+// for a value that is none). Never NULL.
+const char *ps_status_name(int32_t status);
 
 // The library version ("0.1.0"). Never NULL.
 const char *ps_version(void);
