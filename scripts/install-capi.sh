@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=$(realpath -m "${1:-/usr/local}")
+tgt=${CARGO_TARGET_DIR:-target}
 version=$(awk -F'"' '/^version *=/ {print $2; exit}' Cargo.toml)
 
 # One release build of the library; the same rustc call prints the system
@@ -20,9 +21,9 @@ static_libs=$(sed -n 's/.*native-static-libs: //p' <<<"$notes" | tail -n 1)
 ucx_libs=$(pkg-config --libs ucx 2>/dev/null || echo "-lucp -luct -lucs")
 
 install -d "$prefix/lib/pkgconfig" "$prefix/include"
-install -m 0755 target/release/libproxystore.so "$prefix/lib/libproxystore.so.$version"
+install -m 0755 "$tgt"/release/libproxystore.so "$prefix/lib/libproxystore.so.$version"
 ln -sf "libproxystore.so.$version" "$prefix/lib/libproxystore.so"
-install -m 0644 target/release/libproxystore.a "$prefix/lib/libproxystore.a"
+install -m 0644 "$tgt"/release/libproxystore.a "$prefix/lib/libproxystore.a"
 install -m 0644 capi/include/proxystore.h "$prefix/include/proxystore.h"
 cat > "$prefix/lib/pkgconfig/proxystore.pc" <<PC
 prefix=$prefix

@@ -4,12 +4,12 @@
 # pkg-config file and run: the C tests of bad input, the C example under
 # `mpiexec -n 2` (mpicc), the C++ RAII example (g++) and the Fortran example
 # (gfortran), over a file store and a UCX object server.
-#   bash scripts/test-capi.sh [OUT_DIR]        # default target/capi
+#   bash scripts/test-capi.sh [OUT_DIR]        # default $CARGO_TARGET_DIR/capi (target/capi)
 # Prints cargo-style `test ...` and `test result:` lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$(pwd)
-out=$(realpath -m "${1:-target/capi}")
+tgt=${CARGO_TARGET_DIR:-target}
+out=$(realpath -m "${1:-$tgt/capi}")
 prefix="$out/prefix"
 rm -rf "$out" && mkdir -p "$out/bin"
 scratch=$(mktemp -d /dev/shm/ps-capi.XXXXXX)
@@ -68,7 +68,7 @@ run capi::mpi_example_file mpiexec -n 2 "$out/bin/mpi_proxy" "file://$scratch/mp
 run capi::cpp_raii_example_file "$out/bin/raii" "file://$scratch/raii"
 run capi::fortran_example_file "$out/bin/fortran_example" "file://$scratch/fortran"
 
-server="$repo/target/release/proxystore-ucx-server"
+server="$(realpath -m "$tgt")/release/proxystore-ucx-server"
 [ -x "$server" ] || cargo build --release --locked -q -p ucx-connector --bin proxystore-ucx-server
 export UCX_TLS=${UCX_TLS:-shm,cma,self}
 "$server" --listen 127.0.0.1:0 --idle-exit 300 > "$out/ucx-server.log" 2>&1 &

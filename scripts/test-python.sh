@@ -7,7 +7,8 @@
 # Prints the pytest report and a cargo-style `test result:` line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${PROXYSTORE_TEST_VENV:-target/py-venv}
+tgt=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+venv=${PROXYSTORE_TEST_VENV:-$tgt/py-venv}
 if [ ! -x "$venv/bin/pytest" ] || [ ! -x "$venv/bin/maturin" ]; then
   echo "== python: creating $venv" >&2
   python3 -m venv --clear "$venv"
@@ -15,15 +16,16 @@ if [ ! -x "$venv/bin/pytest" ] || [ ! -x "$venv/bin/maturin" ]; then
     'proxystore==1.1.0' numpy redis pytest 'maturin>=1.5,<2'
 fi
 echo "== python: building the proxystore-rs wheel (maturin)" >&2
-rm -rf target/wheels
-"$venv/bin/maturin" build --release --locked -q --auditwheel skip -m python/Cargo.toml -i "$venv/bin/python" -o target/wheels
-"$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/proxystore_rs-*.whl
+rm -rf "$tgt/wheels"
+"$venv/bin/maturin" build --release --locked -q --auditwheel skip -m python/Cargo.toml -i "$venv/bin/python" -o "$tgt/wheels"
+"$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$tgt"/wheels/proxystore_rs-*.whl
 # The UCX object server the tests start (built by the workspace's release build).
-[ -x target/release/proxystore-ucx-server ] ||
+export PROXYSTORE_UCX_SERVER=${PROXYSTORE_UCX_SERVER:-$tgt/release/proxystore-ucx-server}
+[ -x "$PROXYSTORE_UCX_SERVER" ] ||
   cargo build --release --locked -q -p ucx-connector --bin proxystore-ucx-server
 log=$(mktemp)
 set +e
-(cd python/tests && "../../$venv/bin/python" -m pytest -v -p no:cacheprovider "$@") 2>&1 | tee "$log"
+(cd python/tests && "$venv/bin/python" -m pytest -v -p no:cacheprovider "$@") 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 passed=$(grep -cE ' PASSED( |$)' "$log" || true)

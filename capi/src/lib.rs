@@ -19,8 +19,6 @@
 //! the Python ProxyStore and the Rust API read what C writes.
 #![allow(non_camel_case_types)]
 
-mod url;
-
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char};
@@ -31,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
-use proxy_core::{Error, Key, Proxy, ProxyOptions, Store, StoreConfig};
+use proxy_core::{Error, Key, Proxy, ProxyOptions, Store, StoreConfig, registry};
 
 /// Status of every call. `PS_OK` is 0; everything else is a failure whose
 /// message [`ps_last_error`] returns.
@@ -133,7 +131,9 @@ impl From<Error> for Fail {
             Error::MissingKey { .. } => PS_ERR_NOT_FOUND,
             Error::InvalidKey { .. } => PS_ERR_INVALID_ARGUMENT,
             Error::Decode { .. } => PS_ERR_DECODE,
-            Error::UnknownConnector { .. } | Error::InvalidConfig { .. } => PS_ERR_CONFIG,
+            Error::UnknownConnector { .. }
+            | Error::UnknownScheme { .. }
+            | Error::InvalidConfig { .. } => PS_ERR_CONFIG,
             Error::StoreExists(_) => PS_ERR_CONFIG,
             Error::StoreClosed(_) => PS_ERR_CLOSED,
             Error::Unsupported { .. } => PS_ERR_UNSUPPORTED,
@@ -388,7 +388,8 @@ pub extern "C" fn ps_version() -> *const c_char {
 }
 
 /// Open a store named `name` at `url`: `file:///DIR`,
-/// `redis://[user[:password]@]HOST[:PORT][/DB]` or `ucx://HOST:PORT`.
+/// `redis://[user[:password]@]HOST[:PORT][/DB]`, `ucx://HOST:PORT` (every
+/// scheme a linked connector crate registers; parsed as the command-line tool does).
 ///
 /// # Safety
 /// `name` and `url` are NULL or NUL-terminated strings; `out` is NULL or writable.
@@ -406,7 +407,7 @@ pub unsafe extern "C" fn ps_store_open_url(
         let name = unsafe { text_arg(name, "name") }?;
         // SAFETY: caller contract of this function.
         let url = unsafe { text_arg(url, "url") }?;
-        let config = url::store_config(name, url)?;
+        let config = StoreConfig::new(name, registry::connector_config_from_url(url)?);
         *out = add_store(Store::from_config(&config)?);
         Ok(())
     })
