@@ -86,7 +86,8 @@ const char *ps_status_name(int32_t status);
 const char *ps_version(void);
 
 // Open a store named `name` at `url`: `file:///DIR`,
-// `redis://[user[:password]@]HOST[:PORT][/DB]` or `ucx://HOST:PORT`.
+// `redis://[user[:password]@]HOST[:PORT][/DB]`, `ucx://HOST:PORT` (every
+// scheme a linked connector crate registers; parsed as the command-line tool does).
 //
 // # Safety
 // `name` and `url` are NULL or NUL-terminated strings; `out` is NULL or writable.
