@@ -6,8 +6,11 @@ Proxy and default serializer in every row, only the connector differs.
 
     python resolve.py --ucx-server HOST:PORT --redis HOST:PORT [--reps N]
 
-Prints a Markdown table of median resolve times (the child's ``bytes(proxy)``:
-factory, connector get, deserialize) per size.
+Prints a Markdown table of median resolve times (the child's ``extract(proxy)``:
+factory, connector get, deserialize) per size. Rows ``, view`` use the store
+option ``serializer=bytes_serializer, deserializer=view_deserializer``
+(``proxystore_rs``): the resolved object is a ``memoryview`` of what the
+connector received, so no copy is made after the transfer.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def main() -> None:
     from proxystore.connectors.redis import RedisConnector as PyRedis
     from proxystore.store import Store
 
-    from proxystore_rs import FileConnector, UcxConnector
+    from proxystore_rs import FileConnector, UcxConnector, bytes_serializer, view_deserializer
 
     ap = argparse.ArgumentParser()
     ap.add_argument('--ucx-server', required=True)
@@ -65,12 +68,19 @@ def main() -> None:
         'python redis': lambda: PyRedis(rhost, int(rport)),
         'rs file': lambda: FileConnector(f'{tmp}/rs'),
         'rs ucx': lambda: UcxConnector(args.ucx_server),
+        'python file, view': lambda: PyFile(f'{tmp}/pyv'),
+        'rs ucx, view': lambda: UcxConnector(args.ucx_server),
     }
     child = subprocess.Popen([sys.executable, '-c', CHILD], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE)
     rows: dict[str, dict[int, float]] = {}
     for name, make in connectors.items():
-        store = Store(f'bench-{uuid.uuid4().hex[:6]}', make(), cache_size=0, register=True)
+        view = name.endswith(', view')
+        store = Store(
+            f'bench-{uuid.uuid4().hex[:6]}', make(), cache_size=0, register=True,
+            serializer=bytes_serializer if view else None,
+            deserializer=view_deserializer if view else None,
+        )
         rows[name] = {}
         for size in SIZES:
             payload = b'x' * size

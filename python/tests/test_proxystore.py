@@ -186,3 +186,21 @@ def test_gil_is_released_during_io(redis_server):
     s.close()
     c.close()
     assert count > 1000, count
+
+
+def test_view_deserializer_resolves_without_a_copy(connector):
+    from proxystore.proxy import extract
+
+    store = Store(
+        f'rs-view-{connector.kind}-{uuid.uuid4().hex[:8]}', connector, cache_size=0,
+        serializer=proxystore_rs.bytes_serializer,
+        deserializer=proxystore_rs.view_deserializer,
+    )
+    try:
+        payload = bytes(range(256)) * 1000
+        p = store.proxy(payload, populate_target=False)
+        got = extract(p)
+        assert isinstance(got, memoryview) and isinstance(got.obj, proxystore_rs.Buffer)
+        assert got == payload
+    finally:
+        store.close()

@@ -39,7 +39,21 @@ __all__ = [
     'RustKey',
     'UcxConnector',
     '__version__',
+    'bytes_serializer',
+    'view_deserializer',
 ]
+
+
+def bytes_serializer(obj: Any) -> bytes:
+    """A ProxyStore serializer for bytes-like objects: stores them as they are."""
+    return bytes(obj) if not isinstance(obj, bytes) else obj
+
+
+def view_deserializer(buf: Any) -> memoryview:
+    """A ProxyStore deserializer that keeps the connector's buffer: with our
+    connectors, the resolved proxy is a read-only ``memoryview`` of the
+    received memory, no copy (pair with ``bytes_serializer``)."""
+    return buf if isinstance(buf, memoryview) else memoryview(buf)
 
 
 class RustKey(NamedTuple):
