@@ -11,6 +11,8 @@ packages=(
   redis-server redis-tools                  # Redis connector, baselines
   mpich libmpich-dev                        # MPI-launched benchmarks
   python3 python3-venv python3-pip          # Python ProxyStore: interop tests, benches/python
+  python3-dev                               # Python bindings (PyO3, built by maturin)
+  g++ gfortran                              # C ABI examples: C++ RAII wrapper, Fortran
 )
 
 missing=()

@@ -24,6 +24,12 @@ log=$(mktemp)
 set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
+echo "== C ABI: install, then C (mpicc + mpiexec), C++ and Fortran against the installed header" >&2
+bash scripts/test-capi.sh 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+echo "== Python bindings with the Python ProxyStore 1.1 (pytest)" >&2
+bash scripts/test-python.sh 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 set -e
 
 # The UCX connector again, against a current UCX (the libucx-cu12 wheel from

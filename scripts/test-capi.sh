@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The C ABI from the outside, as a user sees it: install it under a prefix
+# (scripts/install-capi.sh), then compile against the installed header and
+# pkg-config file and run: the C tests of bad input, the C example under
+# `mpiexec -n 2` (mpicc), the C++ RAII example (g++) and the Fortran example
+# (gfortran), over a file store and a UCX object server.
+#   bash scripts/test-capi.sh [OUT_DIR]        # default $CARGO_TARGET_DIR/capi (target/capi)
+# Prints cargo-style `test ...` and `test result:` lines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tgt=${CARGO_TARGET_DIR:-target}
+out=$(realpath -m "${1:-$tgt/capi}")
+prefix="$out/prefix"
+rm -rf "$out" && mkdir -p "$out/bin"
+scratch=$(mktemp -d /dev/shm/ps-capi.XXXXXX)
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+bash scripts/install-capi.sh "$prefix"
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+cflags=$(pkg-config --cflags proxystore)
+libs="$(pkg-config --libs proxystore) -Wl,-rpath,$prefix/lib"
+src=capi/examples
+
+passed=0 failed=0
+result() { # name status
+  if [ "$2" -eq 0 ]; then echo "test $1 ... ok"; passed=$((passed + 1))
+  else echo "test $1 ... FAILED"; failed=$((failed + 1)); fi
+}
+run() { # name command...
+  local name=$1; shift
+  set +e; "$@" > "$out/$name.log" 2>&1; local rc=$?; set -e
+  [ $rc -eq 0 ] || { echo "--- $name failed ($rc):"; cat "$out/$name.log"; } >&2
+  result "$name" $rc
+}
+
+echo "== C ABI: compile against $prefix" >&2
+# shellcheck disable=SC2086
+cc -std=c11 -Wall -Wextra -Werror $cflags capi/tests/c/bad_input.c -o "$out/bin/bad_input" $libs -lpthread
+# shellcheck disable=SC2086
+mpicc -std=c11 -Wall -Werror $cflags $src/mpi_proxy.c -o "$out/bin/mpi_proxy" $libs
+# shellcheck disable=SC2086
+g++ -std=c++17 -Wall -Wextra -Werror $cflags -I$src $src/raii.cpp -o "$out/bin/raii" $libs
+# shellcheck disable=SC2086
+gfortran -Wall -Werror -std=f2018 $src/fortran_example.f90 -J "$out" -o "$out/bin/fortran_example" $libs
+# The static library links too (system libraries from the .pc file).
+# shellcheck disable=SC2086
+cc -std=c11 $cflags capi/tests/c/bad_input.c -o "$out/bin/bad_input_static" \
+  "$prefix/lib/libproxystore.a" $(pkg-config --static --libs-only-l proxystore | sed 's/-lproxystore//') -lpthread
+result capi::builds_with_pkg_config 0
+
+echo "== C ABI: bad input (C tests)" >&2
+set +e
+"$out/bin/bad_input" "$scratch/bad"
+bad_rc=$?
+"$out/bin/bad_input_static" "$scratch/bad-static" > "$out/bad_input_static.log" 2>&1
+static_rc=$?
+set -e
+[ $static_rc -eq 0 ] || cat "$out/bad_input_static.log" >&2
+result capi::static_library_runs_the_c_tests $static_rc
+
+echo "== C ABI: examples over a file store" >&2
+run capi::mpi_example_file mpiexec -n 2 "$out/bin/mpi_proxy" "file://$scratch/mpi" 8388608
+run capi::cpp_raii_example_file "$out/bin/raii" "file://$scratch/raii"
+run capi::fortran_example_file "$out/bin/fortran_example" "file://$scratch/fortran"
+
+server="$(realpath -m "$tgt")/release/proxystore-ucx-server"
+[ -x "$server" ] || cargo build --release --locked -q -p ucx-connector --bin proxystore-ucx-server
+export UCX_TLS=${UCX_TLS:-shm,cma,self}
+"$server" --listen 127.0.0.1:0 --idle-exit 300 > "$out/ucx-server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 100); do grep -q '^LISTEN ' "$out/ucx-server.log" && break; sleep 0.1; done
+addr=$(awk '/^LISTEN /{print $2; exit}' "$out/ucx-server.log")
+if [ -z "$addr" ]; then
+  cat "$out/ucx-server.log" >&2
+  result capi::ucx_server_started 1
+else
+  echo "== C ABI: examples over the UCX object server at $addr" >&2
+  run capi::mpi_example_ucx mpiexec -n 2 "$out/bin/mpi_proxy" "ucx://$addr" 8388608
+  run capi::cpp_raii_example_ucx "$out/bin/raii" "ucx://$addr"
+  run capi::fortran_example_ucx "$out/bin/fortran_example" "ucx://$addr"
+fi
+
+printf '\ntest result: %s. %d passed; %d failed; 0 ignored; 0 measured; 0 filtered out\n\n' \
+  "$([ $failed -eq 0 ] && echo ok || echo FAILED)" "$passed" "$failed"
+[ $failed -eq 0 ] && [ $bad_rc -eq 0 ]
