@@ -117,6 +117,12 @@ impl Mutant {
         let written = fs::File::create(&target).and_then(|mut f| {
             for part in data.parts() {
                 f.write_all(part)?;
+                if in_place {
+                    // Parts arrive over time (as from a socket): the window in
+                    // which the file is partial is then long enough for the
+                    // suite's pollers to run even on a loaded machine.
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
             }
             Ok(())
         });
