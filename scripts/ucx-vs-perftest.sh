@@ -249,7 +249,7 @@ fmt_bw() {
 }
 
 echo
-echo "UCX_TLS=$TLS, $ROUNDS rounds (perftest and connector interleaved), median over rounds of each run's median get; UCX $(ucx_tool ucx_info -v | sed -n 's/^# Library version: //p'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "UCX_TLS=$TLS, $ROUNDS rounds (perftest and connector interleaved), median over rounds of each run's median get; UCX $(ucx_tool ucx_info -v | sed -n 's/^# Version //p; s/^# Library version: //p'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| size | ucx_perftest ucp_get latency / bandwidth | connector get latency / bandwidth | connector / perftest bandwidth |"
 echo "|---:|---:|---:|---:|"
