@@ -11,7 +11,6 @@ mod config;
 pub mod ofi;
 pub mod raw;
 mod transport;
-mod url;
 
 pub use config::OfiConfig;
 pub use object_server::{DataPath, TransportConfig};
@@ -59,5 +58,8 @@ pub fn enforces_read_only(provider: &str) -> bool {
 /// the `ofi://HOST:PORT` store URL scheme.
 pub fn register() {
     proxy_core::registry::register_connector::<OfiConnector>();
-    proxy_core::registry::register_scheme("ofi", url::config_from_url);
+    proxy_core::registry::register_scheme("ofi", object_server::config_from_url::<Ofi>);
 }
+
+#[cfg(test)]
+mod url;

@@ -8,7 +8,6 @@
 mod config;
 mod transport;
 pub mod ucx;
-mod url;
 
 pub use config::{UcxConfig, tls_is_tcp_only};
 pub use object_server::{DataPath, TransportConfig};
@@ -39,5 +38,8 @@ pub fn locate_server() -> Result<std::path::PathBuf, String> {
 /// proxies and configurations naming it can be resolved in this process.
 pub fn register() {
     proxy_core::registry::register_connector::<UcxConnector>();
-    proxy_core::registry::register_scheme("ucx", url::config_from_url);
+    proxy_core::registry::register_scheme("ucx", object_server::config_from_url::<Ucx>);
 }
+
+#[cfg(test)]
+mod url;

@@ -1,28 +1,4 @@
-//! Store URLs of scheme `ucx`: `ucx://HOST:PORT`, the control address of a
-//! running `proxystore-ucx-server` (its `LISTEN` line).
-
-use proxy_core::url::StoreUrl;
-use proxy_core::{ConnectorConfig, Result};
-
-use crate::{KIND, UcxConfig};
-
-/// The connector configuration of a `ucx://HOST:PORT` URL: [`UcxConfig`]
-/// with that server and default options.
-pub(crate) fn config_from_url(url: &StoreUrl<'_>) -> Result<ConnectorConfig> {
-    let server = url.authority();
-    let path = url.path().trim_end_matches('/');
-    if url.host().is_empty() || url.port_text().is_none() || !path.is_empty() {
-        return Err(url.error(
-            Some(KIND),
-            "a ucx URL names the object server's control address: ucx://HOST:PORT",
-        ));
-    }
-    url.port_or(0, "UCX server")?;
-    if url.user().is_some() || url.password().is_some() {
-        return Err(url.error(Some(KIND), "a ucx URL takes no user or password"));
-    }
-    Ok(ConnectorConfig::new(KIND, UcxConfig::new(server)))
-}
+//! Store URLs of scheme `ucx` (parsed by `object_server::config_from_url`).
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@ mod key;
 mod options;
 mod peer;
 mod put;
+mod url;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use proxy_core::{
 pub use key::ObjectKey;
 pub use options::{ClientOptions, TransportConfig};
 pub use peer::ControlError;
+pub use url::config_from_url;
 
 use crate::auth::Secret;
 use crate::proto::{DataPath, Request, Response, Stats};

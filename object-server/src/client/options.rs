@@ -127,7 +127,7 @@ impl ClientOptions {
 /// it) and the transport's own options. It is what `config()` writes and
 /// what a proxy carries, so it must serialize without secrets.
 pub trait TransportConfig:
-    Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static
+    Serialize + DeserializeOwned + Clone + Default + std::fmt::Debug + Send + Sync + 'static
 {
     /// The shared options.
     fn client(&self) -> &ClientOptions;
