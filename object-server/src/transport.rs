@@ -26,7 +26,7 @@
 
 use std::any::Any;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use proxy_core::Result;
@@ -156,4 +156,41 @@ pub trait ClientTransport: Send + Sync + Sized + 'static {
 /// Downcast helper for transports recognising their own [`Memory`].
 pub fn owner_as<T: Any>(mem: &Memory) -> Option<&T> {
     mem.owner().downcast_ref::<T>()
+}
+
+/// The loop behind [`ClientTransport::wait`] for fabrics progressed by
+/// polling under a lock: `lock` takes it, `progress` drives the fabric once
+/// and says whether every operation is done, and after `timeout` `cancel`
+/// asks the fabric to cancel them (their buffers stay owned by the
+/// operations until the fabric completes them) before the timeout error.
+pub fn poll_until_done<G>(
+    kind: &'static str,
+    operation: &'static str,
+    timeout: Duration,
+    lock: impl Fn() -> G,
+    progress: impl Fn(&G) -> bool,
+    cancel: impl Fn(&G),
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut spins = 0u32;
+    loop {
+        {
+            let g = lock();
+            if progress(&g) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                cancel(&g);
+                return Err(proxy_core::Error::Timeout {
+                    connector: kind.into(),
+                    operation,
+                    after: timeout,
+                });
+            }
+        }
+        spins += 1;
+        if spins % 64 == 0 {
+            std::thread::yield_now();
+        }
+    }
 }

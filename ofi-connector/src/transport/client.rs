@@ -201,31 +201,17 @@ impl ClientTransport for Ofi {
         operation: &'static str,
         timeout: Duration,
     ) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        let mut spins = 0u32;
-        loop {
-            {
-                let g = self.domain().lock();
-                self.ep.progress(&g);
-                if ops.iter().all(|r| r.is_done()) {
-                    return Ok(());
-                }
-                if Instant::now() > deadline {
-                    for r in ops {
-                        r.cancel(&g);
-                    }
-                    return Err(Error::Timeout {
-                        connector: Self::NAME.into(),
-                        operation,
-                        after: timeout,
-                    });
-                }
-            }
-            spins += 1;
-            if spins % 64 == 0 {
-                std::thread::yield_now();
-            }
-        }
+        object_server::transport::poll_until_done(
+            Self::NAME,
+            operation,
+            timeout,
+            || self.domain().lock(),
+            |g| {
+                self.ep.progress(g);
+                ops.iter().all(|r| r.is_done())
+            },
+            |g| ops.iter().for_each(|r| r.cancel(g)),
+        )
     }
 
     fn quiesce(&self) {

@@ -1,12 +1,12 @@
 //! The client side: endpoints, remote keys, one-sided gets and puts.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use object_server::{ClientTransport, Operation, ServerBinary, ServerTransport};
+use proxy_core::Result;
 use proxy_core::mem::{Allocator, PoolBuf, Region};
-use proxy_core::{Error, Result};
 use ucx_sys::ucp_mem_h;
 
 use super::UcxServer;
@@ -151,31 +151,17 @@ impl ClientTransport for Ucx {
         operation: &'static str,
         timeout: Duration,
     ) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        let mut spins = 0u32;
-        loop {
-            {
-                let g = self.worker.lock();
+        object_server::transport::poll_until_done(
+            Self::NAME,
+            operation,
+            timeout,
+            || self.worker.lock(),
+            |g| {
                 while g.progress() {}
-                if ops.iter().all(|r| r.is_done()) {
-                    return Ok(());
-                }
-                if Instant::now() > deadline {
-                    for r in ops {
-                        r.cancel(&g);
-                    }
-                    return Err(Error::Timeout {
-                        connector: Self::NAME.into(),
-                        operation,
-                        after: timeout,
-                    });
-                }
-            }
-            spins += 1;
-            if spins % 64 == 0 {
-                std::thread::yield_now();
-            }
-        }
+                ops.iter().all(|r| r.is_done())
+            },
+            |g| ops.iter().for_each(|r| r.cancel(g)),
+        )
     }
 
     fn quiesce(&self) {
