@@ -5,6 +5,7 @@
 #
 #   bash scripts/run-local.sh [--quick] [--no-setup] [--no-python]
 #                             [--ranks N] [--connectors file,...] [--out DIR]
+#                             [--sizes 1KB,1MB,...]
 #
 #   --quick       smoke run (< 2 minutes): fewer sizes and repetitions
 #   --no-setup    skip scripts/setup.sh (packages already installed)
@@ -13,6 +14,8 @@
 #   --connectors  connectors to benchmark (default: file,redis,ucx; add ofi for
 #                 the libfabric connector, FI_PROVIDER=shm unless set)
 #   --out DIR     results directory (default results/<timestamp>)
+#   --sizes LIST  object sizes of the store-level benchmark and of the Python
+#                 reference (e.g. 1KB,1MB,100MB; default: the quick or full set)
 #
 # Everything this script starts (redis-server, object servers) is stopped by
 # PID when it ends, also on Ctrl-C. Binaries go to cargo's target directory
@@ -23,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-quick=0 setup=1 python=1 ranks=2 connectors="" out=""
+quick=0 setup=1 python=1 ranks=2 connectors="" out="" sizes=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -32,7 +35,8 @@ while [ $# -gt 0 ]; do
     --ranks) ranks=$2; shift ;;
     --connectors) connectors=$2; shift ;;
     --out) out=$2; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --sizes) sizes=$2; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "run-local: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -104,13 +108,17 @@ if has ofi; then
 fi
 
 if [ "$quick" = 1 ]; then
-  store_args=(--quick --payloads bytes --sizes 1KB,1MB,10MB)
+  store_args=(--quick --payloads bytes --sizes "${sizes:-1KB,1MB,10MB}")
   mpi_args=(--sizes 1KiB,1MiB,64MiB --reps 3 --warmup 1 --alltoall-max 64MiB)
-  py_args=(--quick --sizes 1KB,1MB,10MB)
+  py_args=(--quick --sizes "${sizes:-1KB,1MB,10MB}")
 else
   store_args=(--payloads bytes --series-budget 1.5)
   mpi_args=(--sizes 1KiB,64KiB,1MiB,16MiB,256MiB,1GiB --reps 7 --warmup 2)
   py_args=(--series-budget 1.5)
+fi
+if [ "$quick" = 0 ] && [ -n "$sizes" ]; then
+  store_args+=(--sizes "$sizes")
+  py_args+=(--sizes "$sizes")
 fi
 
 py_csv=""
