@@ -215,11 +215,23 @@ pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> 
 /// A frame over [`MAX_FRAME`] or one that does not decode is an
 /// `InvalidData` error; nothing is allocated before the length is checked.
 pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result<Option<T>> {
+    // End of stream before a frame starts is a clean end; inside the
+    // length prefix (or the body) it is a truncated frame.
     let mut len = [0u8; 4];
-    match r.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+    let mut got = 0;
+    while got < len.len() {
+        match r.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("stream ended {got} bytes into a frame's 4-byte length"),
+                ));
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {
@@ -259,6 +271,29 @@ mod tests {
         t[0] += 1;
         t.push(0);
         assert!(read_frame::<Request>(&mut &t[..]).is_err());
+    }
+
+    #[test]
+    fn truncated_frames_are_errors_not_a_clean_end() {
+        let mut v = Vec::new();
+        write_frame(&mut v, &Request::Put { len: 5 }).unwrap();
+        for cut in 1..v.len() {
+            let e = read_frame::<Request>(&mut &v[..cut]).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}");
+        }
+        // A reader that hands out one byte at a time still gets the frame.
+        struct OneByte<'a>(&'a [u8]);
+        impl Read for OneByte<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(buf.len()).min(1);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let r: Request = read_frame(&mut OneByte(&v)).unwrap().unwrap();
+        assert!(matches!(r, Request::Put { len: 5 }));
+        assert!(read_frame::<Request>(&mut OneByte(&[])).unwrap().is_none());
     }
 
     #[test]
