@@ -228,7 +228,7 @@ fn main() {
         // (matched by their Rust names, after `Rename`; bindgen never emits
         // the inline functions themselves).
         .allowlist_function(
-            "fi_(getinfo|freeinfo|dupinfo|fabric|version|strerror|tostr)|fi_(allocinfo|av_insert|av_open|av_remove|av_straddr|cancel|close|cq_open|cq_read|cq_readerr|cq_strerror|domain|enable|endpoint|ep_bind|getname|mr_bind|mr_desc|mr_enable|mr_key|mr_reg|read|write|writemsg|header_version|addr_unspec)",
+            "fi_(getinfo|freeinfo|dupinfo|fabric|version|strerror|tostr)|fi_(allocinfo|av_insert|av_open|av_remove|av_straddr|cancel|close|cq_open|cq_read|cq_readerr|cq_strerror|control|trywait|domain|enable|endpoint|ep_bind|getname|mr_bind|mr_desc|mr_enable|mr_key|mr_reg|read|write|writemsg|header_version|addr_unspec)",
         )
         .allowlist_type("fi_.*|fid_.*|fid")
         .allowlist_var("FI_.*")

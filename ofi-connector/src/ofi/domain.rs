@@ -204,6 +204,11 @@ impl Domain {
         self.raw
     }
 
+    /// The raw fabric (valid while `self` lives; use under the lock).
+    pub(crate) fn fabric_raw(&self) -> *mut fid_fabric {
+        self.fabric
+    }
+
     /// The provider's entry.
     pub fn info(&self) -> &Info {
         &self.info

@@ -19,6 +19,10 @@ pub struct Endpoint {
     ep: *mut fid_ep,
     av: *mut fid_av,
     cq: *mut fid_cq,
+    /// The CQ's wait file descriptor (`FI_WAIT_FD`, from `FI_GETWAIT`), when
+    /// the endpoint was opened with [`Endpoint::open_waitable`] and the
+    /// provider offers one.
+    wait_fd: Option<std::os::raw::c_int>,
     /// Peers by address: providers map one address to one AV entry (shm
     /// returns the same `fi_addr_t` for a second insert), so one entry is
     /// shared and removed once, by its last user. Used under the domain lock.
@@ -52,21 +56,58 @@ impl Drop for Partial {
 }
 
 impl Endpoint {
-    /// Open an endpoint on `domain` with its own AV and CQ.
+    /// Open an endpoint on `domain` with its own AV and CQ (no wait object:
+    /// completions are polled).
     pub fn open(domain: &Arc<Domain>) -> Result<Arc<Endpoint>> {
+        Self::open_with(domain, false)
+    }
+
+    /// As [`open`](Self::open), with a CQ that has a wait file descriptor
+    /// (`FI_WAIT_FD`) when the provider offers one, so that an idle
+    /// progress thread can sleep in [`wait`](Self::wait) until the provider
+    /// has work (`fi_trywait` + `poll`) instead of polling on a timer.
+    /// Providers without `FI_WAIT_FD` get a polled CQ, as with `open`.
+    pub fn open_waitable(domain: &Arc<Domain>) -> Result<Arc<Endpoint>> {
+        Self::open_with(domain, true)
+    }
+
+    fn open_with(domain: &Arc<Domain>, waitable: bool) -> Result<Arc<Endpoint>> {
         let _g = domain.lock();
         let mut partial = Partial { fids: Vec::new() };
-        let mut cq_attr = fi_cq_attr {
-            format: fi_cq_format_FI_CQ_FORMAT_CONTEXT,
-            wait_obj: fi_wait_obj_FI_WAIT_NONE,
-            size: 1024,
-            ..Default::default()
+        let open_cq = |wait_obj| {
+            let mut cq_attr = fi_cq_attr {
+                format: fi_cq_format_FI_CQ_FORMAT_CONTEXT,
+                wait_obj,
+                size: 1024,
+                ..Default::default()
+            };
+            let mut cq: *mut fid_cq = ptr::null_mut();
+            // SAFETY: lock held; attr and out-pointer valid.
+            check("fi_cq_open", unsafe {
+                fi_cq_open(domain.raw(), &mut cq_attr, &mut cq, ptr::null_mut())
+            })
+            .map(|_| cq)
         };
-        let mut cq: *mut fid_cq = ptr::null_mut();
-        // SAFETY: lock held; attr and out-pointer valid.
-        check("fi_cq_open", unsafe {
-            fi_cq_open(domain.raw(), &mut cq_attr, &mut cq, ptr::null_mut())
-        })?;
+        let mut wait_fd = None;
+        let cq = match waitable.then(|| open_cq(fi_wait_obj_FI_WAIT_FD)) {
+            Some(Ok(cq)) => {
+                let mut fd: std::os::raw::c_int = -1;
+                // SAFETY: lock held; cq just opened; FI_GETWAIT with
+                // FI_WAIT_FD writes one int.
+                let r = unsafe {
+                    fi_control(
+                        &mut (*cq).fid,
+                        FI_GETWAIT as i32,
+                        (&mut fd as *mut std::os::raw::c_int).cast(),
+                    )
+                };
+                if r == 0 && fd >= 0 {
+                    wait_fd = Some(fd);
+                }
+                cq
+            }
+            _ => open_cq(fi_wait_obj_FI_WAIT_NONE)?,
+        };
         // SAFETY: cq just opened.
         partial.fids.push(unsafe { &mut (*cq).fid });
         let mut av_attr = fi_av_attr {
@@ -102,6 +143,7 @@ impl Endpoint {
             ep,
             av,
             cq,
+            wait_fd,
             peers: parking_lot::Mutex::new(HashMap::new()),
             domain: domain.clone(),
         }))
@@ -251,6 +293,44 @@ impl Endpoint {
         }
     }
 
+    /// Whether [`wait`](Self::wait) sleeps on the provider's wait object.
+    pub fn can_wait(&self) -> bool {
+        self.wait_fd.is_some()
+    }
+
+    /// Sleep until the provider may have work for this endpoint (its CQ's
+    /// wait fd is readable) or `timeout` passes; returns at once when
+    /// `fi_trywait` says progress is needed now. Without a wait fd, sleeps
+    /// for `timeout`. Call [`progress`](Self::progress) after it returns.
+    pub fn wait(&self, timeout: std::time::Duration) {
+        let Some(fd) = self.wait_fd else {
+            std::thread::sleep(timeout);
+            return;
+        };
+        let ready = {
+            let g = self.domain.lock();
+            let mut fids = [
+                // SAFETY: the CQ is alive while `self` is.
+                unsafe { &mut (*self.cq).fid as *mut fid },
+            ];
+            // SAFETY: lock held; the fabric and the CQ are alive; one fid.
+            let r = unsafe { fi_trywait(g.domain().fabric_raw(), fids.as_mut_ptr(), 1) };
+            r != 0 // -FI_EAGAIN: events pending, progress now
+        };
+        if ready {
+            return;
+        }
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd; the fd belongs to the CQ, which outlives
+        // this call (it is closed only when `self` is dropped).
+        unsafe { libc::poll(&mut p, 1, ms) };
+    }
+
     /// Ask the provider to cancel the operation with `context`.
     pub(crate) fn cancel(&self, _g: &DomainGuard<'_>, context: *mut c_void) {
         // SAFETY: lock held; `context` is an in-flight operation's context
@@ -328,5 +408,53 @@ impl PeerAddr {
     /// The endpoint it was inserted on.
     pub fn endpoint(&self) -> &Arc<Endpoint> {
         &self.inner.ep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ofi::InfoQuery;
+    use std::time::{Duration, Instant};
+
+    fn domain(provider: &str) -> Arc<Domain> {
+        Arc::new(
+            Domain::open(&InfoQuery {
+                provider: Some(provider.into()),
+                domain: None,
+            })
+            .expect("libfabric provider"),
+        )
+    }
+
+    /// `tcp;ofi_rxm` (manual progress) gives the server's CQ a wait fd, so
+    /// its idle progress thread sleeps in the kernel until a peer sends
+    /// something; a plain endpoint has none. An idle wait returns after
+    /// about its timeout, not at once (no busy loop) and not never.
+    #[test]
+    fn tcp_endpoints_can_sleep_on_a_wait_fd() {
+        let d = domain("tcp;ofi_rxm");
+        let ep = Endpoint::open_waitable(&d).unwrap();
+        assert!(ep.can_wait(), "tcp;ofi_rxm offers FI_WAIT_FD");
+        assert!(!Endpoint::open(&d).unwrap().can_wait());
+        let t = Instant::now();
+        for _ in 0..5 {
+            let _ = ep.progress(&d.lock());
+            ep.wait(Duration::from_millis(20));
+        }
+        let idle = t.elapsed();
+        assert!(idle >= Duration::from_millis(50), "idle waits slept: {idle:?}");
+        assert!(idle < Duration::from_secs(5), "idle waits return: {idle:?}");
+    }
+
+    /// A provider without a wait object still opens (polled CQ), and `wait`
+    /// then sleeps for the timeout.
+    #[test]
+    fn shm_endpoints_open_waitable_either_way() {
+        let d = domain("shm");
+        let ep = Endpoint::open_waitable(&d).unwrap();
+        let t = Instant::now();
+        ep.wait(Duration::from_millis(10));
+        assert!(t.elapsed() < Duration::from_secs(5));
     }
 }

@@ -26,7 +26,7 @@ impl OfiServer {
     /// libfabric's first choice) and an endpoint on it.
     pub fn new(q: &InfoQuery) -> Result<OfiServer> {
         let domain = Arc::new(Domain::open(q)?);
-        let ep = Endpoint::open(&domain)?;
+        let ep = Endpoint::open_waitable(&domain)?;
         let address = ep.name()?;
         Ok(OfiServer {
             provider: domain.info().describe(),
@@ -138,7 +138,14 @@ impl ServerTransport for OfiServer {
                 self.ep.progress(&g)
             };
             if n == 0 {
-                std::thread::sleep(Duration::from_micros(20));
+                if self.ep.can_wait() {
+                    // Sleep until the provider has work (fi_trywait +
+                    // poll on the CQ's wait fd); wake at least every 50 ms
+                    // to see `stop`.
+                    self.ep.wait(Duration::from_millis(50));
+                } else {
+                    std::thread::sleep(Duration::from_micros(20));
+                }
             }
         }
     }

@@ -13,7 +13,8 @@
 //! `fi_cq_open`, `fi_ep_bind`, `fi_enable`, `fi_getname`, `fi_av_insert`,
 //! `fi_av_remove`, `fi_av_straddr`, `fi_mr_reg`, `fi_mr_desc`, `fi_mr_key`,
 //! `fi_mr_bind`, `fi_mr_enable`, `fi_read`, `fi_write`, `fi_writemsg`,
-//! `fi_cq_read`, `fi_cq_readerr`, `fi_cq_strerror`, `fi_cancel`;
+//! `fi_cq_read`, `fi_cq_readerr`, `fi_cq_strerror`, `fi_cancel`,
+//! `fi_control` (`FI_GETWAIT`), `fi_trywait`;
 //! [`fi_header_version`] (`FI_VERSION` of the headers) and
 //! [`fi_addr_unspec`] (`FI_ADDR_UNSPEC`, a cast bindgen cannot evaluate).
 //!

@@ -81,3 +81,9 @@ uint32_t wrap_fi_header_version(void) {
   return FI_VERSION(FI_MAJOR_VERSION, FI_MINOR_VERSION);
 }
 fi_addr_t wrap_fi_addr_unspec(void) { return FI_ADDR_UNSPEC; }
+int wrap_fi_control(struct fid *fid, int command, void *arg) {
+  return fi_control(fid, command, arg);
+}
+int wrap_fi_trywait(struct fid_fabric *fabric, struct fid **fids, int count) {
+  return fi_trywait(fabric, fids, count);
+}

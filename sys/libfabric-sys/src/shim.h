@@ -54,6 +54,8 @@ ssize_t wrap_fi_cq_readerr(struct fid_cq *cq, struct fi_cq_err_entry *buf,
 const char *wrap_fi_cq_strerror(struct fid_cq *cq, int prov_errno,
                                 const void *err_data, char *buf, size_t len);
 ssize_t wrap_fi_cancel(fid_t fid, void *context);
+int wrap_fi_control(struct fid *fid, int command, void *arg);
+int wrap_fi_trywait(struct fid_fabric *fabric, struct fid **fids, int count);
 const char *wrap_fi_av_straddr(struct fid_av *av, const void *addr, char *buf,
                                size_t *len);
 
