@@ -443,7 +443,10 @@ mod tests {
             ep.wait(Duration::from_millis(20));
         }
         let idle = t.elapsed();
-        assert!(idle >= Duration::from_millis(50), "idle waits slept: {idle:?}");
+        assert!(
+            idle >= Duration::from_millis(50),
+            "idle waits slept: {idle:?}"
+        );
         assert!(idle < Duration::from_secs(5), "idle waits return: {idle:?}");
     }
 
