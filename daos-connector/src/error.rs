@@ -1,0 +1,150 @@
+//! DAOS failures and how they map to `proxy_core::Error`.
+
+use std::ffi::c_int;
+use std::fmt;
+
+use daos_sys::Api;
+use daos_sys::der::*;
+use proxy_core::Error;
+
+use crate::KIND;
+
+pub(crate) type Result<T, E = DaosError> = std::result::Result<T, E>;
+
+/// A DAOS failure (the typed source of `proxy_core::Error::Connector`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DaosFailure {
+    /// libdaos could not be loaded: DAOS is not installed or not found.
+    NotInstalled(String),
+    /// A libdaos call failed with `-DER_*`.
+    Der {
+        /// The call.
+        call: &'static str,
+        /// The (negative) return code.
+        rc: i32,
+        /// `DER_NAME (description)`.
+        text: String,
+    },
+}
+
+impl fmt::Display for DaosFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaosFailure::NotInstalled(m) => write!(f, "{m}"),
+            DaosFailure::Der { call, text, .. } => write!(f, "{call} failed: {text}"),
+        }
+    }
+}
+
+impl std::error::Error for DaosFailure {}
+
+/// Internal error, converted to `proxy_core::Error` at the API boundary.
+#[derive(Debug)]
+pub(crate) enum DaosError {
+    NotInstalled(daos_sys::LoadError),
+    Der {
+        call: &'static str,
+        rc: c_int,
+        text: String,
+    },
+    Timeout,
+    NoSuchPool(String),
+    NoSuchContainer {
+        pool: String,
+        cont: String,
+    },
+    BadLabel(String),
+    Closed,
+    Core(Error),
+}
+
+impl DaosError {
+    pub(crate) fn call(api: &Api, call: &'static str, rc: c_int) -> DaosError {
+        DaosError::Der {
+            call,
+            rc,
+            text: api.describe(rc),
+        }
+    }
+
+    /// Whether a `-DER_*` code is transient (retrying later may work).
+    pub(crate) fn temporary_rc(rc: c_int) -> bool {
+        matches!(
+            -rc,
+            DER_TIMEDOUT
+                | DER_UNREACH
+                | DER_BUSY
+                | DER_AGAIN
+                | DER_CANCELED
+                | DER_OOG
+                | DER_HG
+                | DER_HG_FATAL
+                | DER_EXCLUDED
+                | DER_NOREPLY
+                | DER_GRPVER
+                | DER_STALE
+                | DER_NOTLEADER
+                | DER_SHUTDOWN
+                | DER_INPROGRESS
+                | DER_TX_RESTART
+                | DER_OP_CANCELED
+                | DER_TX_BUSY
+                | DER_FETCH_AGAIN
+                | DER_TX_UNCERTAIN
+                | DER_AGENT_COMM
+                | DER_TGT_RETRY
+                | DER_NO_SERVICE
+                | DER_UPDATE_AGAIN
+                | DER_OVERLOAD_RETRY
+                | DER_NOMEM
+                | DER_NOSPACE
+        )
+    }
+
+    /// As `proxy_core::Error`, for operation `op`.
+    pub(crate) fn into_error(self, op: &'static str, timeout: std::time::Duration) -> Error {
+        match self {
+            DaosError::NotInstalled(e) => {
+                Error::connector(KIND, op, false, DaosFailure::NotInstalled(e.to_string()))
+            }
+            DaosError::Der { call, rc, text } => Error::connector(
+                KIND,
+                op,
+                Self::temporary_rc(rc),
+                DaosFailure::Der { call, rc, text },
+            ),
+            DaosError::Timeout => Error::Timeout {
+                connector: KIND.to_string(),
+                operation: op,
+                after: timeout,
+            },
+            DaosError::NoSuchPool(p) => Error::config(
+                KIND,
+                format!(
+                    "DAOS pool '{p}' does not exist (or this user may not connect to it); create it with `dmg pool create {p} ...`"
+                ),
+            ),
+            DaosError::NoSuchContainer { pool, cont } => Error::config(
+                KIND,
+                format!(
+                    "DAOS container '{cont}' does not exist in pool '{pool}'; create it with `daos container create {pool} {cont}`"
+                ),
+            ),
+            DaosError::BadLabel(m) => Error::config(KIND, m),
+            DaosError::Closed => Error::connector(
+                KIND,
+                op,
+                false,
+                "the DAOS connector is closed: build a new one from its configuration",
+            ),
+            DaosError::Core(e) => e,
+        }
+    }
+}
+
+impl From<Error> for DaosError {
+    fn from(e: Error) -> Self {
+        DaosError::Core(e)
+    }
+}
