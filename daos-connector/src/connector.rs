@@ -25,7 +25,7 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
 
 /// Header bytes in front of every object (see the crate docs).
-const HEADER: usize = 32;
+pub(crate) const HEADER: usize = 32;
 const MAGIC: &[u8; 8] = b"PSRSDAOS";
 /// Objects from this size on are read into receive-pool buffers.
 const POOL_THRESHOLD: usize = 64 << 10;
@@ -154,7 +154,7 @@ pub struct DaosKey {
 }
 
 impl DaosKey {
-    fn oid(&self) -> daos_obj_id_t {
+    pub(crate) fn oid(&self) -> daos_obj_id_t {
         daos_obj_id_t {
             lo: self.oid_lo,
             hi: self.oid_hi,

@@ -79,6 +79,7 @@
 mod connector;
 mod daos;
 mod error;
+pub mod raw;
 mod url;
 
 pub use connector::{DaosConnector, DaosKey, DaosOptions, recv_pool_allocated_bytes};

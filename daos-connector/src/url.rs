@@ -74,7 +74,7 @@ mod tests {
             let e = registry::connector_config_from_url(bad)
                 .unwrap_err()
                 .to_string();
-            assert!(e.contains("DAOS"), "{bad}: {e}");
+            assert!(e.contains("daos"), "{bad}: {e}");
         }
     }
 }

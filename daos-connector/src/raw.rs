@@ -1,0 +1,116 @@
+//! The raw libdaos read loop the benchmarks compare the connector with: one
+//! byte-array object opened once, read whole (header + object) with blocking
+//! `daos_array_read` calls into a caller's buffer. No keys, no checks, no
+//! event queue: the ceiling of what libdaos gives on this pool.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use daos_sys::{d_iov_t, d_sg_list_t, daos_array_iod_t, daos_range_t};
+use proxy_core::{Error, Key, Result};
+
+use crate::connector::{DaosKey, DaosOptions, HEADER};
+use crate::daos::{self, Array, Cont};
+use crate::error::DaosError;
+
+/// An open array object to read in a loop.
+#[derive(Debug)]
+pub struct RawReader {
+    _cont: Arc<Cont>,
+    array: Array,
+    len: usize,
+    header: Box<[u8; HEADER]>,
+}
+
+impl RawReader {
+    /// Open the object of `key` (a key from a connector with `opts`).
+    pub fn open(opts: &DaosOptions, key: &Key) -> Result<RawReader> {
+        let t = Duration::from_millis(opts.timeout_ms);
+        let k: DaosKey = key.decode(crate::KIND)?;
+        let cont = daos::container(
+            opts.system.as_deref().unwrap_or(""),
+            &opts.pool,
+            &opts.container,
+            Instant::now() + t,
+        )
+        .map_err(|e| e.into_error("raw open", t))?;
+        let array = Array::open(&cont, k.oid(), opts.chunk_size)
+            .map_err(|e| e.into_error("raw open", t))?;
+        Ok(RawReader {
+            _cont: cont,
+            array,
+            len: k.len as usize,
+            header: Box::new([0; HEADER]),
+        })
+    }
+
+    /// Object length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the object is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// One blocking read of the whole object into `buf` (exactly
+    /// [`RawReader::len`] bytes).
+    pub fn read_into(&mut self, buf: &mut [u8]) -> Result<()> {
+        if buf.len() != self.len {
+            return Err(Error::config(
+                crate::KIND,
+                format!("raw read of {} bytes into {}", self.len, buf.len()),
+            ));
+        }
+        let api = self.array_api();
+        let mut range = daos_range_t {
+            rg_idx: 0,
+            rg_len: (HEADER + self.len) as u64,
+        };
+        let mut iod = daos_array_iod_t {
+            arr_nr: 1,
+            arr_rgs: &mut range,
+            arr_nr_short_read: 0,
+            arr_nr_read: 0,
+        };
+        let mut iovs = [
+            d_iov_t {
+                iov_buf: self.header.as_mut_ptr().cast(),
+                iov_buf_len: HEADER,
+                iov_len: HEADER,
+            },
+            d_iov_t {
+                iov_buf: buf.as_mut_ptr().cast(),
+                iov_buf_len: buf.len(),
+                iov_len: buf.len(),
+            },
+        ];
+        let mut sgl = d_sg_list_t {
+            sg_nr: if self.len == 0 { 1 } else { 2 },
+            sg_nr_out: 0,
+            sg_iovs: iovs.as_mut_ptr(),
+        };
+        // SAFETY: every pointer refers to memory that lives across this
+        // blocking call (null event: it returns when the read completed).
+        let rc = unsafe {
+            (api.daos_array_read)(
+                self.array.oh,
+                daos_sys::DAOS_TX_NONE,
+                &mut iod,
+                &mut sgl,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != 0 {
+            return Err(
+                DaosError::call(api, "daos_array_read", rc).into_error("raw read", Duration::ZERO)
+            );
+        }
+        Ok(())
+    }
+
+    fn array_api(&self) -> &'static daos_sys::Api {
+        self._cont.api()
+    }
+}
