@@ -6,7 +6,7 @@ use std::sync::Arc;
 use proxy_core::{DynConnector, LocalConnector, Result};
 
 /// Names accepted by `--connectors`.
-pub const KNOWN: &[&str] = &["local", "file", "redis", "ucx", "ofi"];
+pub const KNOWN: &[&str] = &["local", "file", "redis", "ucx", "ofi", "daos"];
 
 /// Options shared by the connectors.
 #[derive(Debug, Clone, clap::Args)]
@@ -23,6 +23,10 @@ pub struct ConnectorOpts {
     /// `FI_PROVIDER`); `:PORT` = the server on each rank's own node.
     #[arg(long, env = "PROXYSTORE_OFI_SERVER_ADDR")]
     pub ofi_server: Option<String>,
+    /// `POOL/CONTAINER` labels of a DAOS pool and container (for the daos
+    /// connector; each run uses a fresh namespace in the container).
+    #[arg(long, env = "PROXYSTORE_DAOS_STORE")]
+    pub daos: Option<String>,
     /// `host:port` of a running Redis server (for the redis connector).
     #[arg(long, env = "PROXYSTORE_BENCH_REDIS", default_value = "127.0.0.1:6379")]
     pub redis: String,
@@ -34,6 +38,7 @@ pub fn register_all() {
     redis_connector::register();
     ucx_connector::register();
     ofi_connector::register();
+    daos_connector::register();
 }
 
 /// The default directory of the file connector: on `/dev/shm` when it exists.
@@ -86,6 +91,17 @@ fn url_of(name: &str, opts: &ConnectorOpts) -> Result<String> {
                 reason: "no object server given: start proxystore-ofi-server (or proxystore-server --transports ucx,ofi) and pass --ofi-server HOST:PORT".into(),
             })?;
             format!("ofi://{}", node_local(&server))
+        }
+        "daos" => {
+            let store = opts.daos.clone().ok_or_else(|| proxy_core::Error::InvalidConfig {
+                connector: Some("daos".into()),
+                reason: "no DAOS pool and container given: pass --daos POOL/CONTAINER (or set PROXYSTORE_DAOS_STORE)".into(),
+            })?;
+            format!(
+                "daos://{}/proxystore-bench-{}",
+                store.trim_end_matches('/'),
+                std::process::id()
+            )
         }
         other => {
             return Err(proxy_core::Error::InvalidConfig {
@@ -143,6 +159,7 @@ mod tests {
             file_dir: Some("/dev/shm/x".into()),
             ucx_server: Some("10.0.0.1:7700".into()),
             ofi_server: Some("10.0.0.3:7701".into()),
+            daos: Some("pool1/cont1".into()),
             redis: "10.0.0.2:6380".into(),
         }
     }
@@ -156,6 +173,16 @@ mod tests {
         assert_eq!(url_of("ucx", &o).unwrap(), "ucx://10.0.0.1:7700");
         assert_eq!(url_of("ofi", &o).unwrap(), "ofi://10.0.0.3:7701");
         let cfg =
+            proxy_core::registry::connector_config_from_url(&url_of("daos", &o).unwrap()).unwrap();
+        assert_eq!(
+            (
+                cfg.kind.as_str(),
+                &cfg.options["pool"],
+                &cfg.options["container"]
+            ),
+            ("daos", &"pool1".into(), &"cont1".into())
+        );
+        let cfg =
             proxy_core::registry::connector_config_from_url(&url_of("ofi", &o).unwrap()).unwrap();
         assert_eq!(
             (cfg.kind.as_str(), &cfg.options["server"]),
@@ -168,7 +195,7 @@ mod tests {
             (&"10.0.0.2".into(), &6380.into())
         );
         let e = make("warp", &o).unwrap_err().to_string();
-        assert!(e.contains("file, redis, ucx, ofi"), "{e}");
+        assert!(e.contains("file, redis, ucx, ofi, daos"), "{e}");
         let bad = ConnectorOpts {
             redis: "10.0.0.2:notaport".into(),
             ..opts()

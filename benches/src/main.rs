@@ -68,7 +68,7 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct StoreArgs {
-    /// Comma-separated connectors: local, file, redis, ucx, ofi, or store URLs
+    /// Comma-separated connectors: local, file, redis, ucx, ofi, daos, or store URLs
     /// (file:///DIR, redis://HOST:PORT/DB, ucx://HOST:PORT, ofi://HOST:PORT).
     #[arg(long, default_value = "local,file", value_delimiter = ',')]
     connectors: Vec<String>,

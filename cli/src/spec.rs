@@ -10,6 +10,7 @@ pub fn register_all() {
     redis_connector::register();
     ucx_connector::register();
     ofi_connector::register();
+    daos_connector::register();
 }
 
 /// The store configuration from `--store URL`, `--config FILE`, or neither (an
@@ -19,7 +20,7 @@ pub fn store_config(url: Option<&str>, file: Option<&Path>) -> Result<StoreConfi
         (_, Some(f)) => StoreConfig::read_toml(f).map_err(|e| e.to_string()),
         (Some(u), None) => from_url(u),
         (None, None) => Err(format!(
-            "no store given: use --store URL (schemes: {}; e.g. file:///DIR, redis://HOST:PORT/DB, ucx://HOST:PORT, ofi://HOST:PORT), --config FILE, or $PROXYSTORE_STORE",
+            "no store given: use --store URL (schemes: {}; e.g. file:///DIR, redis://HOST:PORT/DB, ucx://HOST:PORT, ofi://HOST:PORT, daos://POOL/CONTAINER), --config FILE, or $PROXYSTORE_STORE",
             registry::registered_schemes().join(", ")
         )),
     }
