@@ -736,6 +736,15 @@ impl Connector for DaosConnector {
 
     fn evict(&self, key: &Key) -> Result<()> {
         let k = self.decode(key)?;
+        // Only the object the key names: a forged key with this object id but
+        // another length or namespace must not punch it (objects are write
+        // once, so checking the header first is not racy).
+        let present = self
+            .read_many(std::slice::from_ref(&k), false)
+            .map_err(self.err("evict"))?;
+        if present[0].is_none() {
+            return Ok(());
+        }
         let cont = self.cont().map_err(self.err("evict"))?;
         self.punch_many(&cont, std::slice::from_ref(&k))
             .map_err(self.err("evict"))

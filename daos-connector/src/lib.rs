@@ -57,7 +57,8 @@
 //!   32-byte header read, so a forged key's length never allocates memory.
 //! - `get_batch`, `put_batch` keep up to `max_in_flight` (default 32)
 //!   operations in flight on one DAOS event queue.
-//! - `evict` punches the object (`daos_array_destroy`).
+//! - `evict` checks the header (so a forged key never punches another
+//!   key's object) and punches the object (`daos_array_destroy`).
 //! - The pool and container handles are opened once per process and shared
 //!   by every connector on them (dropped with the last one).
 //! - Every network operation runs on an event queue with the connector's

@@ -58,13 +58,19 @@ fn forged_random_and_punched_keys() {
     assert!(!c.exists(&never).unwrap());
     let wrong_len = key_like(&c, &real, |k| k.len -= 1);
     assert_eq!(c.get(&wrong_len).unwrap(), None);
+    c.evict(&wrong_len).unwrap();
+    assert_eq!(
+        c.get(&key).unwrap().as_deref(),
+        Some(&data[..]),
+        "evicting a forged key (same object id, other length) punched the object"
+    );
     let huge = key_like(&c, &real, |k| k.len = 1 << 40);
     assert_eq!(
         c.get(&huge).unwrap(),
         None,
         "a forged 1 TiB length allocates nothing"
     );
-    let kv_type = key_like(&c, &real, |k| k.oid_hi &= !(0xff << 56));
+    let kv_type = key_like(&c, &real, |k| k.oid_hi &= !(0xffu64 << 56));
     let e = c.get(&kv_type).unwrap_err();
     assert!(matches!(e, Error::InvalidKey { .. }), "{e}");
     let other_ns = key_like(&c, &real, |k| k.namespace.push('x'));

@@ -34,7 +34,6 @@ mod c_fns {
     // The hand-declared types stand in for the blocklisted C ones.
     pub use daos_sys::{
         d_iov_t, d_sg_list_t, daos_array_iod_t, daos_event_t, daos_handle_t, daos_obj_id_t,
-        daos_range_t,
     };
     pub type daos_event = daos_event_t;
     pub type daos_pool_info_t = std::ffi::c_void;
