@@ -427,13 +427,16 @@ impl Exec {
 /// Result code of an operation that did not complete before the deadline.
 pub(crate) const NOT_DONE: c_int = i32::MIN;
 
-/// How long aborted operations get to complete after the deadline.
-const ABORT_GRACE: Duration = Duration::from_secs(3);
+/// The share of the time left that aborted operations get to complete:
+/// in-flight operations are aborted a tenth (at most [`MAX_ABORT_GRACE`])
+/// before the deadline, so that the call returns by the deadline.
+const MAX_ABORT_GRACE: Duration = Duration::from_secs(1);
 
 /// Run `n` operations on `eq`, at most `window` in flight: `launch(i, ev)`
 /// starts operation `i` with completion event `ev` and returns the
 /// immediate result code. Returns when all have completed or the deadline
-/// passed (in-flight operations are then aborted).
+/// is near (in-flight operations are then aborted, and abandoned if they
+/// have not completed by the deadline).
 pub(crate) fn execute(
     eq: &mut Eq,
     n: usize,
@@ -457,6 +460,8 @@ pub(crate) fn execute(
     let mut timed_out = false;
     let mut leaked_events = false;
     let mut polled: Vec<*mut daos_event_t> = vec![std::ptr::null_mut(); window];
+    let grace = (deadline.saturating_duration_since(Instant::now()) / 10).min(MAX_ABORT_GRACE);
+    let abort_at = deadline - grace;
 
     loop {
         // Launch while there is room.
@@ -498,7 +503,7 @@ pub(crate) fn execute(
             break;
         }
         let now = Instant::now();
-        if !timed_out && now >= deadline {
+        if !timed_out && now >= abort_at {
             timed_out = true;
             for (slot, r) in running.iter().enumerate() {
                 if r.is_some() {
@@ -507,11 +512,7 @@ pub(crate) fn execute(
                 }
             }
         }
-        let limit = if timed_out {
-            deadline + ABORT_GRACE
-        } else {
-            deadline
-        };
+        let limit = if timed_out { deadline } else { abort_at };
         if timed_out && now >= limit {
             // Neither completed nor aborted: leak every event still in
             // flight, and the queue (the library may still write to them).

@@ -1,6 +1,6 @@
 //! The DAOS engine stopped (SIGSTOP) while a get is in flight: the get fails
-//! with a clear, temporary error within the connector's timeout (plus the
-//! abort grace), never hangs; after SIGCONT the same connector reads again.
+//! with a clear, temporary error within the connector's timeout, never
+//! hangs; after SIGCONT the same connector reads again.
 //!
 //! Needs the engine on this machine: the test finds the `daos_engine`
 //! process in /proc (it must be allowed to signal it: run as the user that
@@ -96,9 +96,9 @@ fn engine_stopped_during_get_gives_a_temporary_error_within_the_timeout() {
     assert!(e.is_temporary(), "not temporary: {e}");
     let m = e.to_string();
     assert!(m.contains("daos") && m.contains("get"), "{m}");
-    // The deadline, plus the 3 s abort grace, plus slack for a loaded machine.
+    // The deadline, plus slack for a loaded machine.
     assert!(
-        took <= timeout + Duration::from_secs(5),
+        took <= timeout + Duration::from_secs(2),
         "the get took {took:?}"
     );
 
