@@ -89,7 +89,7 @@ impl Eq {
         })
     }
 
-    fn handle(&self) -> daos_handle_t {
+    pub(crate) fn handle(&self) -> daos_handle_t {
         self.h.as_ref().expect("event queue present until drop").0
     }
 

@@ -10,7 +10,7 @@ use daos_sys::{d_iov_t, d_sg_list_t, daos_array_iod_t, daos_range_t};
 use proxy_core::{Error, Key, Result};
 
 use crate::connector::{DaosKey, DaosOptions, HEADER};
-use crate::daos::{self, Array, Cont};
+use crate::daos::{self, Array, Cont, Eq};
 use crate::error::DaosError;
 
 /// An open array object to read in a loop.
@@ -20,6 +20,8 @@ pub struct RawReader {
     array: Array,
     len: usize,
     header: Box<[u8; HEADER]>,
+    eq: Eq,
+    ev: Box<daos_sys::daos_event_t>,
 }
 
 impl RawReader {
@@ -36,7 +38,10 @@ impl RawReader {
         .map_err(|e| e.into_error("raw open", t))?;
         let array = Array::open(&cont, k.oid(), opts.chunk_size)
             .map_err(|e| e.into_error("raw open", t))?;
+        let eq = Eq::take(cont.rt()).map_err(|e| e.into_error("raw open", t))?;
         Ok(RawReader {
+            eq,
+            ev: Box::new(daos_sys::daos_event_t::zeroed()),
             _cont: cont,
             array,
             len: k.len as usize,
@@ -54,9 +59,20 @@ impl RawReader {
         self.len == 0
     }
 
-    /// One blocking read of the whole object into `buf` (exactly
-    /// [`RawReader::len`] bytes).
+    /// One blocking read (null event) of the whole object into `buf`
+    /// (exactly [`RawReader::len`] bytes).
     pub fn read_into(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.read(buf, false)
+    }
+
+    /// One read of the whole object into `buf` on an event queue, waited
+    /// for with `daos_eq_poll` (the connector's mechanics, without its
+    /// checks and bookkeeping).
+    pub fn read_into_eq(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.read(buf, true)
+    }
+
+    fn read(&mut self, buf: &mut [u8], with_eq: bool) -> Result<()> {
         if buf.len() != self.len {
             return Err(Error::config(
                 crate::KIND,
@@ -91,17 +107,42 @@ impl RawReader {
             sg_nr_out: 0,
             sg_iovs: iovs.as_mut_ptr(),
         };
-        // SAFETY: every pointer refers to memory that lives across this
-        // blocking call (null event: it returns when the read completed).
-        let rc = unsafe {
+        let ev: *mut daos_sys::daos_event_t = if with_eq {
+            let ev: *mut daos_sys::daos_event_t = &mut *self.ev;
+            // SAFETY: the event is unused (fresh or finalised below).
+            let rc = unsafe { (api.daos_event_init)(ev, self.eq.handle(), std::ptr::null_mut()) };
+            if rc != 0 {
+                return Err(DaosError::call(api, "daos_event_init", rc)
+                    .into_error("raw read", Duration::ZERO));
+            }
+            ev
+        } else {
+            std::ptr::null_mut()
+        };
+        // SAFETY: every pointer refers to memory that lives until the read
+        // completed: a null event blocks; with an event, we wait for it below.
+        let mut rc = unsafe {
             (api.daos_array_read)(
                 self.array.oh,
                 daos_sys::DAOS_TX_NONE,
                 &mut iod,
                 &mut sgl,
-                std::ptr::null_mut(),
+                ev,
             )
         };
+        if with_eq {
+            if rc == 0 {
+                let mut done: *mut daos_sys::daos_event_t = std::ptr::null_mut();
+                // SAFETY: waits (without limit: a benchmark tool) for the one event.
+                let n = unsafe {
+                    (api.daos_eq_poll)(self.eq.handle(), 1, daos_sys::DAOS_EQ_WAIT, 1, &mut done)
+                };
+                // SAFETY: the event completed (n == 1) and left the queue.
+                rc = if n == 1 { unsafe { (*ev).ev_error } } else { n };
+            }
+            // SAFETY: completed (or never launched).
+            unsafe { (api.daos_event_fini)(ev) };
+        }
         if rc != 0 {
             return Err(
                 DaosError::call(api, "daos_array_read", rc).into_error("raw read", Duration::ZERO)

@@ -67,6 +67,7 @@ fn ten_thousand_put_evict_cycles_leave_space_and_memory_flat() {
     }
     eprintln!("10 000 cycles of 256 KiB in {:?}", start.elapsed());
     let (mem1, rss1) = (daos_connector::recv_pool_allocated_bytes(), rss_bytes());
+    eprintln!("receive pool {mem0} -> {mem1} bytes, RSS {rss0} -> {rss1} bytes");
     assert_eq!(mem1, mem0, "receive buffers grew");
     assert!(rss1 < rss0 + (32 << 20), "RSS grew from {rss0} to {rss1}");
     // Punched extents are reclaimed by DAOS's aggregation in the background:
