@@ -14,7 +14,7 @@ use proxy_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::KIND;
-use crate::daos::{self, Array, Cont, Eq, NOT_DONE, ReadTx, execute};
+use crate::daos::{self, Array, Cont, Eq, NOT_DONE, execute};
 use crate::error::DaosError;
 
 /// Default array chunk size: 1 MiB.
@@ -253,7 +253,6 @@ impl Dest {
 
 /// Everything one array I/O uses, at fixed addresses until it completes.
 struct IoState {
-    _tx: Option<ReadTx>,
     array: Array,
     range: daos_range_t,
     iod: daos_array_iod_t,
@@ -432,7 +431,6 @@ impl DaosConnector {
             let array = Array::open(&cont, oid, self.opts.chunk_size)?;
             let parts: Vec<Bytes> = payload.parts().to_vec();
             let mut st = Box::new(IoState {
-                _tx: None,
                 array,
                 range: daos_range_t {
                     rg_idx: 0,
@@ -592,6 +590,26 @@ impl DaosConnector {
                 -daos_sys::der::DER_TX_RESTART,
             ));
         }
+        if with_data {
+            // An object over several chunks (dkeys) is read chunk by chunk,
+            // each at its own epoch: if an evict raced with the read, some
+            // chunks may have read as zeros. Its header, read again after
+            // the read completed, tells: still there, the read saw no punch
+            // (a punch is one epoch for the whole object); gone, `None`.
+            let chunk = self.opts.chunk_size;
+            let multi: Vec<usize> = (0..keys.len())
+                .filter(|&i| out[i].is_some() && keys[i].len + HEADER as u64 > chunk)
+                .collect();
+            if !multi.is_empty() {
+                let again: Vec<DaosKey> = multi.iter().map(|&i| keys[i].clone()).collect();
+                let still = self.read_round(&cont, &again, false, deadline)?;
+                for (&i, r) in multi.iter().zip(still) {
+                    if !matches!(r, Some(Some(_))) {
+                        out[i] = None;
+                    }
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -608,14 +626,7 @@ impl DaosConnector {
         let mut states = Vec::with_capacity(keys.len());
         for k in keys {
             let data_len = if with_data { k.len as usize } else { 0 };
-            let tx = if with_data && k.len as usize + HEADER > self.opts.chunk_size as usize {
-                // Several chunks (dkeys): one snapshot for all of them.
-                Some(ReadTx::open(cont)?)
-            } else {
-                None
-            };
             let mut st = Box::new(IoState {
-                _tx: tx,
                 array: Array::open(cont, k.oid(), self.opts.chunk_size)?,
                 range: daos_range_t {
                     rg_idx: 0,
@@ -649,11 +660,18 @@ impl DaosConnector {
             deadline,
             |i, ev| {
                 let st = &mut states[i];
-                let th = st._tx.as_ref().map_or(daos_sys::DAOS_TX_NONE, |t| t.th);
                 // SAFETY: the boxed state (iod, sgl, iovs, header and the
                 // destination buffer) stays alive until the read completes
                 // (leaked below if it never does).
-                unsafe { (api.daos_array_read)(st.array.oh, th, &mut st.iod, &mut st.sgl, ev) }
+                unsafe {
+                    (api.daos_array_read)(
+                        st.array.oh,
+                        daos_sys::DAOS_TX_NONE,
+                        &mut st.iod,
+                        &mut st.sgl,
+                        ev,
+                    )
+                }
             },
         );
         if exec.stuck {

@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use daos_sys::{Api, daos_event_t, daos_handle_t};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::error::{DaosError, Result};
 
@@ -30,31 +30,67 @@ pub(crate) struct Runtime {
     idle_eqs: Mutex<Vec<EqHandle>>,
 }
 
+/// Where the process's `daos_init` is.
+#[derive(Debug)]
+enum Init {
+    Idle,
+    Running,
+    Ready(Arc<Runtime>),
+    Failed(c_int),
+}
+
 /// The process's runtime, initialising libdaos on first use.
-pub(crate) fn runtime() -> Result<Arc<Runtime>> {
-    static RT: OnceLock<Mutex<Option<Arc<Runtime>>>> = OnceLock::new();
-    let cell = RT.get_or_init(|| Mutex::new(None));
-    let mut g = cell.lock();
-    if let Some(rt) = &*g {
-        return Ok(rt.clone());
-    }
+///
+/// `daos_init` has no timeout of its own (with the engine down it retries
+/// its first RPC forever), so it runs on a thread of its own and callers
+/// wait for it until their deadline: past it they get a temporary error,
+/// and a later call finds the runtime ready once `daos_init` returns.
+pub(crate) fn runtime(deadline: Instant) -> Result<Arc<Runtime>> {
+    static STATE: OnceLock<(Mutex<Init>, Condvar)> = OnceLock::new();
     let api = daos_sys::api().map_err(DaosError::NotInstalled)?;
-    // SAFETY: daos_init has no preconditions; it is reference counted by libdaos.
-    let rc = unsafe { (api.daos_init)() };
-    if rc != 0 {
-        // Not cached: the agent may come up later.
-        return Err(DaosError::call(
-            api,
-            "daos_init (is daos_agent running?)",
-            rc,
-        ));
+    let (lock, cv) = STATE.get_or_init(|| (Mutex::new(Init::Idle), Condvar::new()));
+    let mut g = lock.lock();
+    loop {
+        match &*g {
+            Init::Ready(rt) => return Ok(rt.clone()),
+            Init::Failed(rc) => {
+                let rc = *rc;
+                // Reported once; the next call tries again (the agent may
+                // come up later).
+                *g = Init::Idle;
+                return Err(DaosError::call(
+                    api,
+                    "daos_init (is daos_agent running?)",
+                    rc,
+                ));
+            }
+            Init::Idle => {
+                *g = Init::Running;
+                std::thread::Builder::new()
+                    .name("daos-init".into())
+                    .spawn(move || {
+                        // SAFETY: daos_init has no preconditions (reference counted by libdaos).
+                        let rc = unsafe { (api.daos_init)() };
+                        let (lock, cv) = STATE.get().expect("initialised before the thread");
+                        *lock.lock() = if rc == 0 {
+                            Init::Ready(Arc::new(Runtime {
+                                api,
+                                idle_eqs: Mutex::new(Vec::new()),
+                            }))
+                        } else {
+                            Init::Failed(rc)
+                        };
+                        cv.notify_all();
+                    })
+                    .map_err(|e| DaosError::InitThread(e.to_string()))?;
+            }
+            Init::Running => {
+                if cv.wait_until(&mut g, deadline).timed_out() && matches!(*g, Init::Running) {
+                    return Err(DaosError::InitTimeout);
+                }
+            }
+        }
     }
-    let rt = Arc::new(Runtime {
-        api,
-        idle_eqs: Mutex::new(Vec::new()),
-    });
-    *g = Some(rt.clone());
-    Ok(rt)
 }
 
 /// An event queue handle (no owner logic: see [`Eq`]).
@@ -221,7 +257,7 @@ fn pool(sys: &str, label: &str, deadline: Instant) -> Result<Arc<Pool>> {
     if let Some(p) = map.get(&key).and_then(Weak::upgrade) {
         return Ok(p);
     }
-    let rt = runtime()?;
+    let rt = runtime(deadline)?;
     let c_label = c_string("pool label", label)?;
     let c_sys = if sys.is_empty() {
         None
@@ -360,40 +396,6 @@ impl Drop for Array {
         // SAFETY: no operation on the handle is in flight (operations own
         // their `Array` and leak it when stuck).
         unsafe { (self.api.daos_array_close)(self.oh, std::ptr::null_mut()) };
-    }
-}
-
-/// A read-only transaction: every read in it sees one snapshot.
-#[derive(Debug)]
-pub(crate) struct ReadTx {
-    api: &'static Api,
-    pub(crate) th: daos_handle_t,
-}
-
-impl ReadTx {
-    pub(crate) fn open(cont: &Cont) -> Result<ReadTx> {
-        let api = cont.api();
-        let mut th = daos_handle_t::default();
-        // SAFETY: valid out pointer; blocking (local) call.
-        let rc = unsafe {
-            (api.daos_tx_open)(
-                cont.coh,
-                &mut th,
-                daos_sys::DAOS_TF_RDONLY,
-                std::ptr::null_mut(),
-            )
-        };
-        if rc != 0 {
-            return Err(DaosError::call(api, "daos_tx_open", rc));
-        }
-        Ok(ReadTx { api, th })
-    }
-}
-
-impl Drop for ReadTx {
-    fn drop(&mut self) {
-        // SAFETY: the reads in it have completed (or the tx was leaked).
-        unsafe { (self.api.daos_tx_close)(self.th, std::ptr::null_mut()) };
     }
 }
 

@@ -49,6 +49,8 @@ pub(crate) enum DaosError {
         text: String,
     },
     Timeout,
+    InitTimeout,
+    InitThread(String),
     NoSuchPool(String),
     NoSuchContainer {
         pool: String,
@@ -119,6 +121,18 @@ impl DaosError {
                 operation: op,
                 after: timeout,
             },
+            DaosError::InitTimeout => Error::connector(
+                KIND,
+                op,
+                true,
+                "daos_init did not complete within the connector's timeout: are the DAOS engines and daos_agent up?",
+            ),
+            DaosError::InitThread(m) => Error::connector(
+                KIND,
+                op,
+                true,
+                format!("cannot start the daos_init thread: {m}"),
+            ),
             DaosError::NoSuchPool(p) => Error::config(
                 KIND,
                 format!(
