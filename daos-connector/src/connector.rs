@@ -33,7 +33,8 @@ const POOL_THRESHOLD: usize = 64 << 10;
 const PROBE_THRESHOLD: u64 = 16 << 20;
 /// Idle bytes the process's receive pool keeps.
 const RECV_POOL_IDLE: usize = 512 << 20;
-/// Read-only transactions restarted at most this often (`-DER_TX_RESTART`).
+/// Rounds of reads retried on `-DER_TX_RESTART` (not expected outside
+/// transactions; bounded so that it can never loop).
 const TX_RETRIES: usize = 5;
 
 /// What a configuration carries (and a store URL sets).
