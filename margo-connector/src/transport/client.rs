@@ -1,0 +1,210 @@
+//! The client side: addresses, receive buffers covered by bulk handles,
+//! bulk pulls and pushes, completion waits.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use object_server::{ClientTransport, Operation, ServerBinary, ServerTransport};
+use proxy_core::mem::{Allocator, Mmap, PoolBuf, Region};
+use proxy_core::{Error, Result};
+
+use super::{MargoRemote, MargoServer};
+use crate::config::MargoConfig;
+use crate::margo::{Addr, Bulk, BulkAccess, BulkBuf, Direction, Instance, Transfer};
+
+/// A receive buffer: a pre-faulted mapping and the bulk handle over it,
+/// created once when the pool maps the buffer and reused by every get that
+/// lands in it.
+#[derive(Debug)]
+pub struct MargoRegion {
+    // Field order: the handle is freed before the mapping.
+    bulk: Bulk,
+    map: Mmap,
+}
+
+// SAFETY: an anonymous mapping stays in place, readable and writable, until
+// dropped.
+unsafe impl Region for MargoRegion {
+    fn as_ptr(&self) -> *mut u8 {
+        self.map.as_ptr()
+    }
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// Receive buffers of one Margo instance.
+#[derive(Debug, Clone)]
+pub struct MargoAlloc {
+    inst: Arc<Instance>,
+}
+
+impl Allocator for MargoAlloc {
+    type Region = MargoRegion;
+    fn allocate(&self, len: usize) -> Result<MargoRegion> {
+        let map =
+            Mmap::anonymous(len, true).map_err(|e| Error::io("map a Margo receive buffer", e))?;
+        // SAFETY: the mapping lives in the same MargoRegion and is unmapped
+        // only after the handle is freed (field order).
+        let bulk =
+            unsafe { Bulk::create(&self.inst, map.as_ptr(), map.len(), BulkAccess::ReadWrite)? };
+        Ok(MargoRegion { bulk, map })
+    }
+}
+
+// SAFETY: the pool's region never moves and stays valid while the buffer
+// lives; its handle covers the whole region, of which the buffer is the
+// part at `as_ptr() - region start`.
+unsafe impl BulkBuf for PoolBuf<MargoAlloc> {
+    fn local(&self) -> (&Bulk, u64, u64) {
+        let r = self.region();
+        let offset = self.as_ptr() as u64 - r.map.as_ptr() as u64;
+        (&r.bulk, offset, self.len() as u64)
+    }
+}
+
+impl<B: Send + 'static> Operation<B> for Transfer<B> {
+    fn is_done(&self) -> bool {
+        Transfer::is_done(self)
+    }
+    fn take(&self) -> Option<Result<B>> {
+        Transfer::take(self)
+    }
+}
+
+/// Margo in a client process: the process's client instance for the
+/// configured protocol (shared by its connectors).
+#[derive(Debug)]
+pub struct Margo {
+    inst: Arc<Instance>,
+    timeout: Duration,
+}
+
+impl Margo {
+    /// The instance (its protocol and address).
+    pub fn instance(&self) -> &Arc<Instance> {
+        &self.inst
+    }
+}
+
+impl ClientTransport for Margo {
+    const NAME: &'static str = "margo";
+    const SERVER: ServerBinary = ServerBinary {
+        name: "proxystore-margo-server",
+        env: "PROXYSTORE_MARGO_SERVER",
+        build: "cargo build --release -p margo-connector --bins",
+    };
+    type Config = MargoConfig;
+    type Alloc = MargoAlloc;
+    type Endpoint = Addr;
+    type Remote = MargoRemote;
+    type Op<B: Send + 'static> = Transfer<B>;
+
+    fn new(cfg: &MargoConfig) -> Result<Margo> {
+        Ok(Margo {
+            inst: Instance::client(&cfg.effective_protocol())?,
+            timeout: cfg.client.timeout(),
+        })
+    }
+
+    fn server_args(cfg: &MargoConfig) -> Vec<String> {
+        match &cfg.protocol {
+            Some(p) => vec!["--margo-protocol".into(), p.clone()],
+            None => Vec::new(),
+        }
+    }
+
+    fn serve(cfg: &MargoConfig) -> Result<Box<dyn ServerTransport>> {
+        Ok(Box::new(MargoServer::new(&cfg.effective_protocol())?))
+    }
+
+    fn allocator(&self) -> MargoAlloc {
+        MargoAlloc {
+            inst: self.inst.clone(),
+        }
+    }
+
+    fn prefers_stream(&self) -> bool {
+        false
+    }
+
+    fn connect(&self, address: &[u8]) -> Result<Addr> {
+        let name = std::str::from_utf8(address).map_err(|_| {
+            Error::connector(
+                crate::KIND,
+                "connect",
+                false,
+                "the server's Margo address is not text (a server of another transport?)",
+            )
+        })?;
+        self.inst.lookup(name)
+    }
+
+    fn failed(&self, ep: &Addr) -> bool {
+        ep.failed()
+    }
+
+    fn unpack(&self, _ep: &Addr, descriptor: &[u8]) -> Result<MargoRemote> {
+        MargoRemote::unpack(&self.inst, descriptor)
+    }
+
+    fn get(
+        &self,
+        ep: &Addr,
+        remote: &MargoRemote,
+        addr: u64,
+        buf: PoolBuf<MargoAlloc>,
+    ) -> Result<Transfer<PoolBuf<MargoAlloc>>> {
+        let off = remote.offset(addr)?;
+        Transfer::start(
+            ep,
+            remote.bulk(),
+            off,
+            buf,
+            Direction::Pull,
+            self.timeout,
+            "get",
+        )
+    }
+
+    fn put(
+        &self,
+        ep: &Addr,
+        remote: &MargoRemote,
+        addr: u64,
+        src: Bytes,
+    ) -> Result<Transfer<Bytes>> {
+        let off = remote.offset(addr)?;
+        Transfer::push_bytes(ep, remote.bulk(), off, src, self.timeout, "put")
+    }
+
+    fn flush(&self, _ep: &Addr) -> Result<Transfer<()>> {
+        // A push completes once delivered (na+sm: process_vm_writev returned;
+        // ofi: FI_DELIVERY_COMPLETE): nothing is left to flush.
+        Ok(Transfer::ready(&self.inst.notify, (), "flush"))
+    }
+
+    fn wait<B: Send + 'static>(
+        &self,
+        ops: &[&Transfer<B>],
+        operation: &'static str,
+        timeout: Duration,
+    ) -> Result<()> {
+        // Margo cancels each transfer when its own timeout (the same one)
+        // expires; the buffers stay with the transfers until then.
+        let until = Instant::now() + timeout;
+        if self
+            .inst
+            .wait_until(until, || ops.iter().all(|o| o.is_done()))
+        {
+            Ok(())
+        } else {
+            Err(Error::Timeout {
+                connector: Self::NAME.into(),
+                operation,
+                after: timeout,
+            })
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The proxy-core conformance suite over Mercury's `na+sm` (shared memory:
+//! the bulk pulls are `process_vm_readv` from the server's segments),
+//! against a `proxystore-margo-server` process started (on a free loopback
+//! port) for each case and stopped when the case ends.
+
+#[macro_use]
+mod common;
+
+fn setup() -> common::WithServer {
+    common::conformance_setup("na+sm")
+}
+
+margo_conformance_suite!(setup = setup, register = margo_connector::register);
