@@ -214,6 +214,7 @@ pub const NEEDS_MARGO: &str = "needs Margo: install Mochi Margo >= 0.20 (`spack 
 
 /// One `#[test]` per conformance case (the suite's own list), each ignored
 /// with the reason [`NEEDS_MARGO`] when the build found no Margo.
+#[allow(unused_macros)]
 macro_rules! __margo_cases {
     (cases: $($name:ident),* ; opt_in: $($opt:ident),* $(,)?) => {
         $(
@@ -238,6 +239,7 @@ macro_rules! __margo_cases {
 
 /// [`proxy_core::conformance_suite!`] with every case of it unchanged, each
 /// ignored (reason: [`NEEDS_MARGO`]) when the build found no Margo.
+#[allow(unused_macros)]
 macro_rules! margo_conformance_suite {
     (setup = $setup:expr, register = $register:expr $(,)?) => {
         fn __conformance_ctx() -> proxy_core::conformance::Ctx {

@@ -387,7 +387,51 @@ fn candidates() -> Vec<PathBuf> {
     v
 }
 
+/// Signals whose handlers belong to the application: loading and
+/// initialising the native stack must not take them over.
+const APP_SIGNALS: [c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+/// Run `f`, which loads or initialises the native stack, and put back the
+/// process's handlers of SIGINT, SIGTERM, SIGHUP and SIGQUIT if `f` replaced
+/// them.
+///
+/// Loading Margo loads Mercury's NA plugins and their libraries; with
+/// Debian's libfabric that includes `libpsm_infinipath`, whose constructor
+/// installs SIGINT and SIGTERM handlers that end the process with status 1,
+/// and UCX installs one for SIGHUP. A program linked with them at build time
+/// installs its own handlers after theirs; loaded at run time, they would
+/// silently replace a server's clean shutdown.
+pub fn keep_signal_handlers<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: sigaction with a null new action only reads the current one
+    // into zeroed storage.
+    let before: Vec<libc::sigaction> = APP_SIGNALS
+        .iter()
+        .map(|&sig| unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut old);
+            old
+        })
+        .collect();
+    let r = f();
+    for (&sig, old) in APP_SIGNALS.iter().zip(&before) {
+        // SAFETY: as above; then re-installing the exact action that was in
+        // place before (a handler of this process, or a default).
+        unsafe {
+            let mut now: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut now);
+            if now.sa_sigaction != old.sa_sigaction {
+                libc::sigaction(sig, old, std::ptr::null_mut());
+            }
+        }
+    }
+    r
+}
+
 fn load() -> Result<Api, LoadError> {
+    keep_signal_handlers(load_unguarded)
+}
+
+fn load_unguarded() -> Result<Api, LoadError> {
     let mut tried = Vec::new();
     for path in candidates() {
         if path.is_absolute() && !path.exists() {

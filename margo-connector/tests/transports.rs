@@ -1,0 +1,599 @@
+//! The connector against a real `proxystore-margo-server` process, over
+//! Mercury's `na+sm` and `ofi+tcp` (loopback), including faults and bad
+//! input. Every test is ignored where the build found no Margo.
+
+mod common;
+
+use margo_connector::TransportConfig;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::ServerProcess;
+use margo_connector::{DataPath, MargoConfig, MargoConnector, MargoKey};
+use proxy_core::{Connector, Error, FromConfig, Key, Payload};
+
+fn connector(server: &ServerProcess, path: DataPath) -> MargoConnector {
+    MargoConnector::new(
+        MargoConfig::new(&server.addr)
+            .with_protocol(&server.protocol)
+            .with_data_path(path)
+            .with_timeout(Duration::from_secs(5)),
+    )
+    .unwrap()
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn roundtrip(tls: &str, path: DataPath) {
+    let server = ServerProcess::start(tls, &[]);
+    let c = connector(&server, path);
+    for (i, len) in [0usize, 1, 1000, 4096, 1 << 20, 5 << 20]
+        .into_iter()
+        .enumerate()
+    {
+        let data = pattern(len, i as u8);
+        // Scatter-gather payload: header part + body part.
+        let split = len.min(7);
+        let p = Payload::new()
+            .with(data[..split].to_vec())
+            .with(data[split..].to_vec());
+        let key = c.put(p).unwrap();
+        assert!(
+            key.as_bytes().len() < 64,
+            "key of {} bytes",
+            key.as_bytes().len()
+        );
+        assert!(c.exists(&key).unwrap());
+        assert_eq!(
+            c.get(&key).unwrap().as_deref(),
+            Some(&data[..]),
+            "len {len}"
+        );
+        c.evict(&key).unwrap();
+        assert!(!c.exists(&key).unwrap());
+        assert_eq!(c.get(&key).unwrap(), None);
+        c.evict(&key).unwrap(); // missing: no error
+    }
+    // A rebuilt connector (another "process" view) reads the same keys.
+    let key = c.put(Payload::from(b"shared".to_vec())).unwrap();
+    let c2 = MargoConnector::from_config(&c.config()).unwrap();
+    assert_eq!(c2.get(&key).unwrap().as_deref(), Some(&b"shared"[..]));
+    c.close().unwrap();
+    c.close().unwrap();
+    assert!(c.get(&key).is_err());
+    c2.evict(&key).unwrap();
+    assert_eq!(server.protocol, tls);
+}
+
+fn evicted_then_reused(tls: &str, path: DataPath) {
+    let server = ServerProcess::start(tls, &[]);
+    let c = connector(&server, path);
+    let a = c.put(Payload::from(vec![0xAA; 10_000])).unwrap();
+    c.evict(&a).unwrap();
+    // Same size: the allocator hands out the same slot again.
+    let b = c.put(Payload::from(vec![0xBB; 10_000])).unwrap();
+    let (ka, kb): (MargoKey, MargoKey) = (a.decode("margo").unwrap(), b.decode("margo").unwrap());
+    assert_eq!((ka.seg, ka.offset), (kb.seg, kb.offset), "slot reused");
+    assert_eq!(
+        c.get(&a).unwrap(),
+        None,
+        "stale key must not see the new object"
+    );
+    assert!(!c.exists(&a).unwrap());
+    assert_eq!(c.get(&b).unwrap().as_deref(), Some(&vec![0xBB; 10_000][..]));
+    // A forged key naming the new slot with the old id, or another length.
+    let forged = Key::encode(&MargoKey {
+        len: 9_999,
+        ..kb.clone()
+    });
+    assert_eq!(c.get(&forged).unwrap(), None);
+    let forged = Key::encode(&MargoKey {
+        id: kb.id + 1000,
+        ..kb.clone()
+    });
+    assert_eq!(c.get(&forged).unwrap(), None);
+}
+
+fn batches(tls: &str, path: DataPath) {
+    let server = ServerProcess::start(tls, &[]);
+    let c = connector(&server, path);
+    let data: Vec<Vec<u8>> = (0..300)
+        .map(|i| pattern(i * 37 % 20_000, i as u8))
+        .collect();
+    let keys = c
+        .put_batch(data.iter().cloned().map(Payload::from).collect())
+        .unwrap();
+    assert_eq!(keys.len(), data.len());
+    for k in keys.iter().step_by(3) {
+        c.evict(k).unwrap();
+    }
+    let got = c.get_batch(&keys).unwrap();
+    for (i, g) in got.iter().enumerate() {
+        if i % 3 == 0 {
+            assert_eq!(g, &None, "evicted {i}");
+        } else {
+            assert_eq!(g.as_deref(), Some(&data[i][..]), "object {i}");
+        }
+    }
+    assert!(c.put_batch(Vec::new()).unwrap().is_empty());
+    assert!(c.get_batch(&[]).unwrap().is_empty());
+}
+
+fn bad_keys(tls: &str, path: DataPath) {
+    let server = ServerProcess::start(tls, &[]);
+    let c = connector(&server, path);
+    let key = c.put(Payload::from(vec![1u8; 100])).unwrap();
+    let k: MargoKey = key.decode("margo").unwrap();
+    // Not a key of the object server at all.
+    for junk in [Key::from_bytes(vec![0xff; 3]), Key::from_bytes(Vec::new())] {
+        assert!(
+            matches!(c.get(&junk), Err(Error::InvalidKey { .. })),
+            "{junk:?}"
+        );
+        assert!(matches!(c.exists(&junk), Err(Error::InvalidKey { .. })));
+        assert!(matches!(c.evict(&junk), Err(Error::InvalidKey { .. })));
+    }
+    // Out of the segment / absurd length: refused before any allocation.
+    for bad in [
+        MargoKey {
+            offset: u64::MAX - 10,
+            ..k.clone()
+        },
+        MargoKey {
+            len: u64::MAX - 10,
+            ..k.clone()
+        },
+        MargoKey {
+            len: 1 << 40,
+            ..k.clone()
+        },
+    ] {
+        match c.get(&Key::encode(&bad)) {
+            Err(Error::InvalidKey { .. }) | Ok(None) => {}
+            other => panic!("{bad:?}: {other:?}"),
+        }
+        assert!(!c.exists(&Key::encode(&bad)).unwrap());
+        c.evict(&Key::encode(&bad)).unwrap();
+    }
+    // Unknown segment, other instance: None.
+    assert_eq!(
+        c.get(&Key::encode(&MargoKey {
+            seg: 999,
+            ..k.clone()
+        }))
+        .unwrap(),
+        None
+    );
+    assert_eq!(
+        c.get(&Key::encode(&MargoKey {
+            instance: k.instance ^ 1,
+            ..k.clone()
+        }))
+        .unwrap(),
+        None
+    );
+    // The server is fine after all that.
+    assert_eq!(c.get(&key).unwrap().as_deref(), Some(&[1u8; 100][..]));
+    // No server there: a temporary error, quickly.
+    let t = Instant::now();
+    let nowhere = Key::encode(&MargoKey {
+        server: "127.0.0.1:1".into(),
+        ..k.clone()
+    });
+    let e = c.get(&nowhere).unwrap_err();
+    assert!(e.is_temporary(), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(6));
+}
+
+fn memory_limit(tls: &str, path: DataPath) {
+    let server = ServerProcess::start(tls, &["--memory-limit", "48M"]);
+    let c = connector(&server, path);
+    match c.put(Payload::from(vec![0u8; 64 << 20])) {
+        Err(Error::TooLarge { size, limit, .. }) => assert!(size > limit),
+        other => panic!("{other:?}"),
+    }
+    let mut keys = Vec::new();
+    let err = loop {
+        match c.put(Payload::from(vec![7u8; 4 << 20])) {
+            Ok(k) => keys.push(k),
+            Err(e) => break e,
+        }
+        assert!(keys.len() < 100, "limit not enforced");
+    };
+    assert!(err.to_string().contains("full"), "{err}");
+    // 16 MiB segments hold three 4 MiB (+64 B) slots; three segments fit in 48 MiB.
+    assert_eq!(keys.len(), 9, "{} puts fit", keys.len());
+    // Nothing was evicted silently.
+    for k in &keys {
+        assert!(c.exists(k).unwrap());
+    }
+    c.evict(&keys[0]).unwrap();
+    let k = c.put(Payload::from(vec![8u8; 4 << 20])).unwrap();
+    assert_eq!(c.get(&k).unwrap().unwrap().len(), 4 << 20);
+    let stats = c.server_stats().unwrap();
+    assert!(stats.registered <= 48 << 20, "{stats:?}");
+}
+
+fn restart(tls: &str, path: DataPath) {
+    let mut server = ServerProcess::start(tls, &[]);
+    let c = connector(&server, path);
+    let old = c.put(Payload::from(vec![1u8; 5000])).unwrap();
+    assert!(c.get(&old).unwrap().is_some());
+    assert!(server.stop().unwrap().success(), "clean exit on SIGTERM");
+    let t = Instant::now();
+    // Server gone: a clear error (nothing to connect to), never stale bytes.
+    let e = c.get(&old).unwrap_err();
+    assert!(e.is_temporary(), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(6));
+    let server2 = ServerProcess::start_on(&server.addr, tls, &[]);
+    assert_eq!(
+        c.get(&old).unwrap(),
+        None,
+        "old keys are gone with the old instance"
+    );
+    assert!(!c.exists(&old).unwrap());
+    let new = c.put(Payload::from(vec![2u8; 5000])).unwrap();
+    assert_eq!(c.get(&new).unwrap().as_deref(), Some(&[2u8; 5000][..]));
+    drop(server2);
+}
+
+fn killed_server(tls: &str, path: DataPath) {
+    let mut server = ServerProcess::start(tls, &[]);
+    let c = connector(&server, path);
+    let keys: Vec<Key> = (0..50)
+        .map(|i| c.put(Payload::from(vec![i as u8; 200_000])).unwrap())
+        .collect();
+    assert!(c.get(&keys[0]).unwrap().is_some());
+    let c2 = c.clone();
+    let k2 = keys.clone();
+    let reader = std::thread::spawn(move || {
+        let t = Instant::now();
+        let mut outcomes = (0, 0);
+        let mut slowest = Duration::ZERO;
+        while t.elapsed() < Duration::from_secs(3) {
+            let call = Instant::now();
+            match c2.get_batch(&k2) {
+                // Complete and correct, or nothing: never torn or foreign bytes.
+                Ok(v) => {
+                    for (i, g) in v.iter().enumerate() {
+                        if let Some(b) = g {
+                            assert!(b.len() == 200_000 && b.iter().all(|&x| x == i as u8));
+                        }
+                    }
+                    outcomes.0 += 1
+                }
+                Err(_) => outcomes.1 += 1,
+            }
+            slowest = slowest.max(call.elapsed());
+        }
+        (outcomes, slowest)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    server.kill();
+    let ((ok, err), slowest) = reader.join().unwrap();
+    assert!(ok > 0, "reads before the crash");
+    assert!(err > 0, "reads after the crash fail");
+    // Bounded by the 5 s timeout (plus one control connect), never a hang.
+    assert!(slowest < Duration::from_secs(11), "a get took {slowest:?}");
+    // The client stays usable with another server.
+    let other = ServerProcess::start(tls, &[]);
+    let c3 = connector(&other, path);
+    let k = c3.put(Payload::from(vec![3u8; 10])).unwrap();
+    assert_eq!(c.get(&k).unwrap().as_deref(), Some(&[3u8; 10][..]));
+    assert!(
+        c.get(&keys[0]).is_err(),
+        "the dead server's keys stay an error"
+    );
+}
+
+/// Cancel safety: a get that times out while Mercury still owns its buffer
+/// (the server is frozen with SIGSTOP, so over `ofi+tcp` (`tcp;ofi_rxm`),
+/// whose target side needs the server's progress, the pull cannot finish)
+/// keeps that buffer out of the pool until Margo completes the transfer
+/// (its timer cancels it); the connector stays usable.
+#[test]
+#[cfg_attr(
+    not(has_margo),
+    ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it"
+)]
+fn timed_out_get_keeps_its_buffer() {
+    let server = ServerProcess::start(TCP, &[]);
+    let c = MargoConnector::new(
+        MargoConfig::new(&server.addr)
+            .with_protocol(TCP)
+            .with_data_path(DataPath::Rma)
+            .with_timeout(Duration::from_millis(500)),
+    )
+    .unwrap();
+    let data = pattern(1 << 20, 4);
+    let key = c.put(Payload::from(data.clone())).unwrap();
+    assert_eq!(c.get(&key).unwrap().as_deref(), Some(&data[..])); // warm: peer, handle, buffer
+    assert_eq!(
+        c.pool().allocated_bytes(),
+        c.pool().idle_bytes(),
+        "nothing in use"
+    );
+    server.freeze(true);
+    let t = Instant::now();
+    let e = c.get(&key).unwrap_err();
+    assert!(e.is_temporary(), "{e}");
+    assert!(
+        e.to_string().contains("HG_TIMEOUT") || matches!(e, Error::Timeout { .. }),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let in_use = c.pool().allocated_bytes() - c.pool().idle_bytes();
+    let wire = object_server::layout::wire_len(data.len() as u64).unwrap() as usize;
+    assert!(
+        in_use == 0 || in_use == proxy_core::mem::size_class(wire),
+        "after the timeout: {in_use} B of receive buffers in use"
+    );
+    server.freeze(false);
+    // The connector works again, and the abandoned pull completes in the
+    // background (canceled or done), giving its buffer back.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(c.get(&key).unwrap().as_deref(), Some(&data[..]));
+        if c.pool().allocated_bytes() == c.pool().idle_bytes() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "abandoned buffer never returned");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// One-sided for real: with the server frozen (SIGSTOP), gets over `na+sm`
+/// keep returning the right bytes (the bulk pull is the reader's own
+/// `process_vm_readv` of the server's memory: no server CPU at all).
+#[test]
+#[cfg_attr(
+    not(has_margo),
+    ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it"
+)]
+fn gets_while_the_server_is_stopped() {
+    let server = ServerProcess::start(SM, &[]);
+    let c = MargoConnector::new(
+        MargoConfig::new(&server.addr)
+            .with_protocol(SM)
+            .with_data_path(DataPath::Rma)
+            .with_timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    let data: Vec<Vec<u8>> = (0..20)
+        .map(|i| pattern(1000 + i * 50_000, i as u8))
+        .collect();
+    let keys = c
+        .put_batch(data.iter().cloned().map(Payload::from).collect())
+        .unwrap();
+    // Contact first (hello, descriptors): the control plane needs the server.
+    for (k, d) in keys.iter().zip(&data) {
+        assert_eq!(c.get(k).unwrap().as_deref(), Some(&d[..]));
+    }
+    server.freeze(true);
+    for round in 0..20 {
+        let got = c.get_batch(&keys).unwrap();
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(
+                g.as_deref(),
+                Some(&data[i][..]),
+                "round {round}, object {i}"
+            );
+        }
+        let i = round % keys.len();
+        assert_eq!(c.get(&keys[i]).unwrap().as_deref(), Some(&data[i][..]));
+    }
+    server.freeze(false);
+}
+
+/// Random and forged keys, many of them: each is refused as invalid or
+/// reads as `None`; never a panic, a hang or another object's bytes.
+fn random_keys(protocol: &str) {
+    let server = ServerProcess::start(protocol, &[]);
+    let c = connector(&server, DataPath::Auto);
+    let data = pattern(50_000, 3);
+    let key = c.put(Payload::from(data.clone())).unwrap();
+    let k: MargoKey = key.decode("margo").unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..2000 {
+        let forged = match i % 4 {
+            // Random bytes: not a key at all (or a nonsense one).
+            0 => Key::from_bytes(
+                (0..(next() % 80) as usize)
+                    .map(|_| next() as u8)
+                    .collect::<Vec<u8>>(),
+            ),
+            // The real server and instance, random places.
+            1 => Key::encode(&MargoKey {
+                seg: (next() % 4) as u32,
+                offset: next() % (64 << 20),
+                len: next() % (1 << 20),
+                id: next(),
+                ..k.clone()
+            }),
+            // The real slot, another id or length.
+            2 => Key::encode(&MargoKey {
+                id: k.id ^ (1 + next() % 1000),
+                ..k.clone()
+            }),
+            _ => Key::encode(&MargoKey {
+                len: (k.len + 1 + next() % 1000).min(k.len * 2),
+                ..k.clone()
+            }),
+        };
+        match c.get(&forged) {
+            Ok(None) | Err(Error::InvalidKey { .. }) => {}
+            Ok(Some(b)) => panic!("forged key {i} read {} bytes", b.len()),
+            Err(e) => panic!("forged key {i}: {e}"),
+        }
+    }
+    assert_eq!(c.get(&key).unwrap().as_deref(), Some(&data[..]));
+}
+
+fn many_threads(tls: &str, path: DataPath) {
+    let server = ServerProcess::start(tls, &[]);
+    let c = Arc::new(connector(&server, path));
+    let data: Vec<Vec<u8>> = (0..64).map(|i| pattern(1000 + i * 1500, i as u8)).collect();
+    let keys = c
+        .put_batch(data.iter().cloned().map(Payload::from).collect())
+        .unwrap();
+    let data = Arc::new(data);
+    let keys = Arc::new(keys);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (c, data, keys) = (c.clone(), data.clone(), keys.clone());
+            std::thread::spawn(move || {
+                for round in 0..50 {
+                    let i = (t * 7 + round * 13) % keys.len();
+                    assert_eq!(c.get(&keys[i]).unwrap().as_deref(), Some(&data[i][..]));
+                    if round % 10 == 0 {
+                        let got = c.get_batch(&keys[..]).unwrap();
+                        for (j, g) in got.iter().enumerate() {
+                            assert_eq!(g.as_deref(), Some(&data[j][..]));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+fn cycles(tls: &str, path: DataPath, n: usize) {
+    let server = ServerProcess::start(tls, &[]);
+    let c = connector(&server, path);
+    let mut first = None;
+    for i in 0..n {
+        let k = c.put(Payload::from(vec![i as u8; 1 + i % 3000])).unwrap();
+        if i % 500 == 0 {
+            assert_eq!(c.get(&k).unwrap().unwrap().len(), 1 + i % 3000);
+        }
+        c.evict(&k).unwrap();
+        if i == n / 10 {
+            first = Some((c.server_stats().unwrap(), c.pool().allocated_bytes()));
+        }
+    }
+    let (s0, p0) = first.unwrap();
+    let (s1, p1) = (c.server_stats().unwrap(), c.pool().allocated_bytes());
+    assert_eq!(s1.objects, 0);
+    assert_eq!(s1.used, 0);
+    assert_eq!(
+        s0.registered, s1.registered,
+        "server registered memory is flat"
+    );
+    assert_eq!(p0, p1, "client registered memory is flat");
+}
+
+fn zero_copy_outlives(tls: &str, path: DataPath) {
+    let server = ServerProcess::start(tls, &[]);
+    let c = connector(&server, path);
+    let key = c.put(Payload::from(pattern(100_000, 9))).unwrap();
+    let b: Bytes = c.get(&key).unwrap().unwrap();
+    let slice = b.slice(10..20);
+    drop(c);
+    assert_eq!(&b[..], &pattern(100_000, 9)[..]);
+    assert_eq!(&slice[..], &pattern(100_000, 9)[10..20]);
+}
+
+macro_rules! transport_tests {
+    ($name:ident, $protocol:expr, $path:expr, one_sided = $one_sided:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            #[cfg_attr(not(has_margo), ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it")]
+            fn roundtrip() {
+                super::roundtrip($protocol, $path)
+            }
+            #[test]
+            #[cfg_attr(not(has_margo), ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it")]
+            fn evicted_then_reused() {
+                super::evicted_then_reused($protocol, $path)
+            }
+            #[test]
+            #[cfg_attr(not(has_margo), ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it")]
+            fn batches() {
+                super::batches($protocol, $path)
+            }
+            #[test]
+            #[cfg_attr(not(has_margo), ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it")]
+            fn bad_keys() {
+                super::bad_keys($protocol, $path)
+            }
+            #[test]
+            #[cfg_attr(not(has_margo), ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it")]
+            fn memory_limit() {
+                super::memory_limit($protocol, $path)
+            }
+            #[test]
+            #[cfg_attr(not(has_margo), ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it")]
+            fn restart() {
+                super::restart($protocol, $path)
+            }
+            #[test]
+            #[cfg_attr(not(has_margo), ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it")]
+            fn killed_server() {
+                super::killed_server($protocol, $path)
+            }
+            #[test]
+            #[cfg_attr(not(has_margo), ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it")]
+            fn many_threads() {
+                super::many_threads($protocol, $path)
+            }
+            #[test]
+            #[cfg_attr(not(has_margo), ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it")]
+            fn random_keys() {
+                super::random_keys($protocol)
+            }
+            #[test]
+            #[cfg_attr(not(has_margo), ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it")]
+            fn zero_copy_outlives() {
+                super::zero_copy_outlives($protocol, $path)
+            }
+            #[test]
+            #[cfg_attr(not(has_margo), ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it")]
+            fn put_evict_cycles() {
+                super::cycles(
+                    $protocol,
+                    $path,
+                    100_000,
+                )
+            }
+            #[test]
+            #[cfg_attr(not(has_margo), ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it")]
+            fn data_path() {
+                let server = ServerProcess::start($protocol, &[]);
+                let c = connector(&server, $path);
+                let key = c.put(Payload::from(vec![5u8; 4000])).unwrap();
+                assert_eq!(c.get(&key).unwrap().as_deref(), Some(&[5u8; 4000][..]));
+                assert_eq!(c.capabilities().one_sided_get, $one_sided);
+                let want = if $one_sided {
+                    DataPath::Rma
+                } else {
+                    DataPath::Stream
+                };
+                assert_eq!(c.data_path(), want);
+            }
+        }
+    };
+}
+
+const SM: &str = "na+sm";
+const TCP: &str = "ofi+tcp://127.0.0.1";
+
+// Auto picks bulk pulls with both protocols.
+transport_tests!(na_sm, SM, DataPath::Auto, one_sided = true);
+transport_tests!(ofi_tcp, TCP, DataPath::Auto, one_sided = true);
+// The stream data path (server writes to the control connection) as a baseline.
+transport_tests!(na_sm_stream, SM, DataPath::Stream, one_sided = false);
