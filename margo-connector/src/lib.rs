@@ -112,3 +112,36 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod without_margo {
+    use object_server::ClientTransport;
+
+    /// Where the build found no Margo (CI): the connector, the server side
+    /// and `available` fail with the error that says how to install it.
+    #[test]
+    #[cfg_attr(
+        has_margo,
+        ignore = "Margo is installed here: the missing-Margo errors are checked where it is not"
+    )]
+    fn every_entry_point_says_how_to_install_margo() {
+        let cfg = crate::MargoConfig::new("127.0.0.1:1");
+        let errors = [
+            crate::available().unwrap_err(),
+            crate::MargoConnector::new(cfg.clone()).unwrap_err(),
+            crate::MargoServer::new("na+sm").unwrap_err(),
+            match crate::Margo::serve(&cfg) {
+                Err(e) => e,
+                Ok(_) => panic!("a Margo server without Margo"),
+            },
+        ];
+        for e in errors {
+            let s = e.to_string();
+            assert!(
+                s.contains("spack install mochi-margo") && s.contains("MARGO_DIR"),
+                "{s}"
+            );
+            assert!(!e.is_temporary(), "{s}");
+        }
+    }
+}

@@ -1,11 +1,13 @@
 //! `proxystore-server`: the object server (one per node) with every
-//! transport this workspace has; `--transports ucx,ofi` serves the same
-//! objects over UCX and libfabric at once (a key names an object, not a
-//! transport). See `object_server::cli` for the command line.
+//! transport this workspace has; `--transports ucx,ofi,margo` serves the
+//! same objects over UCX, libfabric and Margo at once (a key names an
+//! object, not a transport). Margo is loaded at run time, only when
+//! `margo` is asked for. See `object_server::cli` for the command line.
 //!
 //! ```text
-//! proxystore-server [--listen ADDR] [--transports ucx,ofi] [--tls UCX_TLS]
-//!                   [--provider NAME] [--domain NAME] [--segment-size N] [--memory-limit N]
+//! proxystore-server [--listen ADDR] [--transports ucx,ofi,margo] [--tls UCX_TLS]
+//!                   [--provider NAME] [--domain NAME] [--margo-protocol P]
+//!                   [--segment-size N] [--memory-limit N]
 //!                   [--retain N] [--no-prefault] [--secret-file PATH] [--idle-exit SECS]
 //!                   [--exit-with-parent]
 //! ```
@@ -16,6 +18,7 @@ fn main() {
         &[
             ucx_connector::UcxServer::FACTORY,
             ofi_connector::OfiServer::FACTORY,
+            margo_connector::MargoServer::FACTORY,
         ],
     );
 }

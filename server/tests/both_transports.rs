@@ -1,11 +1,12 @@
-//! One `proxystore-server` process serving the same objects over UCX and
-//! libfabric at once: an object put through one transport is read through
-//! the other, both ways, with one-sided gets on each.
+//! One `proxystore-server` process serving the same objects over UCX,
+//! libfabric and Margo at once: an object put through one transport is read
+//! through the others, every way, with one-sided gets on each.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use margo_connector::{MargoConfig, MargoConnector};
 use ofi_connector::{OfiConfig, OfiConnector};
 use proxy_core::{Connector, Payload};
 use ucx_connector::{DataPath, TransportConfig, UcxConfig, UcxConnector};
@@ -130,4 +131,105 @@ fn a_transport_the_server_does_not_serve_is_refused() {
     .unwrap();
     let e = ofi.put(Payload::from(vec![1u8; 10])).unwrap_err();
     assert!(e.to_string().contains("ofi"), "{e}");
+}
+
+/// UCX, libfabric and Margo clients of one server process: an object put
+/// over any of them (below and above the one-sided put threshold) is read
+/// over each of the others with one-sided gets (Margo: bulk pulls over
+/// `protocol`).
+fn three(tls: &str, provider: &str, protocol: &str) {
+    let s = Server::start(&[
+        "--transports",
+        "ucx,ofi,margo",
+        "--tls",
+        tls,
+        "--provider",
+        provider,
+        "--margo-protocol",
+        protocol,
+    ]);
+    let t = Duration::from_secs(10);
+    let ucx = UcxConnector::new(
+        UcxConfig::new(&s.1)
+            .with_ucx_tls(tls)
+            .with_data_path(DataPath::Rma)
+            .with_timeout(t),
+    )
+    .unwrap();
+    let ofi = OfiConnector::new(
+        OfiConfig::new(&s.1)
+            .with_provider(provider)
+            .with_data_path(DataPath::Rma)
+            .with_timeout(t),
+    )
+    .unwrap();
+    let margo = MargoConnector::new(
+        MargoConfig::new(&s.1)
+            .with_protocol(protocol)
+            .with_data_path(DataPath::Rma)
+            .with_timeout(t),
+    )
+    .unwrap();
+    let all: [&dyn Connector; 3] = [&ucx, &ofi, &margo];
+    for (i, len) in [10usize, 100_000, 3 << 20].into_iter().enumerate() {
+        for (w, writer) in all.iter().enumerate() {
+            let data = pattern(len, (10 * i + w) as u8);
+            let key = writer.put(Payload::from(data.clone())).unwrap();
+            for reader in all {
+                assert_eq!(
+                    reader.get(&key).unwrap().as_deref(),
+                    Some(&data[..]),
+                    "{} -> {}, {len} B",
+                    writer.kind(),
+                    reader.kind()
+                );
+            }
+            // Evicted through Margo (or another), gone for every reader.
+            all[(w + 1) % 3].evict(&key).unwrap();
+            for reader in all {
+                assert_eq!(reader.get(&key).unwrap(), None, "{}", reader.kind());
+            }
+        }
+    }
+    assert_eq!(margo.data_path(), DataPath::Rma);
+}
+
+#[test]
+#[cfg_attr(
+    not(has_margo),
+    ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it"
+)]
+fn ucx_put_margo_get_over_shared_memory() {
+    three("shm,cma,self", "shm", "na+sm");
+}
+
+#[test]
+#[cfg_attr(
+    not(has_margo),
+    ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it"
+)]
+fn ucx_put_margo_get_over_tcp() {
+    three("tcp", "tcp;ofi_rxm", "ofi+tcp://127.0.0.1");
+}
+
+/// Without Margo, asking the server for it fails at start with the error
+/// that says how to install it (and the other transports are unaffected).
+#[test]
+#[cfg_attr(
+    has_margo,
+    ignore = "Margo is installed here: the missing-Margo message is checked where it is not"
+)]
+fn margo_missing_is_a_clear_start_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_proxystore-server"))
+        .args(["--listen", "127.0.0.1:0", "--transports", "margo"])
+        .env_remove("MARGO_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run proxystore-server");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot start transport margo") && err.contains("spack install mochi-margo"),
+        "{err}"
+    );
 }
