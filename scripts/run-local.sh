@@ -11,8 +11,10 @@
 #   --no-setup    skip scripts/setup.sh (packages already installed)
 #   --no-python   skip the Python ProxyStore reference (benches/python)
 #   --ranks N     MPI ranks (default 2: this machine has 2 cores)
-#   --connectors  connectors to benchmark (default: file,redis,ucx; add ofi for
-#                 the libfabric connector, FI_PROVIDER=shm unless set)
+#   --connectors  connectors to benchmark (default: file,redis,ucx, and margo
+#                 when Margo is found: MARGO_DIR set or pkg-config margo; add ofi
+#                 for the libfabric connector, FI_PROVIDER=shm unless set; margo
+#                 uses PROXYSTORE_MARGO_PROTOCOL, na+sm unless set)
 #   --out DIR     results directory (default results/<timestamp>)
 #   --sizes LIST  object sizes of the store-level benchmark and of the Python
 #                 reference (e.g. 1KB,1MB,100MB; default: the quick or full set)
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
     --connectors) connectors=$2; shift ;;
     --out) out=$2; shift ;;
     --sizes) sizes=$2; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "run-local: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -46,7 +48,13 @@ done
 out=${out:-results/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)   # absolute: servers change their working directory
-connectors=${connectors:-file,redis,ucx}
+if [ -z "$connectors" ]; then
+  connectors=file,redis,ucx
+  # Margo is in no package registry: benchmarked when a build of it is found.
+  if [ -n "${MARGO_DIR:-}" ] || pkg-config --exists 'margo >= 0.20' 2>/dev/null; then
+    connectors+=,margo
+  fi
+fi
 has() { [[ ",$connectors," == *",$1,"* ]]; }
 # One node: UCX over shared memory and cross-memory attach (MPICH's ch4:ucx too).
 export UCX_TLS=${UCX_TLS:-shm,cma,self}
@@ -63,6 +71,7 @@ trap 'exit 130' INT TERM
 echo "== building (release)" >&2
 cargo build --release --locked -q -p proxystore-bench -p ucx-connector --bins
 has ofi && cargo build --release --locked -q -p ofi-connector --bins
+has margo && cargo build --release --locked -q -p margo-connector --bins
 # Where cargo put them: honours CARGO_TARGET_DIR and build.target-dir.
 target=$(cargo metadata --format-version 1 --no-deps --locked |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
@@ -105,6 +114,19 @@ if has ofi; then
   [ -n "$addr" ] || { echo "run-local: the libfabric object server did not start (see $log)" >&2; exit 1; }
   echo "== libfabric object server pid ${pids[-1]} on $addr (FI_PROVIDER=$FI_PROVIDER)" >&2
   bench_args+=(--ofi-server "$addr")
+fi
+
+if has margo; then
+  # One node: Mercury's shared-memory plugin (bulk pulls by process_vm_readv).
+  export PROXYSTORE_MARGO_PROTOCOL=${PROXYSTORE_MARGO_PROTOCOL:-na+sm}
+  log=$out/margo-server.log
+  "$target/release/proxystore-margo-server" --listen 127.0.0.1:0 --memory-limit 6G > "$log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q '^LISTEN ' "$log" && break; sleep 0.1; done
+  addr=$(awk '/^LISTEN /{print $2; exit}' "$log")
+  [ -n "$addr" ] || { echo "run-local: the Margo object server did not start (see $log)" >&2; exit 1; }
+  echo "== Margo object server pid ${pids[-1]} on $addr (PROXYSTORE_MARGO_PROTOCOL=$PROXYSTORE_MARGO_PROTOCOL)" >&2
+  bench_args+=(--margo-server "$addr")
 fi
 
 if [ "$quick" = 1 ]; then

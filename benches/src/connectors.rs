@@ -6,7 +6,7 @@ use std::sync::Arc;
 use proxy_core::{DynConnector, LocalConnector, Result};
 
 /// Names accepted by `--connectors`.
-pub const KNOWN: &[&str] = &["local", "file", "redis", "ucx", "ofi", "daos"];
+pub const KNOWN: &[&str] = &["local", "file", "redis", "ucx", "ofi", "margo", "daos"];
 
 /// Options shared by the connectors.
 #[derive(Debug, Clone, clap::Args)]
@@ -27,6 +27,12 @@ pub struct ConnectorOpts {
     /// connector; each run uses a fresh namespace in the container).
     #[arg(long, env = "PROXYSTORE_DAOS_STORE")]
     pub daos: Option<String>,
+    /// `host:port` of a running proxystore-margo-server or `proxystore-server
+    /// --transports ...,margo` (for the margo connector; the Mercury protocol
+    /// comes from `PROXYSTORE_MARGO_PROTOCOL`, default `na+sm`); `:PORT` = the
+    /// server on each rank's own node.
+    #[arg(long, env = "PROXYSTORE_MARGO_SERVER_ADDR")]
+    pub margo_server: Option<String>,
     /// `host:port` of a running Redis server (for the redis connector).
     #[arg(long, env = "PROXYSTORE_BENCH_REDIS", default_value = "127.0.0.1:6379")]
     pub redis: String,
@@ -39,6 +45,7 @@ pub fn register_all() {
     ucx_connector::register();
     ofi_connector::register();
     daos_connector::register();
+    margo_connector::register();
 }
 
 /// The default directory of the file connector: on `/dev/shm` when it exists.
@@ -53,9 +60,9 @@ pub fn default_file_dir(tag: &str) -> PathBuf {
 
 /// The connector `name` stands for: `local`, or a connector built from a
 /// store URL by the scheme parsers its crate registered (the same parsing as
-/// the command-line tool's `--store`): `file`, `redis`, `ucx` and `ofi` take
-/// their URL from the options (`file://DIR`, `redis://HOST:PORT`,
-/// `ucx://HOST:PORT`, `ofi://HOST:PORT`),
+/// the command-line tool's `--store`): `file`, `redis`, `ucx`, `ofi` and
+/// `margo` take their URL from the options (`file://DIR`, `redis://HOST:PORT`,
+/// `ucx://HOST:PORT`, `ofi://HOST:PORT`, `margo://HOST:PORT`),
 /// and a name that is a URL itself (`redis://10.0.0.5:6380/1`) is used as is.
 pub fn make(name: &str, opts: &ConnectorOpts) -> Result<DynConnector> {
     if name == "local" {
@@ -102,6 +109,13 @@ fn url_of(name: &str, opts: &ConnectorOpts) -> Result<String> {
                 store.trim_end_matches('/'),
                 std::process::id()
             )
+        }
+        "margo" => {
+            let server = opts.margo_server.clone().ok_or_else(|| proxy_core::Error::InvalidConfig {
+                connector: Some("margo".into()),
+                reason: "no object server given: start proxystore-margo-server (or proxystore-server --transports ucx,margo) and pass --margo-server HOST:PORT".into(),
+            })?;
+            format!("margo://{}", node_local(&server))
         }
         other => {
             return Err(proxy_core::Error::InvalidConfig {
@@ -160,6 +174,7 @@ mod tests {
             ucx_server: Some("10.0.0.1:7700".into()),
             ofi_server: Some("10.0.0.3:7701".into()),
             daos: Some("pool1/cont1".into()),
+            margo_server: Some("10.0.0.4:7702".into()),
             redis: "10.0.0.2:6380".into(),
         }
     }
@@ -172,6 +187,7 @@ mod tests {
         assert_eq!(url_of("redis", &o).unwrap(), "redis://10.0.0.2:6380");
         assert_eq!(url_of("ucx", &o).unwrap(), "ucx://10.0.0.1:7700");
         assert_eq!(url_of("ofi", &o).unwrap(), "ofi://10.0.0.3:7701");
+        assert_eq!(url_of("margo", &o).unwrap(), "margo://10.0.0.4:7702");
         let cfg =
             proxy_core::registry::connector_config_from_url(&url_of("daos", &o).unwrap()).unwrap();
         assert_eq!(
@@ -195,7 +211,7 @@ mod tests {
             (&"10.0.0.2".into(), &6380.into())
         );
         let e = make("warp", &o).unwrap_err().to_string();
-        assert!(e.contains("file, redis, ucx, ofi, daos"), "{e}");
+        assert!(e.contains("file, redis, ucx, ofi, margo, daos"), "{e}");
         let bad = ConnectorOpts {
             redis: "10.0.0.2:notaport".into(),
             ..opts()

@@ -68,8 +68,9 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct StoreArgs {
-    /// Comma-separated connectors: local, file, redis, ucx, ofi, daos, or store URLs
-    /// (file:///DIR, redis://HOST:PORT/DB, ucx://HOST:PORT, ofi://HOST:PORT).
+    /// Comma-separated connectors: local, file, redis, ucx, ofi, margo, daos, or
+    /// store URLs (file:///DIR, redis://HOST:PORT/DB, ucx://HOST:PORT,
+    /// ofi://HOST:PORT, margo://HOST:PORT, daos://POOL/CONTAINER).
     #[arg(long, default_value = "local,file", value_delimiter = ',')]
     connectors: Vec<String>,
     /// Comma-separated payload kinds: bytes, numpy.
@@ -123,7 +124,7 @@ struct MpiArgs {
     /// Patterns: pair, fanout, alltoall, or all.
     #[arg(long, default_value = "all", value_parser = mpi_bench::Pattern::parse)]
     pattern: std::vec::Vec<mpi_bench::Pattern>,
-    /// Comma-separated connectors: file, redis, ucx, ofi, or store URLs (the MPI
+    /// Comma-separated connectors: file, redis, ucx, ofi, margo, or store URLs (the MPI
     /// point-to-point reference always runs).
     #[arg(long, default_value = "file", value_delimiter = ',')]
     connectors: Vec<String>,

@@ -11,6 +11,7 @@ pub fn register_all() {
     ucx_connector::register();
     ofi_connector::register();
     daos_connector::register();
+    margo_connector::register();
 }
 
 /// The store configuration from `--store URL`, `--config FILE`, or neither (an
@@ -20,7 +21,7 @@ pub fn store_config(url: Option<&str>, file: Option<&Path>) -> Result<StoreConfi
         (_, Some(f)) => StoreConfig::read_toml(f).map_err(|e| e.to_string()),
         (Some(u), None) => from_url(u),
         (None, None) => Err(format!(
-            "no store given: use --store URL (schemes: {}; e.g. file:///DIR, redis://HOST:PORT/DB, ucx://HOST:PORT, ofi://HOST:PORT, daos://POOL/CONTAINER), --config FILE, or $PROXYSTORE_STORE",
+            "no store given: use --store URL (schemes: {}; e.g. file:///DIR, redis://HOST:PORT/DB, ucx://HOST:PORT, ofi://HOST:PORT, margo://HOST:PORT, daos://POOL/CONTAINER), --config FILE, or $PROXYSTORE_STORE",
             registry::registered_schemes().join(", ")
         )),
     }
@@ -67,7 +68,7 @@ mod tests {
         let e = from_url("gopher://x").unwrap_err();
         assert!(
             e.contains("unsupported store URL scheme 'gopher'")
-                && e.contains("file, ofi, redis, ucx"),
+                && e.contains("file, margo, ofi, redis, ucx"),
             "{e}"
         );
     }
