@@ -6,6 +6,7 @@ mod common;
 
 use margo_connector::TransportConfig;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -251,11 +252,18 @@ fn killed_server(tls: &str, path: DataPath) {
     assert!(c.get(&keys[0]).unwrap().is_some());
     let c2 = c.clone();
     let k2 = keys.clone();
+    let (first_ok, first_ok_rx) = std::sync::mpsc::channel();
+    let killed = Arc::new(AtomicBool::new(false));
+    let killed2 = killed.clone();
     let reader = std::thread::spawn(move || {
-        let t = Instant::now();
+        let mut t = Instant::now();
         let mut outcomes = (0, 0);
         let mut slowest = Duration::ZERO;
-        while t.elapsed() < Duration::from_secs(3) {
+        // Read until 3 s after the kill (the kill waits for a first good batch).
+        while !killed2.load(Ordering::Relaxed) || t.elapsed() < Duration::from_secs(3) {
+            if !killed2.load(Ordering::Relaxed) {
+                t = Instant::now();
+            }
             let call = Instant::now();
             match c2.get_batch(&k2) {
                 // Complete and correct, or nothing: never torn or foreign bytes.
@@ -265,16 +273,28 @@ fn killed_server(tls: &str, path: DataPath) {
                             assert!(b.len() == 200_000 && b.iter().all(|&x| x == i as u8));
                         }
                     }
-                    outcomes.0 += 1
+                    outcomes.0 += 1;
+                    let _ = first_ok.send(());
                 }
-                Err(_) => outcomes.1 += 1,
+                // The server can be restarted: peer death is temporary.
+                Err(e) => {
+                    assert!(e.is_temporary(), "a get during the crash: {e}");
+                    outcomes.1 += 1
+                }
             }
             slowest = slowest.max(call.elapsed());
         }
         (outcomes, slowest)
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // Kill once a batch has been read whole (a fixed delay is too short for
+    // a first batch on a loaded machine), then let reads go on against the
+    // dead server.
+    first_ok_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a first batch read before the crash");
+    std::thread::sleep(Duration::from_millis(100));
     server.kill();
+    killed.store(true, Ordering::Relaxed);
     let ((ok, err), slowest) = reader.join().unwrap();
     assert!(ok > 0, "reads before the crash");
     assert!(err > 0, "reads after the crash fail");
