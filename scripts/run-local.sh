@@ -122,7 +122,9 @@ if has margo; then
   log=$out/margo-server.log
   "$target/release/proxystore-margo-server" --listen 127.0.0.1:0 --memory-limit 6G > "$log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 100); do grep -q '^LISTEN ' "$log" && break; sleep 0.1; done
+  # Up to 60 s: loading Mercury's plugins loads UCX, which calibrates its
+  # clock pinned to one core (seconds on a loaded machine).
+  for _ in $(seq 600); do grep -q '^LISTEN ' "$log" && break; sleep 0.1; done
   addr=$(awk '/^LISTEN /{print $2; exit}' "$log")
   [ -n "$addr" ] || { echo "run-local: the Margo object server did not start (see $log)" >&2; exit 1; }
   echo "== Margo object server pid ${pids[-1]} on $addr (PROXYSTORE_MARGO_PROTOCOL=$PROXYSTORE_MARGO_PROTOCOL)" >&2
