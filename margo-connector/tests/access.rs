@@ -33,7 +33,35 @@ fn segment(s: &mut TcpStream, seg: u32, write: bool) -> SegmentInfo {
     }
 }
 
-fn read_handle_refuses_pushes(protocol: &str) {
+/// A reader's descriptor with its access flags rewritten to read-write, as a
+/// process that forges handles would: Mercury 2.4's serialization after this
+/// crate's 18-byte header is the `hg_bulk_desc_info` (`len` u64,
+/// `segment_count` u32, `flags` u32), one segment (16 bytes), the NA
+/// handle's size (8 bytes), then the NA descriptor: `na_sm_mem_desc_info`
+/// (`iovcnt`, `len`, `flags` u8) or `na_ofi_mem_desc_info` (`fi_mr_key`,
+/// `len`, `iovcnt`, `flags` u8). Both flags must read "read-only" first, so
+/// another layout fails here, not silently.
+fn forged(d: &[u8], protocol: &str) -> Vec<u8> {
+    let mut f = d.to_vec();
+    let hg = 18 + 12;
+    let na = 18 + 16 + 16 + 8 + if protocol.starts_with("na+") { 16 } else { 24 };
+    assert_eq!(
+        f[hg] & 3,
+        1,
+        "{protocol}: HG flags {:#x} at {hg}: not Mercury 2.4's layout",
+        f[hg]
+    );
+    assert_eq!(
+        f[na], 1,
+        "{protocol}: NA flags {:#x} at {na}: not Mercury 2.4's layout",
+        f[na]
+    );
+    f[hg] |= 3;
+    f[na] = 3;
+    f
+}
+
+fn read_handle_refuses_pushes(protocol: &str, forge: bool) {
     let server = ServerProcess::start(protocol, &[]);
     let mut s = TcpStream::connect(&server.addr).unwrap();
     let Response::Hello { address, .. } = ask(
@@ -65,7 +93,12 @@ fn read_handle_refuses_pushes(protocol: &str) {
     let cfg = MargoConfig::new(&server.addr).with_protocol(protocol);
     let margo = Margo::new(&cfg).unwrap();
     let peer = margo.connect(&address).unwrap();
-    let rhandle = margo.unpack(&peer, &read.descriptor).unwrap();
+    let pushed = if forge {
+        forged(&read.descriptor, protocol)
+    } else {
+        read.descriptor.clone()
+    };
+    let rhandle = margo.unpack(&peer, &pushed).unwrap();
     let whandle = margo.unpack(&peer, &write.descriptor).unwrap();
     let at = read.base + loc.offset + layout::HEADER as u64;
     let t = Duration::from_secs(10);
@@ -79,7 +112,8 @@ fn read_handle_refuses_pushes(protocol: &str) {
         .unwrap()
         .expect("a push through the writer's handle");
 
-    // The reader's handle: refused (at post, or by the transfer failing).
+    // The reader's handle (forged or not): refused (at post, or by the
+    // transfer failing), or not.
     let outcome = match margo.put(&peer, &rhandle, at, Bytes::from(vec![0x5Au8; 4096])) {
         Err(e) => format!("refused at post: {e}"),
         Ok(op) => match margo.wait(&[&op], "put", Duration::from_secs(3)) {
@@ -90,10 +124,13 @@ fn read_handle_refuses_pushes(protocol: &str) {
             },
         },
     };
-    eprintln!("{protocol}: a push through the reader's handle: {outcome}");
-    assert_ne!(outcome, "completed", "{protocol}: the push went through");
+    eprintln!("{protocol} (forged flags: {forge}): a push through the reader's handle: {outcome}");
 
-    // What is in the slot now, read through the reader's handle.
+    // What is in the slot now, read through the reader's handle by a fresh
+    // client instance (the provider may have dropped the connection of the
+    // first: `tcp;ofi_rxm` does on a forged key): every handle of the first
+    // is dropped, so that it is finalized.
+    drop((rhandle, whandle, ok, peer, margo));
     let margo = Margo::new(&cfg).unwrap();
     let peer = margo.connect(&address).unwrap();
     let rhandle = margo.unpack(&peer, &read.descriptor).unwrap();
@@ -102,10 +139,30 @@ fn read_handle_refuses_pushes(protocol: &str) {
     let op = margo.get(&peer, &rhandle, at, buf).unwrap();
     margo.wait(&[&op], "get", t).unwrap();
     let buf = op.take().unwrap().unwrap();
+    let refused = buf.as_slice().iter().all(|&b| b == 0xA5);
     assert!(
-        buf.as_slice().iter().all(|&b| b == 0xA5),
-        "{protocol}: the refused push changed the slot"
+        refused || buf.as_slice().iter().all(|&b| b == 0x5A),
+        "{protocol}: slot holds neither pattern"
     );
+    assert_eq!(
+        refused,
+        outcome != "completed",
+        "{protocol}: the push {outcome}, but the slot says refused = {refused}"
+    );
+    if forge {
+        // Only the target's own check stops a forged handle.
+        let addr = std::str::from_utf8(&address).unwrap();
+        assert_eq!(
+            refused,
+            margo_connector::enforces_read_only(addr),
+            "{protocol}: enforces_read_only({addr}) disagrees with what a forged handle does ({outcome})"
+        );
+    } else {
+        assert!(
+            refused,
+            "{protocol}: Mercury let a push through a read-only handle"
+        );
+    }
 }
 
 #[test]
@@ -114,7 +171,28 @@ fn read_handle_refuses_pushes(protocol: &str) {
     ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it"
 )]
 fn read_handle_refuses_pushes_na_sm() {
-    read_handle_refuses_pushes("na+sm");
+    read_handle_refuses_pushes("na+sm", false);
+}
+
+/// Over `na+sm` nothing at the target checks: a forged handle writes.
+#[test]
+#[cfg_attr(
+    not(has_margo),
+    ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it"
+)]
+fn forged_read_handle_na_sm() {
+    read_handle_refuses_pushes("na+sm", true);
+}
+
+/// Over `ofi+tcp` the provider checks the MR's access: a forged handle
+/// does not write.
+#[test]
+#[cfg_attr(
+    not(has_margo),
+    ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it"
+)]
+fn forged_read_handle_ofi_tcp() {
+    read_handle_refuses_pushes("ofi+tcp://127.0.0.1", true);
 }
 
 #[test]
@@ -123,5 +201,5 @@ fn read_handle_refuses_pushes_na_sm() {
     ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it"
 )]
 fn read_handle_refuses_pushes_ofi_tcp() {
-    read_handle_refuses_pushes("ofi+tcp://127.0.0.1");
+    read_handle_refuses_pushes("ofi+tcp://127.0.0.1", false);
 }
