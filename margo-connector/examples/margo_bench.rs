@@ -108,15 +108,39 @@ fn hg_bw_read(bin: &Path, protocol: &str, len: usize, loops: usize) -> Option<(f
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let out = Command::new(bin.join("hg_bw_read"))
+    let mut client = Command::new(bin.join("hg_bw_read"))
         .args(&na)
         .arg("-f")
         .arg(&cfg)
         .args(["-y", &len.to_string(), "-z", &len.to_string()])
         .args(["-l", &loops.to_string()])
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .output()
-        .ok();
+        .spawn()
+        .ok()?;
+    let mut stdout = client.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    // Bounded: a client whose server died (seen once on this loaded
+    // machine) would wait for it forever. 64 transfers per loop at 50 MB/s.
+    let bound = Duration::from_secs(60) + Duration::from_secs_f64((64 * loops * len) as f64 / 50e6);
+    let deadline = Instant::now() + bound;
+    let finished = loop {
+        match client.try_wait() {
+            Ok(Some(_)) => break true,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => break false,
+        }
+    };
+    if !finished {
+        eprintln!("margo_bench: hg_bw_read at {len} B did not finish in {bound:?}: round left out");
+        let _ = client.kill();
+        let _ = client.wait();
+    }
+    let out = reader.join().ok().filter(|_| finished);
     // It shuts its server down when done; make sure.
     let deadline = Instant::now() + Duration::from_secs(10);
     while server.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
@@ -125,7 +149,7 @@ fn hg_bw_read(bin: &Path, protocol: &str, len: usize, loops: usize) -> Option<(f
     let _ = server.kill();
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    let text = String::from_utf8_lossy(&out?.stdout).into_owned();
+    let text = out?;
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         (f.len() == 3 && f[0] == len.to_string())
