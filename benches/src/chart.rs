@@ -17,6 +17,30 @@ fn human(bytes: f64) -> String {
     crate::csv::fmt_size(bytes.round() as usize)
 }
 
+/// Least distance between two labelled ticks, in pixels ("256MiB" at 12 px
+/// is about 45 px wide).
+const TICK_GAP: f64 = 52.0;
+
+/// Which of the ticks at sorted positions `xs` get a label: from the left,
+/// each one at least [`TICK_GAP`] from the previous label (1KB next to 1KiB:
+/// one of them), and always the last one (the largest size), for which the
+/// labels too close to it make way.
+fn tick_labels(xs: &[f64]) -> Vec<usize> {
+    let mut kept: Vec<usize> = Vec::new();
+    for (i, &x) in xs.iter().enumerate() {
+        if kept.last().is_none_or(|&k| x - xs[k] >= TICK_GAP) {
+            kept.push(i);
+        }
+    }
+    if let Some(last) = xs.len().checked_sub(1)
+        && kept.last() != Some(&last)
+    {
+        kept.retain(|&k| xs[last] - xs[k] >= TICK_GAP);
+        kept.push(last);
+    }
+    kept
+}
+
 pub fn svg(title: &str, lines: &[Line]) -> String {
     let (w, h) = (940.0, 520.0);
     let (l, r, t, b) = (80.0, 260.0, 50.0, 60.0);
@@ -75,12 +99,10 @@ pub fn svg(title: &str, lines: &[Line]) -> String {
     let mut xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
     xs.sort_by(|a, b| a.total_cmp(b));
     xs.dedup();
-    let mut last_px = f64::MIN;
-    for x in xs {
-        if px(x) - last_px < 64.0 {
-            continue; // 1KB next to 1KiB: label one of them
-        }
-        last_px = px(x);
+    for x in tick_labels(&xs.iter().map(|&x| px(x)).collect::<Vec<_>>())
+        .into_iter()
+        .map(|i| xs[i])
+    {
         let _ = write!(
             out,
             r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
@@ -141,4 +163,43 @@ pub fn svg(title: &str, lines: &[Line]) -> String {
     }
     out.push_str("</svg>");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(sizes: &[usize]) -> String {
+        let line = Line {
+            label: "rs file (proxy)".into(),
+            points: sizes.iter().map(|&s| (s as f64, 1000.0)).collect(),
+        };
+        svg("t", &[line])
+    }
+
+    #[test]
+    fn every_default_size_is_labelled() {
+        // The MPI benchmark's default sizes: 1GiB is only 0.6 decades from
+        // 256MiB (about 60 px) and was dropped.
+        let svg = labels(&[1 << 10, 64 << 10, 1 << 20, 16 << 20, 256 << 20, 1 << 30]);
+        for l in ["1KiB", "64KiB", "1MiB", "16MiB", "256MiB", "1GiB"] {
+            assert!(svg.contains(&format!(">{l}</text>")), "{l} missing: {svg}");
+        }
+    }
+
+    #[test]
+    fn close_ticks_share_a_label_and_the_largest_keeps_its_own() {
+        assert_eq!(tick_labels(&[0.0, 10.0, 100.0]), vec![0, 2]);
+        // The last is always labelled; a label too close to it makes way.
+        assert_eq!(tick_labels(&[0.0, 100.0, 120.0]), vec![0, 2]);
+        assert_eq!(tick_labels(&[0.0]), vec![0]);
+        assert!(tick_labels(&[]).is_empty());
+        // 1KB and 1KiB side by side (the Python reference's decimal sizes).
+        let svg = labels(&[1000, 1024, 1 << 20, 1 << 30]);
+        assert_eq!(
+            svg.matches(">1KB</text>").count() + svg.matches(">1KiB</text>").count(),
+            1
+        );
+        assert!(svg.contains(">1GiB</text>"), "{svg}");
+    }
 }

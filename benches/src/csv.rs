@@ -19,6 +19,9 @@ pub struct Row {
     pub summary: Summary,
     /// `k=v` pairs for the `extra` column.
     pub extra: Vec<(String, String)>,
+    /// Whether `size / median` is a bandwidth: false for a resolve that only
+    /// touched a mapping (nothing moved); its `mb_per_s` cell is left empty.
+    pub bandwidth: bool,
 }
 
 impl Row {
@@ -35,10 +38,15 @@ impl Row {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(";");
+        let mbps = if self.bandwidth {
+            format!("{:.1}", self.mb_per_s())
+        } else {
+            String::new()
+        };
         let mut line = String::new();
         let _ = write!(
             line,
-            "{IMPL},{},{},{},{},{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{}",
+            "{IMPL},{},{},{},{},{},{},{:.1},{:.1},{:.1},{:.1},{},{}",
             self.section,
             self.connector,
             self.payload,
@@ -49,7 +57,7 @@ impl Row {
             s.p10,
             s.p90,
             s.min,
-            self.mb_per_s(),
+            mbps,
             extra
         );
         line

@@ -8,10 +8,23 @@
 //! - `alltoall`: every rank produces one object and resolves everyone else's.
 //!
 //! Per connector and size: producer put time, serialized proxy size, consumer
-//! resolve latency (median, p10, p90), end-to-end time on the producer's clock
-//! (put + send proxy + remote resolve + ack), bandwidth per consumer and
-//! aggregate. Rows are appended to the CSV as soon as they are measured, so a
-//! run that dies still leaves its partial results.
+//! resolve latency (median, p10, p90) twice over, end-to-end time on the
+//! producer's clock (put + send proxy + remote resolve + ack), bandwidth per
+//! consumer and aggregate. Rows are appended to the CSV as soon as they are
+//! measured, so a run that dies still leaves its partial results.
+//!
+//! The two resolve figures of one resolve (CSV ops):
+//! - `resolve`: resolve, then read one byte per 4 KiB page ("touch");
+//! - `resolve_read_all`: the same resolve, timed on until a checksum of every
+//!   byte is done (it includes the touch, a strided pass that costs no more
+//!   than the page faults a first full read would take anyway).
+//!
+//! A bandwidth (MB/s = 10^6 B/s, size / median) is given only for what moved
+//! or was read: the read-all figure always; the touch figure only when the
+//! data moved into the consumer (`data=moved`: a copy, a receive, a one-sided
+//! read into local memory). When the consumer's bytes are a mapping of memory
+//! already on its node (`data=mapped`: the file connector's `mmap` of the page
+//! cache), the touch moves nothing and its MB/s cell stays empty.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -85,27 +98,66 @@ pub struct Series {
     pub size: usize,
     pub ranks: usize,
     pub put_us: Vec<f64>,
+    /// Resolve + touch one byte per page, per consumer and repetition.
     pub resolve_us: Vec<f64>,
+    /// The same resolves until every byte was read (checksum).
+    pub read_us: Vec<f64>,
     pub e2e_us: Vec<f64>,
-    /// Per repetition: bytes moved / wall time of the slowest consumer.
+    /// Per repetition: bytes resolved / resolve+touch time of the slowest consumer.
     pub aggregate_mbps: Vec<f64>,
+    /// Per repetition: bytes read / resolve+read-all time of the slowest consumer.
+    pub read_aggregate_mbps: Vec<f64>,
     pub proxy_bytes: usize,
+    /// The resolved bytes moved into the consumer (copy, receive, one-sided
+    /// read); false for a mapping of memory already on its node (see
+    /// [`data_moves`]).
+    pub moved: bool,
+}
+
+/// Whether a resolve through a connector of this kind moves the data into
+/// the consumer (a copy, a receive, a one-sided read into local memory), as
+/// Redis, UCX and libfabric do; not so for a mapping of memory already on the
+/// node: the file connector's `mmap` of the page cache, the local connector's
+/// own memory, where touching one byte per page moves nothing. (The
+/// capabilities cannot tell: a UCX connector on its stream data path is a
+/// zero-copy get that is not one-sided, yet its data crossed the network.) A
+/// file connector on a shared file system of another node does fault its pages
+/// in over the network; it is still counted as mapped, so no touch bandwidth
+/// is claimed for it: its read-all figure is the one to quote.
+pub fn data_moves(kind: &str) -> bool {
+    !matches!(kind, "file" | "local")
+}
+
+impl Series {
+    /// `moved` or `mapped` (the `data` column of the table, `data=` in the CSV).
+    pub fn data(&self) -> &'static str {
+        if self.moved { "moved" } else { "mapped" }
+    }
 }
 
 impl Series {
     pub fn rows(&self) -> Vec<Row> {
         let section = format!("mpi-{}", self.pattern.name());
         let agg = summarize(&self.aggregate_mbps).median;
-        let extra = vec![
+        let read_agg = summarize(&self.read_aggregate_mbps).median;
+        let mut extra = vec![
             ("ranks".to_string(), self.ranks.to_string()),
             ("proxy_bytes".to_string(), self.proxy_bytes.to_string()),
-            ("aggregate_mb_per_s".to_string(), format!("{agg:.1}")),
+            ("data".to_string(), self.data().to_string()),
         ];
+        if self.moved {
+            extra.push(("aggregate_mb_per_s".to_string(), format!("{agg:.1}")));
+        }
+        extra.push((
+            "aggregate_read_mb_per_s".to_string(),
+            format!("{read_agg:.1}"),
+        ));
         let mut out = Vec::new();
-        for (op, s) in [
-            ("put", &self.put_us),
-            ("resolve", &self.resolve_us),
-            ("e2e", &self.e2e_us),
+        for (op, s, bandwidth) in [
+            ("put", &self.put_us, true),
+            ("resolve", &self.resolve_us, self.moved),
+            ("resolve_read_all", &self.read_us, true),
+            ("e2e", &self.e2e_us, true),
         ] {
             if !s.is_empty() {
                 out.push(Row {
@@ -116,6 +168,7 @@ impl Series {
                     op: op.into(),
                     summary: summarize(s),
                     extra: extra.clone(),
+                    bandwidth,
                 });
             }
         }
@@ -130,8 +183,19 @@ fn payload(size: usize) -> Bytes {
         .into()
 }
 
+/// Read one byte per 4 KiB page.
 fn touch(b: &[u8]) -> u64 {
     b.iter().step_by(4096).map(|&x| x as u64).sum()
+}
+
+/// Read every byte: a wrapping sum of little-endian 64-bit words (and the
+/// tail's bytes), so the loop runs at memory speed.
+fn checksum(b: &[u8]) -> u64 {
+    let words = b.chunks_exact(8);
+    let tail: u64 = words.remainder().iter().map(|&x| x as u64).sum();
+    words.fold(tail, |acc, w| {
+        acc.wrapping_add(u64::from_le_bytes(w.try_into().expect("8-byte chunk")))
+    })
 }
 
 /// Sent instead of a proxy when the producer failed.
@@ -168,13 +232,29 @@ fn us(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e6
 }
 
-/// Resolve a received proxy and touch its pages; returns (micros, nbytes).
-fn resolve_wire(wire: &[u8]) -> Result<(f64, usize)> {
+/// What a consumer measured on one resolve.
+#[derive(Debug, Clone, Copy, Default)]
+struct Resolved {
+    /// Resolve + touch one byte per page.
+    touch_us: f64,
+    /// The same, until a checksum of every byte is done.
+    read_us: f64,
+    bytes: usize,
+}
+
+/// Resolve a received proxy, touch its pages, then read every byte.
+fn resolve_wire(wire: &[u8]) -> Result<Resolved> {
     let t = Instant::now();
     let p: Proxy<Bytes> = Proxy::from_bytes(wire)?;
     let b = p.resolve()?;
     std::hint::black_box(touch(b));
-    Ok((us(t), b.len()))
+    let touch_us = us(t);
+    std::hint::black_box(checksum(b));
+    Ok(Resolved {
+        touch_us,
+        read_us: us(t),
+        bytes: b.len(),
+    })
 }
 
 struct Ctx<'a> {
@@ -228,8 +308,10 @@ fn produce(store: &Store, obj: &Bytes, t0: Instant) -> (Result<Produced>, [u8; S
 struct Rep {
     put: f64,
     resolves: Vec<f64>,
+    reads: Vec<f64>,
     e2e: f64,
     aggregate_mbps: f64,
+    read_aggregate_mbps: f64,
     proxy_bytes: usize,
 }
 
@@ -254,15 +336,18 @@ fn proxy_rep(
                     world.process_at_rank(c as i32).send(&slot[..]);
                 }
                 let mut resolves = Vec::new();
-                let mut worst = 0f64;
+                let mut reads = Vec::new();
                 let mut failed = false;
                 for &c in &consumers {
-                    let mut reply = [0f64; 2];
+                    // [resolve + touch µs, resolve + read-all µs, ok (1) / failed (-1)]
+                    let mut reply = [0f64; 3];
                     world.process_at_rank(c as i32).receive_into(&mut reply[..]);
-                    failed |= reply[1] < 0.0;
+                    failed |= reply[2] < 0.0;
                     resolves.push(reply[0]);
-                    worst = worst.max(reply[0]);
+                    reads.push(reply[1]);
                 }
+                let worst = resolves.iter().copied().fold(0f64, f64::max);
+                let worst_read = reads.iter().copied().fold(0f64, f64::max);
                 let e2e = us(t0);
                 let (p, put, _, wire_len) = made?;
                 store.evict(p.key())?;
@@ -274,29 +359,31 @@ fn proxy_rep(
                         "a consumer rank failed to resolve (see its message)",
                     ));
                 }
-                let agg = (consumers.len() * size) as f64 / worst;
+                let bytes = (consumers.len() * size) as f64;
                 Ok(Some(Rep {
                     put,
                     resolves,
+                    reads,
                     e2e,
-                    aggregate_mbps: agg,
+                    aggregate_mbps: bytes / worst,
+                    read_aggregate_mbps: bytes / worst_read,
                     proxy_bytes: wire_len,
                 }))
             } else if consumers.contains(&ctx.rank) {
                 let mut slot = [0u8; SLOT];
                 world.process_at_rank(0).receive_into(&mut slot[..]);
                 if slot[..4] == FAILED_SLOT[..4] {
-                    world.process_at_rank(0).send(&[0.0f64, -1.0][..]);
+                    world.process_at_rank(0).send(&[0.0f64, 0.0, -1.0][..]);
                     return Ok(None); // the producer reports its own error
                 }
                 let r = resolve_wire(unpack(&slot));
                 let reply = match &r {
-                    Ok((t, n)) if *n == size => [*t, 1.0],
-                    _ => [0.0, -1.0],
+                    Ok(m) if m.bytes == size => [m.touch_us, m.read_us, 1.0],
+                    _ => [0.0, 0.0, -1.0],
                 };
                 world.process_at_rank(0).send(&reply[..]);
-                match r {
-                    Ok((_, n)) if n != size => Err(Error::connector(
+                match r.map(|m| m.bytes) {
+                    Ok(n) if n != size => Err(Error::connector(
                         "mpi",
                         "resolve",
                         false,
@@ -315,17 +402,24 @@ fn proxy_rep(
             let (made, slot) = produce(store, obj, t0);
             let mut all = vec![0u8; SLOT * ctx.n];
             world.all_gather_into(&slot[..], &mut all[..]);
-            let t1 = Instant::now();
             let mut ok = if made.is_ok() { 1f64 } else { -1f64 };
+            // This rank's resolves, one after the other: (touch, read-all) totals.
+            let (mut touch_us, mut read_us) = (0f64, 0f64);
             for r in 0..ctx.n {
                 let theirs = &all[r * SLOT..(r + 1) * SLOT];
                 if r == ctx.rank || theirs[..4] == FAILED_SLOT[..4] {
                     continue;
                 }
                 match resolve_wire(unpack(theirs)) {
-                    Ok((_, n)) if n == size => {}
-                    Ok((_, n)) => {
-                        eprintln!("rank {}: resolved {n} bytes, expected {size}", ctx.rank);
+                    Ok(m) if m.bytes == size => {
+                        touch_us += m.touch_us;
+                        read_us += m.read_us;
+                    }
+                    Ok(m) => {
+                        eprintln!(
+                            "rank {}: resolved {} bytes, expected {size}",
+                            ctx.rank, m.bytes
+                        );
                         ok = -1.0;
                     }
                     Err(e) => {
@@ -335,10 +429,10 @@ fn proxy_rep(
                 }
             }
             let put = made.as_ref().map_or(0.0, |m| m.1);
-            let mine = [us(t1), ok, put];
+            let mine = [touch_us, ok, put, read_us];
             let e2e_local = us(t0);
             world.barrier();
-            let mut gathered = vec![0f64; 3 * ctx.n];
+            let mut gathered = vec![0f64; 4 * ctx.n];
             let root = world.process_at_rank(0);
             if ctx.rank == 0 {
                 root.gather_into_root(&mine[..], &mut gathered[..]);
@@ -350,7 +444,7 @@ fn proxy_rep(
             if ctx.rank != 0 {
                 return Ok(None);
             }
-            if gathered.chunks(3).any(|c| c[1] < 0.0) {
+            if gathered.chunks(4).any(|c| c[1] < 0.0) {
                 return Err(Error::connector(
                     "mpi",
                     "remote resolve",
@@ -358,27 +452,37 @@ fn proxy_rep(
                     "a rank failed to resolve (see its message)",
                 ));
             }
-            let resolves: Vec<f64> = gathered.chunks(3).map(|c| c[0]).collect();
+            let resolves: Vec<f64> = gathered.chunks(4).map(|c| c[0]).collect();
+            let reads: Vec<f64> = gathered.chunks(4).map(|c| c[3]).collect();
             let worst = resolves.iter().copied().fold(0f64, f64::max);
-            let agg = (ctx.n * (ctx.n - 1) * size) as f64 / worst;
+            let worst_read = reads.iter().copied().fold(0f64, f64::max);
+            let bytes = (ctx.n * (ctx.n - 1) * size) as f64;
             Ok(Some(Rep {
                 put,
                 resolves,
+                reads,
                 e2e: e2e_local,
-                aggregate_mbps: agg,
+                aggregate_mbps: bytes / worst,
+                read_aggregate_mbps: bytes / worst_read,
                 proxy_bytes: wire_len,
             }))
         }
     }
 }
 
+/// What rank 0 learns from one repetition of the MPI reference.
+struct MpiRep {
+    /// Receive + touch one byte per page, per consumer.
+    resolves: Vec<f64>,
+    /// Receive + read every byte, per consumer.
+    reads: Vec<f64>,
+    e2e: f64,
+    aggregate_mbps: f64,
+    read_aggregate_mbps: f64,
+}
+
 /// One repetition of the MPI reference: the payload itself over MPI.
-fn mpi_rep(
-    ctx: &Ctx<'_>,
-    pat: Pattern,
-    obj: &Bytes,
-    recv: &mut [u8],
-) -> Option<(Vec<f64>, f64, f64)> {
+fn mpi_rep(ctx: &Ctx<'_>, pat: Pattern, obj: &Bytes, recv: &mut [u8]) -> Option<MpiRep> {
     let size = obj.len();
     let world = ctx.world;
     world.barrier();
@@ -390,20 +494,31 @@ fn mpi_rep(
                 for &c in &consumers {
                     world.process_at_rank(c as i32).send(&obj[..]);
                 }
-                let mut resolves = Vec::new();
+                let (mut resolves, mut reads) = (Vec::new(), Vec::new());
                 for &c in &consumers {
-                    let mut reply = [0f64; 1];
+                    let mut reply = [0f64; 2];
                     world.process_at_rank(c as i32).receive_into(&mut reply[..]);
                     resolves.push(reply[0]);
+                    reads.push(reply[1]);
                 }
                 let e2e = us(t0);
                 let worst = resolves.iter().copied().fold(0f64, f64::max);
-                Some((resolves, e2e, (consumers.len() * size) as f64 / worst))
+                let worst_read = reads.iter().copied().fold(0f64, f64::max);
+                let bytes = (consumers.len() * size) as f64;
+                Some(MpiRep {
+                    resolves,
+                    reads,
+                    e2e,
+                    aggregate_mbps: bytes / worst,
+                    read_aggregate_mbps: bytes / worst_read,
+                })
             } else if consumers.contains(&ctx.rank) {
                 let t = Instant::now();
                 world.process_at_rank(0).receive_into(&mut recv[..size]);
                 std::hint::black_box(touch(&recv[..size]));
-                let reply = [us(t)];
+                let touched = us(t);
+                std::hint::black_box(checksum(&recv[..size]));
+                let reply = [touched, us(t)];
                 world.process_at_rank(0).send(&reply[..]);
                 None
             } else {
@@ -413,17 +528,28 @@ fn mpi_rep(
         Pattern::AllToAll => {
             let t = Instant::now();
             world.all_gather_into(&obj[..], &mut recv[..size * ctx.n]);
-            let mine = [us(t)];
-            let mut gathered = vec![0f64; ctx.n];
+            let gathered_us = us(t);
+            // Read every byte of the other ranks' objects.
+            for r in (0..ctx.n).filter(|&r| r != ctx.rank) {
+                std::hint::black_box(checksum(&recv[r * size..(r + 1) * size]));
+            }
+            let mine = [gathered_us, us(t)];
+            let mut gathered = vec![0f64; 2 * ctx.n];
             let root = world.process_at_rank(0);
             if ctx.rank == 0 {
                 root.gather_into_root(&mine[..], &mut gathered[..]);
-                let worst = gathered.iter().copied().fold(0f64, f64::max);
-                Some((
-                    gathered.clone(),
-                    worst,
-                    (ctx.n * (ctx.n - 1) * size) as f64 / worst,
-                ))
+                let resolves: Vec<f64> = gathered.chunks(2).map(|c| c[0]).collect();
+                let reads: Vec<f64> = gathered.chunks(2).map(|c| c[1]).collect();
+                let worst = resolves.iter().copied().fold(0f64, f64::max);
+                let worst_read = reads.iter().copied().fold(0f64, f64::max);
+                let bytes = (ctx.n * (ctx.n - 1) * size) as f64;
+                Some(MpiRep {
+                    resolves,
+                    reads,
+                    e2e: worst,
+                    aggregate_mbps: bytes / worst,
+                    read_aggregate_mbps: bytes / worst_read,
+                })
             } else {
                 root.gather_into(&mine[..]);
                 None
@@ -468,7 +594,6 @@ impl Sink {
     }
 }
 
-/// Run every pattern × connector × size; returns the series (on rank 0).
 /// Run every pattern × connector × size. Returns the series measured (on rank
 /// 0; also the ones before a failure) and how the run ended.
 pub fn run(
@@ -577,19 +702,25 @@ fn run_into(
                     ranks: ctx.n,
                     put_us: vec![],
                     resolve_us: vec![],
+                    read_us: vec![],
                     e2e_us: vec![],
                     aggregate_mbps: vec![],
+                    read_aggregate_mbps: vec![],
                     proxy_bytes: 0,
+                    // MPI moves the payload; a connector as its capabilities say.
+                    moved: made.as_ref().is_none_or(|m| data_moves(m.1.kind())),
                 };
                 for rep in 0..opts.warmup + opts.reps {
                     let record = rep >= opts.warmup;
                     if cname == "mpi" {
-                        if let Some((res, e2e, agg)) = mpi_rep(&ctx, pat, &obj, &mut recv)
+                        if let Some(m) = mpi_rep(&ctx, pat, &obj, &mut recv)
                             && record
                         {
-                            s.resolve_us.extend(res);
-                            s.e2e_us.push(e2e);
-                            s.aggregate_mbps.push(agg);
+                            s.resolve_us.extend(m.resolves);
+                            s.read_us.extend(m.reads);
+                            s.e2e_us.push(m.e2e);
+                            s.aggregate_mbps.push(m.aggregate_mbps);
+                            s.read_aggregate_mbps.push(m.read_aggregate_mbps);
                         }
                     } else {
                         let r = proxy_rep(&ctx, pat, made.as_ref().map(|m| &m.0), &obj);
@@ -606,8 +737,10 @@ fn run_into(
                             Ok(Some(rep)) if record => {
                                 s.put_us.push(rep.put);
                                 s.resolve_us.extend(rep.resolves);
+                                s.read_us.extend(rep.reads);
                                 s.e2e_us.push(rep.e2e);
                                 s.aggregate_mbps.push(rep.aggregate_mbps);
+                                s.read_aggregate_mbps.push(rep.read_aggregate_mbps);
                                 s.proxy_bytes = rep.proxy_bytes;
                             }
                             Ok(_) => {}
@@ -637,13 +770,15 @@ fn run_into(
     Ok(())
 }
 
-/// Markdown table of the series.
+/// Markdown table of the series, with a legend saying which figures are
+/// bandwidths.
 pub fn table(series: &[Series]) -> String {
     let mut t = String::from(
-        "| pattern | ranks | connector | size | put | proxy B | resolve p50 (p10-p90) | e2e p50 | MB/s per consumer | aggregate MB/s |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| pattern | ranks | connector | size | data | put | proxy B | resolve+touch p50 (p10-p90) | resolve+read all p50 (p10-p90) | e2e p50 | touch MB/s | read-all MB/s | aggregate read-all MB/s |\n|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for s in series {
         let r = summarize(&s.resolve_us);
+        let rd = summarize(&s.read_us);
         let put = if s.put_us.is_empty() {
             "-".into()
         } else {
@@ -654,21 +789,121 @@ pub fn table(series: &[Series]) -> String {
         } else {
             s.proxy_bytes.to_string()
         };
+        let touch_mbps = if s.moved {
+            format!("{:.0}", s.size as f64 / r.median)
+        } else {
+            "–".into()
+        };
         t.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} ({}-{}) | {} | {:.0} | {:.0} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} ({}-{}) | {} ({}-{}) | {} | {} | {:.0} | {:.0} |\n",
             s.pattern.name(),
             s.ranks,
             s.connector,
             fmt_size(s.size),
+            s.data(),
             put,
             pb,
             fmt_us(r.median),
             fmt_us(r.p10),
             fmt_us(r.p90),
+            fmt_us(rd.median),
+            fmt_us(rd.p10),
+            fmt_us(rd.p90),
             fmt_us(summarize(&s.e2e_us).median),
-            s.size as f64 / r.median,
-            summarize(&s.aggregate_mbps).median,
+            touch_mbps,
+            s.size as f64 / rd.median,
+            summarize(&s.read_aggregate_mbps).median,
         ));
     }
+    t.push_str(LEGEND);
     t
+}
+
+/// What the table's columns mean (printed under it).
+pub const LEGEND: &str = "
+resolve+touch: the consumer resolves the proxy and reads one byte per 4 KiB page (for mpi: \
+receives the payload and touches it). resolve+read all: the same resolve, timed on until a \
+checksum of every byte is done. MB/s = 10^6 B/s = size / median. touch MB/s only where the \
+data moved into the consumer (data=moved: a copy, a receive, a one-sided read into local \
+memory); where the consumer's bytes are a mapping of memory already on its node \
+(data=mapped: the file connector's mmap of the page cache) the touch moves nothing and gives \
+no bandwidth (–). aggregate: all bytes the consumers read / resolve+read-all time of the \
+slowest consumer.
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(connector: &str, moved: bool) -> Series {
+        Series {
+            pattern: Pattern::Pair,
+            connector: connector.into(),
+            size: 1 << 20,
+            ranks: 2,
+            put_us: if connector == "mpi" {
+                vec![]
+            } else {
+                vec![100.0]
+            },
+            resolve_us: vec![10.0, 10.0],
+            read_us: vec![200.0, 200.0],
+            e2e_us: vec![400.0],
+            aggregate_mbps: vec![104857.6],
+            read_aggregate_mbps: vec![5242.88],
+            proxy_bytes: 120,
+            moved,
+        }
+    }
+
+    #[test]
+    fn checksum_reads_every_byte() {
+        let b: Vec<u8> = (0..4099u32).map(|i| (i % 251) as u8).collect();
+        // Words summed as u64 differ from bytes summed, but every byte counts:
+        // changing any one (also in the tail) changes the checksum.
+        let c = checksum(&b);
+        for i in [0, 7, 8, 4095, 4096, 4098] {
+            let mut m = b.clone();
+            m[i] ^= 1;
+            assert_ne!(checksum(&m), c, "byte {i} not read");
+        }
+        // A tail shorter than a word: the sum of its bytes.
+        let tail: u64 = b[4096..].iter().map(|&x| x as u64).sum();
+        assert_eq!(checksum(&b[4096..]), tail);
+    }
+
+    #[test]
+    fn mapped_resolve_has_no_touch_bandwidth() {
+        let file = series("file", false);
+        let redis = series("redis", true);
+        let t = table(&[file.clone(), redis.clone()]);
+        // file: no touch MB/s, read-all MB/s = 1048576 B / 200 µs.
+        assert!(
+            t.contains("| pair | 2 | file | 1MiB | mapped | 100 µs | 120 | 10 µs (10 µs-10 µs) | 200 µs (200 µs-200 µs) | 400 µs | – | 5243 | 5243 |"),
+            "{t}"
+        );
+        assert!(t.contains("| redis | 1MiB | moved |"), "{t}");
+        assert!(t.contains("| 104858 | 5243 | 5243 |"), "{t}");
+        let rows = file.rows();
+        let resolve = rows.iter().find(|r| r.op == "resolve").unwrap().to_csv();
+        let read = rows
+            .iter()
+            .find(|r| r.op == "resolve_read_all")
+            .unwrap()
+            .to_csv();
+        // The mb_per_s column (12th) is empty for the mapped touch only.
+        assert_eq!(resolve.split(',').nth(11), Some(""), "{resolve}");
+        assert_eq!(read.split(',').nth(11), Some("5242.9"), "{read}");
+        assert!(resolve.contains("data=mapped") && !resolve.contains("aggregate_mb_per_s="));
+        let rows = redis.rows();
+        let resolve = rows.iter().find(|r| r.op == "resolve").unwrap().to_csv();
+        assert_eq!(resolve.split(',').nth(11), Some("104857.6"), "{resolve}");
+        assert!(resolve.contains("data=moved;aggregate_mb_per_s=104857.6"));
+    }
+
+    #[test]
+    fn file_maps_ucx_and_redis_move() {
+        assert!(!data_moves("file") && !data_moves("local"));
+        assert!(data_moves("ucx") && data_moves("ofi") && data_moves("redis"));
+    }
 }

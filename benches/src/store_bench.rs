@@ -188,6 +188,7 @@ fn row(
         op: op.into(),
         summary: summarize(s),
         extra: extra.to_vec(),
+        bandwidth: true,
     }
 }
 

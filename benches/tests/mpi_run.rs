@@ -92,9 +92,39 @@ fn quick_run_writes_table_csv_and_chart() {
     );
     assert!(stdout.contains("| pair | 2 | file | 1MiB |"), "{stdout}");
     let rows = csv_rows(&out.join("mpi.csv"));
-    // 3 patterns x 2 sizes x (mpi: resolve+e2e, file: put+resolve+e2e)
-    assert_eq!(rows.len(), 3 * 2 * 5, "{rows:#?}");
+    // 3 patterns x 2 sizes x (mpi: resolve+resolve_read_all+e2e,
+    // file: put+resolve+resolve_read_all+e2e)
+    assert_eq!(rows.len(), 3 * 2 * 7, "{rows:#?}");
     assert!(rows.iter().all(|r| r.starts_with("proxystore-rs,mpi-")));
+    // MB/s (12th column) only for what moved or was read: the file
+    // connector's touch of its mapping has none, its read-all and MPI's do.
+    let mbps = |conn: &str, op: &str| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r.contains(&format!(",{conn},bytes,")) && r.contains(&format!(",{op},")))
+            .map(|r| r.split(',').nth(11).unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        mbps("file", "resolve").iter().all(String::is_empty),
+        "{rows:#?}"
+    );
+    for (conn, op) in [
+        ("file", "resolve_read_all"),
+        ("mpi", "resolve"),
+        ("mpi", "resolve_read_all"),
+    ] {
+        let v = mbps(conn, op);
+        assert_eq!(v.len(), 6, "{conn} {op}: {rows:#?}");
+        assert!(
+            v.iter().all(|m| m.parse::<f64>().is_ok_and(|m| m > 0.0)),
+            "{conn} {op}: {v:?}"
+        );
+    }
+    assert!(
+        stdout.contains("| pair | 2 | file | 1MiB | mapped |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("resolve+read all p50"), "{stdout}");
     assert!(
         std::fs::read_to_string(out.join("mpi.svg"))
             .unwrap()

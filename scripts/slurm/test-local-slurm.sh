@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# The Slurm batch script on a real one-node Slurm (Debian's slurm-wlm 22.05 and
+# munge), as CI runs it (scripts/test.sh) and as a developer runs it:
+#
+#   bash scripts/slurm/test-local-slurm.sh
+#
+# As root: installs slurm-wlm and munge when missing (apt), writes a one-node
+# slurm.conf in a fresh temporary directory (nothing tracked is touched: node
+# name from `hostname -s`, CPUs from nproc, memory from /proc/meminfo,
+# MpiDefault=none so that a script relying on a site's MPI default fails,
+# proctrack/linuxproc and task/none: no systemd, no cgroups), starts munged,
+# slurmctld and slurmd by hand on that directory and free ports, waits for the
+# node to be idle, submits scripts/slurm/bench.sbatch in quick mode with every
+# connector through `sbatch -W` from that directory (not the repository), and
+# checks:
+#   - the job succeeded and mpi.csv has rows for every connector and the MPI
+#     reference, both resolve figures (resolve, resolve_read_all) included;
+#   - exactly one object server per node, and no server log holds "Address
+#     already in use", "CANCELLED" or "Killed" (servers stop cleanly);
+#   - the file connector's directory is gone after the job.
+# The daemons are stopped by their PIDs when the script ends (also on failure
+# or Ctrl-C), after any job left is cancelled; nothing stays running.
+#
+# Environment: CONNECTORS (default file,redis,ucx,ofi), and whatever the batch
+# script reads (SRUN_MPI, QUICK, ...), passed through to the job;
+# SLURM_TEST_KEEP=1 keeps the temporary directory (logs) for a look afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+say() { echo "test-local-slurm: $*" >&2; }
+fail() { say "FAILED: $*"; exit 1; }
+
+# --- packages ---------------------------------------------------------------------
+pkgs=()
+for p in slurm-wlm munge; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || pkgs+=("$p")
+done
+if [ ${#pkgs[@]} -gt 0 ]; then
+  [ "$(id -u)" -eq 0 ] || fail "needs root to install ${pkgs[*]} (apt-get)"
+  say "installing ${pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Their postinst scripts do not start services here (no systemd, policy-rc.d).
+  apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+[ "$(id -u)" -eq 0 ] || fail "runs slurmd as root (it starts jobs as their user)"
+
+# --- binaries -----------------------------------------------------------------------
+# Built before the daemons start (the job only checks them then).
+connectors=${CONNECTORS:-file,redis,ucx,ofi}
+build=(cargo build --release --locked -q -p proxystore-bench --bin proxystore-bench)
+[[ ",$connectors," == *,ucx,* ]] && build+=(-p ucx-connector --bin proxystore-ucx-server)
+[[ ",$connectors," == *,ofi,* ]] && build+=(-p ofi-connector --bin proxystore-ofi-server)
+say "${build[*]}"
+"${build[@]}"
+
+# --- a private Slurm --------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/proxystore-slurm-test.XXXXXX")
+chmod 755 "$work"
+export SLURM_CONF=$work/slurm.conf
+pids=() jobs_submitted=()
+
+# Processes holding a file under $work open (or working in it): the daemons,
+# the job steps' slurmstepd and their tasks. Only those are ever signalled.
+holders() {
+  local p
+  for p in /proc/[0-9]*; do
+    p=${p#/proc/}
+    [ "$p" = $$ ] || [ "$p" = "$BASHPID" ] && continue
+    if [[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" == "$work"* ]] ||
+        ls -l "/proc/$p/fd" 2>/dev/null | grep -q -- "-> $work/"; then
+      echo "$p"
+    fi
+  done
+}
+
+cleanup() {
+  local rc=$? j p left
+  set +e
+  for j in "${jobs_submitted[@]}"; do scancel --quiet "$j" 2>/dev/null; done
+  if [ ${#jobs_submitted[@]} -gt 0 ]; then
+    for _ in $(seq 100); do
+      [ -z "$(squeue -h 2>/dev/null)" ] && break
+      sleep 0.2
+    done
+  fi
+  # slurmd, slurmctld, munged: in reverse order of starting, by PID.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[$i]}" 2>/dev/null
+  done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
+  # Anything still holding our directory (a step daemon of a cancelled job).
+  left=$(holders | grep -v -x -F "$(printf '%s\n' "${pids[@]}" $$)" || true)
+  if [ -n "$left" ]; then
+    say "stopping what is left of the test: $(echo $left)"
+    kill $left 2>/dev/null
+    sleep 1
+    kill -9 $left 2>/dev/null
+  fi
+  if [ "${SLURM_TEST_KEEP:-0}" = 1 ]; then
+    say "kept $work"
+  else
+    rm -rf "$work"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'; }
+host=$(hostname -s)
+cpus=$(nproc)
+mem_mb=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)
+ctld_port=$(free_port)
+slurmd_port=$(free_port)
+mkdir -p "$work/state" "$work/spool" "$work/munge" "$work/results"
+
+# munge, its own instance: key, socket, logs in $work.
+mungekey --create --keyfile="$work/munge/munge.key" 2>/dev/null ||
+  dd if=/dev/urandom of="$work/munge/munge.key" bs=1024 count=1 status=none
+chmod 700 "$work/munge"
+chmod 400 "$work/munge/munge.key"
+munged --foreground --force --socket="$work/munge/munge.sock" \
+  --key-file="$work/munge/munge.key" --pid-file="$work/munge/munged.pid" \
+  --log-file="$work/munge/munged.log" --seed-file="$work/munge/munged.seed" \
+  > "$work/munge/munged.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do [ -S "$work/munge/munge.sock" ] && break; sleep 0.1; done
+[ -S "$work/munge/munge.sock" ] || fail "munged did not start (see $work/munge/munged.log)"
+
+cat > "$SLURM_CONF" <<EOF
+# One-node test cluster of scripts/slurm/test-local-slurm.sh.
+ClusterName=proxystore-test
+SlurmctldHost=$host
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket=$work/munge/munge.sock
+CredType=cred/munge
+StateSaveLocation=$work/state
+SlurmdSpoolDir=$work/spool
+SlurmctldPidFile=$work/slurmctld.pid
+SlurmdPidFile=$work/slurmd.pid
+SlurmctldLogFile=$work/slurmctld.log
+SlurmdLogFile=$work/slurmd.log
+# A stock site default: srun starts no MPI wire-up unless asked (--mpi).
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SwitchType=switch/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+ReturnToService=2
+SlurmctldTimeout=30
+SlurmdTimeout=30
+InactiveLimit=0
+KillWait=5
+NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+PartitionName=test Nodes=$host Default=YES MaxTime=60 State=UP
+EOF
+
+slurmctld -D -i -f "$SLURM_CONF" > "$work/slurmctld.out" 2>&1 &
+pids+=($!)
+slurmd -D -f "$SLURM_CONF" > "$work/slurmd.out" 2>&1 &
+pids+=($!)
+say "munged, slurmctld, slurmd started (pids ${pids[*]}; $work, ports $ctld_port/$slurmd_port)"
+
+state=""
+for _ in $(seq 300); do
+  state=$(sinfo -h -n "$host" -o %T 2>/dev/null || true)
+  [ "$state" = idle ] && break
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || fail "a daemon (pid $p) exited (see $work/*.log)"; done
+  sleep 0.2
+done
+[ "$state" = idle ] || fail "node $host not idle after 60 s (state: ${state:-?}; see $work/slurmctld.log, $work/slurmd.log)"
+say "node $host idle: $(sinfo -h -N -o '%N %c CPUs %m MB')"
+
+# --- the job ----------------------------------------------------------------------
+out=$work/results/quick
+ports=(UCX_PORT="$(free_port)" OFI_PORT="$(free_port)" REDIS_PORT="$(free_port)")
+say "sbatch -W -N 1 -n 2 $repo/scripts/slurm/bench.sbatch (QUICK=1 CONNECTORS=$connectors, from $work)"
+rc=0
+# Submitted from $work, not the repository: the script finds it by itself.
+# One node: UCX and libfabric over shared memory, as scripts/run-local.sh.
+(cd "$work" && env QUICK="${QUICK:-1}" CONNECTORS="$connectors" OUT="$out" FILE_DIR="$work/files" \
+  UCX_TLS="${UCX_TLS:-shm,cma,self,tcp}" FI_PROVIDER="${FI_PROVIDER:-shm}" "${ports[@]}" \
+  timeout 900 sbatch -W --parsable -N 1 -n 2 --time=15 "$repo/scripts/slurm/bench.sbatch" \
+  > "$work/jobid") || rc=$?
+jobid=$(head -n 1 "$work/jobid" 2>/dev/null | cut -d';' -f1)
+[ -n "$jobid" ] && jobs_submitted+=("$jobid")
+echo "---- job ${jobid:-?} output (proxystore-bench-${jobid:-?}.out) ----" >&2
+cat "$work/proxystore-bench-$jobid.out" >&2 2>/dev/null || true
+echo "----" >&2
+[ "$rc" -eq 0 ] || fail "sbatch -W: the job failed (exit $rc)"
+
+# --- checks -----------------------------------------------------------------------
+csv=$out/mpi.csv
+[ -s "$csv" ] || fail "no $csv"
+for c in mpi ${connectors//,/ }; do
+  for op in resolve resolve_read_all; do
+    for pat in pair fanout alltoall; do
+      n=$(grep -c "^proxystore-rs,mpi-$pat,$c,bytes,[0-9]*,$op," "$csv" || true)
+      [ "$n" -gt 0 ] || fail "$csv has no mpi-$pat row of $c for $op"
+    done
+  done
+done
+say "mpi.csv: $(($(wc -l < "$csv") - 1)) rows, every connector (mpi ${connectors//,/ }) in every pattern with resolve and resolve_read_all"
+shopt -s nullglob
+for log in "$out"/*.log; do
+  [ "$(basename "$log")" = job.log ] && continue
+  if grep -n -E 'Address already in use|CANCELLED|Killed|slurmstepd.*error|srun: error' "$log"; then
+    fail "$log: a server failed or was killed (above)"
+  fi
+done
+for s in ucx ofi; do
+  [[ ",$connectors," == *,$s,* ]] || continue
+  n=$(grep -c '^LISTEN ' "$out/$s-servers.log" || true)
+  [ "$n" -eq 1 ] || fail "$n $s object servers on one node (want one per node)"
+done
+left=$(find "$work/files" -mindepth 1 -maxdepth 1 2>/dev/null | head -n 1)
+[ -z "$left" ] || fail "the file connector's directory was left behind: $left"
+[ -s "$out/job.log" ] || fail "no job.log in the results directory"
+grep -q "srun --mpi=" "$out/job.txt" || fail "job.txt does not say how the benchmark ran"
+echo >&2
+cat "$out/mpi.md"
+say "passed (job $jobid, MpiDefault=none, $(sed -n 's/.*srun --mpi=\([^ ]*\) .*/\1/p' "$out/job.txt" | head -n 1))"
