@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian 12 machine and run every check and test (what CI runs).
 #   bash scripts/test.sh
-# Tests start their own services (redis-server, the UCX object server) on
-# loopback and stop them; nothing needs to be running beforehand.
+# Tests start their own services (redis-server, the UCX object server, a
+# one-node Slurm) on loopback and stop them; nothing needs to be running
+# beforehand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -30,6 +31,9 @@ bash scripts/test-capi.sh 2>&1 | tee -a "$log"
 echo "== Python bindings with the Python ProxyStore 1.1 (pytest)" >&2
 bash scripts/test-python.sh 2>&1 | tee -a "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+echo "== the Slurm batch script on a one-node Slurm (slurm-wlm + munge, MpiDefault=none, sbatch -W)" >&2
+bash scripts/slurm/test-local-slurm.sh 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "FAILED: scripts/slurm/test-local-slurm.sh" >&2; rc=1; }
 set -e
 
 # The UCX connector again, against a current UCX (the libucx-cu12 wheel from

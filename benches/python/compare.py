@@ -8,12 +8,15 @@ Inputs are long-form CSVs of `proxystore-bench store|mpi` or of
 benches/python/bench_store.py (columns impl, section, connector, payload,
 size_bytes, op, reps, median_us, ..., mb_per_s, extra). A series is keyed by
 (section, connector, payload, size_bytes, op). Each file is one column,
-labelled by its `impl` when those differ, else by its file name.
+labelled by its `impl` when those differ, else by the shortest end of its
+path that tells the files apart (`slurm-41/mpi.csv`, `slurm-42/mpi.csv` for
+runs of the Slurm script).
 
 --wide: one row per (connector, payload, size), one column per op, each cell
 "first / second / ..." ("–" where a file has no such series, "n/a" where none
 has). Otherwise: one row per series, one column per file. --mbps shows MB/s
-(10**6 B/s) instead of the median. Standard library only.
+(10**6 B/s) instead of the median ("–" also where the CSV gives none: the
+MPI benchmark's page touch of a mapping, which moves no data). Standard library only.
 """
 
 from __future__ import annotations
@@ -55,6 +58,17 @@ def load(path: str, want) -> tuple[str, dict[tuple, dict], list[tuple]]:
     return impl, series, order
 
 
+def path_labels(paths: list[str]) -> list[str]:
+    """The shortest trailing path components that differ between files."""
+    parts = [os.path.normpath(os.path.abspath(p)).split(os.sep) for p in paths]
+    longest = max(len(p) for p in parts)
+    for n in range(1, longest + 1):
+        labels = [os.sep.join(p[-n:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return list(paths)  # the same file given twice
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,7 +92,7 @@ def main() -> int:
 
     loaded = [load(p, want) for p in args.csv]
     impls = [impl for impl, _, _ in loaded]
-    labels = impls if len(set(impls)) == len(impls) else [os.path.basename(p) for p in args.csv]
+    labels = impls if len(set(impls)) == len(impls) else path_labels(args.csv)
     tables = [series for _, series, _ in loaded]
     keys: list[tuple] = []
     for _, _, order in loaded:

@@ -250,6 +250,13 @@ fn run_mpi(a: MpiArgs) -> i32 {
     if rank != 0 {
         return i32::from(res.is_err());
     }
+    if series.is_empty()
+        && let Err(e) = &res
+    {
+        // Nothing measured (the run could not start): no empty table.
+        eprintln!("proxystore-bench mpi: {e}");
+        return 1;
+    }
     let table = mpi_bench::table(&series);
     println!("{table}");
     let svg = mpi_chart(&csv_path, a.compare.as_deref());

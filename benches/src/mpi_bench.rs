@@ -620,7 +620,7 @@ fn run_into(
     if ctx.n < 2 {
         return Err(Error::InvalidConfig {
             connector: None,
-            reason: "the MPI benchmark needs at least 2 ranks (mpiexec -n 2 ...)".into(),
+            reason: too_few_ranks(std::env::var("SLURM_STEP_NUM_TASKS").ok().as_deref()),
         });
     }
     connectors::register_all();
@@ -770,6 +770,21 @@ fn run_into(
     Ok(())
 }
 
+/// Why a one-rank world cannot run, given the task count of the Slurm job
+/// step this process belongs to (`SLURM_STEP_NUM_TASKS`), if any: several
+/// tasks that each see one rank were started by an `srun` without MPI
+/// wire-up (a site's `MpiDefault=none`).
+fn too_few_ranks(step_tasks: Option<&str>) -> String {
+    match step_tasks.and_then(|n| n.trim().parse::<usize>().ok()) {
+        Some(n) if n > 1 => format!(
+            "srun started {n} tasks, but each is a one-rank MPI job: srun gave them no MPI \
+             wire-up; run srun --mpi=pmi2 (MPICH; pmix for an MPI built with PMIx; \
+             `srun --mpi=list` shows what this Slurm offers)"
+        ),
+        _ => "the MPI benchmark needs at least 2 ranks (mpiexec -n 2 ...)".into(),
+    }
+}
+
 /// Markdown table of the series, with a legend saying which figures are
 /// bandwidths.
 pub fn table(series: &[Series]) -> String {
@@ -899,6 +914,18 @@ mod tests {
         let resolve = rows.iter().find(|r| r.op == "resolve").unwrap().to_csv();
         assert_eq!(resolve.split(',').nth(11), Some("104857.6"), "{resolve}");
         assert!(resolve.contains("data=moved;aggregate_mb_per_s=104857.6"));
+    }
+
+    #[test]
+    fn one_rank_under_srun_names_the_missing_mpi_plugin() {
+        let m = too_few_ranks(Some("2"));
+        assert!(
+            m.contains("srun started 2 tasks") && m.contains("--mpi=pmi2"),
+            "{m}"
+        );
+        for outside in [None, Some("1"), Some("x")] {
+            assert!(too_few_ranks(outside).contains("at least 2 ranks"));
+        }
     }
 
     #[test]

@@ -40,8 +40,21 @@ if [ ${#pkgs[@]} -gt 0 ]; then
   say "installing ${pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # Their postinst scripts do not start services here (no systemd, policy-rc.d).
+  # The packages' scripts would start the system's munged, slurmctld and
+  # slurmd (with systemd): a policy-rc.d denying it, for the install only,
+  # unless the machine has one already.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+  fi
+  set +e
   apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+  apt_rc=$?
+  set -e
+  [ -z "$policy" ] || rm -f "$policy"
+  [ "$apt_rc" -eq 0 ] || fail "apt-get install ${pkgs[*]} failed"
 fi
 [ "$(id -u)" -eq 0 ] || fail "runs slurmd as root (it starts jobs as their user)"
 
@@ -114,6 +127,9 @@ trap 'exit 143' TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'; }
 host=$(hostname -s)
+# Ranks reach their node's object server by this name (--ucx-server :PORT).
+getent hosts "$host" >/dev/null ||
+  fail "this machine's name ($host, hostname -s) does not resolve: add it to /etc/hosts"
 cpus=$(nproc)
 mem_mb=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)
 ctld_port=$(free_port)
@@ -136,7 +152,7 @@ for _ in $(seq 50); do [ -S "$work/munge/munge.sock" ] && break; sleep 0.1; done
 cat > "$SLURM_CONF" <<EOF
 # One-node test cluster of scripts/slurm/test-local-slurm.sh.
 ClusterName=proxystore-test
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
 SlurmUser=root
@@ -164,7 +180,7 @@ SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
 KillWait=5
-NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=60 State=UP
 EOF
 
