@@ -71,7 +71,7 @@ say "${build[*]}"
 work=$(mktemp -d "${TMPDIR:-/tmp}/proxystore-slurm-test.XXXXXX")
 chmod 755 "$work"
 export SLURM_CONF=$work/slurm.conf
-pids=() jobs_submitted=()
+pids=() sbatch_pid=""
 
 # Processes holding a file under $work open (or working in it): the daemons,
 # the job steps' slurmstepd and their tasks. Only those are ever signalled.
@@ -90,12 +90,20 @@ holders() {
 cleanup() {
   local rc=$? j p left
   set +e
-  for j in "${jobs_submitted[@]}"; do scancel --quiet "$j" 2>/dev/null; done
-  if [ ${#jobs_submitted[@]} -gt 0 ]; then
-    for _ in $(seq 100); do
-      [ -z "$(squeue -h 2>/dev/null)" ] && break
+  # A job still queued or running (this script was interrupted): cancelled,
+  # and sbatch -W, which then returns, waited for.
+  j=$(head -n 1 "$work/jobid" 2>/dev/null | cut -d';' -f1)
+  if [ -n "$j" ] && [ -n "$(squeue -h -j "$j" 2>/dev/null)" ]; then
+    say "cancelling job $j"
+    scancel --quiet "$j"
+    for _ in $(seq 150); do
+      [ -z "$(squeue -h -j "$j" 2>/dev/null)" ] && break
       sleep 0.2
     done
+  fi
+  if [ -n "${sbatch_pid:-}" ]; then
+    kill "$sbatch_pid" 2>/dev/null
+    wait "$sbatch_pid" 2>/dev/null
   fi
   # slurmd, slurmctld, munged: in reverse order of starting, by PID.
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
@@ -207,12 +215,16 @@ say "sbatch -W -N 1 -n 2 $repo/scripts/slurm/bench.sbatch (QUICK=1 CONNECTORS=$c
 rc=0
 # Submitted from $work, not the repository: the script finds it by itself.
 # One node: UCX and libfabric over shared memory, as scripts/run-local.sh.
-(cd "$work" && env QUICK="${QUICK:-1}" CONNECTORS="$connectors" OUT="$out" FILE_DIR="$work/files" \
+# In the background, so that a signal to this script is handled at once
+# (the job is cancelled, see cleanup) rather than when the job ends.
+(cd "$work" && exec env QUICK="${QUICK:-1}" CONNECTORS="$connectors" OUT="$out" FILE_DIR="$work/files" \
   UCX_TLS="${UCX_TLS:-shm,cma,self,tcp}" FI_PROVIDER="${FI_PROVIDER:-shm}" "${ports[@]}" \
   timeout 900 sbatch -W --parsable -N 1 -n 2 --time=15 "$repo/scripts/slurm/bench.sbatch" \
-  > "$work/jobid") || rc=$?
+  > "$work/jobid") &
+sbatch_pid=$!
+wait "$sbatch_pid" || rc=$?
+sbatch_pid=""
 jobid=$(head -n 1 "$work/jobid" 2>/dev/null | cut -d';' -f1)
-[ -n "$jobid" ] && jobs_submitted+=("$jobid")
 echo "---- job ${jobid:-?} output (proxystore-bench-${jobid:-?}.out) ----" >&2
 cat "$work/proxystore-bench-$jobid.out" >&2 2>/dev/null || true
 echo "----" >&2
