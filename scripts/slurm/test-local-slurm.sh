@@ -211,17 +211,19 @@ say "node $host idle: $(sinfo -h -N -o '%N %c CPUs %m MB')"
 # --- the job ----------------------------------------------------------------------
 out=$work/results/quick
 ports=(UCX_PORT="$(free_port)" OFI_PORT="$(free_port)" REDIS_PORT="$(free_port)")
-say "sbatch -W -N 1 -n 2 $repo/scripts/slurm/bench.sbatch (QUICK=1 CONNECTORS=$connectors, from $work)"
+say "sbatch -W -N 1 -n 2 --export=ALL,CONNECTORS=${connectors//,/+} $repo/scripts/slurm/bench.sbatch (QUICK=${QUICK:-1}, from $work)"
 rc=0
 # Submitted from $work, not the repository, by a relative path: the script
 # finds the repository by itself.
 # One node: UCX and libfabric over shared memory, as scripts/run-local.sh.
 # In the background, so that a signal to this script is handled at once
 # (the job is cancelled, see cleanup) rather than when the job ends.
-(cd "$work" && exec env QUICK="${QUICK:-1}" CONNECTORS="$connectors" OUT="$out" FILE_DIR="$work/files" \
+# The connectors go through --export as the guide says (items joined by '+':
+# sbatch splits --export at commas), the rest through the environment.
+(cd "$work" && exec env QUICK="${QUICK:-1}" OUT="$out" FILE_DIR="$work/files" \
   UCX_TLS="${UCX_TLS:-shm,cma,self,tcp}" FI_PROVIDER="${FI_PROVIDER:-shm}" "${ports[@]}" \
-  timeout 900 sbatch -W --parsable -N 1 -n 2 --time=15 "$(realpath --relative-to="$work" "$repo")/scripts/slurm/bench.sbatch" \
-  > "$work/jobid") &
+  timeout 900 sbatch -W --parsable -N 1 -n 2 --time=15 --export="ALL,CONNECTORS=${connectors//,/+}" \
+  "$(realpath --relative-to="$work" "$repo")/scripts/slurm/bench.sbatch" > "$work/jobid") &
 sbatch_pid=$!
 wait "$sbatch_pid" || rc=$?
 sbatch_pid=""
