@@ -21,7 +21,8 @@
 # The daemons are stopped by their PIDs when the script ends (also on failure
 # or Ctrl-C), after any job left is cancelled; nothing stays running.
 #
-# Environment: CONNECTORS (default file,redis,ucx,ofi), and whatever the batch
+# Environment: CONNECTORS (default file,redis,ucx,ofi; margo too where Margo
+# is built: MARGO_DIR=... CONNECTORS=file,margo), and whatever the batch
 # script reads (SRUN_MPI, QUICK, ...), passed through to the job;
 # SLURM_TEST_KEEP=1 keeps the temporary directory (logs) for a look afterwards.
 set -euo pipefail
@@ -64,6 +65,7 @@ connectors=${CONNECTORS:-file,redis,ucx,ofi}
 build=(cargo build --release --locked -q -p proxystore-bench --bin proxystore-bench)
 [[ ",$connectors," == *,ucx,* ]] && build+=(-p ucx-connector --bin proxystore-ucx-server)
 [[ ",$connectors," == *,ofi,* ]] && build+=(-p ofi-connector --bin proxystore-ofi-server)
+[[ ",$connectors," == *,margo,* ]] && build+=(-p margo-connector --bin proxystore-margo-server)
 say "${build[*]}"
 "${build[@]}"
 
@@ -210,7 +212,7 @@ say "node $host idle: $(sinfo -h -N -o '%N %c CPUs %m MB')"
 
 # --- the job ----------------------------------------------------------------------
 out=$work/results/quick
-ports=(UCX_PORT="$(free_port)" OFI_PORT="$(free_port)" REDIS_PORT="$(free_port)")
+ports=(UCX_PORT="$(free_port)" OFI_PORT="$(free_port)" MARGO_PORT="$(free_port)" REDIS_PORT="$(free_port)")
 say "sbatch -W -N 1 -n 2 --export=ALL,CONNECTORS=${connectors//,/+} $repo/scripts/slurm/bench.sbatch (QUICK=${QUICK:-1}, from $work)"
 rc=0
 # Submitted from $work, not the repository, by a relative path: the script
