@@ -49,8 +49,10 @@ impl ServerProcess {
             let _ = tx.send(line);
         });
         let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server did not report its address in 30 s");
+            // Generous: on a machine loaded by other builds a server's start
+            // (provider discovery, segment pre-faulting) has taken over 30 s.
+            .recv_timeout(Duration::from_secs(120))
+            .expect("server did not report its address in 120 s");
         let addr = line
             .trim()
             .strip_prefix("LISTEN ")
