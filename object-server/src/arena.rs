@@ -118,11 +118,15 @@ pub struct Arena {
     /// Bytes of empty segments kept mapped for reuse.
     retain: u64,
     prefault: bool,
+    /// Segments are shared-memory files that readers on this node may map.
+    shared: bool,
     segments: BTreeMap<u32, Segment>,
     next_seg: u32,
     objects: HashMap<u64, Obj>,
     next_id: u64,
     registered: u64,
+    /// Pins of same-node readers held now.
+    pins: u64,
 }
 
 impl std::fmt::Debug for Arena {
@@ -139,13 +143,16 @@ impl Arena {
     /// An arena that maps `segment_size`-byte segments (at least one at once)
     /// up to `limit` bytes in total, keeping up to `retain` bytes of empty
     /// segments mapped for reuse (besides one default-sized segment), each
-    /// registered with every one of `transports` (at least one).
+    /// registered with every one of `transports` (at least one). With
+    /// `shared`, segments are shared-memory files that readers on this node
+    /// may map (the transports register them as they are).
     pub fn new(
         transports: Arc<[Box<dyn ServerTransport>]>,
         segment_size: u64,
         limit: u64,
         retain: u64,
         prefault: bool,
+        shared: bool,
     ) -> proxy_core::Result<Arena> {
         assert!(!transports.is_empty(), "an arena needs a transport");
         let segment_size = round_up(segment_size.max(GRANULE), GRANULE);
@@ -155,21 +162,29 @@ impl Arena {
             limit: limit.max(segment_size),
             retain,
             prefault,
+            shared,
             segments: BTreeMap::new(),
             next_seg: 0,
             objects: HashMap::new(),
             next_id: 1,
             registered: 0,
+            pins: 0,
         };
         a.add_segment(segment_size)?;
         Ok(a)
     }
 
     fn add_segment(&mut self, size: u64) -> proxy_core::Result<u32> {
-        let mem = match self.transports[0].allocate(size as usize, self.prefault)? {
-            Some(m) => m,
-            None => Memory::anonymous(size as usize, self.prefault)
-                .map_err(|e| proxy_core::Error::io("map a segment", e))?,
+        let mem = if self.shared {
+            let name = format!("proxystore-segment-{}", self.next_seg);
+            Memory::shared(size as usize, self.prefault, &name)
+                .map_err(|e| proxy_core::Error::io("map a shared segment", e))?
+        } else {
+            match self.transports[0].allocate(size as usize, self.prefault)? {
+                Some(m) => m,
+                None => Memory::anonymous(size as usize, self.prefault)
+                    .map_err(|e| proxy_core::Error::io("map a segment", e))?,
+            }
         };
         let regs = self
             .transports
@@ -427,6 +442,25 @@ impl Arena {
         Some(pinned)
     }
 
+    /// Pin the object for a same-node reader that maps its segment (released
+    /// with [`Arena::end_read`]): `false` if it is not stored.
+    pub(crate) fn pin(&mut self, loc: &Loc) -> bool {
+        if self.lookup(loc).is_none() || !self.segments.contains_key(&loc.seg) {
+            return false;
+        }
+        self.objects.get_mut(&loc.id).expect("looked up").readers += 1;
+        self.pins += 1;
+        true
+    }
+
+    /// Release a pin taken with [`Arena::pin`].
+    pub(crate) fn unpin(&mut self, loc: &Loc) {
+        if self.objects.get(&loc.id).is_some_and(|o| o.readers > 0) {
+            self.pins = self.pins.saturating_sub(1);
+            self.end_read(loc);
+        }
+    }
+
     /// Unpin after [`Arena::begin_read`].
     pub(crate) fn end_read(&mut self, loc: &Loc) {
         if let Some(o) = self.objects.get_mut(&loc.id) {
@@ -445,6 +479,7 @@ impl Arena {
             len: s.mem.len() as u64,
             descriptor: s.regs[transport].descriptor(access).to_vec(),
             live: self.segments.keys().copied().collect(),
+            shm: s.mem.shm(),
         })
     }
 
@@ -461,6 +496,7 @@ impl Arena {
             limit: self.limit,
             segments: self.segments.len() as u64,
             clients: 0,
+            pins: self.pins,
         }
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! SERVER [--listen ADDR] [--transports LIST] [--segment-size N] [--memory-limit N]
-//!        [--retain N] [--no-prefault] [--secret-file PATH] [--idle-exit SECS]
-//!        [--exit-with-parent] [transport options]
+//!        [--retain N] [--no-prefault] [--no-zero-copy] [--secret-file PATH]
+//!        [--idle-exit SECS] [--exit-with-parent] [transport options]
 //! ```
 //! Sizes accept K/M/G suffixes (powers of 1024). `--transports` names the
 //! fabrics to serve the same memory over (default: the first the binary
@@ -95,6 +95,7 @@ fn parse(
             "--memory-limit" => a.opts.memory_limit = parse_size(&val()?)?,
             "--retain" => a.opts.retain = parse_size(&val()?)?,
             "--no-prefault" => a.opts.prefault = false,
+            "--no-zero-copy" => a.opts.zero_copy = false,
             "--exit-with-parent" => a.exit_with_parent = true,
             "--secret-file" => a.secret_file = Some(val()?),
             "--idle-exit" => {
@@ -137,7 +138,7 @@ fn parse(
 fn usage(program: &str, known: &[TransportFactory]) -> String {
     let mut u = format!(
         "usage: {program} [--listen ADDR] [--transports {}] [--segment-size N[K|M|G]] \
-         [--memory-limit N[K|M|G]] [--retain N[K|M|G]] [--no-prefault] [--secret-file PATH] \
+         [--memory-limit N[K|M|G]] [--retain N[K|M|G]] [--no-prefault] [--no-zero-copy] [--secret-file PATH] \
          [--idle-exit SECS] [--exit-with-parent]",
         known.iter().map(|k| k.name).collect::<Vec<_>>().join(",")
     );

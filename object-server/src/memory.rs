@@ -4,11 +4,42 @@
 //! anonymous mapping of the server's own, or an allocation of a fabric
 //! (UCX's `ucp_mem_map`). The arena hands out disjoint slots of it; the only
 //! raw pointer arithmetic on registered memory in the object server is here.
+//!
+//! Segments of a server that serves same-node readers without a copy are
+//! [`Memory::shared`]: an anonymous shared-memory file (`memfd`) mapped
+//! here, which a reader on this node opens through `/proc/PID/fd/FD` and
+//! maps read-only (see `client::mapped`).
 
 use std::any::Any;
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
 use proxy_core::mem::{Mmap, Region};
+
+use crate::proto::ShmSegment;
+
+/// Segment memory backed by a `memfd`, mapped shared: readers on this node
+/// map the same pages (read-only) by opening the file through `/proc`.
+struct SharedFile {
+    map: Mmap,
+    file: File,
+    ino: u64,
+    dev: u64,
+}
+
+// SAFETY: a shared file mapping stays in place, readable and writable, until
+// dropped (the file outlives nothing it needs: the mapping holds the pages).
+unsafe impl Region for SharedFile {
+    fn as_ptr(&self) -> *mut u8 {
+        self.map.as_ptr()
+    }
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
 
 /// Segment memory owned by the server (shared by its registrations).
 pub struct Memory {
@@ -43,6 +74,37 @@ impl Memory {
     /// `len` bytes of anonymous memory mapped by the server.
     pub fn anonymous(len: usize, prefault: bool) -> std::io::Result<Memory> {
         Mmap::anonymous(len, prefault).map(Memory::new)
+    }
+
+    /// `len` bytes of a fresh anonymous shared-memory file (`memfd`, named
+    /// `name` in `/proc/PID/fd`), mapped shared: what same-node readers map.
+    pub fn shared(len: usize, prefault: bool, name: &str) -> std::io::Result<Memory> {
+        let cname = CString::new(name).map_err(std::io::Error::other)?;
+        // SAFETY: a NUL-terminated name and valid flags; the result is checked.
+        let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        let file = unsafe { File::from_raw_fd(fd) };
+        file.set_len(len as u64)?;
+        let meta = file.metadata()?;
+        let map = Mmap::shared(&file, len, prefault)?;
+        Ok(Memory::new(SharedFile {
+            map,
+            ino: meta.ino(),
+            dev: meta.dev(),
+            file,
+        }))
+    }
+
+    /// Where a same-node reader finds this memory's file (shared memory only).
+    pub(crate) fn shm(&self) -> Option<ShmSegment> {
+        self.owner.downcast_ref::<SharedFile>().map(|f| ShmSegment {
+            fd: f.file.as_raw_fd(),
+            ino: f.ino,
+            dev: f.dev,
+        })
     }
 
     /// Start address (for registering it with a fabric, and for descriptors).

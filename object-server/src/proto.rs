@@ -9,12 +9,18 @@
 //! the client reads with and carries the job's secret when the server has
 //! one; until a hello is accepted, every other request is answered with
 //! [`Response::Unauthorized`].
+//!
+//! Same-node readers may map the server's segments and read objects in place
+//! (see the crate README, "Same-node reads without a copy"): they pin the
+//! objects first ([`Request::Pin`]) and unpin them when done
+//! ([`Request::Unpin`]); pins belong to the connection that took them and
+//! are released when it closes.
 
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
 /// Protocol version, checked at hello.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// Largest control frame accepted (bulk bytes are not framed).
 pub const MAX_FRAME: usize = 1 << 20;
 
@@ -77,6 +83,14 @@ pub enum Request {
     Read(Loc),
     /// Arena statistics.
     Stats,
+    /// Pin objects for reading in place (same-node readers that mapped the
+    /// segment): while pinned, an object's slot is not reused (an evicted
+    /// object is hidden at once, its slot freed after the last unpin).
+    /// Answered with [`Response::Pinned`].
+    Pin(Vec<Loc>),
+    /// Release pins this connection took (one per location; no answer).
+    /// Locations this connection has not pinned are ignored.
+    Unpin(Vec<Loc>),
 }
 
 impl std::fmt::Debug for Request {
@@ -108,6 +122,8 @@ impl std::fmt::Debug for Request {
                 .finish(),
             Request::Read(l) => f.debug_tuple("Read").field(l).finish(),
             Request::Stats => f.write_str("Stats"),
+            Request::Pin(l) => f.debug_tuple("Pin").field(&l.len()).finish(),
+            Request::Unpin(l) => f.debug_tuple("Unpin").field(&l.len()).finish(),
         }
     }
 }
@@ -141,6 +157,8 @@ pub struct Stats {
     pub segments: u64,
     /// Control connections open now.
     pub clients: u64,
+    /// Pins held by same-node readers (counted once per pin).
+    pub pins: u64,
 }
 
 /// Server to client.
@@ -156,8 +174,13 @@ pub enum Response {
         address: Vec<u8>,
         /// `Stream` if the server's transport prefers it (see [`DataPath::Auto`]), else `Auto`.
         data_path: DataPath,
-        /// Process id of the server (to stop a server that was spawned on demand).
+        /// Process id of the server (to stop a server that was spawned on
+        /// demand, and to open its segments' files on the same node).
         pid: u32,
+        /// The server's kernel boot id (`/proc/sys/kernel/random/boot_id`,
+        /// empty if unknown): a client with the same one runs on the same
+        /// node and may map the segments.
+        boot_id: String,
     },
     /// The new object's location (answer to `Put` and `Reserve`).
     Put(Loc),
@@ -171,6 +194,8 @@ pub enum Response {
     Read(Option<u64>),
     /// Answer to `Stats`.
     Stats(Stats),
+    /// Answer to `Pin`: whether each object was pinned (`false`: not stored).
+    Pinned(Vec<bool>),
     /// The object does not fit (alone or with what is stored): nothing stored.
     Full {
         /// Bytes asked for (slot).
@@ -200,6 +225,28 @@ pub struct SegmentInfo {
     /// Ids of all segments mapped now: a reader drops its cached remote keys
     /// (and so its mappings, on shared-memory transports) of any other.
     pub live: Vec<u32>,
+    /// The segment's shared-memory file, for readers on the server's node
+    /// (`None`: the server keeps it private).
+    pub shm: Option<ShmSegment>,
+}
+
+/// Where a segment's shared-memory file is: `/proc/PID/fd/FD` of the server
+/// process, checked by its inode and device before it is mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShmSegment {
+    /// File descriptor in the server process.
+    pub fd: i32,
+    /// Inode number of the file.
+    pub ino: u64,
+    /// Device of the file.
+    pub dev: u64,
+}
+
+/// This kernel's boot id (empty if unknown).
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Write one frame.

@@ -234,6 +234,14 @@ pub struct Capabilities {
     /// (the kernel copies), however that buffer is reused afterwards. Small
     /// objects may be copied. Declarative: not checked by the suite.
     pub zero_copy_get: bool,
+    /// `get` of an object stored on this node returns [`Bytes`] over the
+    /// store's own memory, mapped into this process: no copy at all, not even
+    /// into a receive buffer (the local connector's memory; an object server
+    /// on this node, whose segments the reader maps and whose objects it pins
+    /// while their `Bytes` live). Connectors that decide per server say what
+    /// they do for the server they were configured with, once they have
+    /// talked to it. Declarative: not checked by the suite.
+    pub mapped_get: bool,
     /// `Some(n)`: every `put`, `put_batch` and `Deferrable::set` of an object
     /// over `n` bytes fails with [`Error::TooLarge`] and nothing is written (no
     /// key is returned; a deferrable key stays absent); objects up to `n`
@@ -258,6 +266,7 @@ impl Capabilities {
         outlives_process: false,
         one_sided_get: false,
         zero_copy_get: false,
+        mapped_get: false,
         max_object_size: None,
         notify: false,
     };

@@ -2,6 +2,7 @@
 
 #[cfg(test)]
 mod tests {
+    use object_server::TransportConfig;
     use proxy_core::registry;
 
     #[test]
@@ -14,6 +15,11 @@ mod tests {
         );
         let o: crate::UcxConfig = c.options().unwrap();
         assert_eq!(o, crate::UcxConfig::new("10.0.0.1:7700"));
+        assert!(o.client().zero_copy);
+        let c = registry::connector_config_from_url("ucx://10.0.0.1:7700?zero_copy=false").unwrap();
+        let o: crate::UcxConfig = c.options().unwrap();
+        assert!(!o.client().zero_copy && o.client().server == "10.0.0.1:7700");
+        assert_eq!(c.options["zero_copy"], serde_json::Value::Bool(false));
         for bad in [
             "ucx://",
             "ucx://host",
@@ -21,6 +27,8 @@ mod tests {
             "ucx://host:port",
             "ucx://host:7700/x",
             "ucx://u:pw@host:7700",
+            "ucx://host:7700?zero_copy=maybe",
+            "ucx://host:7700?color=red",
         ] {
             let e = registry::connector_config_from_url(bad)
                 .unwrap_err()

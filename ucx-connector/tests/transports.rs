@@ -12,11 +12,17 @@ use common::ServerProcess;
 use proxy_core::{Connector, Error, FromConfig, Key, Payload};
 use ucx_connector::{DataPath, UcxConfig, UcxConnector, UcxKey};
 
-fn connector(server: &ServerProcess, path: DataPath) -> UcxConnector {
+/// How gets go: the data path, and whether same-node reads map the
+/// server's segments (zero copy) or copy over that path.
+#[derive(Debug, Clone, Copy)]
+struct Mode(DataPath, bool);
+
+fn connector(server: &ServerProcess, mode: Mode) -> UcxConnector {
     UcxConnector::new(
         UcxConfig::new(&server.addr)
             .with_ucx_tls(&server.tls)
-            .with_data_path(path)
+            .with_data_path(mode.0)
+            .with_zero_copy(mode.1)
             .with_timeout(Duration::from_secs(5)),
     )
     .unwrap()
@@ -28,7 +34,7 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-fn roundtrip(tls: &str, path: DataPath) {
+fn roundtrip(tls: &str, path: Mode) {
     let server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     for (i, len) in [0usize, 1, 1000, 4096, 1 << 20, 5 << 20]
@@ -69,7 +75,7 @@ fn roundtrip(tls: &str, path: DataPath) {
     assert_eq!(server.tls, tls);
 }
 
-fn evicted_then_reused(tls: &str, path: DataPath) {
+fn evicted_then_reused(tls: &str, path: Mode) {
     let server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     let a = c.put(Payload::from(vec![0xAA; 10_000])).unwrap();
@@ -98,7 +104,7 @@ fn evicted_then_reused(tls: &str, path: DataPath) {
     assert_eq!(c.get(&forged).unwrap(), None);
 }
 
-fn batches(tls: &str, path: DataPath) {
+fn batches(tls: &str, path: Mode) {
     let server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     let data: Vec<Vec<u8>> = (0..300)
@@ -123,7 +129,7 @@ fn batches(tls: &str, path: DataPath) {
     assert!(c.get_batch(&[]).unwrap().is_empty());
 }
 
-fn bad_keys(tls: &str, path: DataPath) {
+fn bad_keys(tls: &str, path: Mode) {
     let server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     let key = c.put(Payload::from(vec![1u8; 100])).unwrap();
@@ -189,7 +195,7 @@ fn bad_keys(tls: &str, path: DataPath) {
     assert!(t.elapsed() < Duration::from_secs(6));
 }
 
-fn memory_limit(tls: &str, path: DataPath) {
+fn memory_limit(tls: &str, path: Mode) {
     let server = ServerProcess::start(tls, &["--memory-limit", "48M"]);
     let c = connector(&server, path);
     match c.put(Payload::from(vec![0u8; 64 << 20])) {
@@ -218,7 +224,7 @@ fn memory_limit(tls: &str, path: DataPath) {
     assert!(stats.registered <= 48 << 20, "{stats:?}");
 }
 
-fn restart(tls: &str, path: DataPath) {
+fn restart(tls: &str, path: Mode) {
     let mut server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     let old = c.put(Payload::from(vec![1u8; 5000])).unwrap();
@@ -241,7 +247,7 @@ fn restart(tls: &str, path: DataPath) {
     drop(server2);
 }
 
-fn killed_server(tls: &str, path: DataPath) {
+fn killed_server(tls: &str, path: Mode) {
     let mut server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     // Batches of 64 MiB take long enough that the kill lands in one.
@@ -365,7 +371,7 @@ fn timed_out_get_keeps_its_buffer() {
     }
 }
 
-fn many_threads(tls: &str, path: DataPath) {
+fn many_threads(tls: &str, path: Mode) {
     let server = ServerProcess::start(tls, &[]);
     let c = Arc::new(connector(&server, path));
     let data: Vec<Vec<u8>> = (0..64).map(|i| pattern(1000 + i * 1500, i as u8)).collect();
@@ -396,7 +402,7 @@ fn many_threads(tls: &str, path: DataPath) {
     }
 }
 
-fn cycles(tls: &str, path: DataPath, n: usize) {
+fn cycles(tls: &str, path: Mode, n: usize) {
     let server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     let mut first = None;
@@ -421,7 +427,7 @@ fn cycles(tls: &str, path: DataPath, n: usize) {
     assert_eq!(p0, p1, "client registered memory is flat");
 }
 
-fn zero_copy_outlives(tls: &str, path: DataPath) {
+fn zero_copy_outlives(tls: &str, path: Mode) {
     let server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     let key = c.put(Payload::from(pattern(100_000, 9))).unwrap();
@@ -433,50 +439,50 @@ fn zero_copy_outlives(tls: &str, path: DataPath) {
 }
 
 macro_rules! transport_tests {
-    ($name:ident, $tls:expr, $path:expr, one_sided = $one_sided:expr) => {
+    ($name:ident, $tls:expr, $path:expr, zero_copy = $zc:expr, one_sided = $one_sided:expr) => {
         mod $name {
             use super::*;
             #[test]
             fn roundtrip() {
-                super::roundtrip($tls, $path)
+                super::roundtrip($tls, Mode($path, $zc))
             }
             #[test]
             fn evicted_then_reused() {
-                super::evicted_then_reused($tls, $path)
+                super::evicted_then_reused($tls, Mode($path, $zc))
             }
             #[test]
             fn batches() {
-                super::batches($tls, $path)
+                super::batches($tls, Mode($path, $zc))
             }
             #[test]
             fn bad_keys() {
-                super::bad_keys($tls, $path)
+                super::bad_keys($tls, Mode($path, $zc))
             }
             #[test]
             fn memory_limit() {
-                super::memory_limit($tls, $path)
+                super::memory_limit($tls, Mode($path, $zc))
             }
             #[test]
             fn restart() {
-                super::restart($tls, $path)
+                super::restart($tls, Mode($path, $zc))
             }
             #[test]
             fn killed_server() {
-                super::killed_server($tls, $path)
+                super::killed_server($tls, Mode($path, $zc))
             }
             #[test]
             fn many_threads() {
-                super::many_threads($tls, $path)
+                super::many_threads($tls, Mode($path, $zc))
             }
             #[test]
             fn zero_copy_outlives() {
-                super::zero_copy_outlives($tls, $path)
+                super::zero_copy_outlives($tls, Mode($path, $zc))
             }
             #[test]
             fn put_evict_cycles() {
                 super::cycles(
                     $tls,
-                    $path,
+                    Mode($path, $zc),
                     if cfg!(debug_assertions) {
                         20_000
                     } else {
@@ -487,10 +493,13 @@ macro_rules! transport_tests {
             #[test]
             fn data_path() {
                 let server = ServerProcess::start($tls, &[]);
-                let c = connector(&server, $path);
+                let c = connector(&server, Mode($path, $zc));
+                assert!(!c.capabilities().mapped_get, "not known before contact");
                 let key = c.put(Payload::from(vec![5u8; 4000])).unwrap();
                 assert_eq!(c.get(&key).unwrap().as_deref(), Some(&[5u8; 4000][..]));
                 assert_eq!(c.capabilities().one_sided_get, $one_sided);
+                assert_eq!(c.capabilities().mapped_get, $zc);
+                assert_eq!(c.mapped(), $zc);
                 let want = if $one_sided {
                     DataPath::Rma
                 } else {
@@ -502,11 +511,46 @@ macro_rules! transport_tests {
     };
 }
 
-transport_tests!(shm, "shm,cma,self", DataPath::Auto, one_sided = true);
+// Same node: reads map the server's segments (no copy at all) ...
+transport_tests!(
+    shm,
+    "shm,cma,self",
+    DataPath::Auto,
+    zero_copy = true,
+    one_sided = true
+);
+// ... unless zero copy is off: one-sided gets into receive buffers.
+transport_tests!(
+    shm_copy,
+    "shm,cma,self",
+    DataPath::Auto,
+    zero_copy = false,
+    one_sided = true
+);
 // Auto picks the stream data path over TCP-only UCX (see the README).
-transport_tests!(tcp, "tcp", DataPath::Auto, one_sided = false);
+transport_tests!(
+    tcp,
+    "tcp",
+    DataPath::Auto,
+    zero_copy = false,
+    one_sided = false
+);
 // The one-sided path works over TCP too (emulated by UCX 1.13, slower).
-transport_tests!(tcp_rma, "tcp", DataPath::Rma, one_sided = true);
+transport_tests!(
+    tcp_rma,
+    "tcp",
+    DataPath::Rma,
+    zero_copy = false,
+    one_sided = true
+);
+// Zero copy does not depend on the fabric: the same over TCP-only UCX.
+transport_tests!(
+    tcp_mapped,
+    "tcp",
+    DataPath::Auto,
+    zero_copy = true,
+    one_sided = false
+);
 
 /// The server's data-path hint decides `Auto`: a server whose UCX runs over
 /// TCP only asks for the stream path even when this process could do RMA

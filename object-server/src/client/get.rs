@@ -9,17 +9,23 @@ use proxy_core::{Error, Key, Result};
 
 use super::ObjectClient;
 use super::key::ObjectKey;
+use super::mapped::Mapped;
 use super::options::TransportConfig;
 use super::peer::{Ctl, Peer, SegHandle};
 use crate::layout;
 use crate::proto::{self, DataPath, Request, Response};
 use crate::transport::{ClientTransport, Operation};
 
+/// Keys of one peer, with their places in the answer.
+type PeerKeys<T> = (Arc<Peer<T>>, Vec<(usize, ObjectKey)>);
+
 impl<T: ClientTransport> ObjectClient<T> {
     pub(crate) fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
         let mut out = vec![None; keys.len()];
         let mut rma = Vec::new();
         let mut rma_idx = Vec::new();
+        let mut copy = Vec::new();
+        let mut mapped: Vec<PeerKeys<T>> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             let k = self.decode(key)?;
             if let Some(local) = self.local_for(&k) {
@@ -32,6 +38,27 @@ impl<T: ClientTransport> ObjectClient<T> {
             let Some(peer) = self.peer_for(&k.server, k.instance)? else {
                 continue;
             };
+            if peer.mapped.as_ref().is_some_and(|m| m.usable()) {
+                // A server on this node: its segments, mapped, no copy.
+                match mapped.iter_mut().find(|(p, _)| Arc::ptr_eq(p, &peer)) {
+                    Some((_, v)) => v.push((i, k)),
+                    None => mapped.push((peer, vec![(i, k)])),
+                }
+                continue;
+            }
+            copy.push((i, peer, k));
+        }
+        for (peer, items) in mapped {
+            let ks: Vec<&ObjectKey> = items.iter().map(|(_, k)| k).collect();
+            let got = self.get_mapped(&peer, &ks)?;
+            for ((i, k), g) in items.into_iter().zip(got) {
+                match g {
+                    Mapped::Done(b) => out[i] = b,
+                    Mapped::Copy => copy.push((i, peer.clone(), k)),
+                }
+            }
+        }
+        for (i, peer, k) in copy {
             match peer.path {
                 DataPath::Stream => out[i] = self.get_stream(&peer, &k)?,
                 _ => {

@@ -7,6 +7,7 @@
 
 mod get;
 mod key;
+mod mapped;
 mod options;
 mod peer;
 mod put;
@@ -155,6 +156,7 @@ impl<T: ClientTransport> ObjectClient<T> {
                 retain: cfg.retain,
                 secret,
                 idle_exit: None,
+                zero_copy: cfg.options.client().zero_copy,
             },
             vec![T::serve(&cfg.options)?],
         )?;
@@ -274,6 +276,24 @@ impl<T: ClientTransport> ObjectClient<T> {
         }
     }
 
+    /// Whether gets from the configured server read its memory in place
+    /// (this process's own, in owner mode; a server on this node, once this
+    /// client has talked to it and unless `zero_copy` is off).
+    pub fn mapped(&self) -> bool {
+        if self.inner.owner.is_some() {
+            return true;
+        }
+        let c = self.inner.cfg.client();
+        c.zero_copy
+            && self
+                .inner
+                .peers
+                .lock()
+                .get(&c.server)
+                .and_then(|p| p.mapped.as_ref())
+                .is_some_and(|m| m.usable())
+    }
+
     /// The local arena, if `k` names this process's own server.
     fn local_for(&self, k: &ObjectKey) -> Option<&Local> {
         self.inner
@@ -337,6 +357,7 @@ impl<T: ClientTransport> Connector for ObjectClient<T> {
         c.outlives_process = self.inner.owner.is_none();
         c.one_sided_get = self.inner.owner.is_none() && self.data_path() == DataPath::Rma;
         c.zero_copy_get = true;
+        c.mapped_get = self.mapped();
         c
     }
 

@@ -32,6 +32,12 @@ fn is_default_rma_put_threshold(v: &u64) -> bool {
 fn is_default_spawn_idle_exit_s(v: &u64) -> bool {
     *v == DEFAULT_SPAWN_IDLE_EXIT_S
 }
+fn is_true(v: &bool) -> bool {
+    *v
+}
+fn yes() -> bool {
+    true
+}
 
 /// Options of a connector to an object server (part of its configuration).
 ///
@@ -74,6 +80,14 @@ pub struct ClientOptions {
     /// client (0: never).
     #[serde(skip_serializing_if = "is_default_spawn_idle_exit_s")]
     pub spawn_idle_exit_s: u64,
+    /// Read objects of a server on this node in place: map its segments
+    /// once, pin each object while its `Bytes` live, no copy at all (see the
+    /// crate README, "Same-node reads without a copy"). Taken when the server
+    /// runs on this node (same boot id) and its segment files can be opened
+    /// here; otherwise gets copy over the data path. `false` turns it off
+    /// (and, for an owner, keeps its segments private).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub zero_copy: bool,
     /// The job's secret for servers started with one; when absent,
     /// `PROXYSTORE_SERVER_SECRET` (or the file named by
     /// `PROXYSTORE_SERVER_SECRET_FILE`) is read. Never serialized, so never
@@ -94,6 +108,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("spawn", &self.spawn)
             .field("spawn_args", &self.spawn_args)
             .field("spawn_idle_exit_s", &self.spawn_idle_exit_s)
+            .field("zero_copy", &self.zero_copy)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -111,6 +126,7 @@ impl Default for ClientOptions {
             spawn: false,
             spawn_args: Vec::new(),
             spawn_idle_exit_s: DEFAULT_SPAWN_IDLE_EXIT_S,
+            zero_copy: true,
             secret: None,
         }
     }
@@ -154,6 +170,12 @@ pub trait TransportConfig:
         let c = self.client_mut();
         c.spawn = true;
         c.spawn_args = args.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Builder: read same-node objects in place (`true`, the default) or
+    /// always copy them (`false`).
+    fn with_zero_copy(mut self, on: bool) -> Self {
+        self.client_mut().zero_copy = on;
         self
     }
     /// Builder: set the timeout.

@@ -45,6 +45,9 @@ pub(crate) struct Peer<T: ClientTransport> {
     segments: Mutex<HashMap<u32, Option<Arc<SegHandle<T>>>>>,
     /// Read-write descriptors, granted for reservations of this client.
     write_segments: Mutex<HashMap<u32, Arc<SegHandle<T>>>>,
+    /// Same-node reads in place (`None`: the server is elsewhere, or zero
+    /// copy is off).
+    pub(crate) mapped: Option<super::mapped::MappedPeer>,
 }
 
 impl<T: ClientTransport> Peer<T> {
@@ -75,6 +78,7 @@ pub(crate) struct Hello {
     address: Vec<u8>,
     data_path: DataPath,
     pid: u32,
+    boot_id: String,
 }
 
 /// Outcome of a control exchange on a connection.
@@ -197,6 +201,7 @@ impl<T: ClientTransport> ObjectClient<T> {
                 address,
                 data_path,
                 pid,
+                boot_id,
                 ..
             }) => Ok((
                 s,
@@ -205,6 +210,7 @@ impl<T: ClientTransport> ObjectClient<T> {
                     address,
                     data_path,
                     pid,
+                    boot_id,
                 },
             )),
             Some(Response::Unauthorized(m)) => Err(Error::connector(
@@ -239,7 +245,14 @@ impl<T: ClientTransport> ObjectClient<T> {
             address,
             data_path: hint,
             pid,
+            boot_id,
         } = hello;
+        // Same boot id: the server runs on this node's kernel, so its
+        // segment files may be opened here (checked per segment).
+        let mapped = (self.inner.cfg.client().zero_copy
+            && !boot_id.is_empty()
+            && boot_id == *super::mapped::BOOT_ID)
+            .then(super::mapped::MappedPeer::default);
         let path = match self.inner.cfg.client().data_path {
             DataPath::Auto if hint == DataPath::Stream || self.inner.transport.prefers_stream() => {
                 DataPath::Stream
@@ -263,6 +276,7 @@ impl<T: ClientTransport> ObjectClient<T> {
             quarantine: Mutex::new(Vec::new()),
             segments: Mutex::new(HashMap::new()),
             write_segments: Mutex::new(HashMap::new()),
+            mapped,
         });
         let mut peers = self.inner.peers.lock();
         Ok(peers.entry(addr.to_string()).or_insert(peer).clone())
@@ -299,7 +313,7 @@ impl<T: ClientTransport> ObjectClient<T> {
         self.fresh_connection(peer)
     }
 
-    fn fresh_connection(&self, peer: &Arc<Peer<T>>) -> Result<Option<TcpStream>> {
+    pub(crate) fn fresh_connection(&self, peer: &Arc<Peer<T>>) -> Result<Option<TcpStream>> {
         let (s, Hello { instance, .. }) = self.open(&peer.addr)?;
         if instance != peer.instance {
             self.invalidate(peer);

@@ -1,5 +1,6 @@
 //! Store URLs of an object-server transport: `SCHEME://HOST:PORT`, the
-//! control address of a running server (its `LISTEN` line).
+//! control address of a running server (its `LISTEN` line), optionally
+//! followed by `?zero_copy=false` (copy even from a server on this node).
 
 use proxy_core::url::StoreUrl;
 use proxy_core::{ConnectorConfig, Result};
@@ -12,6 +13,24 @@ use crate::transport::ClientTransport;
 /// `proxy_core::registry::register_scheme(T::NAME, config_from_url::<T>)`.
 pub fn config_from_url<T: ClientTransport>(url: &StoreUrl<'_>) -> Result<ConnectorConfig> {
     let kind = T::NAME;
+    if let Some((rest, query)) = url.rest().split_once('?') {
+        let base = format!("{}://{rest}", url.scheme());
+        let mut cfg: T::Config = config_from_url::<T>(&StoreUrl::parse(&base)?)?.options()?;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let zero_copy = match pair.split_once('=') {
+                Some(("zero_copy", "true" | "1")) => true,
+                Some(("zero_copy", "false" | "0")) => false,
+                _ => {
+                    return Err(url.error(
+                        Some(kind),
+                        format!("unknown query {pair:?} (a {kind} URL takes zero_copy=true|false)"),
+                    ));
+                }
+            };
+            cfg.client_mut().zero_copy = zero_copy;
+        }
+        return Ok(ConnectorConfig::new(kind, cfg));
+    }
     let server = url.authority();
     let path = url.path().trim_end_matches('/');
     if url.host().is_empty() || url.port_text().is_none() || !path.is_empty() {

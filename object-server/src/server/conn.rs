@@ -1,5 +1,6 @@
 //! One client connection: hello (version, transport, secret), then requests.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
@@ -14,14 +15,29 @@ struct Session {
     transport: usize,
 }
 
-/// Serve `s` until it closes; reservations it did not commit are released.
+/// What a connection holds in the arena, released when it closes.
+#[derive(Default)]
+struct Held {
+    /// Reservations not committed yet.
+    pending: Vec<Loc>,
+    /// Pins of a same-node reader: location -> count.
+    pins: HashMap<Loc, u64>,
+}
+
+/// Serve `s` until it closes; reservations it did not commit and pins it
+/// did not release are released then (a reader that dies releases its pins).
 pub(super) fn serve(s: TcpStream, sh: &Shared) -> io::Result<()> {
-    let mut pending: Vec<Loc> = Vec::new();
-    let r = serve_requests(s, sh, &mut pending);
-    if !pending.is_empty() {
+    let mut held = Held::default();
+    let r = serve_requests(s, sh, &mut held);
+    if !held.pending.is_empty() || !held.pins.is_empty() {
         let mut arena = sh.arena.lock();
-        for loc in &pending {
+        for loc in &held.pending {
             arena.abort(loc);
+        }
+        for (loc, n) in &held.pins {
+            for _ in 0..*n {
+                arena.unpin(loc);
+            }
         }
     }
     r
@@ -81,11 +97,14 @@ fn hello(
         address: address.to_vec(),
         data_path,
         pid: std::process::id(),
+        boot_id: sh.boot_id.clone(),
     };
     (r, Some(Session { transport: index }))
 }
 
-fn serve_requests(mut s: TcpStream, sh: &Shared, pending: &mut Vec<Loc>) -> io::Result<()> {
+fn serve_requests(mut s: TcpStream, sh: &Shared, held: &mut Held) -> io::Result<()> {
+    let pending = &mut held.pending;
+    let pins = &mut held.pins;
     let mut session: Option<Session> = None;
     while let Some(req) = proto::read_frame::<Request>(&mut s)? {
         if let Request::Hello {
@@ -165,6 +184,34 @@ fn serve_requests(mut s: TcpStream, sh: &Shared, pending: &mut Vec<Loc>) -> io::
                 }
             }
             Request::Stats => Response::Stats(sh.stats()),
+            Request::Pin(locs) => {
+                let mut arena = sh.arena.lock();
+                let got = locs
+                    .iter()
+                    .map(|loc| {
+                        let ok = arena.pin(loc);
+                        if ok {
+                            *pins.entry(*loc).or_insert(0) += 1;
+                        }
+                        ok
+                    })
+                    .collect();
+                Response::Pinned(got)
+            }
+            Request::Unpin(locs) => {
+                let mut arena = sh.arena.lock();
+                for loc in &locs {
+                    // Only this connection's own pins.
+                    if let Some(n) = pins.get_mut(loc) {
+                        *n -= 1;
+                        if *n == 0 {
+                            pins.remove(loc);
+                        }
+                        arena.unpin(loc);
+                    }
+                }
+                continue; // no answer
+            }
             Request::Read(loc) => {
                 let pinned = sh.arena.lock().begin_read(&loc);
                 match pinned {

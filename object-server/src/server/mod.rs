@@ -51,6 +51,10 @@ pub struct ServerOptions {
     /// Stop after this long with no object stored and no client connected
     /// (servers spawned on demand use it).
     pub idle_exit: Option<Duration>,
+    /// Segments are shared-memory files that readers on this node map and
+    /// read in place, with no copy (see the crate README); `false` keeps
+    /// them private (every get copies, over the reader's transport).
+    pub zero_copy: bool,
 }
 
 impl Default for ServerOptions {
@@ -63,6 +67,7 @@ impl Default for ServerOptions {
             retain: u64::MAX,
             secret: None,
             idle_exit: None,
+            zero_copy: true,
         }
     }
 }
@@ -72,6 +77,8 @@ pub(crate) struct Shared {
     pub(crate) transports: Arc<[Box<dyn ServerTransport>]>,
     pub(crate) instance: u64,
     pub(crate) secret: Option<Secret>,
+    /// This kernel's boot id (told at hello: same node, same boot id).
+    pub(crate) boot_id: String,
     stop: AtomicBool,
     /// Clones of the open client connections (shut down to stop their threads).
     conns: Mutex<HashMap<u64, TcpStream>>,
@@ -147,12 +154,14 @@ impl Server {
             opts.memory_limit,
             opts.retain,
             opts.prefault,
+            opts.zero_copy,
         )?;
         let shared = Arc::new(Shared {
             arena: Mutex::new(arena),
             transports,
             instance: random_u64(),
             secret: opts.secret.clone(),
+            boot_id: crate::proto::boot_id(),
             stop: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
         });

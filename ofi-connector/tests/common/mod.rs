@@ -198,11 +198,13 @@ impl Connector for WithServer {
 }
 
 /// The conformance suite's `setup` over transports `provider`: a fresh object
-/// server process per case (stopped with it) and a connector to it.
-pub fn conformance_setup(provider: &str) -> WithServer {
+/// server process per case (stopped with it) and a connector to it, reading
+/// the server's segments in place (`zero_copy`) or copying over `provider`.
+pub fn conformance_setup(provider: &str, zero_copy: bool) -> WithServer {
     let server = ServerProcess::start(provider, &["--segment-size", "64M", "--memory-limit", "1G"]);
     let cfg = ofi_connector::OfiConfig::new(&server.addr)
         .with_provider(provider)
+        .with_zero_copy(zero_copy)
         .with_timeout(std::time::Duration::from_secs(30));
     WithServer {
         conn: ofi_connector::OfiConnector::new(cfg).expect("connector"),

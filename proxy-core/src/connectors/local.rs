@@ -96,6 +96,7 @@ impl Connector for LocalConnector {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             zero_copy_get: true,
+            mapped_get: true,
             notify: true,
             ..Capabilities::MINIMAL
         }

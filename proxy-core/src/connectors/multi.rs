@@ -233,6 +233,7 @@ impl Connector for MultiConnector {
             outlives_process: caps.iter().all(|c| c.outlives_process),
             one_sided_get: caps.iter().all(|c| c.one_sided_get),
             zero_copy_get: caps.iter().all(|c| c.zero_copy_get),
+            mapped_get: caps.iter().all(|c| c.mapped_get),
             max_object_size: self.max_object_size(),
             notify: caps.iter().all(|c| c.notify),
         }

@@ -88,9 +88,47 @@ impl Mmap {
         })
     }
 
+    /// The first `len` bytes (`len > 0`) of `f` (opened read-write, at least
+    /// `len` bytes long), mapped shared and writable: other processes that
+    /// map the same file see the same pages. With `prefault`, every page is
+    /// faulted in now (writable).
+    pub fn shared(f: &File, len: usize, prefault: bool) -> io::Result<Mmap> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot map zero bytes",
+            ));
+        }
+        // SAFETY: mapping `len > 0` bytes of an open file shared read-write;
+        // the result is checked for MAP_FAILED.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let m = Mmap {
+            ptr,
+            len,
+            writable: true,
+        };
+        if prefault {
+            m.prefault();
+        }
+        Ok(m)
+    }
+
     /// Fault every page in, writable. `MADV_POPULATE_WRITE` (Linux 5.14+)
     /// has the kernel do it without a fault per page; elsewhere every page is
-    /// written once (it is still zero: nobody else knows the mapping yet).
+    /// written once (it is still zero: nobody else knows the mapping yet; a
+    /// shared file is fresh, as its creator alone knows it yet).
     fn prefault(&self) {
         // SAFETY: the range is exactly this mapping (page aligned by mmap);
         // populating pages does not change their contents.

@@ -201,11 +201,13 @@ impl Connector for WithServer {
 }
 
 /// The conformance suite's `setup` over transports `tls`: a fresh object
-/// server process per case (stopped with it) and a connector to it.
-pub fn conformance_setup(tls: &str) -> WithServer {
+/// server process per case (stopped with it) and a connector to it, reading
+/// the server's segments in place (`zero_copy`) or copying over `tls`.
+pub fn conformance_setup(tls: &str, zero_copy: bool) -> WithServer {
     let server = ServerProcess::start(tls, &["--segment-size", "64M", "--memory-limit", "1G"]);
     let cfg = ucx_connector::UcxConfig::new(&server.addr)
         .with_ucx_tls(tls)
+        .with_zero_copy(zero_copy)
         .with_timeout(std::time::Duration::from_secs(30));
     WithServer {
         conn: ucx_connector::UcxConnector::new(cfg).expect("connector"),

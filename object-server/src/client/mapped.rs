@@ -1,0 +1,398 @@
+//! Same-node gets without a copy: a reader on the server's node maps each
+//! segment's shared-memory file once (read-only, populated), pins the
+//! objects it reads on a connection of its own, and hands out `Bytes` that
+//! point straight into the mapping; dropping the last of them unpins.
+//!
+//! Guarantees (see the crate README, "Same-node reads without a copy"):
+//! - A pinned object's slot is not reused: an evict hides the object at once
+//!   (new gets: `None`) and frees the slot after the last unpin.
+//! - Pins belong to the pin connection; the server releases them when it
+//!   closes, so a reader that dies leaks nothing. The connection stays open
+//!   while any `Bytes` pinned on it lives (each holds it), so a live `Bytes`
+//!   is never unprotected.
+//! - The mapping outlives the server: bytes a reader holds stay readable and
+//!   unchanged after the server dies; the next get is an error (or `None`
+//!   for a restarted server's old keys), never other bytes.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use proxy_core::mem::Mmap;
+use proxy_core::{Error, Result};
+
+use super::ObjectClient;
+use super::key::ObjectKey;
+use super::peer::{Ctl, Peer, unexpected};
+use crate::layout;
+use crate::proto::{self, Loc, Request, Response, SegmentInfo, ShmSegment};
+use crate::transport::ClientTransport;
+
+/// This kernel's boot id, read once.
+pub(crate) static BOOT_ID: LazyLock<String> = LazyLock::new(proto::boot_id);
+
+/// Locations per pin request (keeps frames well under `proto::MAX_FRAME`).
+const PIN_CHUNK: usize = 4096;
+
+/// Zero-copy state of a peer on this node.
+#[derive(Default)]
+pub(crate) struct MappedPeer {
+    /// Cleared when a segment cannot be mapped here (another PID namespace,
+    /// no permission, a server with private segments): gets copy from then on.
+    usable: AtomicBoolTrue,
+    /// Mapped segments (`None`: the segment is gone).
+    maps: Mutex<HashMap<u32, Option<Arc<Mmap>>>>,
+    /// The connection pins are taken on.
+    session: Mutex<Option<Arc<PinSession>>>,
+}
+
+/// An `AtomicBool` that starts `true`.
+pub(crate) struct AtomicBoolTrue(AtomicBool);
+
+impl Default for AtomicBoolTrue {
+    fn default() -> Self {
+        AtomicBoolTrue(AtomicBool::new(true))
+    }
+}
+
+impl MappedPeer {
+    /// Whether gets from this peer still take the mapped path.
+    pub(crate) fn usable(&self) -> bool {
+        self.usable.0.load(Ordering::Relaxed)
+    }
+
+    fn disable(&self) {
+        self.usable.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// A control connection holding pins, shared by every `Bytes` pinned on it
+/// (it closes, releasing them all on the server, when the last is dropped).
+pub(crate) struct PinSession {
+    conn: Mutex<SessionConn>,
+    /// Unpins not sent yet (a drop found the connection busy).
+    deferred: Mutex<Vec<Loc>>,
+    /// An exchange failed: the connection's framing is unknown, so nothing
+    /// more is sent on it (its pins are released when it closes).
+    broken: AtomicBool,
+}
+
+struct SessionConn {
+    s: TcpStream,
+    /// Encoded frames not sent yet (unpins written without blocking).
+    out: Vec<u8>,
+}
+
+fn encode(out: &mut Vec<u8>, req: &Request) {
+    // Infallible for these requests (postcard into a Vec).
+    if let Ok(body) = postcard::to_allocvec(req) {
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&body);
+    }
+}
+
+impl PinSession {
+    fn new(s: TcpStream) -> PinSession {
+        PinSession {
+            conn: Mutex::new(SessionConn { s, out: Vec::new() }),
+            deferred: Mutex::new(Vec::new()),
+            broken: AtomicBool::new(false),
+        }
+    }
+
+    fn broken(&self) -> bool {
+        self.broken.load(Ordering::Relaxed)
+    }
+
+    fn take_deferred(&self, c: &mut SessionConn) {
+        let d = std::mem::take(&mut *self.deferred.lock());
+        for chunk in d.chunks(PIN_CHUNK) {
+            encode(&mut c.out, &Request::Unpin(chunk.to_vec()));
+        }
+    }
+
+    /// Pin `locs`: whether each is stored (and now pinned on this session).
+    fn pin(&self, locs: &[Loc]) -> io::Result<Vec<bool>> {
+        let r = {
+            let mut c = self.conn.lock();
+            self.exchange(&mut c, locs)
+        };
+        if r.is_err() {
+            self.broken.store(true, Ordering::Relaxed);
+        }
+        self.flush_deferred();
+        r
+    }
+
+    fn exchange(&self, c: &mut SessionConn, locs: &[Loc]) -> io::Result<Vec<bool>> {
+        if self.broken() {
+            return Err(io::Error::other("pin connection failed earlier"));
+        }
+        self.take_deferred(c);
+        encode(&mut c.out, &Request::Pin(locs.to_vec()));
+        let out = std::mem::take(&mut c.out);
+        c.s.write_all(&out)?;
+        match proto::read_frame::<Response>(&mut c.s)? {
+            Some(Response::Pinned(v)) if v.len() == locs.len() => Ok(v),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unexpected answer to a pin: {other:?}"),
+            )),
+        }
+    }
+
+    /// Release one pin (from a `Bytes`' drop: never blocks on the network).
+    fn unpin(&self, loc: Loc) {
+        self.deferred.lock().push(loc);
+        self.flush_deferred();
+    }
+
+    /// Send deferred unpins without blocking, if nobody else is using the
+    /// connection (who is sends them with its next exchange, or after it).
+    fn flush_deferred(&self) {
+        if self.broken() || self.deferred.lock().is_empty() {
+            return;
+        }
+        let Some(mut c) = self.conn.try_lock() else {
+            return;
+        };
+        self.take_deferred(&mut c);
+        if c.s.set_nonblocking(true).is_err() {
+            return;
+        }
+        let mut sent = 0;
+        let c = &mut *c;
+        let failed = loop {
+            if sent == c.out.len() {
+                break false;
+            }
+            match c.s.write(&c.out[sent..]) {
+                Ok(0) => break true,
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break true,
+            }
+        };
+        c.out.drain(..sent);
+        if c.s.set_nonblocking(false).is_err() || failed {
+            self.broken.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The owner of a `Bytes` handed out by a mapped get: the mapping and the
+/// pin, released on drop.
+struct MappedObject {
+    map: Arc<Mmap>,
+    session: Arc<PinSession>,
+    loc: Loc,
+    start: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for MappedObject {
+    fn as_ref(&self) -> &[u8] {
+        &self.map.as_slice()[self.start..self.start + self.len]
+    }
+}
+
+impl Drop for MappedObject {
+    fn drop(&mut self) {
+        self.session.unpin(self.loc);
+    }
+}
+
+/// Open and map a segment's file in the server process `pid`, after
+/// checking it is the file the server named.
+fn map_segment(pid: u32, info: &SegmentInfo, shm: &ShmSegment) -> io::Result<Mmap> {
+    let f = File::open(format!("/proc/{pid}/fd/{}", shm.fd))?;
+    let meta = f.metadata()?;
+    if meta.ino() != shm.ino || meta.dev() != shm.dev || meta.len() < info.len {
+        return Err(io::Error::other(
+            "the server's segment file is not the one it named",
+        ));
+    }
+    let len = usize::try_from(info.len).map_err(io::Error::other)?;
+    Mmap::file(&f, len)
+}
+
+/// What a mapped get of one key came to.
+pub(crate) enum Mapped {
+    /// The object (or `None`: not stored).
+    Done(Option<Bytes>),
+    /// Not on the mapped path: copy it.
+    Copy,
+}
+
+impl<T: ClientTransport> ObjectClient<T> {
+    /// The mapping of segment `seg` of `peer` (mapped on first use): `Ok(None)`
+    /// if the segment is gone, `Err(())` if it cannot be mapped here.
+    fn mapping(
+        &self,
+        peer: &Arc<Peer<T>>,
+        m: &MappedPeer,
+        seg: u32,
+    ) -> Result<std::result::Result<Option<Arc<Mmap>>, ()>> {
+        if let Some(s) = m.maps.lock().get(&seg) {
+            return Ok(Ok(s.clone()));
+        }
+        let req = Request::Segment { seg, write: false };
+        let info = match self.call(peer, "get", &req, None)? {
+            Ctl::Done(Response::Segment(info)) => info,
+            Ctl::Done(other) => return Err(unexpected(T::NAME, "get", other)),
+            Ctl::Stale => return Ok(Ok(None)),
+        };
+        let map = match info {
+            None => None,
+            Some(info) => {
+                let Some(shm) = info.shm else {
+                    m.disable();
+                    return Ok(Err(()));
+                };
+                match map_segment(peer.pid, &info, &shm) {
+                    Ok(map) => {
+                        // Forget segments the server has unmapped (their
+                        // pages stay alive while mapped here).
+                        m.maps
+                            .lock()
+                            .retain(|id, _| info.live.binary_search(id).is_ok());
+                        Some(Arc::new(map))
+                    }
+                    Err(_) => {
+                        m.disable();
+                        return Ok(Err(()));
+                    }
+                }
+            }
+        };
+        Ok(Ok(m.maps.lock().entry(seg).or_insert(map).clone()))
+    }
+
+    /// The pin session of `peer` (opened on first use, reopened after a failure).
+    fn session(&self, peer: &Arc<Peer<T>>, m: &MappedPeer) -> Result<Option<Arc<PinSession>>> {
+        let mut g = m.session.lock();
+        if let Some(s) = g.as_ref().filter(|s| !s.broken()) {
+            return Ok(Some(s.clone()));
+        }
+        let Some(s) = self.fresh_connection(peer)? else {
+            return Ok(None);
+        };
+        let s = Arc::new(PinSession::new(s));
+        *g = Some(s.clone());
+        Ok(Some(s))
+    }
+
+    /// Gets of `keys` (all of `peer`, which is on this node) from the mapped
+    /// segments: pinned, no copy.
+    pub(crate) fn get_mapped(
+        &self,
+        peer: &Arc<Peer<T>>,
+        keys: &[&ObjectKey],
+    ) -> Result<Vec<Mapped>> {
+        let m = peer.mapped.as_ref().expect("a mapped peer");
+        let mut out: Vec<Mapped> = keys.iter().map(|_| Mapped::Copy).collect();
+        // 1. Map the segments; bounds-check the keys.
+        let mut want = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            if !m.usable() {
+                return Ok(out);
+            }
+            let map = match self.mapping(peer, m, k.seg)? {
+                Err(()) => return Ok(out),
+                Ok(None) => {
+                    out[i] = Mapped::Done(None);
+                    continue;
+                }
+                Ok(Some(map)) => map,
+            };
+            let fits = layout::wire_len(k.len)
+                .and_then(|w| k.offset.checked_add(w))
+                .is_some_and(|end| end <= map.len() as u64);
+            if !fits {
+                return Err(Error::InvalidKey {
+                    connector: T::NAME.into(),
+                    reason: format!(
+                        "object range {}+{} outside segment {} of {} bytes",
+                        k.offset,
+                        k.len,
+                        k.seg,
+                        map.len()
+                    ),
+                });
+            }
+            want.push((i, map));
+        }
+        if want.is_empty() {
+            return Ok(out);
+        }
+        // 2. Pin them.
+        let Some(session) = self.session(peer, m)? else {
+            for (i, _) in want {
+                out[i] = Mapped::Done(None); // the server restarted
+            }
+            return Ok(out);
+        };
+        for chunk in want.chunks(PIN_CHUNK) {
+            let locs: Vec<Loc> = chunk.iter().map(|(i, _)| keys[*i].loc()).collect();
+            let pinned = match session.pin(&locs) {
+                Ok(p) => p,
+                Err(e) => {
+                    if !peer.alive() {
+                        self.invalidate(peer);
+                    }
+                    return Err(self.pin_error(peer, e));
+                }
+            };
+            // 3. Hand out the slots themselves.
+            for ((i, map), ok) in chunk.iter().zip(pinned) {
+                if !ok {
+                    out[*i] = Mapped::Done(None);
+                    continue;
+                }
+                let k = keys[*i];
+                let start = k.offset as usize;
+                let h = &map.as_slice()[start..start + layout::HEADER];
+                if !layout::header_matches(h, k.id, k.len) {
+                    // Pinned, so committed and not evicted: the server and
+                    // this mapping disagree. Never hand out other bytes.
+                    session.unpin(k.loc());
+                    return Err(Error::connector(
+                        T::NAME,
+                        "get",
+                        false,
+                        format!("mapped segment {} does not hold object {}", k.seg, k.id),
+                    ));
+                }
+                out[*i] = Mapped::Done(Some(Bytes::from_owner(MappedObject {
+                    map: map.clone(),
+                    session: session.clone(),
+                    loc: k.loc(),
+                    start: start + layout::HEADER,
+                    len: k.len as usize,
+                })));
+            }
+        }
+        Ok(out)
+    }
+
+    fn pin_error(&self, peer: &Peer<T>, e: io::Error) -> Error {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) {
+            return Error::Timeout {
+                connector: T::NAME.into(),
+                operation: "get",
+                after: self.timeout(),
+            };
+        }
+        super::peer::ctl_err(T::NAME, "get", &peer.addr, e)
+    }
+}

@@ -1,0 +1,331 @@
+//! Same-node gets without a copy: the reader maps the server's segments and
+//! pins what it reads. Pins against evicts, a frozen, killed or restarted
+//! server, a reader killed while it holds pins, bad unpins, and memory over
+//! 100 000 put/pin/evict cycles; against a real `proxystore-ucx-server`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::ServerProcess;
+use object_server::proto::{self, Request, Response};
+use proxy_core::{Connector, Error, Key, Payload};
+use ucx_connector::{TransportConfig, UcxConfig, UcxConnector, UcxKey};
+
+const TLS: &str = "shm,cma,self";
+const CHILD_ENV: &str = "PROXYSTORE_MAPPED_TEST_CHILD";
+
+fn connector(server: &ServerProcess, zero_copy: bool) -> UcxConnector {
+    UcxConnector::new(
+        UcxConfig::new(&server.addr)
+            .with_ucx_tls(&server.tls)
+            .with_zero_copy(zero_copy)
+            .with_timeout(Duration::from_secs(2)),
+    )
+    .unwrap()
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Wait until `f` holds (polling), or fail after 10 s.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The `Bytes` of a mapped get point into the server's segment: two gets of
+/// one object are the same memory (no copy), a copying client's are not.
+#[test]
+fn gets_are_the_segment_itself() {
+    let server = ServerProcess::start(TLS, &[]);
+    let c = connector(&server, true);
+    let data = pattern(3 << 20, 1);
+    let key = c.put(Payload::from(data.clone())).unwrap();
+    let a = c.get(&key).unwrap().unwrap();
+    let b = c.get(&key).unwrap().unwrap();
+    assert_eq!(&a[..], &data[..]);
+    assert_eq!(a.as_ptr(), b.as_ptr(), "both views of the one mapping");
+    assert!(c.mapped() && c.capabilities().mapped_get);
+    assert_eq!(c.server_stats().unwrap().pins, 2);
+    drop((a, b));
+    eventually("unpinned", || c.server_stats().unwrap().pins == 0);
+    // Zero copy off: every get copies into its own buffer.
+    let d = connector(&server, false);
+    let x = d.get(&key).unwrap().unwrap();
+    let y = d.get(&key).unwrap().unwrap();
+    assert_eq!(&x[..], &data[..]);
+    assert_ne!(x.as_ptr(), y.as_ptr());
+    assert!(!d.mapped() && !d.capabilities().mapped_get);
+    assert_eq!(d.server_stats().unwrap().pins, 0);
+}
+
+/// A server with private segments (`--no-zero-copy`): the reader notices at
+/// the first segment and copies from then on.
+#[test]
+fn private_segments_are_copied() {
+    let server = ServerProcess::start(TLS, &["--no-zero-copy"]);
+    let c = connector(&server, true);
+    let data = pattern(100_000, 2);
+    let key = c.put(Payload::from(data.clone())).unwrap();
+    assert_eq!(c.get(&key).unwrap().as_deref(), Some(&data[..]));
+    assert!(!c.mapped());
+    assert_eq!(c.server_stats().unwrap().pins, 0);
+}
+
+/// Evict while pinned: new gets see `None` at once, the held `Bytes` keep
+/// the object's bytes while other objects are put, and the slot is freed
+/// after the last unpin.
+#[test]
+fn evict_while_pinned() {
+    let server = ServerProcess::start(TLS, &[]);
+    let c = connector(&server, true);
+    let data = pattern(1 << 20, 3);
+    let key = c.put(Payload::from(data.clone())).unwrap();
+    let held = c.get(&key).unwrap().unwrap();
+    let slice = held.slice(1000..2000);
+    c.evict(&key).unwrap();
+    assert_eq!(c.get(&key).unwrap(), None, "evicted: None at once");
+    assert!(!c.exists(&key).unwrap());
+    let s = c.server_stats().unwrap();
+    assert_eq!((s.objects, s.pins), (0, 1));
+    assert!(
+        s.used > data.len() as u64,
+        "the pinned slot is still in use"
+    );
+    // Fill the segment with other objects: none lands in the pinned slot.
+    let others: Vec<Key> = (0..12)
+        .map(|i| c.put(Payload::from(vec![0xEE ^ i as u8; 1 << 20])).unwrap())
+        .collect();
+    assert_eq!(&held[..], &data[..], "held bytes intact");
+    assert_eq!(&slice[..], &data[1000..2000]);
+    for k in &others {
+        c.evict(k).unwrap();
+    }
+    drop(held);
+    assert_eq!(c.server_stats().unwrap().pins, 1, "the slice still pins");
+    drop(slice);
+    eventually("slot freed after the last unpin", || {
+        let s = c.server_stats().unwrap();
+        s.used == 0 && s.pins == 0
+    });
+}
+
+/// Bytes held when the server is SIGSTOPped stay readable; a new get fails
+/// with a timeout (the pin needs the server), and works again after SIGCONT.
+#[test]
+fn frozen_server() {
+    let server = ServerProcess::start(TLS, &[]);
+    let c = connector(&server, true);
+    let data = pattern(2 << 20, 4);
+    let key = c.put(Payload::from(data.clone())).unwrap();
+    let held = c.get(&key).unwrap().unwrap();
+    server.freeze(true);
+    assert_eq!(&held[..], &data[..]);
+    let t = Instant::now();
+    let e = c.get(&key).unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    drop(held); // never blocks on the frozen server
+    server.freeze(false);
+    let again = c.get(&key).unwrap().unwrap();
+    assert_eq!(&again[..], &data[..]);
+    drop(again);
+    eventually("every pin released", || c.server_stats().unwrap().pins == 0);
+}
+
+/// Bytes held when the server is killed stay readable and unchanged (the
+/// mapping keeps the pages); the next get is a clear, temporary error.
+#[test]
+fn killed_server_keeps_held_bytes() {
+    let mut server = ServerProcess::start(TLS, &[]);
+    let c = connector(&server, true);
+    let data = pattern(5 << 20, 5);
+    let key = c.put(Payload::from(data.clone())).unwrap();
+    let held = c.get(&key).unwrap().unwrap();
+    server.kill();
+    assert_eq!(&held[..], &data[..]);
+    let t = Instant::now();
+    let e = c.get(&key).unwrap_err();
+    assert!(e.is_temporary(), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // A new server on the same address: the old key is gone (None), not
+    // the new server's bytes, and the held bytes are still the old ones.
+    let server2 = ServerProcess::start_on(&server.addr, TLS, &[]);
+    let other = c.put(Payload::from(vec![7u8; 5 << 20])).unwrap();
+    assert_eq!(c.get(&key).unwrap(), None);
+    assert_eq!(c.get(&other).unwrap().as_deref(), Some(&[7u8; 5 << 20][..]));
+    assert_eq!(&held[..], &data[..]);
+    drop(server2);
+}
+
+/// Child side of `killed_reader_releases_its_pins` (not a test of its own):
+/// get the keys given (pinning them), say so, and wait to be killed.
+#[test]
+#[ignore = "child-process entry point"]
+fn pinning_child_entry() {
+    let spec = std::env::var(CHILD_ENV).expect("run by killed_reader_releases_its_pins");
+    let mut parts = spec.split(' ');
+    let addr = parts.next().unwrap().to_string();
+    let keys: Vec<Key> = parts.map(|k| Key::from_hex(k).unwrap()).collect();
+    let c = UcxConnector::new(UcxConfig::new(&addr).with_ucx_tls(TLS)).unwrap();
+    let held: Vec<Bytes> = c
+        .get_batch(&keys)
+        .unwrap()
+        .into_iter()
+        .map(|b| b.unwrap())
+        .collect();
+    assert!(c.mapped());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "@@pinned {}", held.len()).unwrap();
+    out.flush().unwrap();
+    std::thread::sleep(Duration::from_secs(120));
+    drop(held);
+}
+
+/// A reader killed (SIGKILL) while it holds pins: its pin connection closes
+/// with it, so the server frees the evicted slots at once.
+#[test]
+fn killed_reader_releases_its_pins() {
+    let server = ServerProcess::start(TLS, &[]);
+    let c = connector(&server, true);
+    let keys: Vec<Key> = (0..8)
+        .map(|i| c.put(Payload::from(pattern(300_000, i))).unwrap())
+        .collect();
+    let spec = std::iter::once(server.addr.clone())
+        .chain(keys.iter().map(|k| k.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "pinning_child_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, spec)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("@@pinned") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "child exited early");
+    }
+    assert_eq!(c.server_stats().unwrap().pins, 8);
+    for k in &keys {
+        c.evict(k).unwrap();
+    }
+    let s = c.server_stats().unwrap();
+    assert_eq!((s.objects, s.pins), (0, 8));
+    assert!(s.used >= 8 * 300_000, "pinned slots stay in use");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eventually("the dead reader's pins released", || {
+        let s = c.server_stats().unwrap();
+        s.pins == 0 && s.used == 0
+    });
+}
+
+/// A connection can release only its own pins: unpins of another
+/// connection's pins (or of nothing) are ignored.
+#[test]
+fn unpins_of_others_are_ignored() {
+    let server = ServerProcess::start(TLS, &[]);
+    let c = connector(&server, true);
+    let key = c.put(Payload::from(pattern(50_000, 6))).unwrap();
+    let held = c.get(&key).unwrap().unwrap();
+    let k: UcxKey = key.decode("ucx").unwrap();
+    let loc = proto::Loc {
+        seg: k.seg,
+        offset: k.offset,
+        len: k.len,
+        id: k.id,
+    };
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    let hello = Request::Hello {
+        version: proto::VERSION,
+        transport: "ucx".into(),
+        secret: None,
+    };
+    proto::write_frame(&mut s, &hello).unwrap();
+    assert!(matches!(
+        proto::read_frame::<Response>(&mut s).unwrap(),
+        Some(Response::Hello { .. })
+    ));
+    proto::write_frame(&mut s, &Request::Unpin(vec![loc; 5])).unwrap();
+    c.evict(&key).unwrap();
+    // A request after the unpins: they have been handled.
+    proto::write_frame(&mut s, &Request::Stats).unwrap();
+    match proto::read_frame::<Response>(&mut s).unwrap() {
+        Some(Response::Stats(st)) => assert_eq!(st.pins, 1, "{st:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(&held[..], &pattern(50_000, 6)[..]);
+    // This connection's own pin, then its unpin.
+    proto::write_frame(&mut s, &Request::Pin(vec![loc])).unwrap();
+    match proto::read_frame::<Response>(&mut s).unwrap() {
+        Some(Response::Pinned(v)) => assert_eq!(v, vec![false], "evicted: not pinned"),
+        other => panic!("{other:?}"),
+    }
+    drop(held);
+    eventually("freed", || c.server_stats().unwrap().used == 0);
+}
+
+/// Resident memory of this process, in bytes.
+fn rss() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = s.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// 100 000 put/pin/evict cycles (a third of them evicted while pinned):
+/// server memory, pins and this process's memory stay flat.
+#[test]
+fn put_pin_evict_cycles_flat() {
+    let server = ServerProcess::start(TLS, &[]);
+    let c = connector(&server, true);
+    let n = 100_000;
+    let mut first = None;
+    for i in 0..n {
+        let len = 1 + i % 5000;
+        let k = c.put(Payload::from(vec![i as u8; len])).unwrap();
+        let b = c.get(&k).unwrap().unwrap();
+        assert!(b.len() == len && b[len - 1] == i as u8);
+        if i % 3 == 0 {
+            c.evict(&k).unwrap(); // evicted while pinned
+            drop(b);
+        } else {
+            drop(b);
+            c.evict(&k).unwrap();
+        }
+        if i == n / 10 {
+            first = Some((c.server_stats().unwrap(), rss()));
+        }
+    }
+    let (s0, r0) = first.unwrap();
+    eventually("all unpinned and freed", || {
+        let s = c.server_stats().unwrap();
+        s.pins == 0 && s.used == 0 && s.objects == 0
+    });
+    let (s1, r1) = (c.server_stats().unwrap(), rss());
+    assert_eq!(s0.registered, s1.registered, "server memory is flat");
+    assert_eq!(s0.segments, s1.segments);
+    assert!(
+        r1 < r0 + (8 << 20),
+        "reader memory grew from {r0} to {r1} bytes"
+    );
+}
