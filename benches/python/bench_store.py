@@ -15,7 +15,16 @@ Per connector (file, redis, local), payload (bytes, numpy) and size:
   proxy_e2e      this process's clock over proxy_create + pickle + pipe +
                  child_resolve + answer
 
-(local is in-process only: put and get.) Sizes are decimal (1KB = 1000 B,
+(local is in-process only: put and get.)
+
+`ray` is Ray's object store, the reference for same-node object sharing
+(not a ProxyStore connector): put = ray.put, get = ray.get in this
+process, proxy_create = ray.put, child_resolve = ray.get of the reference
++ touch in an actor (another process, started once), proxy_e2e = put +
+actor call + answer. NumPy arrays are read in place from Ray's shared
+memory; bytes are copied out of it (Ray pickles them).
+
+Sizes are decimal (1KB = 1000 B,
 MB/s = 10**6 B/s). Each series runs its warm-up, then timed repetitions
 until its maximum or, once it has 5, until --series-budget seconds passed;
 it reports the median (and p10, p90, min in the CSV).
@@ -47,7 +56,7 @@ IMPL = 'proxystore-py'
 HEADER = ('impl,section,connector,payload,size_bytes,op,reps,median_us,'
           'p10_us,p90_us,min_us,mb_per_s,extra').split(',')
 MIN_REPS = 5
-CONNECTORS = ('local', 'file', 'redis')
+CONNECTORS = ('local', 'file', 'redis', 'ray')
 PAYLOADS = ('bytes', 'numpy')
 OPS = ('put', 'get', 'proxy_create', 'child_resolve', 'proxy_e2e')
 now = time.perf_counter
@@ -352,6 +361,83 @@ def bench_connector(name: str, args, redis_addr, consumer: Consumer) -> list[Row
     return rows
 
 
+def bench_ray(args) -> list[Row]:
+    """Ray's object store (see the module docs): one actor is the consumer."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             object_store_memory=args.ray_object_store)
+
+    @ray.remote(num_cpus=0)
+    class Resolver:
+        def resolve(self, refs):
+            t = now()
+            obj = ray.get(refs[0])
+            size = touch(obj)
+            us = (now() - t) * 1e6
+            del obj
+            return us, size
+
+    rows: list[Row] = []
+    resolver = Resolver.remote()
+    ray.get(resolver.resolve.remote([ray.put(b'warm')]))
+    try:
+        for kind in args.payloads:
+            for size in args.sizes:
+                log(f'ray {kind} {fmt_size(size)}')
+                obj = make_payload(kind, size)
+                want = expected_bytes(kind, size)
+
+                def put_once() -> float:
+                    t = now()
+                    ref = ray.put(obj)
+                    us = (now() - t) * 1e6
+                    del ref
+                    return us
+
+                rows.append(Row('ray', kind, size, 'put',
+                                series(put_once, size, args.quick, args.series_budget)))
+                ref = ray.put(obj)
+
+                def get_once() -> float:
+                    t = now()
+                    got = ray.get(ref)
+                    us = (now() - t) * 1e6
+                    del got
+                    return us
+
+                rows.append(Row('ray', kind, size, 'get',
+                                series(get_once, size, args.quick, args.series_budget)))
+                del ref
+                create: list[float] = []
+                child: list[float] = []
+                e2e: list[float] = []
+
+                def proxy_once() -> float:
+                    t0 = now()
+                    ref = ray.put(obj)
+                    t1 = now()
+                    child_us, got = ray.get(resolver.resolve.remote([ref]))
+                    t2 = now()
+                    del ref
+                    if got != want:
+                        raise RuntimeError(f'ray: the actor got {got} bytes, expected {want}')
+                    create.append((t1 - t0) * 1e6)
+                    child.append(child_us)
+                    e2e.append((t2 - t0) * 1e6)
+                    return (t2 - t0) * 1e6
+
+                warm, _ = plan(size, args.quick)
+                series(proxy_once, size, args.quick, args.series_budget)
+                del create[:warm], child[:warm], e2e[:warm]
+                rows.append(Row('ray', kind, size, 'proxy_create', create))
+                rows.append(Row('ray', kind, size, 'child_resolve', child))
+                rows.append(Row('ray', kind, size, 'proxy_e2e', e2e))
+    finally:
+        ray.shutdown()
+    return rows
+
+
 def log(msg: str) -> None:
     print(f'python-ref: {msg}', file=sys.stderr, flush=True)
 
@@ -363,6 +449,11 @@ def versions(redis_addr) -> str:
     parts = [f'Python {platform.python_version()}',
              f'proxystore {proxystore.__version__}',
              f'redis-py {redis.__version__}', f'numpy {numpy.__version__}']
+    try:
+        import ray
+        parts.append(f'ray {ray.__version__}')
+    except ImportError:
+        pass
     if redis_addr:
         try:
             info = redis.Redis(*redis_addr).info('server')
@@ -410,6 +501,8 @@ def main() -> int:
     ap.add_argument('--file-dir', default=None,
                     help='directory of the file connector (default: a fresh one '
                          'under /dev/shm, removed at the end)')
+    ap.add_argument('--ray-object-store', type=parse_size, default=parse_size('4GiB'),
+                    help="size of Ray's object store (connector ray; default 4GiB)")
     ap.add_argument('--csv', default=None, help='write the long-form CSV here')
     ap.add_argument('--consumer', action='store_true', help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -450,7 +543,10 @@ def main() -> int:
     try:
         print(f'Python ProxyStore reference: {versions(redis_addr)}')
         for name in args.connectors:
-            rows += bench_connector(name, args, redis_addr, consumer)
+            if name == 'ray':
+                rows += bench_ray(args)
+            else:
+                rows += bench_connector(name, args, redis_addr, consumer)
     finally:
         consumer.close()
         if own_redis:

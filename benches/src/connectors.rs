@@ -6,7 +6,9 @@ use std::sync::Arc;
 use proxy_core::{DynConnector, LocalConnector, Result};
 
 /// Names accepted by `--connectors`.
-pub const KNOWN: &[&str] = &["local", "file", "redis", "ucx", "ofi", "margo", "daos"];
+pub const KNOWN: &[&str] = &[
+    "local", "file", "redis", "ucx", "ofi", "margo", "daos", "ucx-copy", "ofi-copy",
+];
 
 /// Options shared by the connectors.
 #[derive(Debug, Clone, clap::Args)]
@@ -62,7 +64,9 @@ pub fn default_file_dir(tag: &str) -> PathBuf {
 /// store URL by the scheme parsers its crate registered (the same parsing as
 /// the command-line tool's `--store`): `file`, `redis`, `ucx`, `ofi` and
 /// `margo` take their URL from the options (`file://DIR`, `redis://HOST:PORT`,
-/// `ucx://HOST:PORT`, `ofi://HOST:PORT`, `margo://HOST:PORT`),
+/// `ucx://HOST:PORT`, `ofi://HOST:PORT`, `margo://HOST:PORT`; `ucx-copy` and
+/// `ofi-copy` are those of `ucx` and `ofi` with zero copy off, so that
+/// same-node gets copy over the transport),
 /// and a name that is a URL itself (`redis://10.0.0.5:6380/1`) is used as is.
 pub fn make(name: &str, opts: &ConnectorOpts) -> Result<DynConnector> {
     if name == "local" {
@@ -85,6 +89,12 @@ fn url_of(name: &str, opts: &ConnectorOpts) -> Result<String> {
             format!("file://{}", dir.display())
         }
         "redis" => format!("redis://{}", opts.redis),
+        // Zero copy off: same-node gets copy over the transport (the
+        // object server's `?zero_copy=false`), to compare with the mapped path.
+        "ucx-copy" | "ofi-copy" => format!(
+            "{}?zero_copy=false",
+            url_of(name.trim_end_matches("-copy"), opts)?
+        ),
         "ucx" => {
             let server = opts.ucx_server.clone().ok_or_else(|| proxy_core::Error::InvalidConfig {
                 connector: Some("ucx".into()),

@@ -15,6 +15,7 @@ mod csv;
 mod mpi_bench;
 mod patterns_bench;
 mod progress;
+mod rma;
 mod stats;
 mod store_bench;
 
@@ -187,6 +188,7 @@ fn csv_lines(path: &std::path::Path, section: &str, op: &str) -> Vec<chart::Line
         let label = match (f[ii], f[ci]) {
             ("proxystore-py", c) => format!("python {c} (child process)"),
             (_, "mpi") => "MPI send/recv".to_string(),
+            (_, "mpi-get") => "MPI_Get (passive target)".to_string(),
             ("proxystore-rs", c) => format!("rs {c} (proxy)"),
             (i, c) => format!("{i} {c}"),
         };

@@ -7,6 +7,10 @@
 //! - `fanout`: rank 0 → every other rank (each resolves the same proxy);
 //! - `alltoall`: every rank produces one object and resolves everyone else's.
 //!
+//! References: `mpi` (the payload sent with point-to-point send/receive) and
+//! `mpi-get` (pair and fan-out: the consumers read the payload from rank 0's
+//! window with a passive-target `MPI_Get`).
+//!
 //! Per connector and size: producer put time, serialized proxy size, consumer
 //! resolve latency (median, p10, p90) twice over, end-to-end time on the
 //! producer's clock (put + send proxy + remote resolve + ack), bandwidth per
@@ -38,6 +42,7 @@ use proxy_core::{Error, Proxy, ProxyOptions, Result, Store};
 use crate::connectors::{self, ConnectorOpts};
 use crate::csv::{HEADER, Row, fmt_size, fmt_us};
 use crate::progress::Progress;
+use crate::rma;
 use crate::stats::summarize;
 
 /// Fixed slot for a serialized proxy in collective exchanges.
@@ -481,6 +486,70 @@ struct MpiRep {
     read_aggregate_mbps: f64,
 }
 
+/// One repetition of the `MPI_Get` reference (pair, fan-out): rank 0 tells
+/// each consumer to read (a one-word message, as a proxy would be), the
+/// consumer reads the object from rank 0's window with a passive-target
+/// `MPI_Get` (rank 0 only waits for the answers), touches it, then reads
+/// every byte.
+fn mpi_get_rep(
+    ctx: &Ctx<'_>,
+    pat: Pattern,
+    win: &rma::Window,
+    size: usize,
+    recv: &mut [u8],
+) -> Result<Option<MpiRep>> {
+    let world = ctx.world;
+    world.barrier();
+    let consumers = pat.consumers(ctx.n);
+    if ctx.rank == 0 {
+        let t0 = Instant::now();
+        for &c in &consumers {
+            world.process_at_rank(c as i32).send(&[size as u64][..]);
+        }
+        let (mut resolves, mut reads) = (Vec::new(), Vec::new());
+        let mut failed = false;
+        for &c in &consumers {
+            let mut reply = [0f64; 3];
+            world.process_at_rank(c as i32).receive_into(&mut reply[..]);
+            failed |= reply[2] < 0.0;
+            resolves.push(reply[0]);
+            reads.push(reply[1]);
+        }
+        let e2e = us(t0);
+        if failed {
+            return Err(Error::connector(
+                "mpi",
+                "MPI_Get",
+                false,
+                "a consumer rank failed to read (see its message)",
+            ));
+        }
+        let worst = resolves.iter().copied().fold(0f64, f64::max);
+        let worst_read = reads.iter().copied().fold(0f64, f64::max);
+        let bytes = (consumers.len() * size) as f64;
+        Ok(Some(MpiRep {
+            resolves,
+            reads,
+            e2e,
+            aggregate_mbps: bytes / worst,
+            read_aggregate_mbps: bytes / worst_read,
+        }))
+    } else if consumers.contains(&ctx.rank) {
+        let mut go = [0u64; 1];
+        world.process_at_rank(0).receive_into(&mut go[..]);
+        let t = Instant::now();
+        let r = win.get(0, &mut recv[..size]);
+        std::hint::black_box(touch(&recv[..size]));
+        let touched = us(t);
+        std::hint::black_box(checksum(&recv[..size]));
+        let reply = [touched, us(t), if r.is_ok() { 1.0 } else { -1.0 }];
+        world.process_at_rank(0).send(&reply[..]);
+        r.map(|()| None)
+    } else {
+        Ok(None)
+    }
+}
+
 /// One repetition of the MPI reference: the payload itself over MPI.
 fn mpi_rep(ctx: &Ctx<'_>, pat: Pattern, obj: &Bytes, recv: &mut [u8]) -> Option<MpiRep> {
     let size = obj.len();
@@ -635,9 +704,18 @@ fn run_into(
     let mut recv = vec![0u8; max_size.max(max_size.min(opts.alltoall_max) * ctx.n)];
     recv.iter_mut().step_by(4096).for_each(|b| *b = 1); // pre-fault
     for &pat in &opts.patterns {
-        for cname in std::iter::once("mpi").chain(opts.connectors.iter().map(String::as_str)) {
+        let references = ["mpi", "mpi-get"];
+        for cname in references
+            .into_iter()
+            .chain(opts.connectors.iter().map(String::as_str))
+        {
+            // MPI_Get: rank 0's object read by the consumers (pair, fan-out).
+            if cname == "mpi-get" && pat == Pattern::AllToAll {
+                continue;
+            }
             // Every rank makes the store for all-to-all; only the producer otherwise.
-            let needs_store = cname != "mpi" && (pat == Pattern::AllToAll || ctx.rank == 0);
+            let needs_store =
+                !references.contains(&cname) && (pat == Pattern::AllToAll || ctx.rank == 0);
             let made = if needs_store {
                 connectors::make(cname, &opts.conn)
                     .and_then(|c| {
@@ -695,6 +773,17 @@ fn run_into(
                     ));
                 }
                 let obj = payload(size);
+                // The MPI_Get reference reads rank 0's window (filled untimed).
+                let window = if cname == "mpi-get" {
+                    let w = rma::Window::allocate(world, if ctx.rank == 0 { size } else { 0 });
+                    let mut w = agree(&ctx, w)?;
+                    let mine = w.local_mut();
+                    let n = mine.len();
+                    mine.copy_from_slice(&obj[..n]);
+                    Some(w)
+                } else {
+                    None
+                };
                 let mut s = Series {
                     pattern: pat,
                     connector: cname.to_string(),
@@ -712,7 +801,18 @@ fn run_into(
                 };
                 for rep in 0..opts.warmup + opts.reps {
                     let record = rep >= opts.warmup;
-                    if cname == "mpi" {
+                    if let Some(w) = &window {
+                        let r = mpi_get_rep(&ctx, pat, w, size, &mut recv);
+                        if let Some(m) = agree(&ctx, r)?
+                            && record
+                        {
+                            s.resolve_us.extend(m.resolves);
+                            s.read_us.extend(m.reads);
+                            s.e2e_us.push(m.e2e);
+                            s.aggregate_mbps.push(m.aggregate_mbps);
+                            s.read_aggregate_mbps.push(m.read_aggregate_mbps);
+                        }
+                    } else if cname == "mpi" {
                         if let Some(m) = mpi_rep(&ctx, pat, &obj, &mut recv)
                             && record
                         {
@@ -753,6 +853,11 @@ fn run_into(
                             }
                         }
                     }
+                }
+                // A connector that read a server on this node in place moved
+                // nothing (known once it has talked to the server).
+                if let Some((_, c)) = &made {
+                    s.moved = s.moved && !c.capabilities().mapped_get;
                 }
                 if ctx.rank == 0 {
                     sink.push(&s);
@@ -799,7 +904,7 @@ pub fn table(series: &[Series]) -> String {
         } else {
             fmt_us(summarize(&s.put_us).median)
         };
-        let pb = if s.connector == "mpi" {
+        let pb = if s.connector == "mpi" || s.connector == "mpi-get" {
             "-".into()
         } else {
             s.proxy_bytes.to_string()

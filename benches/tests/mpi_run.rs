@@ -91,10 +91,12 @@ fn quick_run_writes_table_csv_and_chart() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(stdout.contains("| pair | 2 | file | 1MiB |"), "{stdout}");
+    assert!(stdout.contains("| pair | 2 | mpi-get | 1MiB |"), "{stdout}");
     let rows = csv_rows(&out.join("mpi.csv"));
     // 3 patterns x 2 sizes x (mpi: resolve+resolve_read_all+e2e,
-    // file: put+resolve+resolve_read_all+e2e)
-    assert_eq!(rows.len(), 3 * 2 * 7, "{rows:#?}");
+    // file: put+resolve+resolve_read_all+e2e), and mpi-get (pair, fan-out)
+    // x 2 sizes x (resolve+resolve_read_all+e2e)
+    assert_eq!(rows.len(), 3 * 2 * 7 + 2 * 2 * 3, "{rows:#?}");
     assert!(rows.iter().all(|r| r.starts_with("proxystore-rs,mpi-")));
     // MB/s (12th column) only for what moved or was read: the file
     // connector's touch of its mapping has none, its read-all and MPI's do.

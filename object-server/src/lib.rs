@@ -26,8 +26,8 @@ pub mod transport;
 
 pub use auth::{SECRET_ENV, SECRET_FILE_ENV, Secret};
 pub use client::{
-    ClientOptions, ControlError, ObjectClient, ObjectKey, OwnerOptions, TransportConfig,
-    config_from_url,
+    ClientOptions, ControlError, MAPPED_COPY_BELOW, ObjectClient, ObjectKey, OwnerOptions,
+    TransportConfig, config_from_url,
 };
 pub use memory::{Memory, SlotWriter};
 pub use proto::{DataPath, Stats};

@@ -157,6 +157,31 @@ impl Memory {
     }
 }
 
+/// Copy `src`, memory another process may write at the same time (a mapped
+/// segment of the server), into `dst` (as long) with volatile reads: the
+/// compiler neither elides them nor merges them with reads after a fence
+/// (readers re-check the header after the copy, see `layout`).
+pub(crate) fn copy_shared(src: &[u8], dst: &mut [u8]) {
+    assert_eq!(src.len(), dst.len(), "copy_shared: lengths differ");
+    let words = if src.as_ptr().align_offset(8) == 0 {
+        src.len() / 8
+    } else {
+        0
+    };
+    let p = src.as_ptr();
+    for i in 0..words {
+        // SAFETY: in bounds (i * 8 + 8 <= len) and 8-byte aligned (checked);
+        // a plain load of mapped memory, which another process may change
+        // (the caller checks the bytes afterwards, never trusts them as is).
+        let w = unsafe { std::ptr::read_volatile(p.add(i * 8).cast::<u64>()) };
+        dst[i * 8..i * 8 + 8].copy_from_slice(&w.to_ne_bytes());
+    }
+    for (i, d) in dst.iter_mut().enumerate().skip(words * 8) {
+        // SAFETY: in bounds (i < len); a byte load of mapped memory (as above).
+        *d = unsafe { std::ptr::read_volatile(p.add(i)) };
+    }
+}
+
 /// Exclusive write access to a reserved slot's payload, until commit or abort.
 #[derive(Debug)]
 pub struct SlotWriter {

@@ -13,11 +13,17 @@ use common::ServerProcess;
 use ofi_connector::{DataPath, OfiConfig, OfiConnector, OfiKey};
 use proxy_core::{Connector, Error, FromConfig, Key, Payload};
 
-fn connector(server: &ServerProcess, path: DataPath) -> OfiConnector {
+/// How gets go: the data path, and whether same-node reads map the
+/// server's segments (zero copy) or copy over that path.
+#[derive(Debug, Clone, Copy)]
+struct Mode(DataPath, bool);
+
+fn connector(server: &ServerProcess, mode: Mode) -> OfiConnector {
     OfiConnector::new(
         OfiConfig::new(&server.addr)
             .with_provider(&server.provider)
-            .with_data_path(path)
+            .with_data_path(mode.0)
+            .with_zero_copy(mode.1)
             .with_timeout(Duration::from_secs(5)),
     )
     .unwrap()
@@ -29,7 +35,7 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-fn roundtrip(tls: &str, path: DataPath) {
+fn roundtrip(tls: &str, path: Mode) {
     let server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     for (i, len) in [0usize, 1, 1000, 4096, 1 << 20, 5 << 20]
@@ -70,7 +76,7 @@ fn roundtrip(tls: &str, path: DataPath) {
     assert_eq!(server.provider, tls);
 }
 
-fn evicted_then_reused(tls: &str, path: DataPath) {
+fn evicted_then_reused(tls: &str, path: Mode) {
     let server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     let a = c.put(Payload::from(vec![0xAA; 10_000])).unwrap();
@@ -99,7 +105,7 @@ fn evicted_then_reused(tls: &str, path: DataPath) {
     assert_eq!(c.get(&forged).unwrap(), None);
 }
 
-fn batches(tls: &str, path: DataPath) {
+fn batches(tls: &str, path: Mode) {
     let server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     let data: Vec<Vec<u8>> = (0..300)
@@ -124,7 +130,7 @@ fn batches(tls: &str, path: DataPath) {
     assert!(c.get_batch(&[]).unwrap().is_empty());
 }
 
-fn bad_keys(tls: &str, path: DataPath) {
+fn bad_keys(tls: &str, path: Mode) {
     let server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     let key = c.put(Payload::from(vec![1u8; 100])).unwrap();
@@ -190,7 +196,7 @@ fn bad_keys(tls: &str, path: DataPath) {
     assert!(t.elapsed() < Duration::from_secs(6));
 }
 
-fn memory_limit(tls: &str, path: DataPath) {
+fn memory_limit(tls: &str, path: Mode) {
     let server = ServerProcess::start(tls, &["--memory-limit", "48M"]);
     let c = connector(&server, path);
     match c.put(Payload::from(vec![0u8; 64 << 20])) {
@@ -219,7 +225,7 @@ fn memory_limit(tls: &str, path: DataPath) {
     assert!(stats.registered <= 48 << 20, "{stats:?}");
 }
 
-fn restart(tls: &str, path: DataPath) {
+fn restart(tls: &str, path: Mode) {
     let mut server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     let old = c.put(Payload::from(vec![1u8; 5000])).unwrap();
@@ -242,7 +248,7 @@ fn restart(tls: &str, path: DataPath) {
     drop(server2);
 }
 
-fn killed_server(tls: &str, path: DataPath) {
+fn killed_server(tls: &str, path: Mode) {
     let mut server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     let keys: Vec<Key> = (0..50)
@@ -321,6 +327,7 @@ fn timed_out_get_keeps_its_buffer() {
         OfiConfig::new(&server.addr)
             .with_provider("tcp;ofi_rxm")
             .with_data_path(DataPath::Rma)
+            .with_zero_copy(false) // the one-sided read itself, not a pin
             .with_timeout(Duration::from_millis(500)),
     )
     .unwrap();
@@ -364,7 +371,9 @@ fn timed_out_get_keeps_its_buffer() {
 /// One-sided for real: with the server frozen (SIGSTOP), gets over `shm`
 /// keep returning the right bytes (cross-memory attach reads the server's
 /// memory without the server running); over `tcp;ofi_rxm` they cannot (the
-/// target must progress) and fail with a timeout instead.
+/// target must progress) and fail with a timeout instead. (With zero copy
+/// on, a same-node reader asks the server to pin what it maps, which a frozen
+/// server cannot answer: `mapped_gets_while_the_server_is_stopped`.)
 #[test]
 fn gets_while_the_server_is_stopped() {
     let server = ServerProcess::start("shm", &[]);
@@ -372,6 +381,7 @@ fn gets_while_the_server_is_stopped() {
         OfiConfig::new(&server.addr)
             .with_provider("shm")
             .with_data_path(DataPath::Rma)
+            .with_zero_copy(false)
             .with_timeout(Duration::from_secs(2)),
     )
     .unwrap();
@@ -400,7 +410,32 @@ fn gets_while_the_server_is_stopped() {
     }
     server.freeze(false);
 }
-fn many_threads(tls: &str, path: DataPath) {
+
+/// Zero copy on, the server frozen (SIGSTOP): `Bytes` already handed out
+/// stay readable, a new get (which needs the server to pin) fails with a
+/// timeout, not other bytes, and gets work again once the server runs.
+#[test]
+fn mapped_gets_while_the_server_is_stopped() {
+    let server = ServerProcess::start("shm", &[]);
+    let c = OfiConnector::new(
+        OfiConfig::new(&server.addr)
+            .with_provider("shm")
+            .with_timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    let data = pattern(3 << 20, 9);
+    let key = c.put(Payload::from(data.clone())).unwrap();
+    let held = c.get(&key).unwrap().unwrap();
+    assert!(c.mapped());
+    server.freeze(true);
+    assert_eq!(&held[..], &data[..]);
+    let e = c.get(&key).unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    drop(held);
+    server.freeze(false);
+    assert_eq!(c.get(&key).unwrap().as_deref(), Some(&data[..]));
+}
+fn many_threads(tls: &str, path: Mode) {
     let server = ServerProcess::start(tls, &[]);
     let c = Arc::new(connector(&server, path));
     let data: Vec<Vec<u8>> = (0..64).map(|i| pattern(1000 + i * 1500, i as u8)).collect();
@@ -431,7 +466,7 @@ fn many_threads(tls: &str, path: DataPath) {
     }
 }
 
-fn cycles(tls: &str, path: DataPath, n: usize) {
+fn cycles(tls: &str, path: Mode, n: usize) {
     let server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     let mut first = None;
@@ -456,7 +491,7 @@ fn cycles(tls: &str, path: DataPath, n: usize) {
     assert_eq!(p0, p1, "client registered memory is flat");
 }
 
-fn zero_copy_outlives(tls: &str, path: DataPath) {
+fn zero_copy_outlives(tls: &str, path: Mode) {
     let server = ServerProcess::start(tls, &[]);
     let c = connector(&server, path);
     let key = c.put(Payload::from(pattern(100_000, 9))).unwrap();
@@ -468,50 +503,50 @@ fn zero_copy_outlives(tls: &str, path: DataPath) {
 }
 
 macro_rules! transport_tests {
-    ($name:ident, $provider:expr, $path:expr, one_sided = $one_sided:expr) => {
+    ($name:ident, $provider:expr, $path:expr, zero_copy = $zc:expr, one_sided = $one_sided:expr) => {
         mod $name {
             use super::*;
             #[test]
             fn roundtrip() {
-                super::roundtrip($provider, $path)
+                super::roundtrip($provider, Mode($path, $zc))
             }
             #[test]
             fn evicted_then_reused() {
-                super::evicted_then_reused($provider, $path)
+                super::evicted_then_reused($provider, Mode($path, $zc))
             }
             #[test]
             fn batches() {
-                super::batches($provider, $path)
+                super::batches($provider, Mode($path, $zc))
             }
             #[test]
             fn bad_keys() {
-                super::bad_keys($provider, $path)
+                super::bad_keys($provider, Mode($path, $zc))
             }
             #[test]
             fn memory_limit() {
-                super::memory_limit($provider, $path)
+                super::memory_limit($provider, Mode($path, $zc))
             }
             #[test]
             fn restart() {
-                super::restart($provider, $path)
+                super::restart($provider, Mode($path, $zc))
             }
             #[test]
             fn killed_server() {
-                super::killed_server($provider, $path)
+                super::killed_server($provider, Mode($path, $zc))
             }
             #[test]
             fn many_threads() {
-                super::many_threads($provider, $path)
+                super::many_threads($provider, Mode($path, $zc))
             }
             #[test]
             fn zero_copy_outlives() {
-                super::zero_copy_outlives($provider, $path)
+                super::zero_copy_outlives($provider, Mode($path, $zc))
             }
             #[test]
             fn put_evict_cycles() {
                 super::cycles(
                     $provider,
-                    $path,
+                    Mode($path, $zc),
                     if cfg!(debug_assertions) {
                         20_000
                     } else {
@@ -522,10 +557,11 @@ macro_rules! transport_tests {
             #[test]
             fn data_path() {
                 let server = ServerProcess::start($provider, &[]);
-                let c = connector(&server, $path);
+                let c = connector(&server, Mode($path, $zc));
                 let key = c.put(Payload::from(vec![5u8; 4000])).unwrap();
                 assert_eq!(c.get(&key).unwrap().as_deref(), Some(&[5u8; 4000][..]));
                 assert_eq!(c.capabilities().one_sided_get, $one_sided);
+                assert_eq!(c.capabilities().mapped_get, $zc);
                 let want = if $one_sided {
                     DataPath::Rma
                 } else {
@@ -537,13 +573,34 @@ macro_rules! transport_tests {
     };
 }
 
-// Auto picks one-sided reads on both providers.
-transport_tests!(shm, "shm", DataPath::Auto, one_sided = true);
-transport_tests!(tcp, "tcp;ofi_rxm", DataPath::Auto, one_sided = true);
+// Same node, zero copy on: reads map the server's segments.
+transport_tests!(
+    shm,
+    "shm",
+    DataPath::Auto,
+    zero_copy = true,
+    one_sided = true
+);
+// Zero copy off: Auto picks one-sided reads on both providers.
+transport_tests!(
+    shm_copy,
+    "shm",
+    DataPath::Auto,
+    zero_copy = false,
+    one_sided = true
+);
+transport_tests!(
+    tcp,
+    "tcp;ofi_rxm",
+    DataPath::Auto,
+    zero_copy = false,
+    one_sided = true
+);
 // The stream data path (server writes to the control connection) as a baseline.
 transport_tests!(
     tcp_stream,
     "tcp;ofi_rxm",
     DataPath::Stream,
+    zero_copy = false,
     one_sided = false
 );

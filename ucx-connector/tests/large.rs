@@ -45,12 +45,17 @@ fn object(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Bytes of shared-memory mappings in this process (the receive pool's
-/// buffers, the server segments mapped through their remote keys, UCX's own
-/// FIFOs).
+/// buffers, the server segments mapped through their remote keys or, with
+/// zero copy, their files, UCX's own FIFOs).
 fn shm_mapped() -> u64 {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     maps.lines()
-        .filter(|l| l.contains("SYSV") || l.contains("/dev/shm") || l.contains("ucx"))
+        .filter(|l| {
+            l.contains("SYSV")
+                || l.contains("/dev/shm")
+                || l.contains("ucx")
+                || l.contains("memfd:proxystore")
+        })
         .filter_map(|l| {
             let (a, b) = l.split_whitespace().next()?.split_once('-')?;
             Some(u64::from_str_radix(b, 16).ok()? - u64::from_str_radix(a, 16).ok()?)

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::ServerProcess;
+use object_server::MAPPED_COPY_BELOW;
 use object_server::proto::{self, Request, Response};
 use proxy_core::{Connector, Error, Key, Payload};
 use ucx_connector::{TransportConfig, UcxConfig, UcxConnector, UcxKey};
@@ -81,6 +82,57 @@ fn private_segments_are_copied() {
     assert_eq!(c.get(&key).unwrap().as_deref(), Some(&data[..]));
     assert!(!c.mapped());
     assert_eq!(c.server_stats().unwrap().pins, 0);
+}
+
+/// Objects under `MAPPED_COPY_BELOW` are copied out of the mapping, checked
+/// like a one-sided get, with no pin and no server involved: they read while
+/// the server is frozen, and an evicted one reads as `None`.
+#[test]
+fn small_objects_are_copied_from_the_mapping() {
+    let server = ServerProcess::start(TLS, &[]);
+    let c = connector(&server, true);
+    let small: Vec<(Key, Vec<u8>)> = [0usize, 1, 1000, MAPPED_COPY_BELOW as usize - 1]
+        .into_iter()
+        .map(|len| {
+            let d = pattern(len, len as u8);
+            (c.put(Payload::from(d.clone())).unwrap(), d)
+        })
+        .collect();
+    let big = pattern(MAPPED_COPY_BELOW as usize, 8);
+    let kb = c.put(Payload::from(big.clone())).unwrap();
+    let held: Vec<Bytes> = small
+        .iter()
+        .map(|(k, d)| {
+            let b = c.get(k).unwrap().unwrap();
+            assert_eq!(&b[..], &d[..]);
+            b
+        })
+        .collect();
+    assert!(c.mapped());
+    assert_eq!(
+        c.server_stats().unwrap().pins,
+        0,
+        "small objects are not pinned"
+    );
+    let b = c.get(&kb).unwrap().unwrap();
+    assert_eq!(
+        c.server_stats().unwrap().pins,
+        1,
+        "from the threshold on, pinned"
+    );
+    drop(b);
+    c.evict(&small[2].0).unwrap();
+    server.freeze(true);
+    for (i, (k, d)) in small.iter().enumerate() {
+        let got = c.get(k).unwrap();
+        if i == 2 {
+            assert_eq!(got, None, "evicted");
+        } else {
+            assert_eq!(got.as_deref(), Some(&d[..]), "frozen server, object {i}");
+        }
+    }
+    server.freeze(false);
+    drop(held);
 }
 
 /// Evict while pinned: new gets see `None` at once, the held `Bytes` keep
@@ -246,7 +298,7 @@ fn killed_reader_releases_its_pins() {
 fn unpins_of_others_are_ignored() {
     let server = ServerProcess::start(TLS, &[]);
     let c = connector(&server, true);
-    let key = c.put(Payload::from(pattern(50_000, 6))).unwrap();
+    let key = c.put(Payload::from(pattern(100_000, 6))).unwrap();
     let held = c.get(&key).unwrap().unwrap();
     let k: UcxKey = key.decode("ucx").unwrap();
     let loc = proto::Loc {
@@ -274,7 +326,7 @@ fn unpins_of_others_are_ignored() {
         Some(Response::Stats(st)) => assert_eq!(st.pins, 1, "{st:?}"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(&held[..], &pattern(50_000, 6)[..]);
+    assert_eq!(&held[..], &pattern(100_000, 6)[..]);
     // This connection's own pin, then its unpin.
     proto::write_frame(&mut s, &Request::Pin(vec![loc])).unwrap();
     match proto::read_frame::<Response>(&mut s).unwrap() {
@@ -292,7 +344,8 @@ fn rss() -> u64 {
     pages * 4096
 }
 
-/// 100 000 put/pin/evict cycles (a third of them evicted while pinned):
+/// 100 000 put/pin/evict cycles (half of them pinned, the other half small
+/// objects copied out of the mapping; a third evicted while held):
 /// server memory, pins and this process's memory stay flat.
 #[test]
 fn put_pin_evict_cycles_flat() {
@@ -301,7 +354,12 @@ fn put_pin_evict_cycles_flat() {
     let n = 100_000;
     let mut first = None;
     for i in 0..n {
-        let len = 1 + i % 5000;
+        // Half pinned, half small enough to be copied out of the mapping.
+        let len = if i % 2 == 0 {
+            MAPPED_COPY_BELOW as usize + i % 5000
+        } else {
+            1 + i % 5000
+        };
         let k = c.put(Payload::from(vec![i as u8; len])).unwrap();
         let b = c.get(&k).unwrap().unwrap();
         assert!(b.len() == len && b[len - 1] == i as u8);

@@ -2,6 +2,8 @@
 //! segment's shared-memory file once (read-only, populated), pins the
 //! objects it reads on a connection of its own, and hands out `Bytes` that
 //! point straight into the mapping; dropping the last of them unpins.
+//! Objects under [`MAPPED_COPY_BELOW`] are copied out of the mapping instead
+//! (no round trip to the server), checked as a one-sided get is.
 //!
 //! Guarantees (see the crate README, "Same-node reads without a copy"):
 //! - A pinned object's slot is not reused: an evict hides the object at once
@@ -31,6 +33,7 @@ use super::ObjectClient;
 use super::key::ObjectKey;
 use super::peer::{Ctl, Peer, unexpected};
 use crate::layout;
+use crate::memory::copy_shared;
 use crate::proto::{self, Loc, Request, Response, SegmentInfo, ShmSegment};
 use crate::transport::ClientTransport;
 
@@ -39,6 +42,12 @@ pub(crate) static BOOT_ID: LazyLock<String> = LazyLock::new(proto::boot_id);
 
 /// Locations per pin request (keeps frames well under `proto::MAX_FRAME`).
 const PIN_CHUNK: usize = 4096;
+
+/// Objects smaller than this are copied out of the mapping (checked as a
+/// one-sided get is: header and trailer, then the header again) instead of
+/// pinned: copying 64 KiB costs less than the pin's round trip, and needs no
+/// server at all.
+pub const MAPPED_COPY_BELOW: u64 = 64 << 10;
 
 /// Zero-copy state of a peer on this node.
 #[derive(Default)]
@@ -223,6 +232,30 @@ fn map_segment(pid: u32, info: &SegmentInfo, shm: &ShmSegment) -> io::Result<Mma
     Mmap::file(&f, len)
 }
 
+/// A small object copied out of the mapping, checked as a one-sided get is
+/// (`None`: not committed, evicted, or reused meanwhile).
+fn copy_checked(map: &Mmap, k: &ObjectKey) -> Option<Bytes> {
+    let start = k.offset as usize;
+    let len = k.len as usize;
+    let wire = &map.as_slice()[start..start + layout::HEADER + len + layout::TRAILER];
+    let mut buf = vec![0u8; wire.len()];
+    copy_shared(wire, &mut buf);
+    if !layout::header_matches(&buf, k.id, k.len)
+        || !layout::trailer_matches(&buf[layout::HEADER + len..], k.id)
+    {
+        return None;
+    }
+    // The header still names the object after the payload was copied: no
+    // evict started before the copy ended (see `layout`).
+    std::sync::atomic::fence(Ordering::Acquire);
+    let mut h = [0u8; layout::HEADER];
+    copy_shared(&wire[..layout::HEADER], &mut h);
+    if !layout::header_matches(&h, k.id, k.len) {
+        return None;
+    }
+    Some(Bytes::from(buf).slice(layout::HEADER..layout::HEADER + len))
+}
+
 /// What a mapped get of one key came to.
 pub(crate) enum Mapped {
     /// The object (or `None`: not stored).
@@ -326,6 +359,10 @@ impl<T: ClientTransport> ObjectClient<T> {
                         map.len()
                     ),
                 });
+            }
+            if k.len < MAPPED_COPY_BELOW {
+                out[i] = Mapped::Done(copy_checked(&map, k));
+                continue;
             }
             want.push((i, map));
         }

@@ -26,6 +26,7 @@ use proxy_core::{
 };
 
 pub use key::ObjectKey;
+pub use mapped::MAPPED_COPY_BELOW;
 pub use options::{ClientOptions, TransportConfig};
 pub use peer::ControlError;
 pub use url::config_from_url;
