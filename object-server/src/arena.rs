@@ -30,6 +30,8 @@ struct Segment {
     /// Free ranges: offset -> length (coalesced).
     free: BTreeMap<u64, u64>,
     used: u64,
+    /// Where readers on this node map it from (`None`: private).
+    shm: Option<crate::proto::ShmSegment>,
 }
 
 impl Segment {
@@ -175,17 +177,21 @@ impl Arena {
     }
 
     fn add_segment(&mut self, size: u64) -> proxy_core::Result<u32> {
-        let mem = if self.shared {
-            let name = format!("proxystore-segment-{}", self.next_seg);
-            Memory::shared(size as usize, self.prefault, &name)
-                .map_err(|e| proxy_core::Error::io("map a shared segment", e))?
-        } else {
-            match self.transports[0].allocate(size as usize, self.prefault)? {
-                Some(m) => m,
-                None => Memory::anonymous(size as usize, self.prefault)
-                    .map_err(|e| proxy_core::Error::io("map a segment", e))?,
+        // The fabric's own allocation when it has one (e.g. UCX's shared
+        // memory, which its peers on the node read fastest), else a shared
+        // file (zero copy) or private memory.
+        let mem = match self.transports[0].allocate(size as usize, self.prefault)? {
+            Some(m) => m,
+            None if self.shared => {
+                let name = format!("proxystore-segment-{}", self.next_seg);
+                Memory::shared(size as usize, self.prefault, &name)
+                    .map_err(|e| proxy_core::Error::io("map a shared segment", e))?
             }
+            None => Memory::anonymous(size as usize, self.prefault)
+                .map_err(|e| proxy_core::Error::io("map a segment", e))?,
         };
+        // Where same-node readers map it from (found once).
+        let shm = if self.shared { mem.shm() } else { None };
         let regs = self
             .transports
             .iter()
@@ -204,6 +210,7 @@ impl Arena {
                 regs,
                 free,
                 used: 0,
+                shm,
             },
         );
         Ok(id)
@@ -479,7 +486,7 @@ impl Arena {
             len: s.mem.len() as u64,
             descriptor: s.regs[transport].descriptor(access).to_vec(),
             live: self.segments.keys().copied().collect(),
-            shm: s.mem.shm(),
+            shm: s.shm,
         })
     }
 

@@ -98,13 +98,20 @@ impl Memory {
         }))
     }
 
-    /// Where a same-node reader finds this memory's file (shared memory only).
+    /// Where a same-node reader finds this memory: the server's own shared
+    /// file, or the shared memory a fabric allocated it in (a System V
+    /// segment, or a file under `/dev/shm` the process keeps open), found
+    /// in `/proc/self/maps`. `None`: private memory.
     pub(crate) fn shm(&self) -> Option<ShmSegment> {
-        self.owner.downcast_ref::<SharedFile>().map(|f| ShmSegment {
-            fd: f.file.as_raw_fd(),
-            ino: f.ino,
-            dev: f.dev,
-        })
+        if let Some(f) = self.owner.downcast_ref::<SharedFile>() {
+            return Some(ShmSegment::File {
+                fd: f.file.as_raw_fd(),
+                ino: f.ino,
+                dev: f.dev,
+                offset: 0,
+            });
+        }
+        find_backing(self.ptr as u64, self.len as u64)
     }
 
     /// Start address (for registering it with a fabric, and for descriptors).
@@ -179,6 +186,115 @@ pub(crate) fn copy_shared(src: &[u8], dst: &mut [u8]) {
     for (i, d) in dst.iter_mut().enumerate().skip(words * 8) {
         // SAFETY: in bounds (i < len); a byte load of mapped memory (as above).
         *d = unsafe { std::ptr::read_volatile(p.add(i)) };
+    }
+}
+
+/// The shared memory backing `[start, start + len)` of this process, if one
+/// shared mapping of a System V segment or of an open file covers it all.
+fn find_backing(start: u64, len: u64) -> Option<ShmSegment> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (range, perms, off, _dev, ino) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+        let path = f.collect::<Vec<_>>().join(" ");
+        let (a, b) = range.split_once('-')?;
+        let (a, b) = (u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?);
+        if start < a || start >= b {
+            continue;
+        }
+        if start + len > b || perms.as_bytes().get(3) != Some(&b's') {
+            return None;
+        }
+        let offset = u64::from_str_radix(off, 16).ok()? + (start - a);
+        let ino: u64 = ino.parse().ok()?;
+        if path.starts_with("/SYSV") {
+            return Some(ShmSegment::SysV {
+                shmid: i32::try_from(ino).ok()?,
+                offset,
+            });
+        }
+        // A file: one of this process's descriptors must have it open.
+        for e in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+            let Ok(link) = std::fs::read_link(e.path()) else {
+                continue;
+            };
+            if link.as_os_str().to_string_lossy() != path {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(e.path()) else {
+                continue;
+            };
+            let fd = e.file_name().to_str().and_then(|n| n.parse().ok());
+            if let (Some(fd), true) = (fd, meta.ino() == ino) {
+                return Some(ShmSegment::File {
+                    fd,
+                    ino,
+                    dev: meta.dev(),
+                    offset,
+                });
+            }
+        }
+        return None;
+    }
+    None
+}
+
+/// A System V shared-memory segment of another process, attached read-only
+/// here (detached on drop).
+pub(crate) struct SysvAttach {
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: a read-only attachment owned by this value; nothing per thread.
+unsafe impl Send for SysvAttach {}
+// SAFETY: only read through `&self`.
+unsafe impl Sync for SysvAttach {}
+
+impl SysvAttach {
+    /// Attach segment `shmid` read-only, if process `creator` created it
+    /// and it has at least `min_len` bytes.
+    pub(crate) fn attach(shmid: i32, creator: u32, min_len: u64) -> std::io::Result<SysvAttach> {
+        // SAFETY: an all-zero shmid_ds is a valid out-parameter.
+        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: IPC_STAT writes into `ds`, which is valid.
+        if unsafe { libc::shmctl(shmid, libc::IPC_STAT, &mut ds) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if ds.shm_cpid as u32 != creator || (ds.shm_segsz as u64) < min_len {
+            return Err(std::io::Error::other(
+                "the System V segment is not the server's",
+            ));
+        }
+        // SAFETY: attach at an address of the kernel's choice, read-only;
+        // the result is checked below.
+        let p = unsafe { libc::shmat(shmid, std::ptr::null(), libc::SHM_RDONLY) };
+        if p as isize == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let a = SysvAttach {
+            ptr: p.cast(),
+            len: ds.shm_segsz,
+        };
+        // Map every page now (as MAP_POPULATE does for files): gets never
+        // fault. Best effort (Linux 5.14+); pages then fault in on first use.
+        // SAFETY: exactly the attached range; populating does not change it.
+        unsafe { libc::madvise(p, a.len, libc::MADV_POPULATE_READ) };
+        Ok(a)
+    }
+
+    /// The attached bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        // SAFETY: the segment is attached (readable) at `ptr` for `len`
+        // bytes until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for SysvAttach {
+    fn drop(&mut self) {
+        // SAFETY: detaching exactly what `attach` attached, once.
+        unsafe { libc::shmdt(self.ptr.cast()) };
     }
 }
 

@@ -230,16 +230,31 @@ pub struct SegmentInfo {
     pub shm: Option<ShmSegment>,
 }
 
-/// Where a segment's shared-memory file is: `/proc/PID/fd/FD` of the server
-/// process, checked by its inode and device before it is mapped.
+/// Where a segment's shared memory is, for a reader on the server's node:
+/// the segment's bytes start `offset` bytes into it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShmSegment {
-    /// File descriptor in the server process.
-    pub fd: i32,
-    /// Inode number of the file.
-    pub ino: u64,
-    /// Device of the file.
-    pub dev: u64,
+pub enum ShmSegment {
+    /// A shared-memory file (a `memfd` of the server's, or a fabric's file
+    /// under `/dev/shm`) open as `/proc/PID/fd/FD` in the server process,
+    /// checked by its inode and device before it is mapped.
+    File {
+        /// File descriptor in the server process.
+        fd: i32,
+        /// Inode number of the file.
+        ino: u64,
+        /// Device of the file.
+        dev: u64,
+        /// Offset of the segment in the file.
+        offset: u64,
+    },
+    /// A System V shared-memory segment (UCX allocates these), attached
+    /// read-only by id, checked by its creator (the server process) and size.
+    SysV {
+        /// The segment's id.
+        shmid: i32,
+        /// Offset of the segment in it.
+        offset: u64,
+    },
 }
 
 /// This kernel's boot id (empty if unknown).

@@ -33,7 +33,7 @@ use super::ObjectClient;
 use super::key::ObjectKey;
 use super::peer::{Ctl, Peer, unexpected};
 use crate::layout;
-use crate::memory::copy_shared;
+use crate::memory::{SysvAttach, copy_shared};
 use crate::proto::{self, Loc, Request, Response, SegmentInfo, ShmSegment};
 use crate::transport::ClientTransport;
 
@@ -56,7 +56,7 @@ pub(crate) struct MappedPeer {
     /// no permission, a server with private segments): gets copy from then on.
     usable: AtomicBoolTrue,
     /// Mapped segments (`None`: the segment is gone).
-    maps: Mutex<HashMap<u32, Option<Arc<Mmap>>>>,
+    maps: Mutex<HashMap<u32, Option<Arc<Mapping>>>>,
     /// The connection pins are taken on.
     session: Mutex<Option<Arc<PinSession>>>,
 }
@@ -196,10 +196,37 @@ impl PinSession {
     }
 }
 
+/// A segment of the server mapped here, read-only.
+pub(crate) struct Mapping {
+    view: View,
+    /// Where the segment starts in the view.
+    delta: usize,
+    len: usize,
+}
+
+enum View {
+    File(Mmap),
+    SysV(SysvAttach),
+}
+
+impl Mapping {
+    fn as_slice(&self) -> &[u8] {
+        let all = match &self.view {
+            View::File(m) => m.as_slice(),
+            View::SysV(a) => a.as_slice(),
+        };
+        &all[self.delta..self.delta + self.len]
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// The owner of a `Bytes` handed out by a mapped get: the mapping and the
 /// pin, released on drop.
 struct MappedObject {
-    map: Arc<Mmap>,
+    map: Arc<Mapping>,
     session: Arc<PinSession>,
     loc: Loc,
     start: usize,
@@ -218,23 +245,46 @@ impl Drop for MappedObject {
     }
 }
 
-/// Open and map a segment's file in the server process `pid`, after
-/// checking it is the file the server named.
-fn map_segment(pid: u32, info: &SegmentInfo, shm: &ShmSegment) -> io::Result<Mmap> {
-    let f = File::open(format!("/proc/{pid}/fd/{}", shm.fd))?;
-    let meta = f.metadata()?;
-    if meta.ino() != shm.ino || meta.dev() != shm.dev || meta.len() < info.len {
-        return Err(io::Error::other(
-            "the server's segment file is not the one it named",
-        ));
-    }
+/// Map segment `info` of the server process `pid` from its shared memory,
+/// after checking it is what the server named.
+fn map_segment(pid: u32, info: &SegmentInfo, shm: &ShmSegment) -> io::Result<Mapping> {
     let len = usize::try_from(info.len).map_err(io::Error::other)?;
-    Mmap::file(&f, len)
+    match *shm {
+        ShmSegment::File {
+            fd,
+            ino,
+            dev,
+            offset,
+        } => {
+            let f = File::open(format!("/proc/{pid}/fd/{fd}"))?;
+            let meta = f.metadata()?;
+            if meta.ino() != ino || meta.dev() != dev || meta.len() < offset + info.len {
+                return Err(io::Error::other(
+                    "the server's segment file is not the one it named",
+                ));
+            }
+            let delta = usize::try_from(offset).map_err(io::Error::other)?;
+            Ok(Mapping {
+                view: View::File(Mmap::file(&f, delta + len)?),
+                delta,
+                len,
+            })
+        }
+        ShmSegment::SysV { shmid, offset } => {
+            let delta = usize::try_from(offset).map_err(io::Error::other)?;
+            let a = SysvAttach::attach(shmid, pid, offset + info.len)?;
+            Ok(Mapping {
+                view: View::SysV(a),
+                delta,
+                len,
+            })
+        }
+    }
 }
 
 /// A small object copied out of the mapping, checked as a one-sided get is
 /// (`None`: not committed, evicted, or reused meanwhile).
-fn copy_checked(map: &Mmap, k: &ObjectKey) -> Option<Bytes> {
+fn copy_checked(map: &Mapping, k: &ObjectKey) -> Option<Bytes> {
     let start = k.offset as usize;
     let len = k.len as usize;
     let wire = &map.as_slice()[start..start + layout::HEADER + len + layout::TRAILER];
@@ -272,7 +322,7 @@ impl<T: ClientTransport> ObjectClient<T> {
         peer: &Arc<Peer<T>>,
         m: &MappedPeer,
         seg: u32,
-    ) -> Result<std::result::Result<Option<Arc<Mmap>>, ()>> {
+    ) -> Result<std::result::Result<Option<Arc<Mapping>>, ()>> {
         if let Some(s) = m.maps.lock().get(&seg) {
             return Ok(Ok(s.clone()));
         }
