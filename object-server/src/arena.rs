@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::layout;
-use crate::memory::{Memory, PinnedSlice, SlotWriter};
+use crate::memory::{Memory, PinWords, PinnedSlice, SlotWriter};
 use crate::proto::{Loc, SegmentInfo, Stats};
 use crate::transport::{Access, Registration, ServerTransport};
 
@@ -127,8 +127,12 @@ pub struct Arena {
     objects: HashMap<u64, Obj>,
     next_id: u64,
     registered: u64,
-    /// Pins of same-node readers held now.
+    /// Pins of same-node readers held now (requested on their connections).
     pins: u64,
+    /// Pin pages of same-node readers (one per pin connection).
+    pin_pages: Vec<Arc<PinWords>>,
+    /// Evicted objects whose slots a pin page still holds.
+    deferred: Vec<u64>,
 }
 
 impl std::fmt::Debug for Arena {
@@ -171,6 +175,8 @@ impl Arena {
             next_id: 1,
             registered: 0,
             pins: 0,
+            pin_pages: Vec::new(),
+            deferred: Vec::new(),
         };
         a.add_segment(segment_size)?;
         Ok(a)
@@ -221,6 +227,7 @@ impl Arena {
     /// header. With `phase`, an object of at least [`layout::PHASED`] bytes
     /// gets its payload at that offset within a page (see there).
     pub fn reserve(&mut self, len: u64, phase: Option<u64>) -> Result<Reservation, ReserveError> {
+        self.reclaim();
         let phase = phase.filter(|_| len >= layout::PHASED);
         let pad = if phase.is_some() { layout::PAGE } else { 0 };
         let Some(size) = layout::slot_len(len).and_then(|s| s.checked_add(pad)) else {
@@ -345,12 +352,53 @@ impl Arena {
         let o = self.objects.get_mut(&loc.id).expect("looked up");
         o.evicted = true;
         if o.readers == 0 {
-            self.free(loc.id);
+            self.release(loc);
         } else {
             // Pinned (stream read, owner's `Bytes`): one-sided readers must see
             // it gone now; the slot itself is released by the last `end_read`.
             self.hide(loc);
         }
+    }
+
+    /// Free an evicted object's slot, unless a reader's pin page holds it:
+    /// hide it first, then look (a reader writes its pin, then checks the
+    /// header: one of the two sees the other's write), else free it later.
+    fn release(&mut self, loc: &Loc) {
+        self.hide(loc);
+        if self.pin_pages.iter().any(|p| p.holds(loc.id)) {
+            if !self.deferred.contains(&loc.id) {
+                self.deferred.push(loc.id);
+            }
+        } else {
+            self.free(loc.id);
+        }
+    }
+
+    /// Free the evicted objects no pin page holds any more.
+    pub(crate) fn reclaim(&mut self) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        for id in std::mem::take(&mut self.deferred) {
+            let Some(o) = self.objects.get(&id) else {
+                continue;
+            };
+            if o.readers == 0 && o.evicted {
+                let loc = o.loc;
+                self.release(&loc);
+            }
+        }
+    }
+
+    /// A reader's pin page (its connection is open).
+    pub(crate) fn add_pin_page(&mut self, p: Arc<PinWords>) {
+        self.pin_pages.push(p);
+    }
+
+    /// A reader's connection closed: its pins are gone.
+    pub(crate) fn remove_pin_page(&mut self, p: &Arc<PinWords>) {
+        self.pin_pages.retain(|q| !Arc::ptr_eq(q, p));
+        self.reclaim();
     }
 
     /// Zero the object's header and trailer, so that one-sided readers see
@@ -473,7 +521,7 @@ impl Arena {
         if let Some(o) = self.objects.get_mut(&loc.id) {
             o.readers -= 1;
             if o.readers == 0 && o.evicted {
-                self.free(loc.id);
+                self.release(loc);
             }
         }
     }
@@ -503,7 +551,7 @@ impl Arena {
             limit: self.limit,
             segments: self.segments.len() as u64,
             clients: 0,
-            pins: self.pins,
+            pins: self.pins + self.pin_pages.iter().map(|p| p.count()).sum::<u64>(),
         }
     }
 }

@@ -5,10 +5,12 @@
 //! (UCX's `ucp_mem_map`). The arena hands out disjoint slots of it; the only
 //! raw pointer arithmetic on registered memory in the object server is here.
 //!
-//! Segments of a server that serves same-node readers without a copy are
-//! [`Memory::shared`]: an anonymous shared-memory file (`memfd`) mapped
-//! here, which a reader on this node opens through `/proc/PID/fd/FD` and
-//! maps read-only (see `client::mapped`).
+//! Segments of a server that serves same-node readers without a copy are in
+//! shared memory: a fabric's allocation (UCX's System V segments), or
+//! [`Memory::shared`], an anonymous shared-memory file (`memfd`) mapped
+//! here, which a reader on this node opens through `/proc/PID/fd/FD`; either
+//! way the reader maps it read-only (see `client::mapped`). Pin pages
+//! (`PinWords`) are the words readers write the objects they hold into.
 
 use std::any::Any;
 use std::ffi::CString;
@@ -195,10 +197,14 @@ fn find_backing(start: u64, len: u64) -> Option<ShmSegment> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
     for line in maps.lines() {
         let mut f = line.split_whitespace();
-        let (range, perms, off, _dev, ino) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+        let (range, perms, off, _dev, ino) =
+            (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
         let path = f.collect::<Vec<_>>().join(" ");
         let (a, b) = range.split_once('-')?;
-        let (a, b) = (u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?);
+        let (a, b) = (
+            u64::from_str_radix(a, 16).ok()?,
+            u64::from_str_radix(b, 16).ok()?,
+        );
         if start < a || start >= b {
             continue;
         }
@@ -295,6 +301,88 @@ impl Drop for SysvAttach {
     fn drop(&mut self) {
         // SAFETY: detaching exactly what `attach` attached, once.
         unsafe { libc::shmdt(self.ptr.cast()) };
+    }
+}
+
+/// Slots of a pin page: ids of objects a same-node reader holds.
+pub const PIN_SLOTS: usize = 8192;
+
+/// A pin page: a small shared-memory file of [`PIN_SLOTS`] words, one per
+/// connection of a same-node reader, who writes the ids of the objects it
+/// holds into it (0: free) and the server reads them before it frees an
+/// evicted object's slot (see `client::mapped`).
+pub(crate) struct PinWords {
+    map: Mmap,
+    /// The server's file (`None` in the reader).
+    file: Option<(File, u64, u64)>,
+}
+
+impl PinWords {
+    /// A fresh page (the server's).
+    pub(crate) fn create() -> std::io::Result<PinWords> {
+        let len = PIN_SLOTS * 8;
+        let cname = CString::new("proxystore-pins").map_err(std::io::Error::other)?;
+        // SAFETY: a NUL-terminated name and valid flags; the result is checked.
+        let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        let file = unsafe { File::from_raw_fd(fd) };
+        file.set_len(len as u64)?;
+        let meta = file.metadata()?;
+        let map = Mmap::shared(&file, len, true)?;
+        Ok(PinWords {
+            map,
+            file: Some((file, meta.ino(), meta.dev())),
+        })
+    }
+
+    /// The server's page `f` (opened read-write through `/proc`), mapped
+    /// in the reader.
+    pub(crate) fn open(f: &File) -> std::io::Result<PinWords> {
+        Ok(PinWords {
+            map: Mmap::shared(f, PIN_SLOTS * 8, false)?,
+            file: None,
+        })
+    }
+
+    /// Where a reader opens it (the server's page only).
+    pub(crate) fn shm(&self) -> Option<ShmSegment> {
+        self.file.as_ref().map(|(f, ino, dev)| ShmSegment::File {
+            fd: f.as_raw_fd(),
+            ino: *ino,
+            dev: *dev,
+            offset: 0,
+        })
+    }
+
+    /// The words.
+    pub(crate) fn words(&self) -> &[std::sync::atomic::AtomicU64] {
+        // SAFETY: the mapping is page aligned, `PIN_SLOTS * 8` bytes long and
+        // lives as long as `self`; other processes access it only through
+        // atomic operations on the same words.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.map.as_ptr().cast::<std::sync::atomic::AtomicU64>(),
+                PIN_SLOTS,
+            )
+        }
+    }
+
+    /// Whether a reader holds object `id`.
+    pub(crate) fn holds(&self, id: u64) -> bool {
+        self.words()
+            .iter()
+            .any(|w| w.load(std::sync::atomic::Ordering::SeqCst) == id)
+    }
+
+    /// Objects held (counting repeats).
+    pub(crate) fn count(&self) -> u64 {
+        self.words()
+            .iter()
+            .filter(|w| w.load(std::sync::atomic::Ordering::Relaxed) != 0)
+            .count() as u64
     }
 }
 

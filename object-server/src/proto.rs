@@ -12,9 +12,9 @@
 //!
 //! Same-node readers may map the server's segments and read objects in place
 //! (see the crate README, "Same-node reads without a copy"): they pin the
-//! objects first ([`Request::Pin`]) and unpin them when done
-//! ([`Request::Unpin`]); pins belong to the connection that took them and
-//! are released when it closes.
+//! objects first, in their connection's pin page ([`Request::PinPage`]) or
+//! with [`Request::Pin`], and unpin them when done; pins belong to the
+//! connection that took them and are released when it closes.
 
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
@@ -91,6 +91,12 @@ pub enum Request {
     /// Release pins this connection took (one per location; no answer).
     /// Locations this connection has not pinned are ignored.
     Unpin(Vec<Loc>),
+    /// The connection's pin page: a shared-memory page of
+    /// [`crate::memory::PIN_SLOTS`] words the reader writes the ids of the
+    /// objects it holds into (0: free), with no request per get; the server
+    /// reads it before it frees an evicted object, and forgets it when the
+    /// connection closes. Answered with [`Response::PinPage`].
+    PinPage,
 }
 
 impl std::fmt::Debug for Request {
@@ -124,6 +130,7 @@ impl std::fmt::Debug for Request {
             Request::Stats => f.write_str("Stats"),
             Request::Pin(l) => f.debug_tuple("Pin").field(&l.len()).finish(),
             Request::Unpin(l) => f.debug_tuple("Unpin").field(&l.len()).finish(),
+            Request::PinPage => f.write_str("PinPage"),
         }
     }
 }
@@ -196,6 +203,9 @@ pub enum Response {
     Stats(Stats),
     /// Answer to `Pin`: whether each object was pinned (`false`: not stored).
     Pinned(Vec<bool>),
+    /// Answer to `PinPage`: where the page is (`None`: no page, pin with
+    /// `Pin` requests).
+    PinPage(Option<ShmSegment>),
     /// The object does not fit (alone or with what is stored): nothing stored.
     Full {
         /// Bytes asked for (slot).

@@ -1,14 +1,16 @@
 //! Same-node gets without a copy: a reader on the server's node maps each
-//! segment's shared-memory file once (read-only, populated), pins the
-//! objects it reads on a connection of its own, and hands out `Bytes` that
-//! point straight into the mapping; dropping the last of them unpins.
-//! Objects under [`MAPPED_COPY_BELOW`] are copied out of the mapping instead
-//! (no round trip to the server), checked as a one-sided get is.
+//! segment's shared memory once (read-only, populated), pins the objects it
+//! reads, and hands out `Bytes` that point straight into the mapping;
+//! dropping the last of them unpins. A pin is a word of the pin page of the
+//! reader's pin connection (no request), or, when the page is full or the
+//! server has none, a `Pin` request on that connection. Objects under
+//! [`MAPPED_COPY_BELOW`] are copied out of the mapping instead (no pin),
+//! checked as a one-sided get is.
 //!
 //! Guarantees (see the crate README, "Same-node reads without a copy"):
 //! - A pinned object's slot is not reused: an evict hides the object at once
 //!   (new gets: `None`) and frees the slot after the last unpin.
-//! - Pins belong to the pin connection; the server releases them when it
+//! - Pins belong to the pin connection; the server forgets them when it
 //!   closes, so a reader that dies leaks nothing. The connection stays open
 //!   while any `Bytes` pinned on it lives (each holds it), so a live `Bytes`
 //!   is never unprotected.
@@ -33,7 +35,7 @@ use super::ObjectClient;
 use super::key::ObjectKey;
 use super::peer::{Ctl, Peer, unexpected};
 use crate::layout;
-use crate::memory::{SysvAttach, copy_shared};
+use crate::memory::{PIN_SLOTS, PinWords, SysvAttach, copy_shared};
 use crate::proto::{self, Loc, Request, Response, SegmentInfo, ShmSegment};
 use crate::transport::ClientTransport;
 
@@ -84,6 +86,8 @@ impl MappedPeer {
 /// A control connection holding pins, shared by every `Bytes` pinned on it
 /// (it closes, releasing them all on the server, when the last is dropped).
 pub(crate) struct PinSession {
+    /// The connection's pin page (`None`: pins are requests).
+    page: Option<ClientPage>,
     conn: Mutex<SessionConn>,
     /// Unpins not sent yet (a drop found the connection busy).
     deferred: Mutex<Vec<Loc>>,
@@ -106,9 +110,62 @@ fn encode(out: &mut Vec<u8>, req: &Request) {
     }
 }
 
+/// A pin page mapped here: the words, and which are free.
+struct ClientPage {
+    words: PinWords,
+    free: Mutex<Vec<u32>>,
+}
+
+impl ClientPage {
+    /// Ask for the connection's pin page on `s` and map it (server `pid`).
+    fn open(s: &mut TcpStream, pid: u32) -> io::Result<ClientPage> {
+        proto::write_frame(s, &Request::PinPage)?;
+        let shm = match proto::read_frame::<Response>(s)? {
+            Some(Response::PinPage(Some(shm))) => shm,
+            other => {
+                return Err(io::Error::other(format!("no pin page: {other:?}")));
+            }
+        };
+        let ShmSegment::File { fd, ino, dev, .. } = shm else {
+            return Err(io::Error::other("a pin page is a file"));
+        };
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/{pid}/fd/{fd}"))?;
+        let meta = f.metadata()?;
+        if meta.ino() != ino || meta.dev() != dev || meta.len() < (PIN_SLOTS * 8) as u64 {
+            return Err(io::Error::other(
+                "the pin page is not the one the server named",
+            ));
+        }
+        Ok(ClientPage {
+            words: PinWords::open(&f)?,
+            free: Mutex::new((0..PIN_SLOTS as u32).rev().collect()),
+        })
+    }
+
+    /// Hold object `id`: a free word, written (`None`: the page is full).
+    fn hold(&self, id: u64) -> Option<u32> {
+        let slot = self.free.lock().pop()?;
+        self.words.words()[slot as usize].store(id, Ordering::SeqCst);
+        // The server zeroes a header, then reads the pages; we write the
+        // page, then read the header: one of us sees the other's write.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        Some(slot)
+    }
+
+    /// Let go (every read of the object happens before).
+    fn release(&self, slot: u32) {
+        self.words.words()[slot as usize].store(0, Ordering::Release);
+        self.free.lock().push(slot);
+    }
+}
+
 impl PinSession {
-    fn new(s: TcpStream) -> PinSession {
+    fn new(s: TcpStream, page: Option<ClientPage>) -> PinSession {
         PinSession {
+            page,
             conn: Mutex::new(SessionConn { s, out: Vec::new() }),
             deferred: Mutex::new(Vec::new()),
             broken: AtomicBool::new(false),
@@ -228,6 +285,8 @@ impl Mapping {
 struct MappedObject {
     map: Arc<Mapping>,
     session: Arc<PinSession>,
+    /// The pin-page word holding it (`None`: pinned by a request).
+    slot: Option<u32>,
     loc: Loc,
     start: usize,
     len: usize,
@@ -241,7 +300,10 @@ impl AsRef<[u8]> for MappedObject {
 
 impl Drop for MappedObject {
     fn drop(&mut self) {
-        self.session.unpin(self.loc);
+        match (self.slot, &self.session.page) {
+            (Some(slot), Some(page)) => page.release(slot),
+            _ => self.session.unpin(self.loc),
+        }
     }
 }
 
@@ -280,6 +342,19 @@ fn map_segment(pid: u32, info: &SegmentInfo, shm: &ShmSegment) -> io::Result<Map
             })
         }
     }
+}
+
+/// Whether the mapping holds object `k` now: its header and trailer.
+fn holds_object(map: &Mapping, k: &ObjectKey) -> bool {
+    let start = k.offset as usize;
+    let len = k.len as usize;
+    let s = map.as_slice();
+    let mut h = [0u8; layout::HEADER];
+    let mut t = [0u8; layout::TRAILER];
+    copy_shared(&s[start..start + layout::HEADER], &mut h);
+    let at = start + layout::HEADER + len;
+    copy_shared(&s[at..at + layout::TRAILER], &mut t);
+    layout::header_matches(&h, k.id, k.len) && layout::trailer_matches(&t, k.id)
 }
 
 /// A small object copied out of the mapping, checked as a one-sided get is
@@ -364,10 +439,12 @@ impl<T: ClientTransport> ObjectClient<T> {
         if let Some(s) = g.as_ref().filter(|s| !s.broken()) {
             return Ok(Some(s.clone()));
         }
-        let Some(s) = self.fresh_connection(peer)? else {
+        let Some(mut s) = self.fresh_connection(peer)? else {
             return Ok(None);
         };
-        let s = Arc::new(PinSession::new(s));
+        // Without a page (an old server, no shared memory), pins are requests.
+        let page = ClientPage::open(&mut s, peer.pid).ok();
+        let s = Arc::new(PinSession::new(s, page));
         *g = Some(s.clone());
         Ok(Some(s))
     }
@@ -419,13 +496,37 @@ impl<T: ClientTransport> ObjectClient<T> {
         if want.is_empty() {
             return Ok(out);
         }
-        // 2. Pin them.
+        // 2. Pin them: in the pin page (no request), else with a request.
         let Some(session) = self.session(peer, m)? else {
             for (i, _) in want {
                 out[i] = Mapped::Done(None); // the server restarted
             }
             return Ok(out);
         };
+        if let Some(page) = &session.page {
+            let mut rest = Vec::new();
+            for (i, map) in want {
+                let k = keys[i];
+                let Some(slot) = page.hold(k.id) else {
+                    rest.push((i, map));
+                    continue;
+                };
+                if !holds_object(&map, k) {
+                    page.release(slot); // evicted (or not committed): None
+                    out[i] = Mapped::Done(None);
+                    continue;
+                }
+                out[i] = Mapped::Done(Some(Bytes::from_owner(MappedObject {
+                    start: k.offset as usize + layout::HEADER,
+                    len: k.len as usize,
+                    map,
+                    session: session.clone(),
+                    slot: Some(slot),
+                    loc: k.loc(),
+                })));
+            }
+            want = rest;
+        }
         for chunk in want.chunks(PIN_CHUNK) {
             let locs: Vec<Loc> = chunk.iter().map(|(i, _)| keys[*i].loc()).collect();
             let pinned = match session.pin(&locs) {
@@ -460,6 +561,7 @@ impl<T: ClientTransport> ObjectClient<T> {
                 out[*i] = Mapped::Done(Some(Bytes::from_owner(MappedObject {
                     map: map.clone(),
                     session: session.clone(),
+                    slot: None,
                     loc: k.loc(),
                     start: start + layout::HEADER,
                     len: k.len as usize,

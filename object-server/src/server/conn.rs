@@ -3,9 +3,11 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 
 use super::Shared;
 use crate::arena::ReserveError;
+use crate::memory::PinWords;
 use crate::proto::{self, Loc, Request, Response};
 use crate::transport::Access;
 
@@ -22,6 +24,8 @@ struct Held {
     pending: Vec<Loc>,
     /// Pins of a same-node reader: location -> count.
     pins: HashMap<Loc, u64>,
+    /// The reader's pin page.
+    page: Option<Arc<PinWords>>,
 }
 
 /// Serve `s` until it closes; reservations it did not commit and pins it
@@ -29,6 +33,9 @@ struct Held {
 pub(super) fn serve(s: TcpStream, sh: &Shared) -> io::Result<()> {
     let mut held = Held::default();
     let r = serve_requests(s, sh, &mut held);
+    if let Some(p) = &held.page {
+        sh.arena.lock().remove_pin_page(p);
+    }
     if !held.pending.is_empty() || !held.pins.is_empty() {
         let mut arena = sh.arena.lock();
         for loc in &held.pending {
@@ -105,6 +112,7 @@ fn hello(
 fn serve_requests(mut s: TcpStream, sh: &Shared, held: &mut Held) -> io::Result<()> {
     let pending = &mut held.pending;
     let pins = &mut held.pins;
+    let page = &mut held.page;
     let mut session: Option<Session> = None;
     while let Some(req) = proto::read_frame::<Request>(&mut s)? {
         if let Request::Hello {
@@ -197,6 +205,16 @@ fn serve_requests(mut s: TcpStream, sh: &Shared, held: &mut Held) -> io::Result<
                     })
                     .collect();
                 Response::Pinned(got)
+            }
+            Request::PinPage => {
+                if page.is_none() {
+                    if let Ok(p) = PinWords::create() {
+                        let p = Arc::new(p);
+                        sh.arena.lock().add_pin_page(p.clone());
+                        *page = Some(p);
+                    }
+                }
+                Response::PinPage(page.as_ref().and_then(|p| p.shm()))
             }
             Request::Unpin(locs) => {
                 let mut arena = sh.arena.lock();

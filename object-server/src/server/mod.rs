@@ -92,7 +92,11 @@ impl std::fmt::Debug for Shared {
 
 impl Shared {
     pub(crate) fn stats(&self) -> Stats {
-        let mut s = self.arena.lock().stats();
+        let mut s = {
+            let mut a = self.arena.lock();
+            a.reclaim();
+            a.stats()
+        };
         s.clients = self.conns.lock().len() as u64;
         s
     }
@@ -276,6 +280,8 @@ fn accept_loop(listener: &TcpListener, sh: &Arc<Shared>, idle_exit: Option<Durat
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => eprintln!("object server: accept: {e}"),
         }
+        // Slots of evicted objects that readers' pin pages released.
+        sh.arena.lock().reclaim();
         if let Some(limit) = idle_exit {
             let s = sh.stats();
             if s.objects > 0 || s.clients > 0 {
