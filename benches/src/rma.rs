@@ -3,7 +3,8 @@
 //! of memory allocated by MPI on every rank of a communicator
 //! (`MPI_Win_allocate`, which MPI implementations back with shared memory
 //! between ranks on one node), and passive-target reads from it
-//! (`MPI_Win_lock(MPI_LOCK_SHARED)`, `MPI_Get`, `MPI_Win_unlock`).
+//! (`MPI_Win_lock(MPI_LOCK_SHARED, MPI_MODE_NOCHECK)`, `MPI_Get`,
+//! `MPI_Win_unlock`).
 
 use std::os::raw::{c_int, c_void};
 
@@ -74,9 +75,17 @@ impl Window {
     /// Read `dst.len()` bytes from the start of rank `target`'s part into
     /// `dst` (passive target: `target` takes no part), complete on return.
     pub fn get(&self, target: i32, dst: &mut [u8]) -> Result<()> {
-        // SAFETY: a shared lock on a live window.
+        // SAFETY: a shared lock on a live window. MPI_MODE_NOCHECK: nobody
+        // takes an exclusive lock on it (the window is written before the
+        // reads start, locally), so MPI may skip the lock protocol with the
+        // target (a shared-memory window is then read with a plain copy).
         check("MPI_Win_lock", unsafe {
-            ffi::MPI_Win_lock(ffi::MPI_LOCK_SHARED as c_int, target, 0, self.win)
+            ffi::MPI_Win_lock(
+                ffi::MPI_LOCK_SHARED as c_int,
+                target,
+                ffi::MPI_MODE_NOCHECK as c_int,
+                self.win,
+            )
         })?;
         let mut r = Ok(());
         for (i, chunk) in dst.chunks_mut(CHUNK).enumerate() {
