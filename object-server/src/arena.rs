@@ -122,6 +122,9 @@ pub struct Arena {
     prefault: bool,
     /// Segments are shared-memory files that readers on this node may map.
     shared: bool,
+    /// Segments are allocated by the first transport (until one of its
+    /// allocations turns out private while `shared` is asked for).
+    fabric_alloc: bool,
     segments: BTreeMap<u32, Segment>,
     next_seg: u32,
     objects: HashMap<u64, Obj>,
@@ -169,6 +172,7 @@ impl Arena {
             retain,
             prefault,
             shared,
+            fabric_alloc: true,
             segments: BTreeMap::new(),
             next_seg: 0,
             objects: HashMap::new(),
@@ -186,18 +190,37 @@ impl Arena {
         // The fabric's own allocation when it has one (e.g. UCX's shared
         // memory, which its peers on the node read fastest), else a shared
         // file (zero copy) or private memory.
-        let mem = match self.transports[0].allocate(size as usize, self.prefault)? {
+        let fabric = if self.fabric_alloc {
+            self.transports[0].allocate(size as usize, self.prefault)?
+        } else {
+            None
+        };
+        // Where same-node readers map it from (found once). A fabric's
+        // allocation that is private (e.g. UCX over TCP only) is not used
+        // for zero copy servers (from the first segment on).
+        let mut shm = fabric.as_ref().and_then(|m| m.shm());
+        let fabric = match fabric {
+            Some(_) if self.shared && shm.is_none() => {
+                self.fabric_alloc = false;
+                None
+            }
+            f => f,
+        };
+        let mem = match fabric {
             Some(m) => m,
             None if self.shared => {
                 let name = format!("proxystore-segment-{}", self.next_seg);
-                Memory::shared(size as usize, self.prefault, &name)
-                    .map_err(|e| proxy_core::Error::io("map a shared segment", e))?
+                let m = Memory::shared(size as usize, self.prefault, &name)
+                    .map_err(|e| proxy_core::Error::io("map a shared segment", e))?;
+                shm = m.shm();
+                m
             }
             None => Memory::anonymous(size as usize, self.prefault)
                 .map_err(|e| proxy_core::Error::io("map a segment", e))?,
         };
-        // Where same-node readers map it from (found once).
-        let shm = if self.shared { mem.shm() } else { None };
+        if !self.shared {
+            shm = None;
+        }
         let regs = self
             .transports
             .iter()
