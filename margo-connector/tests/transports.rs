@@ -327,6 +327,7 @@ fn timed_out_get_keeps_its_buffer() {
         MargoConfig::new(&server.addr)
             .with_protocol(TCP)
             .with_data_path(DataPath::Rma)
+            .with_zero_copy(false) // the bulk pull itself, not a same-node mapping
             .with_timeout(Duration::from_millis(500)),
     )
     .unwrap();
@@ -381,6 +382,7 @@ fn gets_while_the_server_is_stopped() {
         MargoConfig::new(&server.addr)
             .with_protocol(SM)
             .with_data_path(DataPath::Rma)
+            .with_zero_copy(false) // the bulk pull itself, not a same-node mapping
             .with_timeout(Duration::from_secs(2)),
     )
     .unwrap();
