@@ -285,6 +285,8 @@ fn main() {
     let cfg = MargoConfig::new(&addr)
         .with_protocol(&protocol)
         .with_data_path(DataPath::Rma)
+        // The bulk pull itself, not a same-node mapping of the segment.
+        .with_zero_copy(false)
         .with_timeout(Duration::from_secs(60));
     let conn = MargoConnector::new(cfg.clone()).expect("connector");
 

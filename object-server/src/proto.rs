@@ -201,11 +201,6 @@ pub enum Response {
     Read(Option<u64>),
     /// Answer to `Stats`.
     Stats(Stats),
-    /// Answer to `Pin`: whether each object was pinned (`false`: not stored).
-    Pinned(Vec<bool>),
-    /// Answer to `PinPage`: where the page is (`None`: no page, pin with
-    /// `Pin` requests).
-    PinPage(Option<ShmSegment>),
     /// The object does not fit (alone or with what is stored): nothing stored.
     Full {
         /// Bytes asked for (slot).
@@ -220,6 +215,15 @@ pub enum Response {
     Unauthorized(String),
     /// A request the server refused (malformed, out of range, ...).
     Error(String),
+    // Variants added in version 5 come last: the tags of the ones above
+    // (Hello, Unauthorized and Error above all) stay those of version 4, so
+    // that a client and a server of different versions still understand the
+    // version error of the hello.
+    /// Answer to `Pin`: whether each object was pinned (`false`: not stored).
+    Pinned(Vec<bool>),
+    /// Answer to `PinPage`: where the page is (`None`: no page, pin with
+    /// `Pin` requests).
+    PinPage(Option<ShmSegment>),
 }
 
 /// Where a registered segment is, and the descriptor to access it.
@@ -343,6 +347,33 @@ mod tests {
         t[0] += 1;
         t.push(0);
         assert!(read_frame::<Request>(&mut &t[..]).is_err());
+    }
+
+    /// The tags (postcard variant indices) that a client and a server of
+    /// different protocol versions must agree on to exchange the hello and
+    /// its version error: Hello is request 0 and answer 0, Unauthorized and
+    /// Error keep their version-4 tags (8 and 9); new variants go last.
+    #[test]
+    fn hello_and_error_tags_are_stable_across_versions() {
+        let tag = |r: &Response| postcard::to_allocvec(r).unwrap()[0];
+        assert_eq!(tag(&Response::Unauthorized("x".into())), 8);
+        assert_eq!(tag(&Response::Error("x".into())), 9);
+        let hello = Request::Hello {
+            version: 4,
+            transport: "ucx".into(),
+            secret: None,
+        };
+        assert_eq!(postcard::to_allocvec(&hello).unwrap()[0], 0);
+        // A version-4 server's answer to a newer client's hello, byte for
+        // byte: tag 9, then the message.
+        let mut v4_error = vec![9u8];
+        let msg = "protocol version 5 (server speaks 4)";
+        v4_error.push(msg.len() as u8);
+        v4_error.extend_from_slice(msg.as_bytes());
+        let mut frame = (v4_error.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&v4_error);
+        let r: Response = read_frame(&mut &frame[..]).unwrap().unwrap();
+        assert!(matches!(r, Response::Error(m) if m == msg));
     }
 
     #[test]

@@ -143,6 +143,8 @@ fn main() {
         OfiConfig::new(&addr)
             .with_provider(&provider)
             .with_data_path(DataPath::Rma)
+            // The one-sided read itself, not a same-node mapping.
+            .with_zero_copy(false)
             .with_timeout(t),
     )
     .expect("ofi connector");
@@ -150,6 +152,7 @@ fn main() {
         UcxConfig::new(&addr)
             .with_ucx_tls(&tls)
             .with_data_path(DataPath::Rma)
+            .with_zero_copy(false)
             .with_timeout(t),
     )
     .expect("ucx connector");

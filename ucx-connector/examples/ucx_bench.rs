@@ -74,6 +74,9 @@ fn main() {
             options: UcxConfig::default()
                 .with_ucx_tls(&tls)
                 .with_data_path(path)
+                // The RMA get that ucx_perftest is compared with, not a
+                // same-node mapping of the segment.
+                .with_zero_copy(false)
                 .with_timeout(Duration::from_secs(60)),
             ..Default::default()
         })
@@ -88,6 +91,9 @@ fn main() {
             UcxConfig::new(&addr)
                 .with_ucx_tls(&tls)
                 .with_data_path(path)
+                // The RMA get that ucx_perftest is compared with, not a
+                // same-node mapping of the segment.
+                .with_zero_copy(false)
                 .with_timeout(Duration::from_secs(60)),
         )
         .unwrap();
@@ -128,6 +134,7 @@ fn main() {
         UcxConfig::new(&addr)
             .with_ucx_tls(&tls)
             .with_data_path(path)
+            .with_zero_copy(false)
             .with_timeout(Duration::from_secs(60)),
     )
     .unwrap();
