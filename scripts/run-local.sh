@@ -26,7 +26,6 @@
 # <target dir>/python-ref-venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$(pwd)
 
 quick=0 setup=1 python=1 ranks=2 connectors="" out="" sizes=""
 while [ $# -gt 0 ]; do
@@ -131,6 +130,8 @@ if has margo; then
   bench_args+=(--margo-server "$addr")
 fi
 
+# (Commas separate values inside one option argument.)
+# shellcheck disable=SC2054
 if [ "$quick" = 1 ]; then
   store_args=(--quick --payloads bytes --sizes "${sizes:-1KB,1MB,10MB}")
   mpi_args=(--sizes 1KiB,1MiB,64MiB --reps 3 --warmup 1 --alltoall-max 64MiB)
@@ -148,7 +149,7 @@ fi
 py_csv=""
 if [ "$python" = 1 ]; then
   echo "== Python ProxyStore reference (benches/python, ProxyStore 1.1.0)" >&2
-  py_conns=file
+  py_conns="file"
   has redis && py_conns=file,redis
   py_csv=$out/python.csv
   if ! PROXYSTORE_PY_VENV=${PROXYSTORE_PY_VENV:-$target/python-ref-venv} \

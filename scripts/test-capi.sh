@@ -15,7 +15,7 @@ rm -rf "$out" && mkdir -p "$out/bin"
 scratch=$(mktemp -d /dev/shm/ps-capi.XXXXXX)
 server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
   rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -47,8 +47,8 @@ mpicc -std=c11 -Wall -Werror $cflags $src/mpi_proxy.c -o "$out/bin/mpi_proxy" $l
 g++ -std=c++17 -Wall -Wextra -Werror $cflags -I$src $src/raii.cpp -o "$out/bin/raii" $libs
 # shellcheck disable=SC2086
 gfortran -Wall -Werror -std=f2018 $src/fortran_example.f90 -J "$out" -o "$out/bin/fortran_example" $libs
-# The static library links too (system libraries from the .pc file).
-# shellcheck disable=SC2086
+# The static library links too (system libraries from the .pc file: split on purpose).
+# shellcheck disable=SC2086,SC2046
 cc -std=c11 $cflags capi/tests/c/bad_input.c -o "$out/bin/bad_input_static" \
   "$prefix/lib/libproxystore.a" $(pkg-config --static --libs-only-l proxystore | sed 's/-lproxystore//') -lpthread
 result capi::builds_with_pkg_config 0

@@ -47,6 +47,7 @@ if [ ! -d "$tgt/ucx-dir/debug" ]; then
     find "$tgt/debug/deps" -maxdepth 1 -type f \( -name '*.rlib' -o -name '*.rmeta' \
         -o -name '*.so' -o -name '*.d' \) -exec cp -a -t "$tgt/ucx-dir/debug/deps/" {} +
 fi
+# shellcheck disable=SC2317  # called through ucx_version
 wheel_info() { LD_LIBRARY_PATH="$wheel_ucx/lib" "$wheel_ucx/bin/ucx_info" "$@"; }
 echo "== cargo test -p ucx-connector (against UCX $(ucx_version wheel_info), from the libucx-cu12 wheel)" >&2
 set +e

@@ -195,11 +195,11 @@ ADDR=""
 if read -r -t 60 line <&3; then
     ADDR="${line#LISTEN }"
 fi
-[ -n "$ADDR" ] && [ "$ADDR" != "$line" ] || {
+if [ -z "$ADDR" ] || [ "$ADDR" = "$line" ]; then
     echo "object server did not start:" >&2
     cat "$WORK/server.err" >&2
     exit 1
-}
+fi
 # Keep draining its stdout in the background (nothing more is expected).
 cat <&3 >/dev/null &
 PIDS+=("$!")

@@ -35,10 +35,10 @@ with zipfile.ZipFile(wheel) as z:
         if mode:
             os.chmod(path, mode)
 PY
-    [ -f "$prefix/include/ucp/api/ucp.h" ] && [ -e "$prefix/lib/libucp.so" ] || {
+    if [ ! -f "$prefix/include/ucp/api/ucp.h" ] || [ ! -e "$prefix/lib/libucp.so" ]; then
         echo "ucx-wheel: $prefix is not a UCX prefix (wheel layout changed?)" >&2
         exit 1
-    }
+    fi
     rm -rf "$dir/download"
     touch "$dir/.done"
 fi

@@ -502,46 +502,56 @@ fn zero_copy_outlives(tls: &str, path: Mode) {
 }
 
 macro_rules! transport_tests {
-    ($name:ident, $provider:expr, $path:expr, zero_copy = $zc:expr, one_sided = $one_sided:expr) => {
+    ($(#[$attr:meta])* $name:ident, $provider:expr, $path:expr, zero_copy = $zc:expr, one_sided = $one_sided:expr) => {
         mod $name {
             use super::*;
             #[test]
+            $(#[$attr])*
             fn roundtrip() {
                 super::roundtrip($provider, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn evicted_then_reused() {
                 super::evicted_then_reused($provider, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn batches() {
                 super::batches($provider, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn bad_keys() {
                 super::bad_keys($provider, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn memory_limit() {
                 super::memory_limit($provider, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn restart() {
                 super::restart($provider, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn killed_server() {
                 super::killed_server($provider, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn many_threads() {
                 super::many_threads($provider, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn zero_copy_outlives() {
                 super::zero_copy_outlives($provider, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn put_evict_cycles() {
                 super::cycles(
                     $provider,
@@ -554,6 +564,7 @@ macro_rules! transport_tests {
                 )
             }
             #[test]
+            $(#[$attr])*
             fn data_path() {
                 let server = ServerProcess::start($provider, &[]);
                 let c = connector(&server, Mode($path, $zc));
@@ -602,4 +613,14 @@ transport_tests!(
     DataPath::Stream,
     zero_copy = false,
     one_sided = false
+);
+// Verbs (InfiniBand, RoCE, soft-RoCE rxe): `verbs;ofi_rxm`, or
+// PROXYSTORE_TEST_OFI_VERBS_PROVIDER. Auto picks one-sided reads.
+transport_tests!(
+    #[ignore = "needs an RDMA device (InfiniBand, RoCE or soft-RoCE rxe): docker/entrypoint.sh runs it with --ignored where one exists"]
+    verbs,
+    &crate::common::verbs_provider(),
+    DataPath::Auto,
+    zero_copy = false, // same-node zero copy would bypass the fabric
+    one_sided = true
 );

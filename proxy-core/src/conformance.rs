@@ -12,6 +12,9 @@
 //! proxy_core::conformance_suite!(setup = setup, register = my_connector::register);
 //! // optional: what is left of a case's namespace after close (empty when torn down)
 //! // proxy_core::conformance_suite!(setup = setup, register = ..., leftovers = list_left);
+//! // optional: every case ignored with a reason (a suite that needs hardware a host
+//! // may lack, run with `-- --ignored` where it has it)
+//! // proxy_core::conformance_suite!(setup = setup, register = ..., ignore = "needs ...");
 //! ```
 //!
 //! - `setup` runs once per case (cases run in parallel threads) and returns a
@@ -1364,8 +1367,9 @@ fn child_put(json: &str) -> Result<String> {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __conformance_for_each_case {
-    ($($cb:tt)*) => {
+    (@list [$($cb:tt)*] [$($prefix:tt)*]) => {
         $($cb)*! {
+            $($prefix)*
             cases:
                 put_get_roundtrip,
                 missing_key,
@@ -1390,12 +1394,36 @@ macro_rules! __conformance_for_each_case {
                 huge_object,
         }
     };
+    // `[callback] prefix...`: the prefix goes before `cases:`.
+    ([$($cb:tt)*] $($prefix:tt)*) => {
+        $crate::__conformance_for_each_case!(@list [$($cb)*] [$($prefix)*]);
+    };
+    ($($cb:tt)*) => {
+        $crate::__conformance_for_each_case!(@list [$($cb)*] []);
+    };
 }
 
 /// One `#[test]` per case (used by [`conformance_suite!`](crate::conformance_suite)).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __conformance_cases {
+    // Every case ignored with `reason` (a suite that needs what a host may lack).
+    (ignore = $reason:literal; cases: $($name:ident),* ; opt_in: $($opt:ident),* $(,)?) => {
+        $(
+            #[test]
+            #[ignore = $reason]
+            fn $name() {
+                $crate::conformance::run_test(stringify!($name), __conformance_ctx);
+            }
+        )*
+        $(
+            #[test]
+            #[ignore = "opt-in conformance case: run with `cargo test <name> -- --ignored`"]
+            fn $opt() {
+                $crate::conformance::run_test(stringify!($opt), __conformance_ctx);
+            }
+        )*
+    };
     (cases: $($name:ident),* ; opt_in: $($opt:ident),* $(,)?) => {
         $(
             #[test]
@@ -1419,14 +1447,17 @@ macro_rules! __conformance_cases {
 /// `Arc<dyn Connector>`) over a fresh namespace, called once per case;
 /// `register` is a `fn()` registering every connector kind a child process
 /// needs; the optional `leftovers` is a
-/// [`Leftovers`](crate::conformance::Leftovers) hook. See the
-/// [module docs](crate::conformance).
+/// [`Leftovers`](crate::conformance::Leftovers) hook; the optional `ignore`
+/// (a string literal) marks every case `#[ignore = ...]` with that reason, for
+/// a suite that needs what not every host has (an RDMA device), run with
+/// `-- --ignored` where it is. See the [module docs](crate::conformance).
 ///
 /// It also generates `conformance_child_entry`, an ignored test that only the
 /// suite's child processes run.
 #[macro_export]
 macro_rules! conformance_suite {
-    (setup = $setup:expr, register = $register:expr $(, leftovers = $leftovers:expr)? $(,)?) => {
+    (setup = $setup:expr, register = $register:expr $(, leftovers = $leftovers:expr)?
+     $(, ignore = $reason:literal)? $(,)?) => {
         fn __conformance_ctx() -> $crate::conformance::Ctx {
             ($register)();
             let path = module_path!();
@@ -1445,6 +1476,6 @@ macro_rules! conformance_suite {
             $crate::conformance::child_entry($register);
         }
 
-        $crate::__conformance_for_each_case!($crate::__conformance_cases);
+        $crate::__conformance_for_each_case!([$crate::__conformance_cases] $(ignore = $reason;)?);
     };
 }

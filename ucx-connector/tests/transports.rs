@@ -440,46 +440,56 @@ fn zero_copy_outlives(tls: &str, path: Mode) {
 }
 
 macro_rules! transport_tests {
-    ($name:ident, $tls:expr, $path:expr, zero_copy = $zc:expr, one_sided = $one_sided:expr) => {
+    ($(#[$attr:meta])* $name:ident, $tls:expr, $path:expr, zero_copy = $zc:expr, one_sided = $one_sided:expr) => {
         mod $name {
             use super::*;
             #[test]
+            $(#[$attr])*
             fn roundtrip() {
                 super::roundtrip($tls, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn evicted_then_reused() {
                 super::evicted_then_reused($tls, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn batches() {
                 super::batches($tls, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn bad_keys() {
                 super::bad_keys($tls, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn memory_limit() {
                 super::memory_limit($tls, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn restart() {
                 super::restart($tls, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn killed_server() {
                 super::killed_server($tls, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn many_threads() {
                 super::many_threads($tls, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn zero_copy_outlives() {
                 super::zero_copy_outlives($tls, Mode($path, $zc))
             }
             #[test]
+            $(#[$attr])*
             fn put_evict_cycles() {
                 super::cycles(
                     $tls,
@@ -492,6 +502,7 @@ macro_rules! transport_tests {
                 )
             }
             #[test]
+            $(#[$attr])*
             fn data_path() {
                 let server = ServerProcess::start($tls, &[]);
                 let c = connector(&server, Mode($path, $zc));
@@ -572,3 +583,14 @@ fn server_hint_decides_auto() {
     assert_eq!(c.data_path(), DataPath::Stream);
     assert!(!c.capabilities().one_sided_get);
 }
+
+// Verbs (InfiniBand, RoCE, soft-RoCE rxe): `rc_verbs,ud_verbs,self`, or
+// PROXYSTORE_TEST_UCX_VERBS_TLS. Auto picks one-sided gets (RDMA reads).
+transport_tests!(
+    #[ignore = "needs an RDMA device (InfiniBand, RoCE or soft-RoCE rxe): docker/entrypoint.sh runs it with --ignored where one exists"]
+    verbs,
+    &crate::common::verbs_tls(),
+    DataPath::Auto,
+    zero_copy = false, // same-node zero copy would bypass the fabric
+    one_sided = true
+);

@@ -211,3 +211,12 @@ pub fn conformance_setup(provider: &str, zero_copy: bool) -> WithServer {
         server,
     }
 }
+
+/// libfabric provider of the verbs tests: `PROXYSTORE_TEST_OFI_VERBS_PROVIDER`,
+/// by default `verbs;ofi_rxm` (InfiniBand, RoCE, soft-RoCE `rxe`).
+pub fn verbs_provider() -> String {
+    std::env::var("PROXYSTORE_TEST_OFI_VERBS_PROVIDER")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "verbs;ofi_rxm".to_string())
+}

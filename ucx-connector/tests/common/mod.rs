@@ -214,3 +214,12 @@ pub fn conformance_setup(tls: &str, zero_copy: bool) -> WithServer {
         server,
     }
 }
+
+/// UCX transports of the verbs tests: `PROXYSTORE_TEST_UCX_VERBS_TLS`, by
+/// default `rc_verbs,ud_verbs,self` (InfiniBand, RoCE, soft-RoCE `rxe`).
+pub fn verbs_tls() -> String {
+    std::env::var("PROXYSTORE_TEST_UCX_VERBS_TLS")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "rc_verbs,ud_verbs,self".to_string())
+}
