@@ -29,8 +29,6 @@ class ProxystoreRs(CargoPackage):
     homepage = "https://example.invalid/proxystore-rs"
     git = "https://example.invalid/proxystore-rs.git"
 
-    maintainers("proxystore-rs")
-
     license("Apache-2.0 OR MIT")
 
     # No release is tagged yet: the development branch only (add
