@@ -37,7 +37,11 @@ class ProxystoreRs(CargoPackage):
 
     variant("ucx", default=True, description="UCX connector and proxystore-ucx-server")
     variant("ofi", default=True, description="libfabric connector and proxystore-ofi-server")
-    variant("margo", default=False, description="Mochi Margo connector")
+    # Margo and DAOS are loaded at run time (the connectors compile without
+    # them): these variants add the dependency, point the build (header
+    # checks) and the module (MARGO_DIR, DAOS_DIR) at it, and with +margo
+    # install proxystore-margo-server.
+    variant("margo", default=False, description="Mochi Margo connector and its server")
     variant("daos", default=False, description="DAOS connector")
     variant("mpi", default=True, description="MPI-launched benchmark (proxystore-bench)")
     variant("python", default=False, description="Python bindings for the Python ProxyStore")
@@ -73,6 +77,7 @@ class ProxystoreRs(CargoPackage):
     crate_bins = {
         "ucx-connector": ["proxystore-ucx-server"],
         "ofi-connector": ["proxystore-ofi-server"],
+        "margo-connector": ["proxystore-margo-server"],
         "server": ["proxystore-server"],
         "cli": ["proxystore"],
         "benches": ["proxystore-bench"],
@@ -111,6 +116,10 @@ class ProxystoreRs(CargoPackage):
             env.set("UCX_DIR", self.spec["ucx"].prefix)
         if self.spec.satisfies("+ofi"):
             env.set("LIBFABRIC_DIR", self.spec["libfabric"].prefix)
+        if self.spec.satisfies("+margo"):
+            env.set("MARGO_DIR", self.spec["mochi-margo"].prefix)
+        if self.spec.satisfies("+daos"):
+            env.set("DAOS_DIR", self.spec["daos"].prefix)
         if self.spec.satisfies("+mpi"):
             env.set("MPICC", self.spec["mpi"].mpicc)
 
@@ -178,3 +187,8 @@ class ProxystoreRs(CargoPackage):
             env.set("PROXYSTORE_UCX_SERVER", join_path(self.prefix.bin, "proxystore-ucx-server"))
         if self.spec.satisfies("+ofi"):
             env.set("PROXYSTORE_OFI_SERVER", join_path(self.prefix.bin, "proxystore-ofi-server"))
+        # Margo and DAOS are loaded at run time from these prefixes.
+        if self.spec.satisfies("+margo"):
+            env.set("MARGO_DIR", self.spec["mochi-margo"].prefix)
+        if self.spec.satisfies("+daos"):
+            env.set("DAOS_DIR", self.spec["daos"].prefix)
