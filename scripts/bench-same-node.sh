@@ -50,6 +50,7 @@ done
 [ -n "$addr" ] || { echo "bench-same-node: the object server did not start (see $log)" >&2; exit 1; }
 echo "== UCX object server pid $server on $addr (UCX_TLS=$UCX_TLS)" >&2
 
+# shellcheck disable=SC2054  # the commas are inside one argument
 common=(--payloads bytes,numpy --sizes "$sizes")
 [ "$quick" = 1 ] && common+=(--quick) || common+=(--series-budget 2)
 

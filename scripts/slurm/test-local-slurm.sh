@@ -77,13 +77,19 @@ pids=() sbatch_pid=""
 
 # Processes holding a file under $work open (or working in it): the daemons,
 # the job steps' slurmstepd and their tasks. Only those are ever signalled.
+holds_under_work() {
+  local f
+  for f in "/proc/$1/fd/"*; do
+    [[ "$(readlink "$f" 2>/dev/null)" == "$work/"* ]] && return 0
+  done
+  return 1
+}
 holders() {
   local p
   for p in /proc/[0-9]*; do
     p=${p#/proc/}
     [ "$p" = $$ ] || [ "$p" = "$BASHPID" ] && continue
-    if [[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" == "$work"* ]] ||
-        ls -l "/proc/$p/fd" 2>/dev/null | grep -q -- "-> $work/"; then
+    if [[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" == "$work"* ]] || holds_under_work "$p"; then
       echo "$p"
     fi
   done
