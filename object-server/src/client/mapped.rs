@@ -60,7 +60,7 @@ pub(crate) struct MappedPeer {
     /// Mapped segments (`None`: the segment is gone).
     maps: Mutex<HashMap<u32, Option<Arc<Mapping>>>>,
     /// The connection pins are taken on.
-    session: Mutex<Option<Arc<PinSession>>>,
+    pins: Mutex<Option<Arc<PinConn>>>,
 }
 
 /// An `AtomicBool` that starts `true`.
@@ -85,7 +85,7 @@ impl MappedPeer {
 
 /// A control connection holding pins, shared by every `Bytes` pinned on it
 /// (it closes, releasing them all on the server, when the last is dropped).
-pub(crate) struct PinSession {
+pub(crate) struct PinConn {
     /// The connection's pin page (`None`: pins are requests).
     page: Option<ClientPage>,
     conn: Mutex<SessionConn>,
@@ -162,9 +162,9 @@ impl ClientPage {
     }
 }
 
-impl PinSession {
-    fn new(s: TcpStream, page: Option<ClientPage>) -> PinSession {
-        PinSession {
+impl PinConn {
+    fn new(s: TcpStream, page: Option<ClientPage>) -> PinConn {
+        PinConn {
             page,
             conn: Mutex::new(SessionConn { s, out: Vec::new() }),
             deferred: Mutex::new(Vec::new()),
@@ -183,7 +183,7 @@ impl PinSession {
         }
     }
 
-    /// Pin `locs`: whether each is stored (and now pinned on this session).
+    /// Pin `locs`: whether each is stored (and now pinned through this connection).
     fn pin(&self, locs: &[Loc]) -> io::Result<Vec<bool>> {
         let r = {
             let mut c = self.conn.lock();
@@ -284,7 +284,7 @@ impl Mapping {
 /// pin, released on drop.
 struct MappedObject {
     map: Arc<Mapping>,
-    session: Arc<PinSession>,
+    pins: Arc<PinConn>,
     /// The pin-page word holding it (`None`: pinned by a request).
     slot: Option<u32>,
     loc: Loc,
@@ -300,9 +300,9 @@ impl AsRef<[u8]> for MappedObject {
 
 impl Drop for MappedObject {
     fn drop(&mut self) {
-        match (self.slot, &self.session.page) {
+        match (self.slot, &self.pins.page) {
             (Some(slot), Some(page)) => page.release(slot),
-            _ => self.session.unpin(self.loc),
+            _ => self.pins.unpin(self.loc),
         }
     }
 }
@@ -433,9 +433,9 @@ impl<T: ClientTransport> ObjectClient<T> {
         Ok(Ok(m.maps.lock().entry(seg).or_insert(map).clone()))
     }
 
-    /// The pin session of `peer` (opened on first use, reopened after a failure).
-    fn session(&self, peer: &Arc<Peer<T>>, m: &MappedPeer) -> Result<Option<Arc<PinSession>>> {
-        let mut g = m.session.lock();
+    /// The pin connection of `peer` (opened on first use, reopened after a failure).
+    fn pins(&self, peer: &Arc<Peer<T>>, m: &MappedPeer) -> Result<Option<Arc<PinConn>>> {
+        let mut g = m.pins.lock();
         if let Some(s) = g.as_ref().filter(|s| !s.broken()) {
             return Ok(Some(s.clone()));
         }
@@ -444,7 +444,7 @@ impl<T: ClientTransport> ObjectClient<T> {
         };
         // Without a page (an old server, no shared memory), pins are requests.
         let page = ClientPage::open(&mut s, peer.pid).ok();
-        let s = Arc::new(PinSession::new(s, page));
+        let s = Arc::new(PinConn::new(s, page));
         *g = Some(s.clone());
         Ok(Some(s))
     }
@@ -497,13 +497,13 @@ impl<T: ClientTransport> ObjectClient<T> {
             return Ok(out);
         }
         // 2. Pin them: in the pin page (no request), else with a request.
-        let Some(session) = self.session(peer, m)? else {
+        let Some(pins) = self.pins(peer, m)? else {
             for (i, _) in want {
                 out[i] = Mapped::Done(None); // the server restarted
             }
             return Ok(out);
         };
-        if let Some(page) = &session.page {
+        if let Some(page) = &pins.page {
             let mut rest = Vec::new();
             for (i, map) in want {
                 let k = keys[i];
@@ -520,7 +520,7 @@ impl<T: ClientTransport> ObjectClient<T> {
                     start: k.offset as usize + layout::HEADER,
                     len: k.len as usize,
                     map,
-                    session: session.clone(),
+                    pins: pins.clone(),
                     slot: Some(slot),
                     loc: k.loc(),
                 })));
@@ -529,7 +529,7 @@ impl<T: ClientTransport> ObjectClient<T> {
         }
         for chunk in want.chunks(PIN_CHUNK) {
             let locs: Vec<Loc> = chunk.iter().map(|(i, _)| keys[*i].loc()).collect();
-            let pinned = match session.pin(&locs) {
+            let pinned = match pins.pin(&locs) {
                 Ok(p) => p,
                 Err(e) => {
                     if !peer.alive() {
@@ -550,7 +550,7 @@ impl<T: ClientTransport> ObjectClient<T> {
                 if !layout::header_matches(h, k.id, k.len) {
                     // Pinned, so committed and not evicted: the server and
                     // this mapping disagree. Never hand out other bytes.
-                    session.unpin(k.loc());
+                    pins.unpin(k.loc());
                     return Err(Error::connector(
                         T::NAME,
                         "get",
@@ -560,7 +560,7 @@ impl<T: ClientTransport> ObjectClient<T> {
                 }
                 out[*i] = Mapped::Done(Some(Bytes::from_owner(MappedObject {
                     map: map.clone(),
-                    session: session.clone(),
+                    pins: pins.clone(),
                     slot: None,
                     loc: k.loc(),
                     start: start + layout::HEADER,
