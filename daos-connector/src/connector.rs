@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::KIND;
 use crate::daos::{self, Array, Cont, Eq, NOT_DONE, execute};
+use crate::dict::{self, Kv, KvOp};
 use crate::error::DaosError;
 
 /// Default array chunk size: 1 MiB.
@@ -65,6 +66,30 @@ pub struct DaosOptions {
     /// Operations in flight at once in a batch.
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
+    /// How objects are laid out in the container (see the crate docs).
+    #[serde(default, skip_serializing_if = "DaosLayout::is_array")]
+    pub layout: DaosLayout,
+}
+
+/// How a DAOS store lays out its objects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum DaosLayout {
+    /// One byte-array object per stored object, read straight into the
+    /// receive pool (the fast path).
+    #[default]
+    Array,
+    /// Values of the PyDAOS dictionary named by the namespace, as the Python
+    /// ProxyStore's `DAOSConnector` keeps them: each side reads the other's
+    /// objects. Needs a container of type `PYTHON` (or one with no type).
+    Pydaos,
+}
+
+impl DaosLayout {
+    fn is_array(&self) -> bool {
+        *self == DaosLayout::Array
+    }
 }
 
 fn default_chunk() -> u64 {
@@ -89,7 +114,14 @@ impl DaosOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            layout: DaosLayout::Array,
         }
+    }
+
+    /// Builder: the layout.
+    pub fn layout(mut self, layout: DaosLayout) -> Self {
+        self.layout = layout;
+        self
     }
 
     /// Builder: the namespace.
@@ -133,6 +165,11 @@ impl DaosOptions {
         if self.timeout_ms == 0 || self.max_in_flight == 0 {
             return bad("timeout_ms and max_in_flight must be positive".into());
         }
+        if self.layout == DaosLayout::Pydaos && self.namespace.is_empty() {
+            return bad(
+                "the pydaos layout keeps objects in the PyDAOS dictionary the namespace names: give a namespace".into(),
+            );
+        }
         Ok(())
     }
 }
@@ -150,9 +187,18 @@ pub struct DaosKey {
     pub oid_hi: u64,
     /// Object id, low 64 bits.
     pub oid_lo: u64,
-    /// Object length in bytes.
+    /// Object length in bytes ([`UNKNOWN_LEN`] for a key of the pydaos
+    /// layout made from the Python ProxyStore's `DAOSKey`).
     pub len: u64,
+    /// The pydaos layout: the object's key in the dictionary (the oid is the
+    /// dictionary's). `None` in the array layout.
+    #[serde(default)]
+    pub entry: Option<String>,
 }
+
+/// [`DaosKey::len`] of a pydaos-layout key whose length is not known (made
+/// from a Python ProxyStore key): a get asks DAOS for the value's size first.
+pub const UNKNOWN_LEN: u64 = u64::MAX;
 
 impl DaosKey {
     pub(crate) fn oid(&self) -> daos_obj_id_t {
@@ -188,6 +234,8 @@ fn ns_hash(ns: &str) -> u64 {
 /// A connector over one DAOS pool + container + namespace.
 pub struct DaosConnector {
     opts: DaosOptions,
+    /// The pydaos layout: the namespace's dictionary, open.
+    dict: Option<Arc<Kv>>,
     /// Resolved object class id (0: DAOS chooses).
     cid: u32,
     ns_hash: u64,
@@ -207,14 +255,14 @@ impl std::fmt::Debug for DaosConnector {
 }
 
 /// A buffer an object is read into.
-enum Dest {
+pub(crate) enum Dest {
     None,
     Heap(Vec<u8>),
     Pooled(PoolBuf<AnonAllocator>),
 }
 
 impl Dest {
-    fn new(len: usize) -> Result<Dest> {
+    pub(crate) fn new(len: usize) -> Result<Dest> {
         Ok(if len == 0 {
             Dest::None
         } else if len >= POOL_THRESHOLD {
@@ -224,7 +272,7 @@ impl Dest {
         })
     }
 
-    fn iov(&mut self) -> Option<d_iov_t> {
+    pub(crate) fn iov(&mut self) -> Option<d_iov_t> {
         let (ptr, len) = match self {
             Dest::None => return None,
             Dest::Heap(v) => (v.as_mut_ptr(), v.len()),
@@ -240,7 +288,7 @@ impl Dest {
         })
     }
 
-    fn into_bytes(self) -> Bytes {
+    pub(crate) fn into_bytes(self) -> Bytes {
         match self {
             Dest::None => Bytes::new(),
             Dest::Heap(v) => Bytes::from(v),
@@ -333,9 +381,17 @@ impl DaosConnector {
             deadline,
         )
         .map_err(|e| e.into_error("connect", timeout))?;
+        let dict = match opts.layout {
+            DaosLayout::Array => None,
+            DaosLayout::Pydaos => Some(Arc::new(
+                dict::open_dict(&cont, &opts.namespace, cid, deadline)
+                    .map_err(|e| e.into_error("connect", timeout))?,
+            )),
+        };
         Ok(DaosConnector {
             ns_hash: ns_hash(&opts.namespace),
             opts,
+            dict,
             cid,
             cont: Mutex::new(Some(cont)),
         })
@@ -377,7 +433,34 @@ impl DaosConnector {
                 ),
             });
         }
-        let otype = k.oid_hi >> 56;
+        let otype = k.oid_hi >> daos_sys::OID_FMT_TYPE_SHIFT;
+        if let Some(d) = &self.dict {
+            let bad = |reason: String| {
+                Err(Error::InvalidKey {
+                    connector: KIND.into(),
+                    reason,
+                })
+            };
+            let Some(entry) = &k.entry else {
+                return bad("a key of the array layout; this store uses the pydaos layout".into());
+            };
+            if k.oid() != d.oid {
+                return bad(format!(
+                    "the key's dictionary {:#x}.{:#x} is not this store's ({:#x}.{:#x})",
+                    k.oid_hi, k.oid_lo, d.oid.hi, d.oid.lo
+                ));
+            }
+            if entry.is_empty() || entry.contains('\0') {
+                return bad(format!("{entry:?} is not a dictionary key"));
+            }
+            return Ok(k);
+        }
+        if k.entry.is_some() {
+            return Err(Error::InvalidKey {
+                connector: KIND.into(),
+                reason: "a key of the pydaos layout; this store uses the array layout".into(),
+            });
+        }
         if otype != u64::from(daos_sys::DAOS_OT_ARRAY_BYTE) {
             return Err(Error::InvalidKey {
                 connector: KIND.into(),
@@ -403,6 +486,97 @@ impl DaosConnector {
         h[16..24].copy_from_slice(&len.to_le_bytes());
         h[24..32].copy_from_slice(&oid_lo.to_le_bytes());
         h
+    }
+
+    /// The dictionary of the pydaos layout, while the connector is open.
+    fn open_dict(&self) -> std::result::Result<Option<Arc<Kv>>, DaosError> {
+        match &self.dict {
+            None => Ok(None),
+            Some(d) => {
+                self.cont()?;
+                Ok(Some(d.clone()))
+            }
+        }
+    }
+
+    /// The pydaos layout's put: each object a value under a fresh
+    /// `uuid4` string, as the Python ProxyStore names its keys.
+    fn dict_put(
+        &self,
+        d: &Arc<Kv>,
+        data: Vec<Payload>,
+    ) -> std::result::Result<Vec<Key>, DaosError> {
+        let deadline = Instant::now() + self.timeout();
+        let mut ops = Vec::with_capacity(data.len());
+        let mut keys = Vec::with_capacity(data.len());
+        for payload in data {
+            let entry = uuid::Uuid::new_v4().to_string();
+            // One contiguous value (a copy only for payloads of several parts).
+            ops.push(KvOp::put(d, &entry, payload.to_bytes())?);
+            keys.push(DaosKey {
+                pool: self.opts.pool.clone(),
+                container: self.opts.container.clone(),
+                namespace: self.opts.namespace.clone(),
+                oid_hi: d.oid.hi,
+                oid_lo: d.oid.lo,
+                len: payload.len() as u64,
+                entry: Some(entry),
+            });
+        }
+        let ops = dict::run(ops, self.opts.max_in_flight, deadline, 0)?;
+        if let Some(op) = ops.iter().find(|o| o.rc != 0) {
+            let rc = op.rc;
+            // Nothing of a failed batch stays.
+            let _ = self.dict_remove(d, &keys);
+            return Err(DaosError::call(d.api(), "daos_kv_put", rc));
+        }
+        Ok(keys.iter().map(Key::encode).collect())
+    }
+
+    fn dict_remove(&self, d: &Arc<Kv>, keys: &[DaosKey]) -> std::result::Result<(), DaosError> {
+        let deadline = Instant::now() + self.timeout();
+        let ops = keys
+            .iter()
+            .map(|k| KvOp::remove(d, k.entry.as_deref().unwrap_or_default()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let ops = dict::run(ops, self.opts.max_in_flight, deadline, 0)?;
+        match ops.iter().find(|o| o.rc != 0) {
+            Some(op) => Err(DaosError::call(d.api(), "daos_kv_remove", op.rc)),
+            None => Ok(()),
+        }
+    }
+
+    /// The pydaos layout's reads: `None` for a missing entry or a value of
+    /// another length than the key's.
+    fn dict_get(
+        &self,
+        d: &Arc<Kv>,
+        keys: &[DaosKey],
+    ) -> std::result::Result<Vec<Option<Bytes>>, DaosError> {
+        let deadline = Instant::now() + self.timeout();
+        let want: Vec<(&str, Option<u64>)> = keys
+            .iter()
+            .map(|k| {
+                (
+                    k.entry.as_deref().unwrap_or_default(),
+                    (k.len != UNKNOWN_LEN).then_some(k.len),
+                )
+            })
+            .collect();
+        dict::get_many(d, &want, self.opts.max_in_flight, deadline, PROBE_THRESHOLD)
+    }
+
+    /// The pydaos layout's `exists`: the entry is there (with the key's
+    /// length, when the key has one).
+    fn dict_exists(&self, d: &Arc<Kv>, k: &DaosKey) -> std::result::Result<bool, DaosError> {
+        let deadline = Instant::now() + self.timeout();
+        let ops = vec![KvOp::get(d, k.entry.as_deref().unwrap_or_default(), None)?];
+        let ops = dict::run(ops, 1, deadline, 0)?;
+        if ops[0].rc != 0 {
+            return Err(DaosError::call(d.api(), "daos_kv_get", ops[0].rc));
+        }
+        let size = ops[0].size();
+        Ok(size != 0 && (k.len == UNKNOWN_LEN || size == dict::stored_len(k.len)))
     }
 
     fn put_many(&self, data: Vec<Payload>) -> std::result::Result<Vec<Key>, DaosError> {
@@ -468,6 +642,7 @@ impl DaosConnector {
                 oid_hi: oid.hi,
                 oid_lo: oid.lo,
                 len,
+                entry: None,
             });
             states.push(st);
         }
@@ -715,7 +890,7 @@ impl Connector for DaosConnector {
     }
 
     fn put(&self, data: Payload) -> Result<Key> {
-        let mut keys = self.put_many(vec![data]).map_err(self.err("put"))?;
+        let mut keys = self.put_batch(vec![data])?;
         Ok(keys.remove(0))
     }
 
@@ -723,14 +898,15 @@ impl Connector for DaosConnector {
         if data.is_empty() {
             return Ok(Vec::new());
         }
-        self.put_many(data).map_err(self.err("put_batch"))
+        match self.open_dict().map_err(self.err("put"))? {
+            Some(d) => self.dict_put(&d, data),
+            None => self.put_many(data),
+        }
+        .map_err(self.err("put"))
     }
 
     fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        let k = self.decode(key)?;
-        let mut v = self
-            .read_many(std::slice::from_ref(&k), true)
-            .map_err(self.err("get"))?;
+        let mut v = self.get_batch(std::slice::from_ref(key))?;
         Ok(v.remove(0))
     }
 
@@ -742,11 +918,18 @@ impl Connector for DaosConnector {
         if ks.is_empty() {
             return Ok(Vec::new());
         }
-        self.read_many(&ks, true).map_err(self.err("get_batch"))
+        match self.open_dict().map_err(self.err("get"))? {
+            Some(d) => self.dict_get(&d, &ks),
+            None => self.read_many(&ks, true),
+        }
+        .map_err(self.err("get"))
     }
 
     fn exists(&self, key: &Key) -> Result<bool> {
         let k = self.decode(key)?;
+        if let Some(d) = self.open_dict().map_err(self.err("exists"))? {
+            return self.dict_exists(&d, &k).map_err(self.err("exists"));
+        }
         let v = self
             .read_many(std::slice::from_ref(&k), false)
             .map_err(self.err("exists"))?;
@@ -755,6 +938,17 @@ impl Connector for DaosConnector {
 
     fn evict(&self, key: &Key) -> Result<()> {
         let k = self.decode(key)?;
+        if let Some(d) = self.open_dict().map_err(self.err("evict"))? {
+            // As for arrays, a key whose length is not the value's (a forged
+            // one) removes nothing; a Python ProxyStore key (no length)
+            // removes the entry, as its own connector does.
+            if !self.dict_exists(&d, &k).map_err(self.err("evict"))? {
+                return Ok(());
+            }
+            return self
+                .dict_remove(&d, std::slice::from_ref(&k))
+                .map_err(self.err("evict"));
+        }
         // Only the object the key names: a forged key with this object id but
         // another length or namespace must not punch it (objects are write
         // once, so checking the header first is not racy).
@@ -782,6 +976,17 @@ impl Connector for DaosConnector {
 
     fn key_to_string(&self, key: &Key) -> Result<String> {
         let k = self.decode(key)?;
+        if let Some(entry) = &k.entry {
+            let len = if k.len == UNKNOWN_LEN {
+                String::new()
+            } else {
+                format!(":{}", k.len)
+            };
+            return Ok(format!(
+                "daos:{}/{}/{}/{entry}{len}",
+                k.pool, k.container, k.namespace
+            ));
+        }
         Ok(format!(
             "daos:{}/{}/{}/{:016x}.{:016x}/{}",
             k.pool, k.container, k.namespace, k.oid_hi, k.oid_lo, k.len
@@ -792,7 +997,7 @@ impl Connector for DaosConnector {
         let bad = |why: &str| Error::InvalidKey {
             connector: KIND.into(),
             reason: format!(
-                "{why}: {s:?} (expected daos:POOL/CONTAINER/NAMESPACE/HI.LO/LEN or hex)"
+                "{why}: {s:?} (expected daos:POOL/CONTAINER/NAMESPACE/HI.LO/LEN, in the pydaos layout daos:POOL/CONTAINER/NAMESPACE/ENTRY[:LEN], or hex)"
             ),
         };
         let Some(rest) = s.strip_prefix("daos:") else {
@@ -800,6 +1005,33 @@ impl Connector for DaosConnector {
             self.decode(&key)?;
             return Ok(key);
         };
+        if let Some(d) = &self.dict {
+            // POOL/CONTAINER/NAMESPACE/ENTRY[:LEN]: the Python ProxyStore's
+            // DAOSKey(pool, container, namespace, dict_key), with our length.
+            let (head, last) = rest.rsplit_once('/').ok_or_else(|| bad("too few parts"))?;
+            let (entry, len) = match last.rsplit_once(':') {
+                Some((e, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                    (e, n.parse().map_err(|_| bad("length is not a number"))?)
+                }
+                _ => (last, UNKNOWN_LEN),
+            };
+            let mut h = head.splitn(3, '/');
+            let (Some(pool), Some(container), Some(namespace)) = (h.next(), h.next(), h.next())
+            else {
+                return Err(bad("missing pool, container or namespace"));
+            };
+            let key = Key::encode(&DaosKey {
+                pool: pool.into(),
+                container: container.into(),
+                namespace: namespace.into(),
+                oid_hi: d.oid.hi,
+                oid_lo: d.oid.lo,
+                len,
+                entry: Some(entry.into()),
+            });
+            self.decode(&key)?;
+            return Ok(key);
+        }
         let parts: Vec<&str> = rest.rsplitn(3, '/').collect();
         let [len, oid, head] = parts[..] else {
             return Err(bad("too few parts"));
@@ -819,6 +1051,7 @@ impl Connector for DaosConnector {
             oid_hi: hex(hi)?,
             oid_lo: hex(lo)?,
             len: len.parse().map_err(|_| bad("length is not a number"))?,
+            entry: None,
         });
         self.decode(&key)?;
         Ok(key)

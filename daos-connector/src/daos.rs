@@ -193,7 +193,9 @@ impl Cont {
             if g.0 == g.1 {
                 let want = OID_BATCH.max(n - out.len() as u64);
                 let start = self.alloc_oids(want, deadline)?;
-                *g = (start, start + want);
+                // Id 0 (with hi 0) is the container's root object's: never used.
+                *g = (start.max(1), start + want);
+                continue;
             }
             let take = (g.1 - g.0).min(n - out.len() as u64);
             out.extend(g.0..g.0 + take);

@@ -57,6 +57,8 @@ pub(crate) enum DaosError {
         cont: String,
     },
     BadLabel(String),
+    /// The container or namespace does not fit the configured layout.
+    Layout(String),
     Closed,
     Core(Error),
 }
@@ -146,6 +148,7 @@ impl DaosError {
                 ),
             ),
             DaosError::BadLabel(m) => Error::config(KIND, m),
+            DaosError::Layout(m) => Error::config(KIND, m),
             DaosError::Closed => Error::connector(
                 KIND,
                 op,

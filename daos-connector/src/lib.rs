@@ -47,6 +47,11 @@
 //! (a read-only DAOS transaction would give one snapshot too, but cost
 //! ~25% of the bandwidth of 4-16 MB gets here).
 //!
+//! With [`DaosLayout::Pydaos`] (`layout: pydaos`), objects are instead
+//! values of the PyDAOS dictionary the namespace names, as the Python
+//! ProxyStore's DAOS connector keeps them: each side reads the other's
+//! objects (see the README, "The pydaos layout").
+//!
 //! ## Data path
 //!
 //! - `get` reads the header and the object in one `daos_array_read` whose
@@ -81,11 +86,14 @@
 
 mod connector;
 mod daos;
+mod dict;
 mod error;
 pub mod raw;
 mod url;
 
-pub use connector::{DaosConnector, DaosKey, DaosOptions, recv_pool_allocated_bytes};
+pub use connector::{
+    DaosConnector, DaosKey, DaosLayout, DaosOptions, UNKNOWN_LEN, recv_pool_allocated_bytes,
+};
 pub use error::DaosFailure;
 
 /// The connector kind, as used in configurations.
@@ -93,7 +101,7 @@ pub const KIND: &str = "daos";
 
 /// Register the `daos` connector kind in this process (so stores and
 /// proxies whose configuration names it can be rebuilt) and the `daos://`
-/// store URL scheme (`daos://POOL/CONTAINER[/NAMESPACE][?oclass=SX&chunk_size=BYTES&timeout_ms=MS&system=NAME]`).
+/// store URL scheme (`daos://POOL/CONTAINER[/NAMESPACE][?oclass=SX&chunk_size=BYTES&timeout_ms=MS&system=NAME&layout=array|pydaos]`).
 /// Idempotent.
 pub fn register() {
     proxy_core::registry::register_connector::<DaosConnector>();

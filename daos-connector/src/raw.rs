@@ -29,6 +29,12 @@ impl RawReader {
     pub fn open(opts: &DaosOptions, key: &Key) -> Result<RawReader> {
         let t = Duration::from_millis(opts.timeout_ms);
         let k: DaosKey = key.decode(crate::KIND)?;
+        if k.entry.is_some() {
+            return Err(Error::InvalidKey {
+                connector: crate::KIND.into(),
+                reason: "the raw reader reads array-layout keys, not pydaos ones".into(),
+            });
+        }
         let cont = daos::container(
             opts.system.as_deref().unwrap_or(""),
             &opts.pool,

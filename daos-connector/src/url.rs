@@ -1,5 +1,5 @@
 //! Store URLs of scheme `daos`:
-//! `daos://POOL/CONTAINER[/NAMESPACE][?oclass=SX&chunk_size=BYTES&timeout_ms=MS&max_in_flight=N&system=NAME]`.
+//! `daos://POOL/CONTAINER[/NAMESPACE][?oclass=SX&chunk_size=BYTES&timeout_ms=MS&max_in_flight=N&system=NAME&layout=array|pydaos]`.
 
 use proxy_core::url::StoreUrl;
 use proxy_core::{ConnectorConfig, Result};
@@ -37,11 +37,22 @@ pub(crate) fn config_from_url(url: &StoreUrl<'_>) -> Result<ConnectorConfig> {
             "chunk_size" => o.chunk_size = num(k)?,
             "timeout_ms" => o.timeout_ms = num(k)?,
             "max_in_flight" => o.max_in_flight = num(k)? as usize,
+            "layout" => {
+                o.layout = match v {
+                    "array" => crate::DaosLayout::Array,
+                    "pydaos" => crate::DaosLayout::Pydaos,
+                    _ => {
+                        return Err(
+                            url.error(Some(KIND), format!("layout is array or pydaos, not {v:?}"))
+                        );
+                    }
+                }
+            }
             other => {
                 return Err(url.error(
                     Some(KIND),
                     format!(
-                        "unknown DAOS URL parameter {other:?} (known: oclass, system, chunk_size, timeout_ms, max_in_flight)"
+                        "unknown DAOS URL parameter {other:?} (known: oclass, system, chunk_size, timeout_ms, max_in_flight, layout)"
                     ),
                 ));
             }
@@ -65,11 +76,16 @@ mod tests {
         assert_eq!(o.oclass.as_deref(), Some("SX"));
         assert_eq!(o.chunk_size, 4096);
         assert_eq!(o.timeout_ms, crate::connector::DEFAULT_TIMEOUT_MS);
+        assert_eq!(o.layout, crate::DaosLayout::Array);
+        let c = registry::connector_config_from_url("daos://p1/c1/ns?layout=pydaos").unwrap();
+        let o: crate::DaosOptions = c.options().unwrap();
+        assert_eq!(o.layout, crate::DaosLayout::Pydaos);
         for bad in [
             "daos://p1",
             "daos:///c",
             "daos://p/c?nope=1",
             "daos://p/c?chunk_size=x",
+            "daos://p/c/ns?layout=kv",
         ] {
             let e = registry::connector_config_from_url(bad)
                 .unwrap_err()

@@ -124,3 +124,82 @@ fn forged_random_and_punched_keys() {
     let batch = c.get_batch(&[key.clone(), never.clone(), key]).unwrap();
     assert_eq!(batch, vec![None, None, None]);
 }
+
+#[test]
+#[cfg_attr(
+    not(has_daos),
+    ignore = "needs DAOS: no DAOS headers at build time (set DAOS_DIR) and a running pool + PYTHON container (PROXYSTORE_DAOS_POOL, PROXYSTORE_DAOS_PY_CONT)"
+)]
+fn pydaos_layout_forged_keys_and_bad_options() {
+    use daos_connector::{DaosLayout, UNKNOWN_LEN};
+
+    // No namespace: no dictionary to name.
+    let mut o = common::pydaos_options("bad-py");
+    o.namespace.clear();
+    let e = DaosConnector::new(o).unwrap_err();
+    assert!(matches!(e, Error::InvalidConfig { .. }), "{e}");
+    assert!(e.to_string().contains("namespace"), "{e}");
+
+    let c = DaosConnector::new(common::pydaos_options("bad-py")).unwrap();
+    let other = DaosConnector::new(common::pydaos_options("bad-py-other")).unwrap();
+    let data = proxy_core::conformance::pattern(70_000, 3);
+    let key = c.put(Payload::from(data.clone())).unwrap();
+    let real: DaosKey = key.decode("daos").unwrap();
+    assert_eq!(real.len, 70_000);
+    assert!(real.entry.is_some());
+
+    // Another dictionary's store refuses the key (its namespace, then its
+    // dictionary object); an array-layout key is refused by layout.
+    let e = other.get(&key).unwrap_err();
+    assert!(matches!(e, Error::InvalidKey { .. }), "{e}");
+    let mut moved = real.clone();
+    moved.namespace = other.options().namespace.clone();
+    let e = other.get(&Key::encode(&moved)).unwrap_err();
+    assert!(e.to_string().contains("dictionary"), "{e}");
+    let array_key = key_like(&c, &real, |k| k.entry = None);
+    let e = c.get(&array_key).unwrap_err();
+    assert!(e.to_string().contains("array layout"), "{e}");
+    let co = c.options();
+    let array_store = DaosConnector::new(
+        DaosOptions::new(co.pool.clone(), co.container.clone()).namespace(co.namespace.clone()),
+    )
+    .unwrap();
+    let e = array_store.get(&key).unwrap_err();
+    assert!(e.to_string().contains("pydaos layout"), "{e}");
+    assert_eq!(array_store.options().layout, DaosLayout::Array);
+
+    // Wrong lengths read as missing and evict nothing; a huge one
+    // allocates nothing; an unknown length reads the value.
+    for len in [69_999, 70_001, 1 << 40] {
+        let forged = key_like(&c, &real, |k| k.len = len);
+        assert_eq!(c.get(&forged).unwrap(), None, "length {len}");
+        assert!(!c.exists(&forged).unwrap());
+        c.evict(&forged).unwrap();
+    }
+    assert_eq!(c.get(&key).unwrap().as_deref(), Some(&data[..]));
+    let unknown = key_like(&c, &real, |k| k.len = UNKNOWN_LEN);
+    assert_eq!(c.get(&unknown).unwrap().as_deref(), Some(&data[..]));
+
+    // Never-written and odd entry names.
+    let never = key_like(&c, &real, |k| k.entry = Some("no-such-entry".into()));
+    assert_eq!(c.get(&never).unwrap(), None);
+    for bad in ["", "a\0b"] {
+        let k = key_like(&c, &real, |k| k.entry = Some(bad.into()));
+        let e = c.get(&k).unwrap_err();
+        assert!(matches!(e, Error::InvalidKey { .. }), "{bad:?}: {e}");
+    }
+    // Text forms: ours round-trips; ProxyStore's four fields parse.
+    let text = c.key_to_string(&key).unwrap();
+    assert!(text.ends_with(":70000"), "{text}");
+    assert_eq!(c.parse_key(&text).unwrap(), key);
+    let (no_len, _) = text.rsplit_once(':').unwrap();
+    let k = c.parse_key(no_len).unwrap();
+    assert_eq!(c.get(&k).unwrap().as_deref(), Some(&data[..]));
+
+    // Random bytes as a key: an error, not a panic.
+    let e = c.get(&Key::from_bytes(vec![0xA5u8; 40])).unwrap_err();
+    assert!(matches!(e, Error::InvalidKey { .. }), "{e}");
+
+    c.evict(&key).unwrap();
+    assert_eq!(c.get(&key).unwrap(), None);
+}

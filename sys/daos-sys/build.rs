@@ -74,6 +74,10 @@ fn main() {
     println!("cargo::rustc-link-arg-tests=-Wl,--no-as-needed");
     println!("cargo::rustc-link-arg-tests=-ldaos");
     println!("cargo::rustc-link-arg-tests=-lgurt");
+    // daos_prop_alloc/daos_prop_free live in libdaos_common (a dependency of libdaos).
+    println!("cargo::rustc-link-arg-tests=-ldaos_common");
+    // ... whose own undefined symbols libdaos's other dependencies resolve at load time.
+    println!("cargo::rustc-link-arg-tests=-Wl,--allow-shlib-undefined");
 
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
     let clang_include = format!("-I{}", include.display());
@@ -95,8 +99,8 @@ fn main() {
         .header("wrapper.h")
         .clang_arg(&clang_include)
         .allowlist_function("daos_.*|d_errstr|d_errdesc")
-        .allowlist_type("daos_errno|daos_otype_t")
-        .allowlist_var("DAOS_PC_R[OW]|DAOS_COO_R[OW]")
+        .allowlist_type("daos_errno|daos_otype_t|daos_cont_props")
+        .allowlist_var("DAOS_PC_R[OW]|DAOS_COO_R[OW]|DAOS_COND_DKEY_INSERT|OID_FMT_TYPE_SHIFT|DAOS_PROP_CO_LAYOUT_(UNKNOWN|POSIX|PYTHON)")
         .derive_debug(false)
         .layout_tests(false);
     for t in HAND_TYPES.iter().chain(OPAQUE_TYPES) {
@@ -118,6 +122,9 @@ const HAND_TYPES: &[&str] = &[
     "daos_array_iod_t",
     "daos_event_t",
     "daos_event",
+    "daos_prop_t",
+    "daos_prop_entry",
+    "daos_prop_co_roots",
 ];
 
 /// Types daos-sys passes only by untyped pointer (`*mut c_void`).

@@ -60,3 +60,18 @@ pub fn options(tag: &str) -> DaosOptions {
 pub fn connector(tag: &str) -> DaosConnector {
     DaosConnector::new(options(tag)).expect("connect to the test DAOS pool and container")
 }
+
+/// Environment variable naming a container of type PYTHON for the pydaos
+/// layout's tests (default: the `PROXYSTORE_DAOS_CONT` container).
+pub const PY_CONT_ENV: &str = "PROXYSTORE_DAOS_PY_CONT";
+
+/// Options of the pydaos layout for a fresh namespace (a new PyDAOS
+/// dictionary) of the test pool and its PYTHON container.
+pub fn pydaos_options(tag: &str) -> DaosOptions {
+    let (pool, cont) = target();
+    let cont = std::env::var(PY_CONT_ENV).unwrap_or(cont);
+    DaosOptions::new(pool, cont)
+        .namespace(fresh_namespace(tag))
+        .layout(daos_connector::DaosLayout::Pydaos)
+        .timeout(Duration::from_secs(60))
+}

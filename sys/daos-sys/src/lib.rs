@@ -110,6 +110,57 @@ pub struct daos_array_iod_t {
     pub arr_nr_read: u64,
 }
 
+/// The value of a property entry: a number, a string or a pointer to a
+/// property-specific structure (`dpe_val_ptr`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+#[allow(missing_debug_implementations)]
+pub union daos_prop_entry_val {
+    /// A numeric value.
+    pub dpe_val: u64,
+    /// A string value.
+    pub dpe_str: *mut c_char,
+    /// Any other value (for `DAOS_PROP_CO_ROOTS`: a [`daos_prop_co_roots`]).
+    pub dpe_val_ptr: *mut c_void,
+}
+
+/// One property (`struct daos_prop_entry`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+#[allow(missing_debug_implementations)]
+pub struct daos_prop_entry {
+    /// Property type (`DAOS_PROP_CO_*`).
+    pub dpe_type: u32,
+    /// Flags (e.g. a negative entry).
+    pub dpe_flags: u16,
+    /// Reserved.
+    pub dpe_reserv: u16,
+    /// The value.
+    pub dpe_val: daos_prop_entry_val,
+}
+
+/// A list of properties (allocated and freed by libdaos:
+/// `daos_prop_alloc`, `daos_prop_free`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct daos_prop_t {
+    /// Number of entries.
+    pub dpp_nr: u32,
+    /// Reserved.
+    pub dpp_reserv: u32,
+    /// The entries.
+    pub dpp_entries: *mut daos_prop_entry,
+}
+
+/// The container's root object ids (`DAOS_PROP_CO_ROOTS`): the first is
+/// the root key-value object of PyDAOS containers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct daos_prop_co_roots {
+    /// Root object ids (nil when unused).
+    pub cr_oids: [daos_obj_id_t; 4],
+}
+
 /// Private part of an event (the library's state).
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -172,6 +223,22 @@ pub const DAOS_TF_RDONLY: u64 = 1 << 0;
 /// `enum daos_otype_t`: a byte array whose cell and chunk sizes the opener
 /// gives (no metadata object).
 pub const DAOS_OT_ARRAY_BYTE: c_uint = 13;
+/// `enum daos_otype_t`: a flat key-value object (the `daos_kv_*` API).
+pub const DAOS_OT_KV_HASHED: c_uint = 8;
+/// Bit position of the object type in `daos_obj_id_t::hi`.
+pub const OID_FMT_TYPE_SHIFT: u32 = 56;
+/// `daos_kv_put` flag: insert only if the key does not exist (`-DER_EXIST` otherwise).
+pub const DAOS_COND_KEY_INSERT: u64 = 1 << 1;
+/// Container property: layout type (`DAOS_PROP_CO_LAYOUT_*`).
+pub const DAOS_PROP_CO_LAYOUT_TYPE: u32 = 4098;
+/// Container property: root object ids ([`daos_prop_co_roots`]).
+pub const DAOS_PROP_CO_ROOTS: u32 = 4113;
+/// Container layout: not set (`daos container create` without `--type`).
+pub const DAOS_PROP_CO_LAYOUT_UNKNOWN: u64 = 0;
+/// Container layout: POSIX (DFS, dfuse, MPI-IO).
+pub const DAOS_PROP_CO_LAYOUT_POSIX: u64 = 1;
+/// Container layout: PyDAOS (`--type PYTHON`).
+pub const DAOS_PROP_CO_LAYOUT_PYTHON: u64 = 3;
 /// `OC_UNKNOWN`: let DAOS choose the object class (container properties).
 pub const OC_UNKNOWN: u32 = 0;
 
@@ -312,6 +379,22 @@ daos_api! {
     daos_event_test = "daos_event_test": fn(ev: *mut daos_event_t, timeout: i64, flag: *mut bool) -> c_int;
     /// `daos_event_abort(ev)`
     daos_event_abort = "daos_event_abort": fn(ev: *mut daos_event_t) -> c_int;
+    /// `daos_kv_open(coh, oid, mode, *oh, ev)`: open a flat key-value object
+    daos_kv_open = "daos_kv_open": fn(coh: daos_handle_t, oid: daos_obj_id_t, mode: c_uint, oh: *mut daos_handle_t, ev: *mut daos_event_t) -> c_int;
+    /// `daos_kv_close(oh, ev)`
+    daos_kv_close = "daos_kv_close": fn(oh: daos_handle_t, ev: *mut daos_event_t) -> c_int;
+    /// `daos_kv_get(oh, th, flags, key, *size, buf, ev)`: with a null `buf`, only the size (0: no such key)
+    daos_kv_get = "daos_kv_get": fn(oh: daos_handle_t, th: daos_handle_t, flags: u64, key: *const c_char, size: *mut u64, buf: *mut c_void, ev: *mut daos_event_t) -> c_int;
+    /// `daos_kv_put(oh, th, flags, key, size, buf, ev)`
+    daos_kv_put = "daos_kv_put": fn(oh: daos_handle_t, th: daos_handle_t, flags: u64, key: *const c_char, size: u64, buf: *const c_void, ev: *mut daos_event_t) -> c_int;
+    /// `daos_kv_remove(oh, th, flags, key, ev)`
+    daos_kv_remove = "daos_kv_remove": fn(oh: daos_handle_t, th: daos_handle_t, flags: u64, key: *const c_char, ev: *mut daos_event_t) -> c_int;
+    /// `daos_cont_query(coh, info, prop, ev)`: the requested properties
+    daos_cont_query = "daos_cont_query": fn(coh: daos_handle_t, info: *mut c_void, prop: *mut daos_prop_t, ev: *mut daos_event_t) -> c_int;
+    /// `daos_prop_t *daos_prop_alloc(entries_nr)`
+    daos_prop_alloc = "daos_prop_alloc": fn(entries_nr: u32) -> *mut daos_prop_t;
+    /// `daos_prop_free(prop)`: also frees what the entries point to
+    daos_prop_free = "daos_prop_free": fn(prop: *mut daos_prop_t) -> ();
     /// `const char *d_errstr(int rc)`: the `DER_*` name
     d_errstr = "d_errstr": fn(rc: c_int) -> *const c_char;
     /// `const char *d_errdesc(int rc)`: a description
@@ -420,6 +503,9 @@ mod tests {
         assert_eq!(size_of::<daos_range_t>(), 16);
         assert_eq!(size_of::<daos_array_iod_t>(), 32);
         assert_eq!(size_of::<daos_event_t>(), 176);
+        assert_eq!(size_of::<daos_prop_entry>(), 16);
+        assert_eq!(size_of::<daos_prop_t>(), 16);
+        assert_eq!(size_of::<daos_prop_co_roots>(), 64);
         assert_eq!(align_of::<daos_event_t>(), 8);
     }
 

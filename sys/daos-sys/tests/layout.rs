@@ -34,6 +34,7 @@ mod c_fns {
     // The hand-declared types stand in for the blocklisted C ones.
     pub use daos_sys::{
         d_iov_t, d_sg_list_t, daos_array_iod_t, daos_event_t, daos_handle_t, daos_obj_id_t,
+        daos_prop_entry, daos_prop_t,
     };
     pub type daos_event = daos_event_t;
     pub type daos_pool_info_t = std::ffi::c_void;
@@ -90,6 +91,26 @@ fn struct_layouts_match_the_headers() {
             ev_private,
             ev_debug
         });
+        same_layout!(daos_prop_t {
+            dpp_nr,
+            dpp_reserv,
+            dpp_entries
+        });
+        same_layout!(daos_prop_co_roots { cr_oids });
+        // The value union is anonymous in C (bindgen: `__bindgen_anon_1`).
+        same_layout!(daos_prop_entry {
+            dpe_type,
+            dpe_flags,
+            dpe_reserv
+        });
+        assert_eq!(
+            std::mem::offset_of!(daos_sys::daos_prop_entry, dpe_val),
+            std::mem::offset_of!(c_types::daos_prop_entry, __bindgen_anon_1)
+        );
+        assert_eq!(
+            std::mem::size_of::<daos_sys::daos_prop_entry_val>(),
+            std::mem::size_of::<u64>()
+        );
     }
 }
 
@@ -195,6 +216,38 @@ fn function_signatures_match_the_headers() {
                 "daos_event_abort",
                 c_fns::daos_event_abort as types::daos_event_abort as usize,
             ),
+            (
+                "daos_kv_open",
+                c_fns::daos_kv_open as types::daos_kv_open as usize,
+            ),
+            (
+                "daos_kv_close",
+                c_fns::daos_kv_close as types::daos_kv_close as usize,
+            ),
+            (
+                "daos_kv_get",
+                c_fns::daos_kv_get as types::daos_kv_get as usize,
+            ),
+            (
+                "daos_kv_put",
+                c_fns::daos_kv_put as types::daos_kv_put as usize,
+            ),
+            (
+                "daos_kv_remove",
+                c_fns::daos_kv_remove as types::daos_kv_remove as usize,
+            ),
+            (
+                "daos_cont_query",
+                c_fns::daos_cont_query as types::daos_cont_query as usize,
+            ),
+            (
+                "daos_prop_alloc",
+                c_fns::daos_prop_alloc as types::daos_prop_alloc as usize,
+            ),
+            (
+                "daos_prop_free",
+                c_fns::daos_prop_free as types::daos_prop_free as usize,
+            ),
             ("d_errstr", c_fns::d_errstr as types::d_errstr as usize),
             ("d_errdesc", c_fns::d_errdesc as types::d_errdesc as usize),
         ];
@@ -222,6 +275,42 @@ fn constants_match_the_headers() {
             daos_sys::DAOS_OT_ARRAY_BYTE,
             c_fns::daos_otype_t_DAOS_OT_ARRAY_BYTE
         );
+        assert_eq!(
+            daos_sys::DAOS_OT_KV_HASHED,
+            c_fns::daos_otype_t_DAOS_OT_KV_HASHED
+        );
+        assert_eq!(
+            daos_sys::OID_FMT_TYPE_SHIFT as u64,
+            c_fns::OID_FMT_TYPE_SHIFT as u64
+        );
+        assert_eq!(
+            daos_sys::DAOS_COND_KEY_INSERT,
+            c_fns::DAOS_COND_DKEY_INSERT as u64
+        );
+        assert_eq!(
+            daos_sys::DAOS_PROP_CO_ROOTS,
+            c_fns::daos_cont_props_DAOS_PROP_CO_ROOTS
+        );
+        assert_eq!(
+            daos_sys::DAOS_PROP_CO_LAYOUT_TYPE,
+            c_fns::daos_cont_props_DAOS_PROP_CO_LAYOUT_TYPE
+        );
+        for (ours, theirs) in [
+            (
+                daos_sys::DAOS_PROP_CO_LAYOUT_UNKNOWN,
+                c_fns::DAOS_PROP_CO_LAYOUT_UNKNOWN as u64,
+            ),
+            (
+                daos_sys::DAOS_PROP_CO_LAYOUT_POSIX,
+                c_fns::DAOS_PROP_CO_LAYOUT_POSIX as u64,
+            ),
+            (
+                daos_sys::DAOS_PROP_CO_LAYOUT_PYTHON,
+                c_fns::DAOS_PROP_CO_LAYOUT_PYTHON as u64,
+            ),
+        ] {
+            assert_eq!(ours, theirs);
+        }
         use daos_sys::der::*;
         for (ours, theirs) in [
             (DER_NONEXIST, c_fns::daos_errno_DER_NONEXIST),
