@@ -17,6 +17,7 @@ use crate::KIND;
 use crate::daos::{self, Array, Cont, Eq, NOT_DONE, execute};
 use crate::dict::{self, Kv, KvOp};
 use crate::error::DaosError;
+use crate::layout::{Layout, MIN_CHUNK, STAMP, pieces};
 
 /// Default array chunk size: 1 MiB.
 pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
@@ -25,8 +26,7 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 /// Default number of operations in flight on the event queue in a batch.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
 
-/// Header bytes in front of every object (see the crate docs).
-pub(crate) const HEADER: usize = 32;
+pub(crate) use crate::layout::HEADER;
 const MAGIC: &[u8; 8] = b"PSRSDAOS";
 /// Objects from this size on are read into receive-pool buffers.
 const POOL_THRESHOLD: usize = 64 << 10;
@@ -156,9 +156,9 @@ impl DaosOptions {
                 return bad(format!("the {what} label {s:?} contains a NUL byte"));
             }
         }
-        if self.chunk_size == 0 || self.chunk_size > (1 << 30) {
+        if self.chunk_size < MIN_CHUNK || self.chunk_size > (1 << 30) {
             return bad(format!(
-                "chunk_size {} is outside 1 B ..= 1 GiB",
+                "chunk_size {} is outside 4 KiB ..= 1 GiB",
                 self.chunk_size
             ));
         }
@@ -308,6 +308,8 @@ struct IoState {
     iovs: Vec<d_iov_t>,
     sgl: d_sg_list_t,
     header: [u8; HEADER],
+    /// The stamps of chunks 1.. (written, or read into zeroed memory).
+    stamps: Vec<u8>,
     dest: Dest,
     /// Payload parts written (kept alive until the write completes).
     _parts: Vec<Bytes>,
@@ -605,34 +607,47 @@ impl DaosConnector {
             let len = payload.len() as u64;
             let array = Array::open(&cont, oid, self.opts.chunk_size)?;
             let parts: Vec<Bytes> = payload.parts().to_vec();
+            let layout = Layout::new(self.opts.chunk_size, len);
             let mut st = Box::new(IoState {
                 array,
                 range: daos_range_t {
                     rg_idx: 0,
-                    rg_len: HEADER as u64 + len,
+                    rg_len: layout.array_len(),
                 },
                 iod: empty_iod(),
-                iovs: Vec::with_capacity(parts.len() + 1),
+                iovs: Vec::with_capacity(2 * layout.chunks() as usize + parts.len()),
                 sgl: empty_sgl(),
                 header: self.header_for(oid.lo, len),
+                stamps: layout.stamps(oid.lo),
                 dest: Dest::None,
                 _parts: parts,
                 _cont: cont.clone(),
             });
             let hp: *mut u8 = st.header.as_mut_ptr();
-            st.iovs.push(d_iov_t {
-                iov_buf: hp.cast(),
-                iov_buf_len: HEADER,
-                iov_len: HEADER,
-            });
-            for i in 0..st._parts.len() {
-                let p = &st._parts[i];
-                // DAOS only reads from the buffers of a write.
-                st.iovs.push(d_iov_t {
-                    iov_buf: p.as_ptr() as *mut _,
-                    iov_buf_len: p.len(),
-                    iov_len: p.len(),
+            let sp: *mut u8 = st.stamps.as_mut_ptr();
+            for k in 0..layout.chunks() {
+                st.iovs.push(if k == 0 {
+                    d_iov_t {
+                        iov_buf: hp.cast(),
+                        iov_buf_len: HEADER,
+                        iov_len: HEADER,
+                    }
+                } else {
+                    // Stamp k: bytes (k-1)*STAMP.. of the stamps, alive in the state.
+                    d_iov_t {
+                        iov_buf: sp.wrapping_add((k as usize - 1) * STAMP).cast(),
+                        iov_buf_len: STAMP,
+                        iov_len: STAMP,
+                    }
                 });
+                for (ptr, n) in pieces(&st._parts, layout.data(k)) {
+                    // DAOS only reads from the buffers of a write.
+                    st.iovs.push(d_iov_t {
+                        iov_buf: ptr as *mut _,
+                        iov_buf_len: n,
+                        iov_len: n,
+                    });
+                }
             }
             st.wire();
             keys.push(DaosKey {
@@ -766,26 +781,6 @@ impl DaosConnector {
                 -daos_sys::der::DER_TX_RESTART,
             ));
         }
-        if with_data {
-            // An object over several chunks (dkeys) is read chunk by chunk,
-            // each at its own epoch: if an evict raced with the read, some
-            // chunks may have read as zeros. Its header, read again after
-            // the read completed, tells: still there, the read saw no punch
-            // (a punch is one epoch for the whole object); gone, `None`.
-            let chunk = self.opts.chunk_size;
-            let multi: Vec<usize> = (0..keys.len())
-                .filter(|&i| out[i].is_some() && keys[i].len + HEADER as u64 > chunk)
-                .collect();
-            if !multi.is_empty() {
-                let again: Vec<DaosKey> = multi.iter().map(|&i| keys[i].clone()).collect();
-                let still = self.read_round(&cont, &again, false, deadline)?;
-                for (&i, r) in multi.iter().zip(still) {
-                    if !matches!(r, Some(Some(_))) {
-                        out[i] = None;
-                    }
-                }
-            }
-        }
         Ok(out)
     }
 
@@ -802,28 +797,46 @@ impl DaosConnector {
         let mut states = Vec::with_capacity(keys.len());
         for k in keys {
             let data_len = if with_data { k.len as usize } else { 0 };
+            let layout = Layout::new(self.opts.chunk_size, data_len as u64);
             let mut st = Box::new(IoState {
                 array: Array::open(cont, k.oid(), self.opts.chunk_size)?,
                 range: daos_range_t {
                     rg_idx: 0,
-                    rg_len: (HEADER + data_len) as u64,
+                    rg_len: layout.array_len(),
                 },
                 iod: empty_iod(),
-                iovs: Vec::with_capacity(2),
+                iovs: Vec::with_capacity(2 * layout.chunks() as usize),
                 sgl: empty_sgl(),
                 header: [0u8; HEADER],
+                stamps: vec![0u8; layout.stamps_len()],
                 dest: Dest::new(data_len).map_err(DaosError::Core)?,
                 _parts: Vec::new(),
                 _cont: cont.clone(),
             });
             let hp: *mut u8 = st.header.as_mut_ptr();
-            st.iovs.push(d_iov_t {
-                iov_buf: hp.cast(),
-                iov_buf_len: HEADER,
-                iov_len: HEADER,
-            });
-            if let Some(iov) = st.dest.iov() {
-                st.iovs.push(iov);
+            let sp: *mut u8 = st.stamps.as_mut_ptr();
+            let dest = st.dest.iov().map(|iov| iov.iov_buf.cast::<u8>());
+            for c in 0..layout.chunks() {
+                let (buf, n) = if c == 0 {
+                    (hp, HEADER)
+                } else {
+                    (sp.wrapping_add((c as usize - 1) * STAMP), STAMP)
+                };
+                st.iovs.push(d_iov_t {
+                    iov_buf: buf.cast(),
+                    iov_buf_len: n,
+                    iov_len: n,
+                });
+                let r = layout.data(c);
+                if let (Some(d), false) = (dest, r.is_empty()) {
+                    let n = (r.end - r.start) as usize;
+                    // Bytes r of the destination buffer, alive in the state.
+                    st.iovs.push(d_iov_t {
+                        iov_buf: d.wrapping_add(r.start as usize).cast(),
+                        iov_buf_len: n,
+                        iov_len: n,
+                    });
+                }
             }
             st.wire();
             states.push(st);
@@ -865,10 +878,14 @@ impl DaosConnector {
                 exec.check(api, "daos_array_read", i)?;
             }
             let st = *st;
+            // Every chunk's stamp in place: every chunk was read before any
+            // punch (see `layout`), so the object is whole.
             let ok = st.header[0..8] == *MAGIC
                 && st.header[8..16] == self.ns_hash.to_le_bytes()
                 && st.header[16..24] == k.len.to_le_bytes()
-                && st.header[24..32] == k.oid_lo.to_le_bytes();
+                && st.header[24..32] == k.oid_lo.to_le_bytes()
+                && (!with_data
+                    || st.stamps == Layout::new(self.opts.chunk_size, k.len).stamps(k.oid_lo));
             out.push(Some(if ok { Some(st.dest.into_bytes()) } else { None }));
         }
         Ok(out)

@@ -22,8 +22,10 @@
 //! **One DAOS byte-array object per stored object** (`DAOS_OT_ARRAY_BYTE`:
 //! cell size 1, chunk size from the options, default 1 MiB, no metadata
 //! object), of the configured object class (`oclass`, e.g. `S1`, `SX`,
-//! `RP_2GX`; default: DAOS chooses from the container's properties). Array
-//! bytes `0..32` are a header, the object's bytes follow:
+//! `RP_2GX`; default: DAOS chooses from the container's properties). Every
+//! chunk of the array starts with a stamp (chunk `k >= 1`: 16 bytes, the
+//! object id's low 64 bits and `k`), and the object's bytes fill the rest
+//! of the chunks. Chunk 0's stamp is the 32-byte header:
 //!
 //! | bytes | field |
 //! |---|---|
@@ -42,10 +44,9 @@
 //! Reads check the header: an evicted (punched) object or an id that was
 //! never written reads as zeros and is `None`, as is an object of another
 //! namespace or length. An object over several chunks is read chunk by
-//! chunk (each at its own epoch), so its header is read once more after the
-//! read: a concurrent evict yields the whole object or `None`, never a mix
-//! (a read-only DAOS transaction would give one snapshot too, but cost
-//! ~25% of the bandwidth of 4-16 MB gets here).
+//! chunk (each at its own epoch), so every chunk's stamp is checked too: a
+//! concurrent evict yields the whole object or `None`, never a mix, with no
+//! extra round trip.
 //!
 //! With [`DaosLayout::Pydaos`] (`layout: pydaos`), objects are instead
 //! values of the PyDAOS dictionary the namespace names, as the Python
@@ -54,9 +55,10 @@
 //!
 //! ## Data path
 //!
-//! - `get` reads the header and the object in one `daos_array_read` whose
-//!   scatter-gather list points at a 32-byte header buffer and, for objects of
-//!   64 KiB and more, at a buffer of the process's receive pool
+//! - `get` reads the stamps and the object in one `daos_array_read` whose
+//!   scatter-gather list points the stamps at small zeroed buffers and the
+//!   data, for objects of 64 KiB and more, at a buffer of the process's
+//!   receive pool
 //!   ([`proxy_core::mem::BufferPool`], shared by every DAOS connector in the
 //!   process): the object is handed out as `Bytes` over that buffer (no
 //!   copy), and the buffer goes back to the pool, still faulted in, when the
@@ -88,6 +90,7 @@ mod connector;
 mod daos;
 mod dict;
 mod error;
+mod layout;
 pub mod raw;
 mod url;
 

@@ -1,7 +1,9 @@
 //! The raw libdaos read loop the benchmarks compare the connector with: one
-//! byte-array object opened once, read whole (header + object) with blocking
-//! `daos_array_read` calls into a caller's buffer. No keys, no checks, no
-//! event queue: the ceiling of what libdaos gives on this pool.
+//! byte-array object opened once, read whole (each chunk's stamp and its
+//! part of the object, the connector's scatter-gather list) with one
+//! `daos_array_read` per call into a caller's buffer, blocking or on an event
+//! queue. No keys, no checks, no receive pool: the ceiling of what libdaos
+//! gives on this pool.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +14,7 @@ use proxy_core::{Error, Key, Result};
 use crate::connector::{DaosKey, DaosOptions, HEADER};
 use crate::daos::{self, Array, Cont, Eq};
 use crate::error::DaosError;
+use crate::layout::{Layout, STAMP};
 
 /// An open array object to read in a loop.
 #[derive(Debug)]
@@ -19,7 +22,9 @@ pub struct RawReader {
     _cont: Arc<Cont>,
     array: Array,
     len: usize,
+    layout: Layout,
     header: Box<[u8; HEADER]>,
+    stamps: Vec<u8>,
     eq: Eq,
     ev: Box<daos_sys::daos_event_t>,
 }
@@ -51,7 +56,9 @@ impl RawReader {
             _cont: cont,
             array,
             len: k.len as usize,
+            layout: Layout::new(opts.chunk_size, k.len),
             header: Box::new([0; HEADER]),
+            stamps: vec![0; Layout::new(opts.chunk_size, k.len).stamps_len()],
         })
     }
 
@@ -88,7 +95,7 @@ impl RawReader {
         let api = self.array_api();
         let mut range = daos_range_t {
             rg_idx: 0,
-            rg_len: (HEADER + self.len) as u64,
+            rg_len: self.layout.array_len(),
         };
         let mut iod = daos_array_iod_t {
             arr_nr: 1,
@@ -96,20 +103,32 @@ impl RawReader {
             arr_nr_short_read: 0,
             arr_nr_read: 0,
         };
-        let mut iovs = [
-            d_iov_t {
-                iov_buf: self.header.as_mut_ptr().cast(),
-                iov_buf_len: HEADER,
-                iov_len: HEADER,
-            },
-            d_iov_t {
-                iov_buf: buf.as_mut_ptr().cast(),
-                iov_buf_len: buf.len(),
-                iov_len: buf.len(),
-            },
-        ];
+        // The same scatter-gather list as the connector's: each chunk's
+        // stamp, then its part of the object.
+        let mut iovs = Vec::with_capacity(2 * self.layout.chunks() as usize);
+        for c in 0..self.layout.chunks() {
+            let (p, n) = if c == 0 {
+                (self.header.as_mut_ptr(), HEADER)
+            } else {
+                (self.stamps[(c as usize - 1) * STAMP..].as_mut_ptr(), STAMP)
+            };
+            iovs.push(d_iov_t {
+                iov_buf: p.cast(),
+                iov_buf_len: n,
+                iov_len: n,
+            });
+            let r = self.layout.data(c);
+            if !r.is_empty() {
+                let part = &mut buf[r.start as usize..r.end as usize];
+                iovs.push(d_iov_t {
+                    iov_buf: part.as_mut_ptr().cast(),
+                    iov_buf_len: part.len(),
+                    iov_len: part.len(),
+                });
+            }
+        }
         let mut sgl = d_sg_list_t {
-            sg_nr: if self.len == 0 { 1 } else { 2 },
+            sg_nr: iovs.len() as u32,
             sg_nr_out: 0,
             sg_iovs: iovs.as_mut_ptr(),
         };
