@@ -5,62 +5,44 @@
 //! still compiles completely: its declarations are hand-written and libdaos
 //! is loaded at run time.
 //!
-//! Search order: `DAOS_DIR` (or `<TARGET>_DAOS_DIR`), a prefix with
+//! Search order (the probing is `proxystore-sys-probe`'s, shared with the
+//! other -sys crates; when nothing is found, the warning lists every
+//! attempt): `DAOS_DIR` (or `<TARGET>_DAOS_DIR`), a prefix with
 //! `include/daos.h` and `lib64/` or `lib/` holding `libdaos.so`; then
 //! `/usr` and `/usr/local` (the DAOS RPMs install into `/usr`).
 //!
 //! Cargo metadata for dependents (`links = "daos"`): `DEP_DAOS_FOUND=1` and
 //! `DEP_DAOS_LIB_DIR` when the headers were found.
 
+use proxystore_sys_probe::Probe;
 use std::env;
 use std::path::{Path, PathBuf};
-
-fn env_var(name: &str) -> Option<String> {
-    let target = env::var("TARGET")
-        .unwrap_or_default()
-        .to_uppercase()
-        .replace('-', "_");
-    let prefixed = format!("{target}_{name}");
-    for var in [prefixed.as_str(), name] {
-        println!("cargo::rerun-if-env-changed={var}");
-    }
-    env::var(&prefixed)
-        .ok()
-        .or_else(|| env::var(name).ok())
-        .filter(|v| !v.is_empty())
-}
-
-/// `(include dir, lib dir)` of a DAOS prefix, if it has the client headers and library.
-fn probe(prefix: &Path) -> Option<(PathBuf, PathBuf)> {
-    let include = prefix.join("include");
-    if !include.join("daos.h").is_file() {
-        return None;
-    }
-    let lib = ["lib64", "lib", "lib/x86_64-linux-gnu"]
-        .iter()
-        .map(|l| prefix.join(l))
-        .find(|d| d.join("libdaos.so").exists() || d.join("libdaos.so.2").exists())?;
-    Some((include, lib))
-}
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(has_daos)");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=wrapper.h");
 
-    let mut candidates = Vec::new();
-    if let Some(dir) = env_var("DAOS_DIR") {
-        candidates.push(PathBuf::from(dir));
-    }
-    candidates.push(PathBuf::from("/usr"));
-    candidates.push(PathBuf::from("/usr/local"));
-    let found = candidates.iter().find_map(|p| probe(p));
-    let Some((include, lib)) = found else {
-        println!(
-            "cargo::warning=DAOS client headers not found (set DAOS_DIR to a DAOS prefix with include/daos.h and lib64/libdaos.so): daos-sys builds with its hand-written declarations only, and the DAOS tests are ignored"
+    let probe = Probe::new("daos-sys", "DAOS", "client headers and libdaos")
+        .prefix_var("DAOS_DIR")
+        .headers(&["daos.h"])
+        .lib_subdirs(&["lib64", "lib", "lib/x86_64-linux-gnu"])
+        .libs(&["libdaos.so", "libdaos.so.2"])
+        // The DAOS RPMs install into /usr.
+        .fallback_prefixes(&["/usr", "/usr/local"])
+        .install_hint("the daos-client RPM with daos-devel, or `spack install daos`")
+        .extra_hint(
+            "Until then daos-sys builds with its hand-written declarations only, and the DAOS tests are ignored.",
         );
-        return;
+    let found = match probe.run() {
+        Ok(found) => found,
+        Err(tried) => {
+            println!("cargo::warning={}", tried.one_line());
+            return;
+        }
     };
+    // Found in a prefix (no pkg-config here): one include and one lib directory.
+    let (include, lib) = (&found.include_paths[0], &found.lib_dirs[0]);
     for p in [include.join("daos.h"), lib.clone()] {
         println!("cargo::rerun-if-changed={}", p.display());
     }

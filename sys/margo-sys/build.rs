@@ -15,7 +15,9 @@
 //!   unit test `header_check` checks every hand-written declaration against
 //!   them: a signature that differs fails to compile.
 //!
-//! Search order:
+//! Search order (the probing is `proxystore-sys-probe`'s, shared with the
+//! other -sys crates; when nothing is found, `DEP_MARGO_NOTES` lists every
+//! attempt):
 //! 1. `MARGO_DIR` (or `<TARGET>_MARGO_DIR`): a prefix with `include/margo.h`
 //!    and `lib/` (or `lib64/`) holding `libmargo.so` (a Spack prefix:
 //!    `spack location -i mochi-margo`); Mercury's and Argobots' headers come
@@ -29,40 +31,12 @@
 //! appears there; everything else used is older (`margo_init_ext` 0.9,
 //! `HG_Bulk_serialize` with option flags, Mercury 2.0).
 
+use proxystore_sys_probe::{Found, Probe, env_var, pkg_config};
 use std::env;
 use std::path::{Path, PathBuf};
 
 /// Oldest Margo this crate works with (see above).
 const MIN_VERSION: &str = "0.20";
-
-struct Found {
-    include_paths: Vec<PathBuf>,
-    lib_dir: Option<PathBuf>,
-    version: String,
-    how: String,
-}
-
-fn env_var(name: &str) -> Option<String> {
-    let target = env::var("TARGET")
-        .unwrap_or_default()
-        .to_uppercase()
-        .replace('-', "_");
-    let prefixed = format!("{target}_{name}");
-    for var in [prefixed.as_str(), name] {
-        println!("cargo:rerun-if-env-changed={var}");
-    }
-    env::var(&prefixed)
-        .ok()
-        .or_else(|| env::var(name).ok())
-        .filter(|v| !v.is_empty())
-}
-
-fn lib_dir_of(prefix: &Path) -> Option<PathBuf> {
-    ["lib", "lib64"]
-        .iter()
-        .map(|l| prefix.join(l))
-        .find(|l| l.join("libmargo.so").exists())
-}
 
 /// The `#define MARGO_VERSION_{MAJOR,MINOR,PATCH}` of `margo-version.h`.
 fn header_version(include: &Path) -> Option<String> {
@@ -80,85 +54,35 @@ fn header_version(include: &Path) -> Option<String> {
     ))
 }
 
-fn at_least(version: &str, min: &str) -> bool {
-    let parse = |v: &str| -> Vec<u32> {
-        v.split('.')
-            .map(|p| {
-                p.chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect::<String>()
-                    .parse()
-                    .unwrap_or(0)
-            })
-            .collect()
-    };
-    parse(version) >= parse(min)
-}
-
-fn probe_dir(notes: &mut Vec<String>) -> Option<Found> {
-    let dir = PathBuf::from(env_var("MARGO_DIR")?);
-    let include = dir.join("include");
-    if !include.join("margo.h").is_file() {
-        notes.push(format!("MARGO_DIR={}: no include/margo.h", dir.display()));
-        return None;
-    }
-    let Some(lib) = lib_dir_of(&dir) else {
-        notes.push(format!(
-            "MARGO_DIR={}: no libmargo.so in lib/ or lib64/",
-            dir.display()
-        ));
-        return None;
-    };
-    let version = header_version(&include).unwrap_or_else(|| "unknown".into());
-    if version != "unknown" && !at_least(&version, MIN_VERSION) {
-        notes.push(format!(
-            "MARGO_DIR={}: Margo {version} is older than {MIN_VERSION}",
-            dir.display()
-        ));
-        return None;
-    }
-    let mut include_paths = vec![include];
-    for (var, pc) in [("MERCURY_DIR", "mercury"), ("ARGOBOTS_DIR", "argobots")] {
-        if let Some(d) = env_var(var) {
-            include_paths.push(PathBuf::from(d).join("include"));
-        } else if let Ok(l) = pkg_config::Config::new()
-            .cargo_metadata(false)
-            .env_metadata(false)
-            .probe(pc)
-        {
-            include_paths.extend(l.include_paths);
+/// Look for Margo; `Err` holds every attempt (not an error: the crate loads
+/// Margo at run time, and says then how to install it).
+fn probe() -> Result<Found, proxystore_sys_probe::Tried> {
+    let mut found = Probe::new("margo-sys", "Margo", "margo.h and libmargo.so")
+        .prefix_var("MARGO_DIR")
+        .headers(&["margo.h"])
+        .libs(&["libmargo.so"])
+        .header_version(header_version)
+        .pkg_config("margo")
+        // Loaded at run time, never linked.
+        .pkg_config_link(false)
+        .min_version(MIN_VERSION)
+        .install_hint("Spack: `spack install mochi-margo`, then `spack load mochi-margo`")
+        .run()?;
+    if found.in_prefix() {
+        // Mercury's and Argobots' headers, when they live in prefixes of their own.
+        for (var, pc) in [("MERCURY_DIR", "mercury"), ("ARGOBOTS_DIR", "argobots")] {
+            if let Some(d) = env_var(var) {
+                found.include_paths.push(PathBuf::from(d).join("include"));
+            } else if let Ok(l) = pkg_config::Config::new()
+                .cargo_metadata(false)
+                .env_metadata(false)
+                .probe(pc)
+            {
+                found.include_paths.extend(l.include_paths);
+            }
         }
     }
-    Some(Found {
-        include_paths,
-        lib_dir: Some(lib),
-        version,
-        how: format!("MARGO_DIR={}", dir.display()),
-    })
-}
-
-fn probe_pkg_config(notes: &mut Vec<String>) -> Option<Found> {
-    match pkg_config::Config::new()
-        .atleast_version(MIN_VERSION)
-        .cargo_metadata(false)
-        .env_metadata(true)
-        .probe("margo")
-    {
-        Ok(l) => Some(Found {
-            lib_dir: l
-                .link_paths
-                .iter()
-                .find(|p| p.join("libmargo.so").exists())
-                .cloned(),
-            include_paths: l.include_paths,
-            version: l.version,
-            how: "pkg-config margo".into(),
-        }),
-        Err(e) => {
-            notes.push(format!("pkg-config margo >= {MIN_VERSION}: {e}"));
-            None
-        }
-    }
+    Ok(found)
 }
 
 /// Functions and types this crate declares; bindgen leaves the types out of
@@ -203,31 +127,34 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(has_margo)");
     println!("cargo::rustc-check-cfg=cfg(margo_headers)");
 
-    let mut notes = Vec::new();
-    let Some(found) = probe_dir(&mut notes).or_else(|| probe_pkg_config(&mut notes)) else {
-        // Not an error: the crate loads Margo at run time, and says then how
-        // to install it. Dependents see DEP_MARGO_FOUND=0.
-        println!("cargo:found=0");
-        println!("cargo:notes={}", notes.join("; "));
-        return;
+    let found = match probe() {
+        Ok(found) => found,
+        Err(tried) => {
+            // Not an error: the crate loads Margo at run time, and says then
+            // how to install it. Dependents see DEP_MARGO_FOUND=0.
+            println!("cargo:found=0");
+            println!("cargo:notes={}", tried.one_line());
+            return;
+        }
     };
+    let version = found.version.clone().unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-cfg=has_margo");
     println!("cargo:found=1");
-    println!("cargo:version={}", found.version);
-    if let Some(lib) = &found.lib_dir {
+    println!("cargo:version={version}");
+    if let Some(lib) = found.lib_dir_holding("libmargo.so") {
         println!("cargo:rustc-env=MARGO_SYS_LIBDIR={}", lib.display());
         println!("cargo:libdir={}", lib.display());
     }
     println!("cargo:rustc-env=MARGO_SYS_FOUND_BY={}", found.how);
-    println!("cargo:rustc-env=MARGO_SYS_VERSION={}", found.version);
+    println!("cargo:rustc-env=MARGO_SYS_VERSION={version}");
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR set by cargo"));
     match bindgen(&found, &out) {
         Ok(()) => println!("cargo:rustc-cfg=margo_headers"),
         Err(e) => println!(
-            "cargo:warning=margo-sys: Margo {} found through {}, but its headers could not be \
+            "cargo:warning=margo-sys: Margo {version} found through {}, but its headers could not be \
              checked against the declarations (needs libclang: `apt-get install libclang-dev`): {e}",
-            found.version, found.how
+            found.how
         ),
     }
 }

@@ -1,6 +1,7 @@
 //! Build script of `ucx-sys`: find UCX, compile the `ps_*` shim, run bindgen.
 //!
-//! Search order (every failed attempt is reported if none succeeds):
+//! Search order (every failed attempt is reported if none succeeds; the
+//! probing is `proxystore-sys-probe`'s, shared with the other -sys crates):
 //! 1. `UCX_DIR` (or `<TARGET>_UCX_DIR`): a prefix with `include/ucp/api/ucp.h`
 //!    and `lib/` (or `lib64/`) holding `libucp`.
 //! 2. pkg-config `ucx`, version >= 1.10 (the `*_nbx` API); `PKG_CONFIG_PATH`
@@ -15,89 +16,12 @@
 //! on (`ucx-connector`, `cli`, `benches`). Packagers who place UCX themselves
 //! turn it off with `UCX_SYS_NO_RPATH=1`.
 
+use proxystore_sys_probe::{Probe, env_var, join_paths, read_version_pair};
 use std::env;
 use std::path::{Path, PathBuf};
 
 /// First UCX release with the complete `*_nbx` API.
-const MIN_VERSION: (u32, u32) = (1, 10);
-
-/// A UCX installation that the probe accepted.
-struct Ucx {
-    include_paths: Vec<PathBuf>,
-    lib_dirs: Vec<PathBuf>,
-    /// Set when the probe itself must emit the link lines (pkg-config already does).
-    emit_link: bool,
-    how: String,
-}
-
-/// Read an environment variable (target-prefixed form first) and ask cargo to
-/// rerun when either form changes.
-fn env_var(name: &str) -> Option<String> {
-    let target = env::var("TARGET")
-        .unwrap_or_default()
-        .to_uppercase()
-        .replace('-', "_");
-    let prefixed = format!("{target}_{name}");
-    for var in [prefixed.as_str(), name] {
-        println!("cargo:rerun-if-env-changed={var}");
-    }
-    env::var(&prefixed)
-        .ok()
-        .or_else(|| env::var(name).ok())
-        .filter(|v| !v.is_empty())
-}
-
-fn probe_dir(errors: &mut Vec<String>) -> Option<Ucx> {
-    let Some(dir) = env_var("UCX_DIR") else {
-        errors.push("UCX_DIR is not set (set it to a UCX prefix with include/ and lib/ to use a specific UCX)".into());
-        return None;
-    };
-    let dir = PathBuf::from(dir);
-    let include = dir.join("include");
-    if !include.join("ucp/api/ucp.h").is_file() {
-        errors.push(format!(
-            "UCX_DIR={}: {} not found",
-            dir.display(),
-            include.join("ucp/api/ucp.h").display()
-        ));
-        return None;
-    }
-    let lib = ["lib", "lib64"]
-        .iter()
-        .map(|l| dir.join(l))
-        .find(|l| l.join("libucp.so").exists() || l.join("libucp.a").exists());
-    let Some(lib) = lib else {
-        errors.push(format!(
-            "UCX_DIR={}: no libucp.so or libucp.a in lib/ or lib64/",
-            dir.display()
-        ));
-        return None;
-    };
-    Some(Ucx {
-        include_paths: vec![include],
-        lib_dirs: vec![lib],
-        emit_link: true,
-        how: format!("UCX_DIR={}", dir.display()),
-    })
-}
-
-fn probe_pkg_config(errors: &mut Vec<String>) -> Option<Ucx> {
-    let min = format!("{}.{}", MIN_VERSION.0, MIN_VERSION.1);
-    match pkg_config::Config::new().atleast_version(&min).probe("ucx") {
-        Ok(lib) => Some(Ucx {
-            include_paths: lib.include_paths,
-            lib_dirs: lib.link_paths,
-            emit_link: false,
-            how: format!("pkg-config ucx {}", lib.version),
-        }),
-        Err(e) => {
-            errors.push(format!(
-                "pkg-config ucx >= {min}: {e}\n   (set PKG_CONFIG_PATH to the directory holding ucx.pc to use a site UCX)"
-            ));
-            None
-        }
-    }
-}
+const MIN_VERSION: &str = "1.10";
 
 /// Whether `dir` is searched by the dynamic loader without being told
 /// (`/usr/lib`, `/lib64`, Debian's `/usr/lib/x86_64-linux-gnu`, ...).
@@ -128,23 +52,12 @@ fn header_version(include_paths: &[PathBuf]) -> Result<(u32, u32), String> {
     let out = build
         .try_expand()
         .map_err(|e| format!("preprocessing src/version.c failed: {e}"))?;
-    // Preprocessors may split a macro expansion from a system header over
-    // several lines (with line markers): read the token stream instead.
-    let text = String::from_utf8_lossy(&out);
-    let tokens: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .flat_map(str::split_whitespace)
-        .collect();
-    let read = |tag: &str| -> Result<u32, String> {
-        tokens
-            .iter()
-            .position(|t| *t == tag)
-            .and_then(|i| tokens.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{tag} not found in the preprocessed ucp_version.h"))
-    };
-    Ok((read("PS_UCP_API_MAJOR")?, read("PS_UCP_API_MINOR")?))
+    read_version_pair(
+        &out,
+        "PS_UCP_API_MAJOR",
+        "PS_UCP_API_MINOR",
+        "ucp_version.h",
+    )
 }
 
 fn main() {
@@ -158,58 +71,26 @@ fn main() {
         println!("cargo:rerun-if-changed={f}");
     }
 
-    let mut errors = Vec::new();
-    let ucx = probe_dir(&mut errors).or_else(|| probe_pkg_config(&mut errors));
-    let Some(ucx) = ucx else {
-        let list: String = errors
-            .iter()
-            .enumerate()
-            .map(|(i, e)| format!("  {}. {e}\n", i + 1))
-            .collect();
-        panic!(
-            "\n\nucx-sys: could not find UCX >= {}.{} (headers and libucp). Tried:\n{list}\n\
-             Fix: install it (Debian/Ubuntu: `apt-get install libucx-dev`; Spack: `spack load ucx`),\n\
-             or set UCX_DIR to a UCX prefix (include/ + lib/), or PKG_CONFIG_PATH to the directory\n\
-             holding ucx.pc. bindgen also needs libclang (Debian: `apt-get install libclang-dev`).\n",
-            MIN_VERSION.0, MIN_VERSION.1
-        );
-    };
+    let probe = Probe::new("ucx-sys", "UCX", "headers and libucp")
+        .prefix_var("UCX_DIR")
+        .headers(&["ucp/api/ucp.h"])
+        .libs(&["libucp.so", "libucp.a"])
+        .pkg_config("ucx")
+        .min_version(MIN_VERSION)
+        .install_hint("Debian/Ubuntu: `apt-get install libucx-dev`; Spack: `spack load ucx`")
+        .extra_hint("bindgen also needs libclang (Debian: `apt-get install libclang-dev`).");
+    let ucx = probe.run().unwrap_or_else(|tried| panic!("{tried}"));
+    let (major, minor) = probe
+        .check_version(&ucx, header_version(&ucx.include_paths), " (no *_nbx API)")
+        .unwrap_or_else(|e| panic!("{e}"));
 
-    let (major, minor) = match header_version(&ucx.include_paths) {
-        Ok(v) => v,
-        Err(e) => panic!(
-            "ucx-sys: found UCX through {} but cannot read its version: {e}",
-            ucx.how
-        ),
-    };
-    if (major, minor) < MIN_VERSION {
-        panic!(
-            "ucx-sys: UCX {major}.{minor} found through {} is older than {}.{} (no *_nbx API); \
-             install a newer UCX and point UCX_DIR or PKG_CONFIG_PATH at it",
-            ucx.how, MIN_VERSION.0, MIN_VERSION.1
-        );
-    }
-
-    if ucx.emit_link {
-        for d in &ucx.lib_dirs {
-            println!("cargo:rustc-link-search=native={}", d.display());
-        }
-        for l in ["ucp", "uct", "ucs", "ucm"] {
-            println!("cargo:rustc-link-lib=dylib={l}");
-        }
-    }
+    ucx.link(&["ucp", "uct", "ucs", "ucm"]);
 
     // Metadata for dependents (DEP_UCP_*): version as 0xMMmm, include and lib dirs.
     println!("cargo:version_number={:x}", (major << 8) | minor);
     println!("cargo:version={major}.{minor}");
-    let join = |v: &[PathBuf]| {
-        env::join_paths(v)
-            .expect("paths joinable")
-            .to_string_lossy()
-            .into_owned()
-    };
-    println!("cargo:include={}", join(&ucx.include_paths));
-    println!("cargo:lib_dir={}", join(&ucx.lib_dirs));
+    println!("cargo:include={}", join_paths(&ucx.include_paths));
+    println!("cargo:lib_dir={}", join_paths(&ucx.lib_dirs));
 
     // Run path to a UCX outside the system directories (see the module docs).
     let rpath: Vec<PathBuf> = if env_var("UCX_SYS_NO_RPATH").is_some_and(|v| v != "0") {
@@ -224,7 +105,7 @@ fn main() {
     for d in &rpath {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", d.display());
     }
-    println!("cargo:rpath={}", join(&rpath));
+    println!("cargo:rpath={}", join_paths(&rpath));
 
     // The shim: real symbols for macros and inline functions.
     let mut shim = cc::Build::new();

@@ -35,6 +35,10 @@
 //! found.link(&["ucp", "uct", "ucs", "ucm"]);
 //! ```
 
+/// The pkg-config crate this one probes with, for a build script's other
+/// pkg-config questions.
+pub use pkg_config;
+
 use std::env;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -145,7 +149,7 @@ impl fmt::Display for How {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             How::PrefixVar { var, dir } => write!(f, "{var}={}", dir.display()),
-            How::PkgConfig { name, version } => write!(f, "pkg-config {name} {version}"),
+            How::PkgConfig { name, .. } => write!(f, "pkg-config {name}"),
             How::Prefix(dir) => write!(f, "prefix {}", dir.display()),
         }
     }
@@ -171,6 +175,15 @@ impl Found {
     /// ([`Probe::pkg_config_link`]).
     pub fn in_prefix(&self) -> bool {
         !matches!(self.how, How::PkgConfig { .. })
+    }
+
+    /// Where it was found, with the version pkg-config reported
+    /// (`"pkg-config ucx 1.13.1"`, `"UCX_DIR=/opt/ucx"`), for messages.
+    pub fn describe(&self) -> String {
+        match &self.how {
+            How::PkgConfig { version, .. } => format!("{} {version}", self.how),
+            how => how.to_string(),
+        }
     }
 
     /// Link the build to `libs` (`-l` names), searching the library
@@ -421,8 +434,10 @@ impl Probe {
                     }
                 }
                 None if self.report_unset => attempts.push(format!(
-                    "{var} is not set (set it to a {} prefix with include/ and lib/ to use a specific {})",
-                    self.library, self.library
+                    "{var} is not set (set it to a {} prefix with include/ and {}/ to use a specific {})",
+                    self.library,
+                    self.lib_subdirs.first().map_or("lib", String::as_str),
+                    self.library
                 )),
                 None => {}
             }
@@ -448,6 +463,40 @@ impl Probe {
             attempts,
             fix: self.fix(),
         })))
+    }
+
+    /// Check the `(major, minor)` version read from the headers of `found`
+    /// (by the build script, e.g. through the C preprocessor) against the
+    /// version floor. `Err` is the message to panic with: that the version
+    /// could not be read (`read` failed), or that it is older than the floor,
+    /// `why` saying what older versions lack (e.g. `" (no *_nbx API)"`).
+    pub fn check_version(
+        &self,
+        found: &Found,
+        read: Result<(u32, u32), String>,
+        why: &str,
+    ) -> Result<(u32, u32), String> {
+        let (crate_name, library, how) = (&self.crate_name, &self.library, found.describe());
+        let (major, minor) = read.map_err(|e| {
+            format!("{crate_name}: found {library} through {how} but cannot read its version: {e}")
+        })?;
+        match &self.min_version {
+            Some(min) if !at_least(&format!("{major}.{minor}"), min) => {
+                let mut point = Vec::new();
+                if let Some(var) = &self.prefix_var {
+                    point.push(var.as_str());
+                }
+                if self.pkg_config.is_some() {
+                    point.push("PKG_CONFIG_PATH");
+                }
+                Err(format!(
+                    "{crate_name}: {library} {major}.{minor} found through {how} is older than {min}{why}; \
+                     install a newer {library} and point {} at it",
+                    point.join(" or ")
+                ))
+            }
+            _ => Ok((major, minor)),
+        }
     }
 
     fn fix(&self) -> String {

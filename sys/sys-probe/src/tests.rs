@@ -220,6 +220,31 @@ fn prefix_older_than_the_floor_is_refused_with_its_version() {
 }
 
 #[test]
+fn header_version_is_checked_against_the_floor() {
+    let t = TempDir::new("check");
+    let dir = prefix(&t.0, "p", Some("lib"), None);
+    let found = probe(&[dir.to_str().unwrap()]).run_without_env().unwrap();
+    let p = probe(&[]);
+    assert_eq!(p.check_version(&found, Ok((2, 0)), ""), Ok((2, 0)));
+    assert_eq!(p.check_version(&found, Ok((10, 3)), ""), Ok((10, 3)));
+    assert_eq!(
+        p.check_version(&found, Ok((1, 9)), " (no fake API)"),
+        Err(format!(
+            "fake-sys: Fake 1.9 found through prefix {} is older than 2.0 (no fake API); \
+             install a newer Fake and point SYS_PROBE_TEST_FAKE_DIR or PKG_CONFIG_PATH at it",
+            dir.display()
+        ))
+    );
+    assert_eq!(
+        p.check_version(&found, Err("FAKE_MAJOR not found".into()), ""),
+        Err(format!(
+            "fake-sys: found Fake through prefix {} but cannot read its version: FAKE_MAJOR not found",
+            dir.display()
+        ))
+    );
+}
+
+#[test]
 fn report_lists_every_try_and_the_fix() {
     let tried = Tried(Box::new(Report {
         crate_name: "fake-sys".into(),
@@ -303,7 +328,8 @@ fn child_prefix_variable_wins() {
             version: "3.1".into()
         }
     );
-    assert_eq!(found.how.to_string(), "pkg-config fake 3.1");
+    assert_eq!(found.how.to_string(), "pkg-config fake");
+    assert_eq!(found.describe(), "pkg-config fake 3.1");
     assert_eq!(found.include_paths, vec![by_pc.join("include")]);
     assert_eq!(
         found.lib_dir_holding("libfake.so"),
