@@ -16,26 +16,12 @@
 //! `fi_mr_bind`/`fi_mr_enable` from 1.7), `fi_context2` (1.5), and the `shm`
 //! (1.8) and `tcp;ofi_rxm` providers with RMA reads.
 
-use proxystore_sys_probe::{Probe, join_paths, read_version_pair};
+use proxystore_sys_probe::{Probe, preprocessed_version};
 use std::env;
 use std::path::PathBuf;
 
 /// Oldest libfabric API this crate builds against (see above).
 const MIN_VERSION: &str = "1.10";
-
-/// Read `FI_MAJOR_VERSION`/`FI_MINOR_VERSION` by running `version.c` through
-/// the C preprocessor (no code is run, so cross builds work).
-fn header_version(include_paths: &[PathBuf]) -> Result<(u32, u32), String> {
-    let mut build = cc::Build::new();
-    build.file("src/version.c").cargo_warnings(false);
-    for p in include_paths {
-        build.include(p);
-    }
-    let out = build
-        .try_expand()
-        .map_err(|e| format!("preprocessing src/version.c failed: {e}"))?;
-    read_version_pair(&out, "PS_FI_MAJOR", "PS_FI_MINOR", "rdma/fabric.h")
-}
 
 /// Expose each `wrap_fi_xyz` shim symbol as `fi_xyz` (the inline function's
 /// own name), keeping the link name.
@@ -77,16 +63,23 @@ fn main() {
         .extra_hint("bindgen also needs libclang (Debian: `apt-get install libclang-dev`).");
     let fabric = probe.run().unwrap_or_else(|tried| panic!("{tried}"));
     let (major, minor) = probe
-        .check_version(&fabric, header_version(&fabric.include_paths), "")
+        .check_version(
+            &fabric,
+            preprocessed_version(
+                "src/version.c",
+                &fabric.include_paths,
+                "PS_FI_MAJOR",
+                "PS_FI_MINOR",
+                "rdma/fabric.h",
+            ),
+            "",
+        )
         .unwrap_or_else(|e| panic!("{e}"));
 
     fabric.link(&["fabric"]);
 
     // Metadata for dependents (DEP_FABRIC_*): version as 0xMMmm, include and lib dirs.
-    println!("cargo:version_number={:x}", (major << 8) | minor);
-    println!("cargo:version={major}.{minor}");
-    println!("cargo:include={}", join_paths(&fabric.include_paths));
-    println!("cargo:lib_dir={}", join_paths(&fabric.lib_dirs));
+    fabric.emit_metadata((major, minor));
 
     // The shim: real symbols for the static inline calls.
     let mut shim = cc::Build::new();

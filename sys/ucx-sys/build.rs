@@ -16,7 +16,7 @@
 //! on (`ucx-connector`, `cli`, `benches`). Packagers who place UCX themselves
 //! turn it off with `UCX_SYS_NO_RPATH=1`.
 
-use proxystore_sys_probe::{Probe, env_var, join_paths, read_version_pair};
+use proxystore_sys_probe::{Probe, env_var, join_paths, preprocessed_version};
 use std::env;
 use std::path::{Path, PathBuf};
 
@@ -41,25 +41,6 @@ fn is_system_lib_dir(dir: &Path) -> bool {
             .is_some_and(|n| n.to_string_lossy().contains("-linux-"))
 }
 
-/// Read `UCP_API_MAJOR`/`UCP_API_MINOR` by running `version.c` through the C
-/// preprocessor (no code is run, so cross builds work).
-fn header_version(include_paths: &[PathBuf]) -> Result<(u32, u32), String> {
-    let mut build = cc::Build::new();
-    build.file("src/version.c").cargo_warnings(false);
-    for p in include_paths {
-        build.include(p);
-    }
-    let out = build
-        .try_expand()
-        .map_err(|e| format!("preprocessing src/version.c failed: {e}"))?;
-    read_version_pair(
-        &out,
-        "PS_UCP_API_MAJOR",
-        "PS_UCP_API_MINOR",
-        "ucp_version.h",
-    )
-}
-
 fn main() {
     for f in [
         "build.rs",
@@ -81,16 +62,23 @@ fn main() {
         .extra_hint("bindgen also needs libclang (Debian: `apt-get install libclang-dev`).");
     let ucx = probe.run().unwrap_or_else(|tried| panic!("{tried}"));
     let (major, minor) = probe
-        .check_version(&ucx, header_version(&ucx.include_paths), " (no *_nbx API)")
+        .check_version(
+            &ucx,
+            preprocessed_version(
+                "src/version.c",
+                &ucx.include_paths,
+                "PS_UCP_API_MAJOR",
+                "PS_UCP_API_MINOR",
+                "ucp_version.h",
+            ),
+            " (no *_nbx API)",
+        )
         .unwrap_or_else(|e| panic!("{e}"));
 
     ucx.link(&["ucp", "uct", "ucs", "ucm"]);
 
     // Metadata for dependents (DEP_UCP_*): version as 0xMMmm, include and lib dirs.
-    println!("cargo:version_number={:x}", (major << 8) | minor);
-    println!("cargo:version={major}.{minor}");
-    println!("cargo:include={}", join_paths(&ucx.include_paths));
-    println!("cargo:lib_dir={}", join_paths(&ucx.lib_dirs));
+    ucx.emit_metadata((major, minor));
 
     // Run path to a UCX outside the system directories (see the module docs).
     let rpath: Vec<PathBuf> = if env_var("UCX_SYS_NO_RPATH").is_some_and(|v| v != "0") {

@@ -110,6 +110,30 @@ pub fn read_version_pair(
     Ok((read(major_tag)?, read(minor_tag)?))
 }
 
+/// Read a `(major, minor)` version from the headers in `include_paths` by
+/// running the C file `version_c` (e.g. `src/version.c`, of the form
+/// `PS_MAJOR FOO_MAJOR_VERSION PS_MINOR FOO_MINOR_VERSION` after including the
+/// header) through the C preprocessor, then [`read_version_pair`]. Nothing is
+/// run, so cross builds work. Feature `cc`.
+#[cfg(feature = "cc")]
+pub fn preprocessed_version(
+    version_c: &str,
+    include_paths: &[PathBuf],
+    major_tag: &str,
+    minor_tag: &str,
+    header: &str,
+) -> Result<(u32, u32), String> {
+    let mut build = cc::Build::new();
+    build.file(version_c).cargo_warnings(false);
+    for p in include_paths {
+        build.include(p);
+    }
+    let out = build
+        .try_expand()
+        .map_err(|e| format!("preprocessing {version_c} failed: {e}"))?;
+    read_version_pair(&out, major_tag, minor_tag, header)
+}
+
 /// Paths joined with the platform's separator (`:`), for `cargo:KEY=` metadata.
 pub fn join_paths(paths: &[PathBuf]) -> String {
     env::join_paths(paths)
@@ -199,6 +223,16 @@ impl Found {
         for l in libs {
             println!("cargo:rustc-link-lib=dylib={l}");
         }
+    }
+
+    /// The `links` metadata of a linked library for dependents
+    /// (`DEP_<LINKS>_*`): `version_number` (hex `MMmm`), `version`
+    /// (`major.minor`), `include` and `lib_dir` (paths joined with `:`).
+    pub fn emit_metadata(&self, (major, minor): (u32, u32)) {
+        println!("cargo:version_number={:x}", (major << 8) | minor);
+        println!("cargo:version={major}.{minor}");
+        println!("cargo:include={}", join_paths(&self.include_paths));
+        println!("cargo:lib_dir={}", join_paths(&self.lib_dirs));
     }
 
     /// The first library directory that holds `file` (e.g. `libmargo.so`).
