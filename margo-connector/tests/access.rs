@@ -10,28 +10,8 @@
 
 mod common;
 
-use std::net::TcpStream;
-use std::time::Duration;
-
-use bytes::Bytes;
-use common::ServerProcess;
-use margo_connector::{Margo, MargoConfig};
-use object_server::ClientTransport;
-use object_server::layout;
-use object_server::proto::{self, Request, Response, SegmentInfo};
-use proxy_core::mem::BufferPool;
-
-fn ask(s: &mut TcpStream, req: &Request) -> Response {
-    proto::write_frame(s, req).unwrap();
-    proto::read_frame(s).unwrap().expect("an answer")
-}
-
-fn segment(s: &mut TcpStream, seg: u32, write: bool) -> SegmentInfo {
-    match ask(s, &Request::Segment { seg, write }) {
-        Response::Segment(Some(info)) => info,
-        other => panic!("segment {seg} (write {write}): {other:?}"),
-    }
-}
+use common::MargoTests;
+use object_server::testkit::access::write_through_reader_descriptor;
 
 /// A reader's descriptor with its access flags rewritten to read-write, as a
 /// process that forges handles would: Mercury 2.4's serialization after this
@@ -62,96 +42,18 @@ fn forged(d: &[u8], protocol: &str) -> Vec<u8> {
 }
 
 fn read_handle_refuses_pushes(protocol: &str, forge: bool) {
-    let server = ServerProcess::start(protocol, &[]);
-    let mut s = TcpStream::connect(&server.addr).unwrap();
-    let Response::Hello { address, .. } = ask(
-        &mut s,
-        &Request::Hello {
-            version: proto::VERSION,
-            transport: "margo".into(),
-            secret: None,
-        },
-    ) else {
-        panic!("hello refused");
-    };
-    let Response::Put(loc) = ask(
-        &mut s,
-        &Request::Reserve {
-            len: 4096,
-            phase: 0,
-        },
-    ) else {
-        panic!("reserve refused");
-    };
-    let read = segment(&mut s, loc.seg, false);
-    let write = segment(&mut s, loc.seg, true);
-    assert_ne!(
-        read.descriptor, write.descriptor,
-        "readers and writers must get different handles"
-    );
-
-    let cfg = MargoConfig::new(&server.addr).with_protocol(protocol);
-    let margo = Margo::new(&cfg).unwrap();
-    let peer = margo.connect(&address).unwrap();
-    let pushed = if forge {
-        forged(&read.descriptor, protocol)
-    } else {
-        read.descriptor.clone()
-    };
-    let rhandle = margo.unpack(&peer, &pushed).unwrap();
-    let whandle = margo.unpack(&peer, &write.descriptor).unwrap();
-    let at = read.base + loc.offset + layout::HEADER as u64;
-    let t = Duration::from_secs(10);
-
-    // The writer's handle pushes (control: the write path itself works).
-    let ok = margo
-        .put(&peer, &whandle, at, Bytes::from(vec![0xA5u8; 4096]))
-        .unwrap();
-    margo.wait(&[&ok], "put", t).unwrap();
-    ok.take()
-        .unwrap()
-        .expect("a push through the writer's handle");
-
-    // The reader's handle (forged or not): refused (at post, or by the
-    // transfer failing), or not.
-    let outcome = match margo.put(&peer, &rhandle, at, Bytes::from(vec![0x5Au8; 4096])) {
-        Err(e) => format!("refused at post: {e}"),
-        Ok(op) => match margo.wait(&[&op], "put", Duration::from_secs(3)) {
-            Err(e) => format!("never completed: {e}"),
-            Ok(()) => match op.take().unwrap() {
-                Err(e) => format!("failed: {e}"),
-                Ok(_) => "completed".to_string(),
-            },
-        },
-    };
+    let w = write_through_reader_descriptor::<MargoTests>(protocol, |d| {
+        if forge {
+            forged(d, protocol)
+        } else {
+            d.to_vec()
+        }
+    });
+    let (refused, outcome) = (w.refused, &w.outcome);
     eprintln!("{protocol} (forged flags: {forge}): a push through the reader's handle: {outcome}");
-
-    // What is in the slot now, read through the reader's handle by a fresh
-    // client instance (the provider may have dropped the connection of the
-    // first: `tcp;ofi_rxm` does on a forged key): every handle of the first
-    // is dropped, so that it is finalized.
-    drop((rhandle, whandle, ok, peer, margo));
-    let margo = Margo::new(&cfg).unwrap();
-    let peer = margo.connect(&address).unwrap();
-    let rhandle = margo.unpack(&peer, &read.descriptor).unwrap();
-    let pool = BufferPool::new(margo.allocator(), 1 << 20);
-    let buf = pool.acquire(4096).unwrap();
-    let op = margo.get(&peer, &rhandle, at, buf).unwrap();
-    margo.wait(&[&op], "get", t).unwrap();
-    let buf = op.take().unwrap().unwrap();
-    let refused = buf.as_slice().iter().all(|&b| b == 0xA5);
-    assert!(
-        refused || buf.as_slice().iter().all(|&b| b == 0x5A),
-        "{protocol}: slot holds neither pattern"
-    );
-    assert_eq!(
-        refused,
-        outcome != "completed",
-        "{protocol}: the push {outcome}, but the slot says refused = {refused}"
-    );
     if forge {
         // Only the target's own check stops a forged handle.
-        let addr = std::str::from_utf8(&address).unwrap();
+        let addr = std::str::from_utf8(&w.address).unwrap();
         assert_eq!(
             refused,
             margo_connector::enforces_read_only(addr),

@@ -22,6 +22,8 @@ mod memory;
 pub mod proto;
 mod server;
 pub mod spawn;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod transport;
 
 pub use auth::{SECRET_ENV, SECRET_FILE_ENV, Secret};

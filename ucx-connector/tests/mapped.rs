@@ -23,7 +23,7 @@ const CHILD_ENV: &str = "PROXYSTORE_MAPPED_TEST_CHILD";
 fn connector(server: &ServerProcess, zero_copy: bool) -> UcxConnector {
     UcxConnector::new(
         UcxConfig::new(&server.addr)
-            .with_ucx_tls(&server.tls)
+            .with_ucx_tls(&server.fabric)
             .with_zero_copy(zero_copy)
             .with_timeout(Duration::from_secs(2)),
     )

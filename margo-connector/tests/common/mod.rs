@@ -1,214 +1,37 @@
-//! Start and stop `proxystore-margo-server` processes for tests; the
-//! conformance suite with every case ignored where Margo is missing.
+//! The Margo connector in the object server's test kit: its server program,
+//! the Mercury protocols it is started with; the conformance suite with
+//! every case ignored where Margo is missing.
 #![allow(dead_code)]
 
-use margo_connector::TransportConfig;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use margo_connector::{Margo, MargoConfig};
+use object_server::testkit;
 
-/// A server process, stopped with SIGTERM on drop.
-pub struct ServerProcess {
-    child: Option<Child>,
-    /// `host:port` it listens on.
-    pub addr: String,
-    /// Transports it was started with.
-    pub protocol: String,
-}
+/// The Margo fabric of the kit: `proxystore-margo-server --margo-protocol P`.
+pub struct MargoTests;
 
-impl ServerProcess {
-    /// Start a server with `--margo-protocol protocol` on a free loopback port (port 0: the
-    /// server reports the port it got) and wait until it listens.
-    pub fn start(protocol: &str, extra: &[&str]) -> ServerProcess {
-        Self::start_on("127.0.0.1:0", protocol, extra)
+impl testkit::Fabric for MargoTests {
+    type Transport = Margo;
+    const SERVER_BIN: &'static str = env!("CARGO_BIN_EXE_proxystore-margo-server");
+    const CYCLES: usize = 100_000;
+
+    fn server_args(protocol: &str) -> Vec<String> {
+        vec!["--margo-protocol".into(), protocol.into()]
     }
 
-    /// Start on a given address (used to restart on the same port).
-    pub fn start_on(listen: &str, protocol: &str, extra: &[&str]) -> ServerProcess {
-        // A server that exits before its LISTEN line (seen once in a few
-        // hundred starts, cause not yet known) is started once more; its exit
-        // status is printed.
-        if let Some(s) = Self::start_once(listen, protocol, extra) {
-            return s;
-        }
-        Self::start_once(listen, protocol, extra)
-            .unwrap_or_else(|| panic!("proxystore-margo-server exited twice before listening"))
-    }
-
-    fn start_once(listen: &str, protocol: &str, extra: &[&str]) -> Option<ServerProcess> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_proxystore-margo-server"))
-            .args([
-                "--listen",
-                listen,
-                "--margo-protocol",
-                protocol,
-                "--segment-size",
-                "16M",
-                "--memory-limit",
-                "256M",
-                // A crashed test must not leave its server behind.
-                "--exit-with-parent",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn proxystore-margo-server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            // Generous: on a machine loaded by other builds a server's start
-            // (provider discovery, segment pre-faulting) has taken over 30 s.
-            .recv_timeout(Duration::from_secs(120))
-            .expect("server did not report its address in 120 s");
-        let Some(addr) = line.trim().strip_prefix("LISTEN ").map(str::to_string) else {
-            let status = child.wait();
-            eprintln!("proxystore-margo-server printed {line:?} and exited: {status:?}");
-            return None;
-        };
-        Some(ServerProcess {
-            child: Some(child),
-            addr,
-            protocol: protocol.to_string(),
-        })
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        if let Some(c) = &self.child {
-            // SAFETY: sending a signal to our own child process.
-            unsafe { libc::kill(c.id() as libc::pid_t, sig) };
-        }
-    }
-
-    /// SIGTERM, then wait (SIGKILL after 10 s).
-    pub fn stop(&mut self) -> Option<ExitStatus> {
-        self.signal(libc::SIGCONT);
-        self.signal(libc::SIGTERM);
-        let mut child = self.child.take()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(st)) = child.try_wait() {
-                return Some(st);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("server ignored SIGTERM for 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Freeze (SIGSTOP) or thaw (SIGCONT) the server.
-    /// Returns once the kernel reports the new state (signals are asynchronous).
-    pub fn freeze(&self, on: bool) {
-        self.signal(if on { libc::SIGSTOP } else { libc::SIGCONT });
-        let Some(c) = &self.child else { return };
-        let stat = format!("/proc/{}/stat", c.id());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            // Field 3 of /proc/PID/stat (after "PID (comm)") is the state; T = stopped.
-            let st = std::fs::read_to_string(&stat).unwrap_or_default();
-            let state = st
-                .rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next());
-            if (state == Some("T")) == on {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not change state ({st})"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// SIGKILL (a crash), then reap.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+    fn config(addr: &str, protocol: &str) -> MargoConfig {
+        MargoConfig::new(addr).with_protocol(protocol)
     }
 }
 
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            let _ = self.stop();
-        }
-    }
-}
-
-/// A [`MargoConnector`] that owns the server it talks to (stopped when the last
-/// handle is dropped). It is the Margo connector in every respect: `kind` and
-/// `config` are the inner connector's, so a rebuilt connector is a plain one.
-#[derive(Debug)]
-pub struct WithServer {
-    /// The connector.
-    pub conn: margo_connector::MargoConnector,
-    /// Its server (dropped after the connector).
-    pub server: ServerProcess,
-}
-
-impl std::fmt::Debug for ServerProcess {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ServerProcess({}, {})", self.addr, self.protocol)
-    }
-}
-
-use proxy_core::{Bytes, Capabilities, Connector, ConnectorConfig, Key, Payload, Result};
-
-impl Connector for WithServer {
-    fn kind(&self) -> &'static str {
-        self.conn.kind()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.conn.capabilities()
-    }
-    fn put(&self, data: Payload) -> Result<Key> {
-        self.conn.put(data)
-    }
-    fn put_batch(&self, data: Vec<Payload>) -> Result<Vec<Key>> {
-        self.conn.put_batch(data)
-    }
-    fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        self.conn.get(key)
-    }
-    fn get_batch(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
-        self.conn.get_batch(keys)
-    }
-    fn exists(&self, key: &Key) -> Result<bool> {
-        self.conn.exists(key)
-    }
-    fn evict(&self, key: &Key) -> Result<()> {
-        self.conn.evict(key)
-    }
-    fn close(&self) -> Result<()> {
-        self.conn.close()
-    }
-    fn config(&self) -> ConnectorConfig {
-        self.conn.config()
-    }
-}
+/// A `proxystore-margo-server` process.
+pub type ServerProcess = testkit::ServerProcess<MargoTests>;
+/// A Margo connector owning its server process.
+pub type WithServer = testkit::WithServer<MargoTests>;
 
 /// The conformance suite's `setup` over Mercury protocol `protocol`: a fresh object
 /// server process per case (stopped with it) and a connector to it.
 pub fn conformance_setup(protocol: &str) -> WithServer {
-    let server = ServerProcess::start(protocol, &["--segment-size", "64M", "--memory-limit", "1G"]);
-    let cfg = margo_connector::MargoConfig::new(&server.addr)
-        .with_protocol(protocol)
-        .with_timeout(std::time::Duration::from_secs(30));
-    WithServer {
-        conn: margo_connector::MargoConnector::new(cfg).expect("connector"),
-        server,
-    }
+    testkit::conformance_setup(protocol, None)
 }
 
 /// Why the tests of this crate are ignored where the build found no Margo.
