@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::ServerProcess;
 use object_server::proto::{self, Loc, Request, Response};
+use object_server::testkit::access::ask;
 use proxy_core::{Connector, Key, Payload, Store};
 use ucx_connector::{DataPath, TransportConfig, UcxConfig, UcxConnector, UcxKey};
 
@@ -30,12 +31,6 @@ fn client(server: &ServerProcess, secret: Option<&str>) -> UcxConnector {
         cfg = cfg.with_secret(s);
     }
     UcxConnector::new(cfg).unwrap()
-}
-
-/// One request/response on a raw control connection.
-fn ask(s: &mut TcpStream, req: &Request) -> Response {
-    proto::write_frame(s, req).unwrap();
-    proto::read_frame(s).unwrap().expect("an answer")
 }
 
 fn hello(secret: Option<&str>) -> Request {

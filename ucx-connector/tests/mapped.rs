@@ -14,6 +14,7 @@ use bytes::Bytes;
 use common::ServerProcess;
 use object_server::MAPPED_COPY_BELOW;
 use object_server::proto::{self, Request, Response};
+use object_server::testkit::pattern;
 use proxy_core::{Connector, Key, Payload};
 use ucx_connector::{TransportConfig, UcxConfig, UcxConnector, UcxKey};
 
@@ -28,12 +29,6 @@ fn connector(server: &ServerProcess, zero_copy: bool) -> UcxConnector {
             .with_timeout(Duration::from_secs(2)),
     )
     .unwrap()
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
 }
 
 /// Wait until `f` holds (polling), or fail after 10 s.

@@ -4,6 +4,7 @@
 use std::time::Duration;
 use ucx_connector::TransportConfig;
 
+use object_server::testkit::pattern;
 use proxy_core::{Connector, Error, FromConfig, Payload};
 use ucx_connector::{DataPath, UcxConfig, UcxConnector, UcxKey, UcxOwnerConfig};
 
@@ -17,12 +18,6 @@ fn owner(tls: &str, limit: u64) -> UcxConnector {
         ..Default::default()
     })
     .unwrap()
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
 }
 
 fn owner_and_reader(tls: &str, path: DataPath) {
