@@ -270,6 +270,18 @@ fn itemsize(descr: &str) -> Option<usize> {
     digits.parse().ok().filter(|n: &usize| (1..=16).contains(n))
 }
 
+/// Bytes per element of a dtype this codec encodes and decodes, or why not:
+/// one rule for encoding and for `.npy` headers, so that whatever encodes
+/// also decodes (big-endian dtypes of more than one byte are refused by
+/// both).
+fn dtype_itemsize(descr: &str) -> std::result::Result<usize, String> {
+    let item = itemsize(descr).ok_or_else(|| format!("unsupported dtype '{descr}'"))?;
+    if descr.starts_with('>') && item > 1 {
+        return Err(format!("big-endian dtype '{descr}' is not supported"));
+    }
+    Ok(item)
+}
+
 impl NdArray {
     /// A 1-D array copied from a slice.
     pub fn from_slice<T: Element>(v: &[T]) -> NdArray {
@@ -372,8 +384,8 @@ impl NdArray {
     }
 
     fn encode(&self) -> Result<Payload> {
-        let item = itemsize(&self.descr).ok_or_else(|| Error::Encode {
-            reason: format!("unsupported NumPy dtype '{}'", self.descr),
+        let item = dtype_itemsize(&self.descr).map_err(|e| Error::Encode {
+            reason: format!("NumPy array: {e}"),
         })?;
         if self.data_len(item) != Some(self.data.len()) {
             return Err(Error::Encode {
@@ -428,10 +440,7 @@ impl NdArray {
         if descr.starts_with("|O") {
             return Err(bad("object arrays (pickled elements) are not supported"));
         }
-        let item = itemsize(&descr).ok_or_else(|| bad(&format!("unsupported dtype '{descr}'")))?;
-        if descr.starts_with('>') && item > 1 {
-            return Err(bad(&format!("big-endian dtype '{descr}' is not supported")));
-        }
+        let item = dtype_itemsize(&descr).map_err(|e| bad(&e))?;
         let fortran_order = field("fortran_order")?.starts_with("True");
         let shape_s = field("shape")?;
         let inner = shape_s
@@ -563,6 +572,40 @@ mod tests {
 
     /// An array decoded through serde (inside an `RP` object) can carry any
     /// shape: one whose element count overflows is an error, not a panic.
+    #[test]
+    fn big_endian_arrays_are_refused_by_encode_as_by_npy_decode() {
+        // Found by the codec fuzz target: "RP" + postcard of a struct holding
+        // an NdArray with dtype '>c6' and shape [0] decoded, and the array
+        // encoded to a `.npy` that its own decoder refused. Encode now
+        // refuses what decode refuses.
+        #[derive(Serialize, Deserialize)]
+        struct Mixed {
+            name: String,
+            arrays: Vec<NdArray>,
+            blob: Bytes,
+            n: Option<u64>,
+        }
+        let input: &[u8] = &[82, 80, 10, 0, 1, 3, 62, 99, 54, 1, 0, 0, 0, 0, 0];
+        let m: Mixed = decode(Bytes::copy_from_slice(input)).unwrap();
+        let a = &m.arrays[0];
+        assert_eq!(a.descr, ">c6");
+        let e = encode(a).unwrap_err().to_string();
+        assert!(e.contains("big-endian dtype '>c6'"), "{e}");
+        // One-byte big-endian dtypes have no byte order: both accept them.
+        let one = NdArray {
+            descr: ">u1".into(),
+            shape: vec![2],
+            fortran_order: false,
+            data: Bytes::from_static(&[1, 2]),
+        };
+        let back: NdArray = decode(encode(&one).unwrap().to_bytes()).unwrap();
+        assert_eq!(back, one);
+        // And the .npy side still refuses a multi-byte big-endian header.
+        let mut npy = NdArray::from_slice(&[1.0f64]);
+        npy.descr = ">f8".into();
+        assert!(encode(&npy).is_err());
+    }
+
     #[test]
     fn overflowing_shape_is_an_error() {
         #[derive(Serialize, Deserialize)]
