@@ -17,7 +17,7 @@ use crate::KIND;
 use crate::daos::{self, Array, Cont, Eq, NOT_DONE, execute};
 use crate::dict::{self, Kv, KvOp};
 use crate::error::DaosError;
-use crate::layout::{Layout, MIN_CHUNK, STAMP, pieces};
+use crate::layout::{Layout, MIN_CHUNK, contiguous, iov, pieces};
 
 /// Default array chunk size: 1 MiB.
 pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
@@ -615,7 +615,7 @@ impl DaosConnector {
                     rg_len: layout.array_len(),
                 },
                 iod: empty_iod(),
-                iovs: Vec::with_capacity(2 * layout.chunks() as usize + parts.len()),
+                iovs: Vec::new(),
                 sgl: empty_sgl(),
                 header: self.header_for(oid.lo, len),
                 stamps: layout.stamps(oid.lo),
@@ -625,30 +625,14 @@ impl DaosConnector {
             });
             let hp: *mut u8 = st.header.as_mut_ptr();
             let sp: *mut u8 = st.stamps.as_mut_ptr();
-            for k in 0..layout.chunks() {
-                st.iovs.push(if k == 0 {
-                    d_iov_t {
-                        iov_buf: hp.cast(),
-                        iov_buf_len: HEADER,
-                        iov_len: HEADER,
-                    }
-                } else {
-                    // Stamp k: bytes (k-1)*STAMP.. of the stamps, alive in the state.
-                    d_iov_t {
-                        iov_buf: sp.wrapping_add((k as usize - 1) * STAMP).cast(),
-                        iov_buf_len: STAMP,
-                        iov_len: STAMP,
-                    }
-                });
-                for (ptr, n) in pieces(&st._parts, layout.data(k)) {
-                    // DAOS only reads from the buffers of a write.
-                    st.iovs.push(d_iov_t {
-                        iov_buf: ptr as *mut _,
-                        iov_buf_len: n,
-                        iov_len: n,
-                    });
+            // The payload's own parts, no concatenation (DAOS only reads
+            // from the buffers of a write).
+            let iovs = layout.iovs(hp, sp, |r, v| {
+                for (ptr, n) in pieces(&st._parts, r) {
+                    v.push(iov(ptr as *mut u8, n));
                 }
-            }
+            });
+            st.iovs = iovs;
             st.wire();
             keys.push(DaosKey {
                 pool: self.opts.pool.clone(),
@@ -805,7 +789,7 @@ impl DaosConnector {
                     rg_len: layout.array_len(),
                 },
                 iod: empty_iod(),
-                iovs: Vec::with_capacity(2 * layout.chunks() as usize),
+                iovs: Vec::new(),
                 sgl: empty_sgl(),
                 header: [0u8; HEADER],
                 stamps: vec![0u8; layout.stamps_len()],
@@ -815,29 +799,11 @@ impl DaosConnector {
             });
             let hp: *mut u8 = st.header.as_mut_ptr();
             let sp: *mut u8 = st.stamps.as_mut_ptr();
-            let dest = st.dest.iov().map(|iov| iov.iov_buf.cast::<u8>());
-            for c in 0..layout.chunks() {
-                let (buf, n) = if c == 0 {
-                    (hp, HEADER)
-                } else {
-                    (sp.wrapping_add((c as usize - 1) * STAMP), STAMP)
-                };
-                st.iovs.push(d_iov_t {
-                    iov_buf: buf.cast(),
-                    iov_buf_len: n,
-                    iov_len: n,
-                });
-                let r = layout.data(c);
-                if let (Some(d), false) = (dest, r.is_empty()) {
-                    let n = (r.end - r.start) as usize;
-                    // Bytes r of the destination buffer, alive in the state.
-                    st.iovs.push(d_iov_t {
-                        iov_buf: d.wrapping_add(r.start as usize).cast(),
-                        iov_buf_len: n,
-                        iov_len: n,
-                    });
-                }
-            }
+            st.iovs = match st.dest.iov() {
+                // Each chunk's bytes at their place in the destination.
+                Some(d) => layout.iovs(hp, sp, contiguous(d.iov_buf.cast())),
+                None => layout.iovs(hp, sp, |_, _| {}),
+            };
             st.wire();
             states.push(st);
         }
@@ -885,7 +851,7 @@ impl DaosConnector {
                 && st.header[16..24] == k.len.to_le_bytes()
                 && st.header[24..32] == k.oid_lo.to_le_bytes()
                 && (!with_data
-                    || st.stamps == Layout::new(self.opts.chunk_size, k.len).stamps(k.oid_lo));
+                    || Layout::new(self.opts.chunk_size, k.len).stamps_match(k.oid_lo, &st.stamps));
             out.push(Some(if ok { Some(st.dest.into_bytes()) } else { None }));
         }
         Ok(out)

@@ -8,13 +8,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use daos_sys::{d_iov_t, d_sg_list_t, daos_array_iod_t, daos_range_t};
+use daos_sys::{d_sg_list_t, daos_array_iod_t, daos_range_t};
 use proxy_core::{Error, Key, Result};
 
 use crate::connector::{DaosKey, DaosOptions, HEADER};
 use crate::daos::{self, Array, Cont, Eq};
 use crate::error::DaosError;
-use crate::layout::{Layout, STAMP};
+use crate::layout::{Layout, contiguous};
 
 /// An open array object to read in a loop.
 #[derive(Debug)]
@@ -105,28 +105,11 @@ impl RawReader {
         };
         // The same scatter-gather list as the connector's: each chunk's
         // stamp, then its part of the object.
-        let mut iovs = Vec::with_capacity(2 * self.layout.chunks() as usize);
-        for c in 0..self.layout.chunks() {
-            let (p, n) = if c == 0 {
-                (self.header.as_mut_ptr(), HEADER)
-            } else {
-                (self.stamps[(c as usize - 1) * STAMP..].as_mut_ptr(), STAMP)
-            };
-            iovs.push(d_iov_t {
-                iov_buf: p.cast(),
-                iov_buf_len: n,
-                iov_len: n,
-            });
-            let r = self.layout.data(c);
-            if !r.is_empty() {
-                let part = &mut buf[r.start as usize..r.end as usize];
-                iovs.push(d_iov_t {
-                    iov_buf: part.as_mut_ptr().cast(),
-                    iov_buf_len: part.len(),
-                    iov_len: part.len(),
-                });
-            }
-        }
+        let mut iovs = self.layout.iovs(
+            self.header.as_mut_ptr(),
+            self.stamps.as_mut_ptr(),
+            contiguous(buf.as_mut_ptr()),
+        );
         let mut sgl = d_sg_list_t {
             sg_nr: iovs.len() as u32,
             sg_nr_out: 0,
