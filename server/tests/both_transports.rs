@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use margo_connector::{MargoConfig, MargoConnector};
+use object_server::testkit::pattern;
 use ofi_connector::{OfiConfig, OfiConnector};
 use proxy_core::{Connector, Payload};
 use ucx_connector::{DataPath, TransportConfig, UcxConfig, UcxConnector};
@@ -51,10 +52,24 @@ impl Drop for Server {
     }
 }
 
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
-        .collect()
+/// UCX and libfabric clients of the server at `addr`, one-sided gets only.
+fn rma_clients(addr: &str, tls: &str, provider: &str) -> (UcxConnector, OfiConnector) {
+    let t = Duration::from_secs(10);
+    let ucx = UcxConnector::new(
+        UcxConfig::new(addr)
+            .with_ucx_tls(tls)
+            .with_data_path(DataPath::Rma)
+            .with_timeout(t),
+    )
+    .unwrap();
+    let ofi = OfiConnector::new(
+        OfiConfig::new(addr)
+            .with_provider(provider)
+            .with_data_path(DataPath::Rma)
+            .with_timeout(t),
+    )
+    .unwrap();
+    (ucx, ofi)
 }
 
 fn both(tls: &str, provider: &str) {
@@ -66,21 +81,7 @@ fn both(tls: &str, provider: &str) {
         "--provider",
         provider,
     ]);
-    let t = Duration::from_secs(10);
-    let ucx = UcxConnector::new(
-        UcxConfig::new(&s.1)
-            .with_ucx_tls(tls)
-            .with_data_path(DataPath::Rma)
-            .with_timeout(t),
-    )
-    .unwrap();
-    let ofi = OfiConnector::new(
-        OfiConfig::new(&s.1)
-            .with_provider(provider)
-            .with_data_path(DataPath::Rma)
-            .with_timeout(t),
-    )
-    .unwrap();
+    let (ucx, ofi) = rma_clients(&s.1, tls, provider);
     // Sizes below and above the one-sided put threshold (256 KiB).
     for (i, len) in [10usize, 100_000, 3 << 20].into_iter().enumerate() {
         let a = pattern(len, i as u8);
@@ -148,26 +149,12 @@ fn three(tls: &str, provider: &str, protocol: &str) {
         "--margo-protocol",
         protocol,
     ]);
-    let t = Duration::from_secs(10);
-    let ucx = UcxConnector::new(
-        UcxConfig::new(&s.1)
-            .with_ucx_tls(tls)
-            .with_data_path(DataPath::Rma)
-            .with_timeout(t),
-    )
-    .unwrap();
-    let ofi = OfiConnector::new(
-        OfiConfig::new(&s.1)
-            .with_provider(provider)
-            .with_data_path(DataPath::Rma)
-            .with_timeout(t),
-    )
-    .unwrap();
+    let (ucx, ofi) = rma_clients(&s.1, tls, provider);
     let margo = MargoConnector::new(
         MargoConfig::new(&s.1)
             .with_protocol(protocol)
             .with_data_path(DataPath::Rma)
-            .with_timeout(t),
+            .with_timeout(Duration::from_secs(10)),
     )
     .unwrap();
     let all: [&dyn Connector; 3] = [&ucx, &ofi, &margo];
