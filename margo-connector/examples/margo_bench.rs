@@ -184,14 +184,9 @@ struct RawPull {
 impl RawPull {
     fn new(cfg: &MargoConfig, server: &str, key: &MargoKey) -> RawPull {
         let mut s = TcpStream::connect(server).unwrap();
-        let Response::Hello { address, .. } = ask(
-            &mut s,
-            &Request::Hello {
-                version: proto::VERSION,
-                transport: "margo".into(),
-                secret: None,
-            },
-        ) else {
+        let Response::Hello { address, .. } =
+            ask(&mut s, &object_server::testkit::access::hello("margo"))
+        else {
             panic!("hello refused");
         };
         let Response::Segment(Some(info)) = ask(

@@ -4,14 +4,16 @@
 //! ```text
 //! SERVER [--listen ADDR] [--transports LIST] [--segment-size N] [--memory-limit N]
 //!        [--retain N] [--no-prefault] [--no-zero-copy] [--secret-file PATH]
-//!        [--idle-exit SECS] [--exit-with-parent] [transport options]
+//!        [--no-auth] [--idle-exit SECS] [--exit-with-parent] [transport options]
 //! ```
 //! Sizes accept K/M/G suffixes (powers of 1024). `--transports` names the
 //! fabrics to serve the same memory over (default: the first the binary
-//! has). The secret is read from `--secret-file`, else from
+//! has). Clients need the secret: from `--secret-file`, else
 //! `PROXYSTORE_SERVER_SECRET` or the file named by
-//! `PROXYSTORE_SERVER_SECRET_FILE`; without one, anyone who can reach the
-//! port may use the server. Prints `LISTEN <addr>` on stdout once ready;
+//! `PROXYSTORE_SERVER_SECRET_FILE`, else the user's secret file (created if
+//! missing; see [`crate::auth`]). Only `--no-auth` (or
+//! `PROXYSTORE_SERVER_AUTH=none`) lets anyone who reaches the port use the
+//! server. Prints `LISTEN <addr>` on stdout once ready;
 //! SIGTERM or SIGINT shut it down cleanly (exit status 0), and so does the
 //! idle exit. `--exit-with-parent` (Linux) delivers SIGTERM when the thread
 //! that started the server exits: test harnesses use it so that no server
@@ -69,6 +71,7 @@ struct Args {
     opts: ServerOptions,
     transports: Vec<String>,
     secret_file: Option<String>,
+    no_auth: bool,
     exit_with_parent: bool,
     extra: BTreeMap<String, String>,
 }
@@ -81,6 +84,7 @@ fn parse(
         opts: ServerOptions::default(),
         transports: Vec::new(),
         secret_file: None,
+        no_auth: false,
         exit_with_parent: false,
         extra: BTreeMap::new(),
     };
@@ -98,6 +102,7 @@ fn parse(
             "--no-zero-copy" => a.opts.zero_copy = false,
             "--exit-with-parent" => a.exit_with_parent = true,
             "--secret-file" => a.secret_file = Some(val()?),
+            "--no-auth" => a.no_auth = true,
             "--idle-exit" => {
                 let v = val()?;
                 let secs: u64 = v
@@ -139,7 +144,7 @@ fn usage(program: &str, known: &[TransportFactory]) -> String {
     let mut u = format!(
         "usage: {program} [--listen ADDR] [--transports {}] [--segment-size N[K|M|G]] \
          [--memory-limit N[K|M|G]] [--retain N[K|M|G]] [--no-prefault] [--no-zero-copy] [--secret-file PATH] \
-         [--idle-exit SECS] [--exit-with-parent]",
+         [--no-auth] [--idle-exit SECS] [--exit-with-parent]",
         known.iter().map(|k| k.name).collect::<Vec<_>>().join(",")
     );
     for k in known {
@@ -169,10 +174,14 @@ pub fn main(program: &str, known: &[TransportFactory]) -> ! {
 }
 
 fn run(program: &str, known: &[TransportFactory], mut args: Args) -> i32 {
-    let secret = match &args.secret_file {
-        Some(p) => Secret::from_file(std::path::Path::new(p)).map(Some),
-        None => Secret::from_env(),
-    };
+    if args.no_auth && args.secret_file.is_some() {
+        eprintln!("{program}: --no-auth and --secret-file contradict each other");
+        return 2;
+    }
+    let secret = Secret::for_server(
+        args.secret_file.as_deref().map(std::path::Path::new),
+        args.no_auth,
+    );
     args.opts.secret = match secret {
         Ok(s) => s,
         Err(e) => {
@@ -220,7 +229,7 @@ fn run(program: &str, known: &[TransportFactory], mut args: Args) -> i32 {
         if args.opts.secret.is_some() {
             "required"
         } else {
-            "none"
+            "none: authentication is off, anyone who reaches the port may use this server"
         },
     );
     while !STOP.load(Ordering::Relaxed) && !server.stopped() {

@@ -26,13 +26,13 @@ pub mod spawn;
 pub mod testkit;
 pub mod transport;
 
-pub use auth::{SECRET_ENV, SECRET_FILE_ENV, Secret};
+pub use auth::{AUTH_ENV, SECRET_ENV, SECRET_FILE_ENV, Secret, USER_SECRET_FILE_ENV};
 pub use client::{
     ClientOptions, ControlError, MAPPED_COPY_BELOW, ObjectClient, ObjectKey, OwnerOptions,
     TransportConfig, config_from_url,
 };
 pub use memory::{Memory, SlotWriter};
 pub use proto::{DataPath, Stats};
-pub use server::{Server, ServerOptions};
+pub use server::{HELLO_TIMEOUT, MAX_GREETING, Server, ServerOptions};
 pub use spawn::{ServerBinary, locate_server};
 pub use transport::{Access, ClientTransport, Operation, Registration, ServerTransport};

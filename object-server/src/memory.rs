@@ -191,6 +191,24 @@ pub(crate) fn copy_shared(src: &[u8], dst: &mut [u8]) {
     }
 }
 
+/// Make System V segment `shmid` (which a fabric created for this process)
+/// accessible to this user only: fabrics create them for their group too
+/// (UCX: 0660), and the server's memory is its job's alone.
+fn make_sysv_private(shmid: i32) {
+    // SAFETY: an all-zero shmid_ds is a valid out-parameter.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: `ds` is a valid shmid_ds for IPC_STAT to fill.
+    if unsafe { libc::shmctl(shmid, libc::IPC_STAT, &mut ds) } != 0 {
+        return;
+    }
+    if ds.shm_perm.mode & 0o077 != 0 {
+        ds.shm_perm.mode &= 0o700;
+        // SAFETY: IPC_SET with the values just read, mode narrowed; this
+        // process created the segment (or the call fails harmlessly).
+        unsafe { libc::shmctl(shmid, libc::IPC_SET, &mut ds) };
+    }
+}
+
 /// The shared memory backing `[start, start + len)` of this process, if one
 /// shared mapping of a System V segment or of an open file covers it all.
 fn find_backing(start: u64, len: u64) -> Option<ShmSegment> {
@@ -214,10 +232,9 @@ fn find_backing(start: u64, len: u64) -> Option<ShmSegment> {
         let offset = u64::from_str_radix(off, 16).ok()? + (start - a);
         let ino: u64 = ino.parse().ok()?;
         if path.starts_with("/SYSV") {
-            return Some(ShmSegment::SysV {
-                shmid: i32::try_from(ino).ok()?,
-                offset,
-            });
+            let shmid = i32::try_from(ino).ok()?;
+            make_sysv_private(shmid);
+            return Some(ShmSegment::SysV { shmid, offset });
         }
         // A file: one of this process's descriptors must have it open.
         for e in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
@@ -232,6 +249,11 @@ fn find_backing(start: u64, len: u64) -> Option<ShmSegment> {
             };
             let fd = e.file_name().to_str().and_then(|n| n.parse().ok());
             if let (Some(fd), true) = (fd, meta.ino() == ino) {
+                // A fabric's file (e.g. under /dev/shm): this user's only.
+                if meta.mode() & 0o077 != 0 {
+                    // SAFETY: fchmod on a descriptor this process has open.
+                    unsafe { libc::fchmod(fd, meta.mode() & 0o700) };
+                }
                 return Some(ShmSegment::File {
                     fd,
                     ino,

@@ -12,11 +12,14 @@ use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::auth::{SECRET_ENV, SECRET_FILE_ENV, Secret};
 
 /// The server program a transport spawns.
 #[derive(Debug, Clone, Copy)]
@@ -120,12 +123,36 @@ fn is_local(a: &SocketAddr) -> bool {
     a.ip().is_loopback() || TcpListener::bind(SocketAddr::new(a.ip(), 0)).is_ok()
 }
 
-/// Start `bin` for `server` on this node with `args` and wait (up to
-/// `timeout`) until a server answers there: ours, or the one that won a race.
+/// This user's directory for the logs of spawned servers:
+/// `$TMPDIR/proxystore-<uid>`, mode 0700, refused if another user owns it.
+fn private_dir() -> Result<PathBuf, String> {
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let dir = std::env::temp_dir().join(format!("proxystore-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(format!("cannot create {}: {e}", dir.display()));
+        }
+        _ => {}
+    }
+    let m = std::fs::symlink_metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "{} is not a private directory of this user (uid {uid}): remove it",
+            dir.display()
+        ));
+    }
+    Ok(dir)
+}
+
+/// Start `bin` for `server` on this node with `args` (and `secret` in its
+/// environment) and wait (up to `timeout`) until a server answers there:
+/// ours, or the one that won a race.
 pub(crate) fn spawn_server(
     bin: &ServerBinary,
     server: &str,
     args: &[String],
+    secret: Option<&Secret>,
     timeout: Duration,
 ) -> Result<(), String> {
     let addrs = resolve(server);
@@ -143,7 +170,7 @@ pub(crate) fn spawn_server(
         ));
     }
     let exe = locate_server(bin)?;
-    let log = std::env::temp_dir().join(format!(
+    let log = private_dir()?.join(format!(
         "{}-{}.log",
         bin.name,
         listen.to_string().replace([':', '[', ']'], "_")
@@ -151,6 +178,8 @@ pub(crate) fn spawn_server(
     let out = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&log)
         .map_err(|e| {
             format!(
@@ -164,6 +193,12 @@ pub(crate) fn spawn_server(
     let mut cmd = Command::new(&exe);
     cmd.arg("--listen").arg(listen.to_string());
     cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+    // The connector's secret, through the environment (never argv, which
+    // every user on the node can read in /proc).
+    if let Some(s) = secret {
+        cmd.env(SECRET_ENV, std::ffi::OsStr::from_bytes(s.expose()));
+        cmd.env_remove(SECRET_FILE_ENV);
+    }
     // SAFETY: the closure runs in the forked child before exec and only calls
     // setsid, which is async-signal-safe and touches no memory of the parent.
     unsafe {

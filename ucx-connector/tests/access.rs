@@ -41,6 +41,12 @@ fn hello(secret: Option<&str>) -> Request {
     }
 }
 
+/// A hello with what this process's clients bring with nothing configured:
+/// the user's secret.
+fn user_hello() -> Request {
+    object_server::testkit::access::hello("ucx")
+}
+
 fn unauthorized(r: &Response) -> bool {
     matches!(r, Response::Unauthorized(m) if m.contains("unauthorized"))
 }
@@ -53,10 +59,9 @@ fn a_secret_keeps_out_clients_without_it() {
     let key = good.put(Payload::from(vec![7u8; 3000])).unwrap();
     assert_eq!(good.get(&key).unwrap().as_deref(), Some(&[7u8; 3000][..]));
 
-    for (secret, why) in [
-        (None, "needs the job's secret"),
-        (Some("wrong"), "wrong secret"),
-    ] {
+    // With nothing configured a client brings its user's secret, which is
+    // not the job's.
+    for (secret, why) in [(None, "wrong secret"), (Some("wrong"), "wrong secret")] {
         let c = client(&server, secret);
         for e in [
             c.put(Payload::from(vec![1u8; 10])).unwrap_err(),
@@ -80,6 +85,10 @@ fn a_secret_keeps_out_clients_without_it() {
         }
     )));
     assert!(unauthorized(&ask(&mut s, &Request::Stats)));
+    match ask(&mut s, &hello(None)) {
+        Response::Unauthorized(m) => assert!(m.contains("needs the job's secret"), "{m}"),
+        other => panic!("a hello without a secret: {other:?}"),
+    }
     assert!(unauthorized(&ask(&mut s, &hello(Some("wrong")))));
     assert!(unauthorized(&ask(
         &mut s,
@@ -158,7 +167,7 @@ fn the_secret_never_travels() {
 fn write_descriptors_only_for_reservations() {
     let server = ServerProcess::start(TLS, &[]);
     let mut s = TcpStream::connect(&server.addr).unwrap();
-    assert!(matches!(ask(&mut s, &hello(None)), Response::Hello { .. }));
+    assert!(matches!(ask(&mut s, &user_hello()), Response::Hello { .. }));
     // Readers get the read descriptor of any segment...
     assert!(matches!(
         ask(
@@ -200,7 +209,7 @@ fn write_descriptors_only_for_reservations() {
     ));
     let mut other = TcpStream::connect(&server.addr).unwrap();
     assert!(matches!(
-        ask(&mut other, &hello(None)),
+        ask(&mut other, &user_hello()),
         Response::Hello { .. }
     ));
     assert!(unauthorized(&ask(
@@ -219,7 +228,7 @@ fn write_descriptors_only_for_reservations() {
 fn an_object_being_written_reads_as_none() {
     let server = ServerProcess::start(TLS, &[]);
     let mut s = TcpStream::connect(&server.addr).unwrap();
-    let Response::Hello { instance, .. } = ask(&mut s, &hello(None)) else {
+    let Response::Hello { instance, .. } = ask(&mut s, &user_hello()) else {
         panic!("hello refused");
     };
     let len = 1 << 20;
@@ -299,4 +308,39 @@ fn an_idle_spawned_server_exits() {
         assert!(Instant::now() < deadline, "idle server {pid} did not exit");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Over `tcp` with zero copy off (every get needs the server), and over
+/// shared memory with zero copy on: a stopped server is a timeout error
+/// within about one timeout.
+#[test]
+fn a_stopped_server_is_a_timeout() {
+    use object_server::testkit::{Mode, stopped_server_times_out};
+    stopped_server_times_out::<common::UcxTests>(
+        "tcp,self",
+        Mode {
+            path: DataPath::Auto,
+            zero_copy: Some(false),
+        },
+    );
+    stopped_server_times_out::<common::UcxTests>(
+        TLS,
+        Mode {
+            path: DataPath::Auto,
+            zero_copy: Some(true),
+        },
+    );
+}
+
+/// 1000 connections that never say hello do not make 1000 server threads,
+/// and the server keeps serving.
+#[test]
+fn idle_connections_hold_few_threads() {
+    object_server::testkit::idle_connections_are_bounded::<common::UcxTests>(
+        TLS,
+        object_server::testkit::Mode {
+            path: DataPath::Auto,
+            zero_copy: None,
+        },
+    );
 }

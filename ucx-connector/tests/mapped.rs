@@ -307,12 +307,7 @@ fn unpins_of_others_are_ignored() {
         id: k.id,
     };
     let mut s = TcpStream::connect(&server.addr).unwrap();
-    let hello = Request::Hello {
-        version: proto::VERSION,
-        transport: "ucx".into(),
-        secret: None,
-    };
-    proto::write_frame(&mut s, &hello).unwrap();
+    proto::write_frame(&mut s, &object_server::testkit::access::hello("ucx")).unwrap();
     assert!(matches!(
         proto::read_frame::<Response>(&mut s).unwrap(),
         Some(Response::Hello { .. })

@@ -572,16 +572,6 @@ impl<T: ClientTransport> ObjectClient<T> {
     }
 
     fn pin_error(&self, peer: &Peer<T>, e: io::Error) -> Error {
-        if matches!(
-            e.kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-        ) {
-            return Error::Timeout {
-                connector: T::NAME.into(),
-                operation: "get",
-                after: self.timeout(),
-            };
-        }
-        super::peer::ctl_err(T::NAME, "get", &peer.addr, e)
+        super::peer::ctl_err(T::NAME, "get", &peer.addr, self.timeout(), e)
     }
 }

@@ -147,7 +147,12 @@ impl<T: ClientTransport> ObjectClient<T> {
     /// Keys and the configuration name the advertised address, so a
     /// configuration rebuilt elsewhere is a plain client of this process.
     pub fn owner(cfg: OwnerOptions<T::Config>) -> Result<Self> {
-        let secret = Self::secret_of(&cfg.options)?;
+        // The in-process server never starts open by accident: without a
+        // secret given or in the environment, the user's (see `auth`).
+        let secret = match Self::secret_of(&cfg.options)? {
+            Some(s) => Some(s),
+            None => Secret::for_server(None, false)?,
+        };
         let server = Server::start(
             ServerOptions {
                 listen: cfg.listen,
@@ -189,10 +194,7 @@ impl<T: ClientTransport> ObjectClient<T> {
     }
 
     fn secret_of(cfg: &T::Config) -> Result<Option<Secret>> {
-        match &cfg.client().secret {
-            Some(s) => Secret::new(s).map(Some),
-            None => Secret::from_env(),
-        }
+        Secret::for_client(cfg.client().secret.as_deref())
     }
 
     fn build(cfg: T::Config, owner: Option<Owner>) -> Result<Self> {

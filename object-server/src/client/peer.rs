@@ -109,12 +109,37 @@ impl std::error::Error for ControlError {
     }
 }
 
-pub(crate) fn ctl_err(kind: &str, op: &'static str, addr: &str, e: io::Error) -> Error {
+/// A control-plane I/O failure of `op` on server `addr`: a read or write
+/// that ran into the connection's timeout (`after`) is [`Error::Timeout`],
+/// anything else a temporary connector error naming the server.
+pub(crate) fn ctl_err(
+    kind: &str,
+    op: &'static str,
+    addr: &str,
+    after: std::time::Duration,
+    e: io::Error,
+) -> Error {
+    if is_timeout(&e) {
+        return Error::Timeout {
+            connector: kind.into(),
+            operation: op,
+            after,
+        };
+    }
     let source = ControlError {
         server: addr.to_string(),
         source: e,
     };
     Error::connector(kind, op, true, source)
+}
+
+/// Whether `e` is a socket timeout (`SO_RCVTIMEO`/`SO_SNDTIMEO` report
+/// `EAGAIN`).
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 pub(crate) fn unexpected(kind: &str, op: &'static str, r: Response) -> Error {
@@ -153,9 +178,11 @@ impl<T: ClientTransport> ObjectClient<T> {
                     args.extend(["--idle-exit".to_string(), c.spawn_idle_exit_s.to_string()]);
                 }
                 args.extend(c.spawn_args.iter().cloned());
-                crate::spawn::spawn_server(&T::SERVER, &c.server, &args, self.timeout()).map_err(
-                    |s| Error::connector(T::NAME, "spawn", false, format!("{s} (first: {e})")),
-                )?;
+                let secret = self.inner.secret.as_ref();
+                crate::spawn::spawn_server(&T::SERVER, &c.server, &args, secret, self.timeout())
+                    .map_err(|s| {
+                        Error::connector(T::NAME, "spawn", false, format!("{s} (first: {e})"))
+                    })?;
                 self.peer(&c.server)
             }
             r => r,
@@ -165,7 +192,7 @@ impl<T: ClientTransport> ObjectClient<T> {
     /// Open a control connection and say hello.
     pub(crate) fn open(&self, addr: &str) -> Result<(TcpStream, Hello)> {
         let t = self.timeout();
-        let err = |op, e| ctl_err(T::NAME, op, addr, e);
+        let err = |op, e| ctl_err(T::NAME, op, addr, t, e);
         let mut last = None;
         let addrs =
             std::net::ToSocketAddrs::to_socket_addrs(addr).map_err(|e| err("connect", e))?;
@@ -330,17 +357,24 @@ impl<T: ClientTransport> ObjectClient<T> {
         op: &'static str,
         mut f: impl FnMut(&mut TcpStream) -> io::Result<R>,
     ) -> Result<Ctl<R>> {
+        let t = self.timeout();
         let reused = peer.idle.lock().pop();
         if let Some(mut s) = reused {
-            if let Ok(v) = f(&mut s) {
-                peer.idle.lock().push(s);
-                return Ok(Ctl::Done(v));
+            match f(&mut s) {
+                Ok(v) => {
+                    peer.idle.lock().push(s);
+                    return Ok(Ctl::Done(v));
+                }
+                // The server did not answer within the timeout: say so now,
+                // rather than wait as long again on a fresh connection.
+                Err(e) if is_timeout(&e) => return Err(ctl_err(T::NAME, op, &peer.addr, t, e)),
+                Err(_) => {}
             }
         }
         let Some(mut s) = self.fresh_connection(peer)? else {
             return Ok(Ctl::Stale);
         };
-        let v = f(&mut s).map_err(|e| ctl_err(T::NAME, op, &peer.addr, e))?;
+        let v = f(&mut s).map_err(|e| ctl_err(T::NAME, op, &peer.addr, t, e))?;
         peer.idle.lock().push(s);
         Ok(Ctl::Done(v))
     }
@@ -422,7 +456,7 @@ impl<T: ClientTransport> ObjectClient<T> {
             return Ok(h.clone());
         }
         let req = Request::Segment { seg, write: true };
-        let err = |e| ctl_err(T::NAME, "put", &peer.addr, e);
+        let err = |e| ctl_err(T::NAME, "put", &peer.addr, self.timeout(), e);
         proto::write_frame(s, &req).map_err(err)?;
         let info = match proto::read_frame::<Response>(s).map_err(err)? {
             Some(Response::Segment(Some(info))) => info,

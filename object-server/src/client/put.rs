@@ -164,7 +164,7 @@ impl<T: ClientTransport> ObjectClient<T> {
         let Some(mut s) = self.connection(peer)? else {
             return Ok(Ctl::Stale);
         };
-        let err = |e| ctl_err(T::NAME, "put", &peer.addr, e);
+        let err = |e| ctl_err(T::NAME, "put", &peer.addr, self.timeout(), e);
         let resps = (|| -> io::Result<Vec<Response>> {
             for p in data {
                 let req = Request::Reserve {

@@ -30,9 +30,9 @@ struct Held {
 
 /// Serve `s` until it closes; reservations it did not commit and pins it
 /// did not release are released then (a reader that dies releases its pins).
-pub(super) fn serve(s: TcpStream, sh: &Shared) -> io::Result<()> {
+pub(super) fn serve(s: TcpStream, sh: &Shared, id: u64) -> io::Result<()> {
     let mut held = Held::default();
-    let r = serve_requests(s, sh, &mut held);
+    let r = serve_requests(s, sh, id, &mut held);
     if let Some(p) = &held.page {
         sh.arena.lock().remove_pin_page(p);
     }
@@ -85,7 +85,8 @@ fn hello(
             let m = if secret.is_some() {
                 "unauthorized: wrong secret"
             } else {
-                "unauthorized: this server needs the job's secret (PROXYSTORE_SERVER_SECRET)"
+                "unauthorized: this server needs the job's secret (PROXYSTORE_SERVER_SECRET, \
+                 or its user's ~/.proxystore/server-secret)"
             };
             return (Response::Unauthorized(m.into()), None);
         }
@@ -109,11 +110,13 @@ fn hello(
     (r, Some(Session { transport: index }))
 }
 
-fn serve_requests(mut s: TcpStream, sh: &Shared, held: &mut Held) -> io::Result<()> {
+fn serve_requests(mut s: TcpStream, sh: &Shared, id: u64, held: &mut Held) -> io::Result<()> {
     let pending = &mut held.pending;
     let pins = &mut held.pins;
     let page = &mut held.page;
     let mut session: Option<Session> = None;
+    // Until a hello is accepted, a connection that says nothing is closed.
+    s.set_read_timeout(Some(super::HELLO_TIMEOUT))?;
     while let Some(req) = proto::read_frame::<Request>(&mut s)? {
         if let Request::Hello {
             version,
@@ -122,6 +125,10 @@ fn serve_requests(mut s: TcpStream, sh: &Shared, held: &mut Held) -> io::Result<
         } = &req
         {
             let (resp, sess) = hello(sh, *version, transport, secret.as_deref());
+            if sess.is_some() && session.is_none() {
+                s.set_read_timeout(None)?;
+                sh.greeted(id);
+            }
             session = sess;
             proto::write_frame(&mut s, &resp)?;
             continue;

@@ -5,12 +5,15 @@
 //! Threads: one accept loop, one thread per client connection (control
 //! requests, and the bytes of stream-path puts and reads), and one progress
 //! thread per transport. One-sided gets and puts never involve a server
-//! thread.
+//! thread. Connections that have not said an accepted hello are bounded in
+//! number ([`MAX_GREETING`]: a new one closes the oldest) and in time
+//! ([`HELLO_TIMEOUT`]), so a client without the secret cannot make the
+//! server hold threads.
 
 mod conn;
 mod local;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -82,7 +85,18 @@ pub(crate) struct Shared {
     stop: AtomicBool,
     /// Clones of the open client connections (shut down to stop their threads).
     conns: Mutex<HashMap<u64, TcpStream>>,
+    /// Connections without an accepted hello yet, oldest first (id, clone):
+    /// at most [`MAX_GREETING`]; a new one beyond that closes the oldest.
+    greeting: Mutex<VecDeque<(u64, TcpStream)>>,
 }
+
+/// Connections that have not said an accepted hello yet, at most: their
+/// threads are bounded by this, whoever connects. A client says hello as
+/// soon as it connects, so closing the oldest of them for a new one closes
+/// an idle or slow one.
+pub const MAX_GREETING: usize = 64;
+/// How long a connection may take to say an accepted hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,6 +115,12 @@ impl Shared {
         s
     }
 
+    /// Connection `id` said an accepted hello (or closed): no longer counted
+    /// among those greeting.
+    pub(crate) fn greeted(&self, id: u64) {
+        self.greeting.lock().retain(|(i, _)| *i != id);
+    }
+
     /// The transport named `name`: its index, address and data-path hint.
     pub(crate) fn transport(&self, name: &str) -> Option<(usize, &[u8], DataPath)> {
         self.transports
@@ -117,15 +137,6 @@ pub struct Server {
     addr: SocketAddr,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
-}
-
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    RandomState::new().hash_one((t, std::process::id()))
 }
 
 fn io_err(context: &str, e: io::Error) -> Error {
@@ -163,7 +174,8 @@ impl Server {
         let shared = Arc::new(Shared {
             arena: Mutex::new(arena),
             transports,
-            instance: random_u64(),
+            instance: crate::auth::random_u64(),
+            greeting: Mutex::new(VecDeque::new()),
             secret: opts.secret.clone(),
             boot_id: crate::proto::boot_id(),
             stop: AtomicBool::new(false),
@@ -264,11 +276,21 @@ fn accept_loop(listener: &TcpListener, sh: &Arc<Shared>, idle_exit: Option<Durat
                 if let Ok(c) = stream.try_clone() {
                     sh.conns.lock().insert(id, c);
                 }
+                if let Ok(c) = stream.try_clone() {
+                    let mut g = sh.greeting.lock();
+                    g.push_back((id, c));
+                    if g.len() > MAX_GREETING {
+                        if let Some((_, oldest)) = g.pop_front() {
+                            let _ = oldest.shutdown(std::net::Shutdown::Both);
+                        }
+                    }
+                }
                 let sh = sh.clone();
                 handlers.push(std::thread::spawn(move || {
                     let peer = stream.peer_addr().ok();
-                    let r = conn::serve(stream, &sh);
+                    let r = conn::serve(stream, &sh, id);
                     sh.conns.lock().remove(&id);
+                    sh.greeted(id);
                     if let Err(e) = r {
                         if !sh.stop.load(Ordering::Relaxed) {
                             eprintln!("object server: connection {peer:?}: {e}");

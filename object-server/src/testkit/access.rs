@@ -12,6 +12,19 @@ use super::{Fabric, ServerProcess};
 use crate::proto::{self, Request, Response, SegmentInfo};
 use crate::{ClientTransport, Operation, layout};
 
+/// The hello of a raw control connection over `transport`, with the secret
+/// this process's clients bring (the environment's, else the user's).
+pub fn hello(transport: &str) -> Request {
+    let secret = crate::Secret::for_client(None)
+        .expect("the environment's secret")
+        .map(|s| s.expose().to_vec());
+    Request::Hello {
+        version: proto::VERSION,
+        transport: transport.into(),
+        secret,
+    }
+}
+
 /// One request/response on a raw control connection.
 pub fn ask(s: &mut TcpStream, req: &Request) -> Response {
     proto::write_frame(s, req).unwrap();
@@ -51,14 +64,7 @@ pub fn write_through_reader_descriptor<F: Fabric>(
 ) -> ReaderWrite {
     let server = ServerProcess::<F>::start(fabric, &[]);
     let mut s = TcpStream::connect(&server.addr).unwrap();
-    let Response::Hello { address, .. } = ask(
-        &mut s,
-        &Request::Hello {
-            version: proto::VERSION,
-            transport: F::Transport::NAME.into(),
-            secret: None,
-        },
-    ) else {
+    let Response::Hello { address, .. } = ask(&mut s, &hello(F::Transport::NAME)) else {
         panic!("hello refused");
     };
     let Response::Put(loc) = ask(

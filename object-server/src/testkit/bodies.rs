@@ -571,3 +571,100 @@ pub fn gets_while_the_server_is_stopped<F: Fabric>(fabric: &str) {
     }
     server.freeze(false);
 }
+
+/// A stopped (SIGSTOP) server: what needs its control plane fails with
+/// [`Error::Timeout`] within about one timeout (not a bare I/O error after
+/// twice as long), for a client that never reached it (hello) and for one
+/// that did (a request on its open connection); after SIGCONT both work.
+pub fn stopped_server_times_out<F: Fabric>(fabric: &str, mode: Mode) {
+    let server = ServerProcess::<F>::start(fabric, &[]);
+    let timeout = Duration::from_secs(2);
+    let client = || {
+        let mut cfg = F::config(&server.addr, &server.fabric)
+            .with_data_path(mode.path)
+            .with_timeout(timeout);
+        if let Some(zc) = mode.zero_copy {
+            cfg = cfg.with_zero_copy(zc);
+        }
+        Client::<F>::new(cfg).unwrap()
+    };
+    let known = client();
+    let key = known.put(Payload::from(pattern(5000, 3))).unwrap();
+    assert!(known.exists(&key).unwrap());
+    server.freeze(true);
+    let fresh = client();
+    for (who, c) in [("a new client", &fresh), ("a known client", &known)] {
+        let t0 = Instant::now();
+        let e = c.exists(&key).unwrap_err();
+        let took = t0.elapsed();
+        assert!(matches!(e, Error::Timeout { .. }), "{who}: {e}");
+        assert!(e.to_string().contains("timed out"), "{who}: {e}");
+        assert!(e.is_temporary(), "{who}: {e}");
+        assert!(
+            took < timeout * 3 / 2,
+            "{who}: failed after {took:?}, timeout {timeout:?}"
+        );
+    }
+    server.freeze(false);
+    for c in [&fresh, &known] {
+        assert_eq!(c.get(&key).unwrap().as_deref(), Some(&pattern(5000, 3)[..]));
+    }
+}
+
+/// Many connections that never say hello (here 1000) hold few server
+/// threads (new ones close the oldest), and the server keeps serving
+/// clients that do.
+pub fn idle_connections_are_bounded<F: Fabric>(fabric: &str, mode: Mode) {
+    const IDLE: usize = 1000;
+    raise_fd_limit(IDLE as u64 + 512);
+    let server = ServerProcess::<F>::start(fabric, &[]);
+    let c = connector(&server, mode);
+    let key = c.put(Payload::from(pattern(3000, 9))).unwrap();
+    let pid = server.pid().expect("a running server");
+    let before = threads_of(pid);
+    let idle: Vec<std::net::TcpStream> = (0..IDLE)
+        .map(|i| {
+            std::net::TcpStream::connect(&server.addr)
+                .unwrap_or_else(|e| panic!("idle connection {i}: {e}"))
+        })
+        .collect();
+    // Let the server accept them all (and close what is beyond its bound).
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = threads_of(pid);
+    assert!(
+        during < before + IDLE / 4,
+        "{IDLE} idle connections: {before} threads before, {during} with them"
+    );
+    // Still serving, both an open client and a new one.
+    assert_eq!(c.get(&key).unwrap().as_deref(), Some(&pattern(3000, 9)[..]));
+    let fresh = connector(&server, mode);
+    assert_eq!(
+        fresh.get(&key).unwrap().as_deref(),
+        Some(&pattern(3000, 9)[..])
+    );
+    drop(idle);
+}
+
+/// The number of threads of process `pid`.
+pub fn threads_of(pid: u32) -> usize {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a Threads: line")
+}
+
+/// Raise this process's soft limit of open files to at least `n` (up to the
+/// hard limit).
+pub fn raise_fd_limit(n: u64) {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `r` is a valid rlimit for getrlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 && r.rlim_cur < n {
+        r.rlim_cur = n.min(r.rlim_max);
+        // SAFETY: setting the limit just read, the soft one raised.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) };
+    }
+}
