@@ -4,7 +4,8 @@
 //! ```text
 //! SERVER [--listen ADDR] [--transports LIST] [--segment-size N] [--memory-limit N]
 //!        [--retain N] [--no-prefault] [--no-zero-copy] [--secret-file PATH]
-//!        [--no-auth] [--idle-exit SECS] [--exit-with-parent] [transport options]
+//!        [--no-auth] [--socket-dir DIR] [--no-unix-socket] [--idle-exit SECS]
+//!        [--exit-with-parent] [transport options]
 //! ```
 //! Sizes accept K/M/G suffixes (powers of 1024). `--transports` names the
 //! fabrics to serve the same memory over (default: the first the binary
@@ -13,7 +14,10 @@
 //! `PROXYSTORE_SERVER_SECRET_FILE`, else the user's secret file (created if
 //! missing; see [`crate::auth`]). Only `--no-auth` (or
 //! `PROXYSTORE_SERVER_AUTH=none`) lets anyone who reaches the port use the
-//! server. Prints `LISTEN <addr>` on stdout once ready;
+//! server. Clients on the server's node may also connect to its Unix-domain
+//! socket (in `--socket-dir`, by default this user's private directory: see
+//! [`crate::stream`]), where a process of the server's own user needs no
+//! secret; `--no-unix-socket` turns that off. Prints `LISTEN <addr>` on stdout once ready;
 //! SIGTERM or SIGINT shut it down cleanly (exit status 0), and so does the
 //! idle exit. `--exit-with-parent` (Linux) delivers SIGTERM when the thread
 //! that started the server exits: test harnesses use it so that no server
@@ -103,6 +107,8 @@ fn parse(
             "--exit-with-parent" => a.exit_with_parent = true,
             "--secret-file" => a.secret_file = Some(val()?),
             "--no-auth" => a.no_auth = true,
+            "--socket-dir" => a.opts.socket_dir = Some(val()?.into()),
+            "--no-unix-socket" => a.opts.unix_socket = false,
             "--idle-exit" => {
                 let v = val()?;
                 let secs: u64 = v
@@ -144,7 +150,7 @@ fn usage(program: &str, known: &[TransportFactory]) -> String {
     let mut u = format!(
         "usage: {program} [--listen ADDR] [--transports {}] [--segment-size N[K|M|G]] \
          [--memory-limit N[K|M|G]] [--retain N[K|M|G]] [--no-prefault] [--no-zero-copy] [--secret-file PATH] \
-         [--no-auth] [--idle-exit SECS] [--exit-with-parent]",
+         [--no-auth] [--socket-dir DIR] [--no-unix-socket] [--idle-exit SECS] [--exit-with-parent]",
         known.iter().map(|k| k.name).collect::<Vec<_>>().join(",")
     );
     for k in known {

@@ -22,6 +22,7 @@ mod memory;
 pub mod proto;
 mod server;
 pub mod spawn;
+pub mod stream;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod transport;

@@ -11,9 +11,9 @@
 use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -118,33 +118,6 @@ pub(crate) fn answers(addr: &str) -> bool {
         .any(|a| TcpStream::connect_timeout(a, Duration::from_secs(1)).is_ok())
 }
 
-/// Whether `a`'s IP is one of this node's (we can bind it).
-fn is_local(a: &SocketAddr) -> bool {
-    a.ip().is_loopback() || TcpListener::bind(SocketAddr::new(a.ip(), 0)).is_ok()
-}
-
-/// This user's directory for the logs of spawned servers:
-/// `$TMPDIR/proxystore-<uid>`, mode 0700, refused if another user owns it.
-fn private_dir() -> Result<PathBuf, String> {
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    let dir = std::env::temp_dir().join(format!("proxystore-{uid}"));
-    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-            return Err(format!("cannot create {}: {e}", dir.display()));
-        }
-        _ => {}
-    }
-    let m = std::fs::symlink_metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o077 != 0 {
-        return Err(format!(
-            "{} is not a private directory of this user (uid {uid}): remove it",
-            dir.display()
-        ));
-    }
-    Ok(dir)
-}
-
 /// Start `bin` for `server` on this node with `args` (and `secret` in its
 /// environment) and wait (up to `timeout`) until a server answers there:
 /// ours, or the one that won a race.
@@ -156,7 +129,11 @@ pub(crate) fn spawn_server(
     timeout: Duration,
 ) -> Result<(), String> {
     let addrs = resolve(server);
-    let Some(listen) = addrs.iter().find(|a| is_local(a)).copied() else {
+    let Some(listen) = addrs
+        .iter()
+        .find(|a| crate::stream::is_local_ip(a.ip()))
+        .copied()
+    else {
         return Err(format!(
             "no object server answers at {} and it is not an address of this node, \
              so none can be spawned here",
@@ -170,7 +147,9 @@ pub(crate) fn spawn_server(
         ));
     }
     let exe = locate_server(bin)?;
-    let log = private_dir()?.join(format!(
+    let dir = crate::stream::private_tmp_dir()
+        .map_err(|e| format!("the directory of spawned servers' logs: {e}"))?;
+    let log = dir.join(format!(
         "{}-{}.log",
         bin.name,
         listen.to_string().replace([':', '[', ']'], "_")

@@ -54,7 +54,12 @@ fn unauthorized(r: &Response) -> bool {
 #[test]
 fn a_secret_keeps_out_clients_without_it() {
     let file = secret_file("keep-out");
-    let server = ServerProcess::start(TLS, &["--secret-file", file.to_str().unwrap()]);
+    // Over TCP: on the server's Unix-domain socket, a process of its own
+    // user needs no secret (`other_user.rs`).
+    let server = ServerProcess::start(
+        TLS,
+        &["--secret-file", file.to_str().unwrap(), "--no-unix-socket"],
+    );
     let good = client(&server, Some(SECRET));
     let key = good.put(Payload::from(vec![7u8; 3000])).unwrap();
     assert_eq!(good.get(&key).unwrap().as_deref(), Some(&[7u8; 3000][..]));
@@ -132,7 +137,10 @@ fn a_secret_keeps_out_clients_without_it() {
 #[test]
 fn the_secret_never_travels() {
     let file = secret_file("travel");
-    let server = ServerProcess::start(TLS, &["--secret-file", file.to_str().unwrap()]);
+    let server = ServerProcess::start(
+        TLS,
+        &["--secret-file", file.to_str().unwrap(), "--no-unix-socket"],
+    );
     let c = client(&server, Some(SECRET));
     let cfg = c.config();
     let json = serde_json::to_string(&cfg).unwrap();

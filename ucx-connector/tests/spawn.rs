@@ -91,18 +91,26 @@ fn stop(pid: u32, addr: &str) {
     }
 }
 
+/// The log of the server spawned for `addr` (see the README, "Spawn on
+/// demand"): in this user's private directory.
+fn log_of(addr: &str) -> std::path::PathBuf {
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    std::env::temp_dir()
+        .join(format!("proxystore-{uid}"))
+        .join(format!(
+            "proxystore-ucx-server-{}.log",
+            addr.replace([':', '[', ']'], "_")
+        ))
+}
+
 /// Stops the server on drop, so a failing assertion leaves nothing running.
 struct Guard(u32, String);
 
 impl Drop for Guard {
     fn drop(&mut self) {
         stop(self.0, &self.1);
-        // The spawned server's log (see the README, "Spawn on demand").
-        let log = std::env::temp_dir().join(format!(
-            "proxystore-ucx-server-{}.log",
-            self.1.replace([':', '[', ']'], "_")
-        ));
-        let _ = std::fs::remove_file(log);
+        let _ = std::fs::remove_file(log_of(&self.1));
     }
 }
 
@@ -224,4 +232,65 @@ fn without_spawn_nothing_is_started() {
     let e = c.put(Payload::from(vec![1u8; 10])).unwrap_err();
     assert!(e.to_string().contains(&addr), "{e}");
     assert!(servers_on(&addr).is_empty());
+}
+
+/// A spawned server gets the connector's `secret` option (through its
+/// environment, not its command line): a client without it is refused, one
+/// with it is served; the log is this user's only.
+#[test]
+fn a_spawned_server_takes_the_connectors_secret() {
+    use object_server::proto::{self, Request, Response};
+    use object_server::testkit::access::ask;
+    use std::os::unix::fs::PermissionsExt;
+    const SECRET: &str = "spawn-s3cret-41d8";
+    let addr = free_addr();
+    let c = UcxConnector::new(
+        UcxConfig::new(&addr)
+            .with_ucx_tls(TLS)
+            .with_timeout(Duration::from_secs(20))
+            // Over TCP only: a process of the server's own user needs no
+            // secret on its Unix-domain socket.
+            .with_spawn(ARGS.into_iter().chain(["--no-unix-socket"]))
+            .with_secret(SECRET),
+    )
+    .unwrap();
+    let key = c.put(Payload::from(vec![5u8; 4000])).unwrap();
+    let pid = c.server_pid().unwrap();
+    let _guard = Guard(pid, addr.clone());
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        !cmdline
+            .windows(SECRET.len())
+            .any(|w| w == SECRET.as_bytes()),
+        "the secret is on the server's command line"
+    );
+    let mode = std::fs::metadata(log_of(&addr))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "log mode {mode:o}");
+    // A client with nothing configured brings its user's secret: refused.
+    let other = UcxConnector::new(
+        UcxConfig::new(&addr)
+            .with_ucx_tls(TLS)
+            .with_timeout(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let e = other.get(&key).unwrap_err().to_string();
+    assert!(e.contains("unauthorized"), "{e}");
+    let e = other
+        .put(Payload::from(vec![1u8; 10]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unauthorized"), "{e}");
+    // And so is one with no secret at all.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    let none = Request::Hello {
+        version: proto::VERSION,
+        transport: "ucx".into(),
+        secret: None,
+    };
+    assert!(matches!(ask(&mut s, &none), Response::Unauthorized(_)));
+    assert_eq!(c.server_stats().unwrap().objects, 1);
+    assert_eq!(c.get(&key).unwrap().as_deref(), Some(&[5u8; 4000][..]));
 }

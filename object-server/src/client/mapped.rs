@@ -21,11 +21,11 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 
+use crate::stream::Conn;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use proxy_core::mem::Mmap;
@@ -97,7 +97,7 @@ pub(crate) struct PinConn {
 }
 
 struct SessionConn {
-    s: TcpStream,
+    s: Conn,
     /// Encoded frames not sent yet (unpins written without blocking).
     out: Vec<u8>,
 }
@@ -118,7 +118,7 @@ struct ClientPage {
 
 impl ClientPage {
     /// Ask for the connection's pin page on `s` and map it (server `pid`).
-    fn open(s: &mut TcpStream, pid: u32) -> io::Result<ClientPage> {
+    fn open(s: &mut Conn, pid: u32) -> io::Result<ClientPage> {
         proto::write_frame(s, &Request::PinPage)?;
         let shm = match proto::read_frame::<Response>(s)? {
             Some(Response::PinPage(Some(shm))) => shm,
@@ -163,7 +163,7 @@ impl ClientPage {
 }
 
 impl PinConn {
-    fn new(s: TcpStream, page: Option<ClientPage>) -> PinConn {
+    fn new(s: Conn, page: Option<ClientPage>) -> PinConn {
         PinConn {
             page,
             conn: Mutex::new(SessionConn { s, out: Vec::new() }),

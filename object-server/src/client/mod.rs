@@ -163,6 +163,8 @@ impl<T: ClientTransport> ObjectClient<T> {
                 secret,
                 idle_exit: None,
                 zero_copy: cfg.options.client().zero_copy,
+                unix_socket: true,
+                socket_dir: None,
             },
             vec![T::serve(&cfg.options)?],
         )?;

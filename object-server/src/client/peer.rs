@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
+use crate::stream::Conn;
 use parking_lot::Mutex;
 use proxy_core::{Error, Payload, Result};
 
@@ -35,12 +35,12 @@ pub(crate) struct Peer<T: ClientTransport> {
     /// when the server process dies, which a one-byte `MSG_PEEK` sees. This
     /// is how a get notices a dead server whose memory is still mapped here
     /// (shared-memory transports keep the mapping alive).
-    watch: TcpStream,
-    pub(crate) idle: Mutex<Vec<TcpStream>>,
+    watch: Conn,
+    pub(crate) idle: Mutex<Vec<Conn>>,
     /// Connections holding reservations whose one-sided puts failed or timed
     /// out: the fabric may still write into those slots, so they must not be
     /// released (closing the connection would) while this process lives.
-    pub(crate) quarantine: Mutex<Vec<TcpStream>>,
+    pub(crate) quarantine: Mutex<Vec<Conn>>,
     /// Read-only descriptors (`None`: the segment is gone).
     segments: Mutex<HashMap<u32, Option<Arc<SegHandle<T>>>>>,
     /// Read-write descriptors, granted for reservations of this client.
@@ -154,11 +154,7 @@ pub(crate) fn unexpected(kind: &str, op: &'static str, r: Response) -> Error {
     }
 }
 
-pub(crate) fn send_request(
-    s: &mut TcpStream,
-    req: &Request,
-    body: Option<&Payload>,
-) -> io::Result<()> {
+pub(crate) fn send_request(s: &mut Conn, req: &Request, body: Option<&Payload>) -> io::Result<()> {
     proto::write_frame(s, req)?;
     if let Some(p) = body {
         p.write_all_to(s)?;
@@ -190,7 +186,7 @@ impl<T: ClientTransport> ObjectClient<T> {
     }
 
     /// Open a control connection and say hello.
-    pub(crate) fn open(&self, addr: &str) -> Result<(TcpStream, Hello)> {
+    pub(crate) fn open(&self, addr: &str) -> Result<(Conn, Hello)> {
         let t = self.timeout();
         let err = |op, e| ctl_err(T::NAME, op, addr, t, e);
         let mut last = None;
@@ -198,9 +194,15 @@ impl<T: ClientTransport> ObjectClient<T> {
             std::net::ToSocketAddrs::to_socket_addrs(addr).map_err(|e| err("connect", e))?;
         let mut stream = None;
         for a in addrs {
-            match TcpStream::connect_timeout(&a, t) {
+            // A server on this node: its Unix-domain socket, if it has one.
+            if let Some(u) = crate::stream::connect_local(&a) {
+                stream = Some(Conn::Unix(u));
+                break;
+            }
+            match std::net::TcpStream::connect_timeout(&a, t) {
                 Ok(s) => {
-                    stream = Some(s);
+                    let _ = s.set_nodelay(true);
+                    stream = Some(Conn::Tcp(s));
                     break;
                 }
                 Err(e) => last = Some(e),
@@ -212,7 +214,6 @@ impl<T: ClientTransport> ObjectClient<T> {
                 last.unwrap_or_else(|| io::Error::other("no address")),
             )
         })?;
-        let _ = s.set_nodelay(true);
         s.set_read_timeout(Some(t)).map_err(|e| err("connect", e))?;
         s.set_write_timeout(Some(t))
             .map_err(|e| err("connect", e))?;
@@ -333,14 +334,14 @@ impl<T: ClientTransport> ObjectClient<T> {
 
     /// A control connection of `peer`: an idle one, or a fresh one (`None`
     /// if the server restarted meanwhile).
-    pub(crate) fn connection(&self, peer: &Arc<Peer<T>>) -> Result<Option<TcpStream>> {
+    pub(crate) fn connection(&self, peer: &Arc<Peer<T>>) -> Result<Option<Conn>> {
         if let Some(s) = peer.idle.lock().pop() {
             return Ok(Some(s));
         }
         self.fresh_connection(peer)
     }
 
-    pub(crate) fn fresh_connection(&self, peer: &Arc<Peer<T>>) -> Result<Option<TcpStream>> {
+    pub(crate) fn fresh_connection(&self, peer: &Arc<Peer<T>>) -> Result<Option<Conn>> {
         let (s, Hello { instance, .. }) = self.open(&peer.addr)?;
         if instance != peer.instance {
             self.invalidate(peer);
@@ -355,7 +356,7 @@ impl<T: ClientTransport> ObjectClient<T> {
         &self,
         peer: &Arc<Peer<T>>,
         op: &'static str,
-        mut f: impl FnMut(&mut TcpStream) -> io::Result<R>,
+        mut f: impl FnMut(&mut Conn) -> io::Result<R>,
     ) -> Result<Ctl<R>> {
         let t = self.timeout();
         let reused = peer.idle.lock().pop();
@@ -449,7 +450,7 @@ impl<T: ClientTransport> ObjectClient<T> {
     pub(crate) fn write_segment(
         &self,
         peer: &Arc<Peer<T>>,
-        s: &mut TcpStream,
+        s: &mut Conn,
         seg: u32,
     ) -> Result<Arc<SegHandle<T>>> {
         if let Some(h) = peer.write_segments.lock().get(&seg) {

@@ -2,9 +2,9 @@
 //! with one-sided puts into reserved slots, and the owner's own arena.
 
 use std::io;
-use std::net::TcpStream;
 use std::sync::Arc;
 
+use crate::stream::Conn;
 use proxy_core::{Error, Key, Payload, Result};
 
 use super::ObjectClient;
@@ -219,7 +219,7 @@ impl<T: ClientTransport> ObjectClient<T> {
     fn write_reserved(
         &self,
         peer: &Arc<Peer<T>>,
-        s: &mut TcpStream,
+        s: &mut Conn,
         data: &[&Payload],
         locs: &[Loc],
     ) -> Result<()> {

@@ -2,13 +2,13 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 
 use super::Shared;
 use crate::arena::ReserveError;
 use crate::memory::PinWords;
 use crate::proto::{self, Loc, Request, Response};
+use crate::stream::Conn;
 use crate::transport::Access;
 
 /// What an accepted hello established for the connection.
@@ -30,7 +30,7 @@ struct Held {
 
 /// Serve `s` until it closes; reservations it did not commit and pins it
 /// did not release are released then (a reader that dies releases its pins).
-pub(super) fn serve(s: TcpStream, sh: &Shared, id: u64) -> io::Result<()> {
+pub(super) fn serve(s: Conn, sh: &Shared, id: u64) -> io::Result<()> {
     let mut held = Held::default();
     let r = serve_requests(s, sh, id, &mut held);
     if let Some(p) = &held.page {
@@ -67,11 +67,16 @@ fn full(e: ReserveError) -> Response {
     }
 }
 
+/// The answer to a hello: refused for another protocol version, without the
+/// server's secret (unless the kernel says the client is a process of the
+/// server's own user, `peer_uid` on a Unix-domain connection), or for a
+/// transport not served here.
 fn hello(
     sh: &Shared,
     version: u32,
     transport: &str,
     secret: Option<&[u8]>,
+    peer_uid: Option<u32>,
 ) -> (Response, Option<Session>) {
     if version != proto::VERSION {
         let m = format!(
@@ -80,9 +85,15 @@ fn hello(
         );
         return (Response::Error(m), None);
     }
-    if let Some(want) = &sh.secret {
+    let same_user = peer_uid == Some(sh.uid);
+    if let Some(want) = sh.secret.as_ref().filter(|_| !same_user) {
         if !want.matches(secret) {
-            let m = if secret.is_some() {
+            let m = if let Some(uid) = peer_uid {
+                &*format!(
+                    "unauthorized: local uid {uid} is not this server's user, and brought {} secret",
+                    if secret.is_some() { "a wrong" } else { "no" }
+                )
+            } else if secret.is_some() {
                 "unauthorized: wrong secret"
             } else {
                 "unauthorized: this server needs the job's secret (PROXYSTORE_SERVER_SECRET, \
@@ -110,7 +121,7 @@ fn hello(
     (r, Some(Session { transport: index }))
 }
 
-fn serve_requests(mut s: TcpStream, sh: &Shared, id: u64, held: &mut Held) -> io::Result<()> {
+fn serve_requests(mut s: Conn, sh: &Shared, id: u64, held: &mut Held) -> io::Result<()> {
     let pending = &mut held.pending;
     let pins = &mut held.pins;
     let page = &mut held.page;
@@ -124,7 +135,7 @@ fn serve_requests(mut s: TcpStream, sh: &Shared, id: u64, held: &mut Held) -> io
             secret,
         } = &req
         {
-            let (resp, sess) = hello(sh, *version, transport, secret.as_deref());
+            let (resp, sess) = hello(sh, *version, transport, secret.as_deref(), s.peer_uid());
             if sess.is_some() && session.is_none() {
                 s.set_read_timeout(None)?;
                 sh.greeted(id);

@@ -15,8 +15,10 @@ mod local;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -28,6 +30,7 @@ use proxy_core::{Error, Result};
 use crate::arena::Arena;
 use crate::auth::Secret;
 use crate::proto::{DataPath, Stats};
+use crate::stream::Conn;
 use crate::transport::ServerTransport;
 
 pub(crate) use local::Local;
@@ -58,6 +61,12 @@ pub struct ServerOptions {
     /// read in place, with no copy (see the crate README); `false` keeps
     /// them private (every get copies, over the reader's transport).
     pub zero_copy: bool,
+    /// Also listen on a Unix-domain socket for clients on this node (see
+    /// [`crate::stream`]): the kernel tells who connected, and a process of
+    /// this server's user needs no secret.
+    pub unix_socket: bool,
+    /// The directory of that socket (default: [`crate::stream::socket_dir`]).
+    pub socket_dir: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -71,6 +80,8 @@ impl Default for ServerOptions {
             secret: None,
             idle_exit: None,
             zero_copy: true,
+            unix_socket: true,
+            socket_dir: None,
         }
     }
 }
@@ -84,10 +95,12 @@ pub(crate) struct Shared {
     pub(crate) boot_id: String,
     stop: AtomicBool,
     /// Clones of the open client connections (shut down to stop their threads).
-    conns: Mutex<HashMap<u64, TcpStream>>,
+    conns: Mutex<HashMap<u64, Conn>>,
     /// Connections without an accepted hello yet, oldest first (id, clone):
     /// at most [`MAX_GREETING`]; a new one beyond that closes the oldest.
-    greeting: Mutex<VecDeque<(u64, TcpStream)>>,
+    greeting: Mutex<VecDeque<(u64, Conn)>>,
+    /// This process's user: a Unix-domain client of that user needs no secret.
+    pub(crate) uid: u32,
 }
 
 /// Connections that have not said an accepted hello yet, at most: their
@@ -162,6 +175,19 @@ impl Server {
         // spawning one at once) fails fast, before it maps any memory.
         let listener = TcpListener::bind(opts.listen).map_err(|e| io_err("bind", e))?;
         let addr = listener.local_addr().map_err(|e| io_err("local_addr", e))?;
+        let unix = if opts.unix_socket {
+            match bind_unix(opts.socket_dir.clone(), &addr) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    eprintln!(
+                        "object server: no Unix-domain socket (clients on this node use TCP): {e}"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let transports: Arc<[Box<dyn ServerTransport>]> = transports.into();
         let arena = Arena::new(
             transports.clone(),
@@ -176,6 +202,8 @@ impl Server {
             transports,
             instance: crate::auth::random_u64(),
             greeting: Mutex::new(VecDeque::new()),
+            // SAFETY: geteuid cannot fail.
+            uid: unsafe { libc::geteuid() },
             secret: opts.secret.clone(),
             boot_id: crate::proto::boot_id(),
             stop: AtomicBool::new(false),
@@ -191,7 +219,10 @@ impl Server {
         let sh = shared.clone();
         let idle_exit = opts.idle_exit;
         threads.push(std::thread::spawn(move || {
-            accept_loop(&listener, &sh, idle_exit);
+            accept_loop(&listener, unix.as_ref(), &sh, idle_exit);
+            if let Some(u) = unix {
+                u.remove();
+            }
         }));
         Ok(Server {
             addr,
@@ -233,7 +264,7 @@ impl Server {
     fn stop_threads(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         for (_, c) in self.shared.conns.lock().drain() {
-            let _ = c.shutdown(std::net::Shutdown::Both);
+            c.shutdown();
         }
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -247,60 +278,139 @@ impl Drop for Server {
     }
 }
 
-/// Wait up to `timeout_ms` for `fd` to become readable.
-pub(crate) fn poll_fd(fd: i32, timeout_ms: i32) {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `p` is one valid pollfd for the duration of the call.
-    unsafe { libc::poll(&mut p, 1, timeout_ms) };
+/// Wait up to `timeout_ms` for any of `fds` to become readable.
+fn poll_fds(fds: &[Option<i32>], timeout_ms: i32) {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .flatten()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `p` is a valid array of `p.len()` pollfds for the call.
+    unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
 }
 
-fn accept_loop(listener: &TcpListener, sh: &Arc<Shared>, idle_exit: Option<Duration>) {
+/// The server's Unix-domain socket, removed when the server stops (if the
+/// file is still this socket).
+struct UnixBound {
+    listener: UnixListener,
+    path: PathBuf,
+    ino: u64,
+}
+
+impl UnixBound {
+    fn remove(self) {
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Listen on the Unix-domain socket of the server at `addr` in `dir`; a
+/// socket file left by a server that is gone is replaced, a live one kept
+/// (an error).
+fn bind_unix(dir: Option<PathBuf>, addr: &SocketAddr) -> io::Result<UnixBound> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match dir {
+        Some(d) => d,
+        None => crate::stream::socket_dir()?,
+    };
+    let path = crate::stream::socket_path(&dir, addr);
+    let listener = match UnixListener::bind(&path) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{} is another live server's", path.display()),
+                ));
+            }
+            std::fs::remove_file(&path)?;
+            UnixListener::bind(&path)?
+        }
+        r => r?,
+    };
+    let ino = std::fs::symlink_metadata(&path)?.ino();
+    Ok(UnixBound {
+        listener,
+        path,
+        ino,
+    })
+}
+
+fn accept_loop(
+    listener: &TcpListener,
+    unix: Option<&UnixBound>,
+    sh: &Arc<Shared>,
+    idle_exit: Option<Duration>,
+) {
     let mut handlers: Vec<JoinHandle<()>> = Vec::new();
     let mut next_id = 0u64;
     let mut idle_since = Instant::now();
     if let Err(e) = listener.set_nonblocking(true) {
         eprintln!("object server: {e}");
     }
+    if let Some(u) = unix {
+        if let Err(e) = u.listener.set_nonblocking(true) {
+            eprintln!("object server: {e}");
+        }
+    }
     while !sh.stop.load(Ordering::Relaxed) {
-        poll_fd(listener.as_raw_fd(), 100);
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_nodelay(true);
-                let id = next_id;
-                next_id += 1;
-                if let Ok(c) = stream.try_clone() {
-                    sh.conns.lock().insert(id, c);
+        poll_fds(
+            &[
+                Some(listener.as_raw_fd()),
+                unix.map(|u| u.listener.as_raw_fd()),
+            ],
+            100,
+        );
+        loop {
+            let accepted = match listener.accept() {
+                Ok((s, _)) => Ok(Conn::Tcp(s)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match unix {
+                    Some(u) => u.listener.accept().map(|(s, _)| Conn::Unix(s)),
+                    None => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            let stream = match accepted {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    eprintln!("object server: accept: {e}");
+                    break;
                 }
-                if let Ok(c) = stream.try_clone() {
-                    let mut g = sh.greeting.lock();
-                    g.push_back((id, c));
-                    if g.len() > MAX_GREETING {
-                        if let Some((_, oldest)) = g.pop_front() {
-                            let _ = oldest.shutdown(std::net::Shutdown::Both);
-                        }
-                    }
-                }
-                let sh = sh.clone();
-                handlers.push(std::thread::spawn(move || {
-                    let peer = stream.peer_addr().ok();
-                    let r = conn::serve(stream, &sh, id);
-                    sh.conns.lock().remove(&id);
-                    sh.greeted(id);
-                    if let Err(e) = r {
-                        if !sh.stop.load(Ordering::Relaxed) {
-                            eprintln!("object server: connection {peer:?}: {e}");
-                        }
-                    }
-                }));
-                handlers.retain(|h| !h.is_finished());
+            };
+            stream.prepare();
+            let id = next_id;
+            next_id += 1;
+            if let Ok(c) = stream.try_clone() {
+                sh.conns.lock().insert(id, c);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => eprintln!("object server: accept: {e}"),
+            if let Ok(c) = stream.try_clone() {
+                let mut g = sh.greeting.lock();
+                g.push_back((id, c));
+                if g.len() > MAX_GREETING {
+                    if let Some((_, oldest)) = g.pop_front() {
+                        oldest.shutdown();
+                    }
+                }
+            }
+            let sh = sh.clone();
+            handlers.push(std::thread::spawn(move || {
+                let peer = stream.peer_name();
+                let r = conn::serve(stream, &sh, id);
+                sh.conns.lock().remove(&id);
+                sh.greeted(id);
+                if let Err(e) = r {
+                    if !sh.stop.load(Ordering::Relaxed) {
+                        eprintln!("object server: connection {peer}: {e}");
+                    }
+                }
+            }));
+            handlers.retain(|h| !h.is_finished());
         }
         // Slots of evicted objects that readers' pin pages released.
         sh.arena.lock().reclaim();
@@ -317,7 +427,7 @@ fn accept_loop(listener: &TcpListener, sh: &Arc<Shared>, idle_exit: Option<Durat
         }
     }
     for (_, c) in sh.conns.lock().drain() {
-        let _ = c.shutdown(std::net::Shutdown::Both);
+        c.shutdown();
     }
     for h in handlers {
         let _ = h.join();
