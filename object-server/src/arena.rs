@@ -128,7 +128,9 @@ pub struct Arena {
     segments: BTreeMap<u32, Segment>,
     next_seg: u32,
     objects: HashMap<u64, Obj>,
+    /// Objects reserved so far; an object's id is this count enciphered.
     next_id: u64,
+    ids: ObjectIds,
     registered: u64,
     /// Pins of same-node readers held now (requested on their connections).
     pins: u64,
@@ -141,6 +143,44 @@ pub struct Arena {
 impl std::fmt::Debug for Arena {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Arena({:?})", self.stats())
+    }
+}
+
+/// Object ids that cannot be guessed: the n-th object's id is n
+/// enciphered with a 64-bit keyed permutation (a 4-round Feistel network
+/// whose round function is SipHash-2-4 under a random key of this server
+/// instance). A permutation, so ids are never reused within an instance; a
+/// key's id is what lets a request (exists, evict, a stream read, a pin)
+/// name its object, so a key forged without it names nothing.
+#[derive(Debug)]
+pub(crate) struct ObjectIds {
+    keys: [(u64, u64); 4],
+}
+
+impl ObjectIds {
+    pub(crate) fn new() -> ObjectIds {
+        let mut keys = [(0, 0); 4];
+        for k in &mut keys {
+            *k = (crate::auth::random_u64(), crate::auth::random_u64());
+        }
+        ObjectIds { keys }
+    }
+
+    fn round(&self, r: usize, half: u32) -> u32 {
+        use std::hash::Hasher;
+        #[allow(deprecated)] // SipHash-2-4 itself, with keys of our own
+        let mut h = std::hash::SipHasher::new_with_keys(self.keys[r].0, self.keys[r].1);
+        h.write_u32(half);
+        h.finish() as u32
+    }
+
+    /// The id of the `n`-th object.
+    pub(crate) fn id(&self, n: u64) -> u64 {
+        let (mut l, mut r) = ((n >> 32) as u32, n as u32);
+        for i in 0..self.keys.len() {
+            (l, r) = (r, l ^ self.round(i, r));
+        }
+        (u64::from(l) << 32) | u64::from(r)
     }
 }
 
@@ -177,6 +217,7 @@ impl Arena {
             next_seg: 0,
             objects: HashMap::new(),
             next_id: 1,
+            ids: ObjectIds::new(),
             registered: 0,
             pins: 0,
             pin_pages: Vec::new(),
@@ -310,8 +351,14 @@ impl Arena {
             }
             None => start,
         };
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = loop {
+            let id = self.ids.id(self.next_id);
+            self.next_id += 1;
+            // 0 is never an object's (a zeroed header names none).
+            if id != 0 {
+                break id;
+            }
+        };
         let loc = Loc {
             seg,
             offset,
@@ -576,5 +623,30 @@ impl Arena {
             clients: 0,
             pins: self.pins + self.pin_pages.iter().map(|p| p.count()).sum::<u64>(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ObjectIds;
+    use std::collections::HashSet;
+
+    #[test]
+    fn object_ids_are_unique_and_unguessable() {
+        let (a, b) = (ObjectIds::new(), ObjectIds::new());
+        let ids: Vec<u64> = (1..=100_000).map(|n| a.id(n)).collect();
+        let set: HashSet<u64> = ids.iter().copied().collect();
+        assert_eq!(set.len(), ids.len(), "an id repeated");
+        // Neither the count nor a neighbour's id tells an id: consecutive ids
+        // differ in about half their bits, and another instance's differ.
+        let mean_flips = ids
+            .windows(2)
+            .map(|w| (w[0] ^ w[1]).count_ones() as f64)
+            .sum::<f64>()
+            / (ids.len() - 1) as f64;
+        assert!((28.0..36.0).contains(&mean_flips), "{mean_flips}");
+        assert!(ids.iter().take(1000).all(|&id| id > 1_000_000));
+        let same = (1..=1000).filter(|&n| a.id(n) == b.id(n)).count();
+        assert_eq!(same, 0);
     }
 }
