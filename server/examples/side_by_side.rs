@@ -11,27 +11,19 @@
 //! before the next; the raw reads go into one registered buffer, one
 //! `fi_read` at a time, from a separate target process.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use object_server::ServerBinary;
+use common::{ServerChild, first_line, fmt, getter, parse_size, stats};
 use ofi_connector::raw::{RawReader, RawTarget};
 use ofi_connector::{OfiConfig, OfiConnector};
-use proxy_core::{Connector, Payload};
+use proxy_core::Connector;
 use ucx_connector::{DataPath, TransportConfig, UcxConfig, UcxConnector};
-
-fn parse_size(s: &str) -> usize {
-    let (n, m) = match s.chars().last() {
-        Some('K') => (&s[..s.len() - 1], 1 << 10),
-        Some('M') => (&s[..s.len() - 1], 1 << 20),
-        Some('G') => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    n.parse::<usize>().expect("size") * m
-}
 
 fn target(provider: String, len: usize) {
     let t = RawTarget::new(Some(&provider), len).expect("raw target");
@@ -43,43 +35,6 @@ fn target(provider: String, len: usize) {
         s2.store(true, Ordering::Relaxed);
     });
     t.progress(&stop);
-}
-
-fn first_line(child: &mut Child) -> String {
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    line.trim().to_string()
-}
-
-fn stats(mut t: Vec<Duration>) -> (Duration, Duration) {
-    t.sort();
-    (t[t.len() / 2], t[0])
-}
-
-/// Put one object of `len` bytes; a closure that gets it once and returns
-/// the time.
-fn getter(c: &dyn Connector, len: usize) -> (proxy_core::Key, impl Fn(&dyn Connector) -> Duration) {
-    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-    let key = c.put(Payload::from(data)).expect("put");
-    let k = key.clone();
-    let get = move |c: &dyn Connector| {
-        let t = Instant::now();
-        let b = c.get(&k).unwrap().expect("object");
-        let d = t.elapsed();
-        assert_eq!(b.len(), len);
-        d
-    };
-    (key, get)
-}
-
-fn fmt(d: Duration, len: usize) -> String {
-    if len >= 1 << 20 {
-        format!("{:.2} GB/s", len as f64 / d.as_secs_f64() / 1e9)
-    } else {
-        format!("{:.1} µs", d.as_secs_f64() * 1e6)
-    }
 }
 
 fn main() {
@@ -106,30 +61,17 @@ fn main() {
     let sizes: Vec<usize> = sizes.split(',').map(parse_size).collect();
     let max = *sizes.iter().max().expect("a size");
 
-    let bin = object_server::locate_server(&ServerBinary {
-        name: "proxystore-server",
-        env: "PROXYSTORE_SERVER",
-        build: "cargo build --release -p proxystore-server --bins",
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut server = Command::new(bin)
-        .args(["--listen", "127.0.0.1:0", "--transports", "ucx,ofi"])
-        .args([
-            "--tls",
-            &tls,
-            "--provider",
-            &provider,
-            "--memory-limit",
-            "2G",
-        ])
-        .arg("--exit-with-parent")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start proxystore-server");
-    let addr = first_line(&mut server)
-        .strip_prefix("LISTEN ")
-        .expect("LISTEN line")
-        .to_string();
+    let server = ServerChild::start(&[
+        "--transports",
+        "ucx,ofi",
+        "--tls",
+        &tls,
+        "--provider",
+        &provider,
+        "--memory-limit",
+        "2G",
+    ]);
+    let addr = server.addr.clone();
     let mut raw_target = Command::new(std::env::current_exe().expect("own path"))
         .args(["--target", &max.to_string(), "--provider", &provider])
         .stdin(Stdio::piped())
@@ -204,7 +146,5 @@ fn main() {
     }
     drop(raw_target.stdin.take());
     let _ = raw_target.wait();
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-    let _ = server.wait();
+    drop(server);
 }
