@@ -1,6 +1,9 @@
 //! One `proxystore-server` process serving the same objects over UCX,
 //! libfabric and Margo at once: an object put through one transport is read
-//! through the others, every way, with one-sided gets on each.
+//! through the others, every way, with one-sided gets on each (zero copy off,
+//! so that no get is a same-node read of a mapped segment: each client
+//! asserts it mapped nothing), and, named as such, with same-node mapped
+//! reads.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -52,13 +55,20 @@ impl Drop for Server {
     }
 }
 
-/// UCX and libfabric clients of the server at `addr`, one-sided gets only.
-fn rma_clients(addr: &str, tls: &str, provider: &str) -> (UcxConnector, OfiConnector) {
+/// UCX and libfabric clients of the server at `addr`: one-sided gets over
+/// the fabric (`zero_copy` false), or same-node reads of the mapped segments.
+fn rma_clients(
+    addr: &str,
+    tls: &str,
+    provider: &str,
+    zero_copy: bool,
+) -> (UcxConnector, OfiConnector) {
     let t = Duration::from_secs(10);
     let ucx = UcxConnector::new(
         UcxConfig::new(addr)
             .with_ucx_tls(tls)
             .with_data_path(DataPath::Rma)
+            .with_zero_copy(zero_copy)
             .with_timeout(t),
     )
     .unwrap();
@@ -66,13 +76,14 @@ fn rma_clients(addr: &str, tls: &str, provider: &str) -> (UcxConnector, OfiConne
         OfiConfig::new(addr)
             .with_provider(provider)
             .with_data_path(DataPath::Rma)
+            .with_zero_copy(zero_copy)
             .with_timeout(t),
     )
     .unwrap();
     (ucx, ofi)
 }
 
-fn both(tls: &str, provider: &str) {
+fn both(tls: &str, provider: &str, zero_copy: bool) {
     let s = Server::start(&[
         "--transports",
         "ucx,ofi",
@@ -81,7 +92,7 @@ fn both(tls: &str, provider: &str) {
         "--provider",
         provider,
     ]);
-    let (ucx, ofi) = rma_clients(&s.1, tls, provider);
+    let (ucx, ofi) = rma_clients(&s.1, tls, provider, zero_copy);
     // Sizes below and above the one-sided put threshold (256 KiB).
     for (i, len) in [10usize, 100_000, 3 << 20].into_iter().enumerate() {
         let a = pattern(len, i as u8);
@@ -109,16 +120,25 @@ fn both(tls: &str, provider: &str) {
     }
     assert_eq!(ucx.data_path(), DataPath::Rma);
     assert_eq!(ofi.data_path(), DataPath::Rma);
+    // Which path served the gets: the fabric's one-sided reads, or the
+    // mapped segments (asked for, and the server is on this node).
+    assert_eq!(ucx.mapped(), zero_copy, "UCX mapped the server's segments");
+    assert_eq!(ofi.mapped(), zero_copy, "libfabric mapped the server's segments");
 }
 
 #[test]
-fn ucx_and_ofi_share_objects_over_shared_memory() {
-    both("shm,cma,self", "shm");
+fn ucx_and_ofi_share_objects_one_sided_over_shared_memory() {
+    both("shm,cma,self", "shm", false);
 }
 
 #[test]
-fn ucx_and_ofi_share_objects_over_tcp() {
-    both("tcp", "tcp;ofi_rxm");
+fn ucx_and_ofi_share_objects_one_sided_over_tcp() {
+    both("tcp", "tcp;ofi_rxm", false);
+}
+
+#[test]
+fn ucx_and_ofi_share_objects_mapped_on_the_same_node() {
+    both("shm,cma,self", "shm", true);
 }
 
 #[test]
@@ -149,11 +169,12 @@ fn three(tls: &str, provider: &str, protocol: &str) {
         "--margo-protocol",
         protocol,
     ]);
-    let (ucx, ofi) = rma_clients(&s.1, tls, provider);
+    let (ucx, ofi) = rma_clients(&s.1, tls, provider, false);
     let margo = MargoConnector::new(
         MargoConfig::new(&s.1)
             .with_protocol(protocol)
             .with_data_path(DataPath::Rma)
+            .with_zero_copy(false)
             .with_timeout(Duration::from_secs(10)),
     )
     .unwrap();
@@ -179,6 +200,9 @@ fn three(tls: &str, provider: &str, protocol: &str) {
         }
     }
     assert_eq!(margo.data_path(), DataPath::Rma);
+    for c in [&ucx.mapped(), &ofi.mapped(), &margo.mapped()] {
+        assert!(!c, "a client mapped the server's segments");
+    }
 }
 
 #[test]
