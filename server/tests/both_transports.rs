@@ -123,7 +123,11 @@ fn both(tls: &str, provider: &str, zero_copy: bool) {
     // Which path served the gets: the fabric's one-sided reads, or the
     // mapped segments (asked for, and the server is on this node).
     assert_eq!(ucx.mapped(), zero_copy, "UCX mapped the server's segments");
-    assert_eq!(ofi.mapped(), zero_copy, "libfabric mapped the server's segments");
+    assert_eq!(
+        ofi.mapped(),
+        zero_copy,
+        "libfabric mapped the server's segments"
+    );
 }
 
 #[test]

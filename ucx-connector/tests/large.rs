@@ -180,3 +180,12 @@ fn yield_under_pressure(zero_copy: bool, bound: u64) {
         "zero copy {zero_copy}: shm mapped here: {mapped:?}"
     );
 }
+
+/// Objects of 2^31 - 1, 2^31 and 2^32 + 7 bytes through UCX's one-sided
+/// gets (zero copy off) and through the mapped segments.
+#[test]
+fn objects_past_2_gib() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    object_server::testkit::objects_past_2_gib::<common::UcxTests>(TLS, false);
+    object_server::testkit::objects_past_2_gib::<common::UcxTests>(TLS, true);
+}

@@ -58,9 +58,13 @@ impl<T: ClientTransport> ObjectClient<T> {
                 }
             }
         }
+        let max_rma = self.inner.transport.max_rma_len();
         for (i, peer, k) in copy {
+            // Past what one read of the fabric takes: over the stream path.
+            let too_long = layout::wire_len(k.len).is_none_or(|w| w > max_rma);
             match peer.path {
                 DataPath::Stream => out[i] = self.get_stream(&peer, &k)?,
+                _ if too_long => out[i] = self.get_stream(&peer, &k)?,
                 _ => {
                     rma.push((peer, k));
                     rma_idx.push(i);

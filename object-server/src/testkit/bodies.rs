@@ -668,3 +668,48 @@ pub fn raise_fd_limit(n: u64) {
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) };
     }
 }
+
+/// Objects of 2^31 - 1, 2^31 and 2^32 + 7 bytes (lengths that break 32-bit
+/// arithmetic in a fabric or a connector) round-trip byte for byte over
+/// `fabric`, one at a time, each evicted before the next: one-sided gets into
+/// the client's receive buffers (`zero_copy` false) or same-node reads of the
+/// mapped segment. The data is a chunk of 1 MiB + 1 bytes repeated, so bytes
+/// wrapped at 2^31 or 2^32 differ from the right ones.
+pub fn objects_past_2_gib<F: Fabric>(fabric: &str, zero_copy: bool) {
+    let server = ServerProcess::<F>::start(fabric, &["--memory-limit", "9G", "--retain", "0"]);
+    let c = Client::<F>::new(
+        F::config(&server.addr, fabric)
+            .with_data_path(DataPath::Rma)
+            .with_zero_copy(zero_copy)
+            .with_timeout(Duration::from_secs(120)),
+    )
+    .unwrap();
+    let chunk = Bytes::from(pattern((1 << 20) + 1, 29));
+    for len in [(1u64 << 31) - 1, 1 << 31, (1 << 32) + 7] {
+        let mut payload = Payload::new();
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            payload = payload.with(chunk.slice(..n));
+            left -= n as u64;
+        }
+        let t = Instant::now();
+        let key = c.put(payload).unwrap();
+        let put = t.elapsed();
+        let t = Instant::now();
+        let got = c.get(&key).unwrap().expect("stored");
+        let get = t.elapsed();
+        assert_eq!(got.len() as u64, len, "length of a {len}-byte object");
+        for (i, part) in got.chunks(chunk.len()).enumerate() {
+            assert!(
+                part == &chunk[..part.len()],
+                "{len}-byte object: bytes differ in chunk {i} (from byte {})",
+                i * chunk.len()
+            );
+        }
+        eprintln!("{len} B over {fabric} (zero copy {zero_copy}): put {put:?}, get {get:?}");
+        drop(got);
+        c.evict(&key).unwrap();
+        assert_eq!(c.get(&key).unwrap(), None);
+    }
+}

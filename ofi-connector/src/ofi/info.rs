@@ -159,6 +159,19 @@ impl Info {
         }
     }
 
+    /// The largest message (and one-sided transfer) the endpoint takes.
+    pub fn max_msg_size(&self) -> u64 {
+        // SAFETY: the first entry's endpoint attributes are valid (or null).
+        unsafe {
+            let ep = (*self.raw).ep_attr;
+            if ep.is_null() {
+                u64::MAX
+            } else {
+                (*ep).max_msg_size as u64
+            }
+        }
+    }
+
     /// The memory-registration mode the provider asks for.
     pub fn mr_mode(&self) -> MrMode {
         // SAFETY: the first entry's domain attributes are valid.
