@@ -12,6 +12,8 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings denied)" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo doc (no dependencies, warnings denied)" >&2
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 echo "== main job, quick mode (benchmarks end to end)" >&2
 tgt=${CARGO_TARGET_DIR:-target}
 bash scripts/run-local.sh --quick --no-setup --out "$tgt/ci-quick"

@@ -12,7 +12,7 @@
 //! has). Clients need the secret: from `--secret-file`, else
 //! `PROXYSTORE_SERVER_SECRET` or the file named by
 //! `PROXYSTORE_SERVER_SECRET_FILE`, else the user's secret file (created if
-//! missing; see [`crate::auth`]). Only `--no-auth` (or
+//! missing; see [`crate::Secret`]). Only `--no-auth` (or
 //! `PROXYSTORE_SERVER_AUTH=none`) lets anyone who reaches the port use the
 //! server. Clients on the server's node may also connect to its Unix-domain
 //! socket (in `--socket-dir`, by default this user's private directory: see

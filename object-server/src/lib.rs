@@ -1,7 +1,7 @@
 //! The object server of proxystore-rs, shared by every RMA transport.
 //!
 //! One server process per node keeps objects in registered, pre-faulted
-//! segments ([`arena`]), serves a TCP control plane ([`proto`]) with a
+//! segments (the arena), serves a TCP control plane ([`proto`]) with a
 //! per-job secret ([`Secret`]), and registers every segment with each of its
 //! transports, so that a key names an object, not a transport: a producer
 //! that put over one transport and a consumer that reads over another share

@@ -92,7 +92,7 @@ pub enum Request {
     /// Locations this connection has not pinned are ignored.
     Unpin(Vec<Loc>),
     /// The connection's pin page: a shared-memory page of
-    /// [`crate::memory::PIN_SLOTS`] words the reader writes the ids of the
+    /// 8192 words the reader writes the ids of the
     /// objects it holds into (0: free), with no request per get; the server
     /// reads it before it frees an evicted object, and forgets it when the
     /// connection closes. Answered with [`Response::PinPage`].

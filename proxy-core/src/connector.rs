@@ -168,7 +168,7 @@ impl From<&'static [u8]> for Payload {
 }
 
 /// What a connector can do, declared once and checked by [`Store`](crate::Store)
-/// and by the [conformance suite](crate::conformance) instead of being discovered
+/// and by the conformance suite (`proxy_core::conformance`, feature `conformance`) instead of being discovered
 /// by failure.
 ///
 /// Each field says what counts, what it promises, and which conformance case
@@ -290,7 +290,7 @@ impl Default for Capabilities {
 /// server). Every instance built from the same [`Connector::config`], in this
 /// or another process, works on the same namespace.
 ///
-/// Contract (the [conformance suite](crate::conformance) checks each point;
+/// Contract (the conformance suite (`proxy_core::conformance`, feature `conformance`) checks each point;
 /// the case names are in parentheses):
 /// - **Keys are unique in the namespace.** `put`, `put_batch` and
 ///   [`Deferrable::new_key`] mint keys that no other instance on the namespace,

@@ -41,7 +41,7 @@
 //! | [`codec`] | ProxyStore's wire format (`BS`, `US`, `NP`) + postcard (`RP`) for any serde type |
 //! | [`metrics`] | per-store counters and latency histograms (connector / serialize / cache time), JSON export |
 //! | [`Error`] | one `#[non_exhaustive]` error enum with [`Error::is_temporary`] |
-//! | [`conformance`] | (feature `conformance`) the suite every connector runs unchanged |
+//! | `conformance` | (feature `conformance`) the suite every connector runs unchanged |
 //!
 //! ## Connectors
 //!
@@ -57,7 +57,7 @@
 //!
 //! | feature | default | what |
 //! |---|---|---|
-//! | `conformance` | no | the public [`conformance`] module and [`conformance_suite!`] macro |
+//! | `conformance` | no | the public `conformance` module and `conformance_suite!` macro |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]

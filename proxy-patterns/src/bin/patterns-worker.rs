@@ -11,7 +11,7 @@
 //! | `own <hex>` | becomes the owner of an `OwnedProxy<Vec<u64>>`, prints the sum, drops it (evicts) |
 //! | `arg-sum <hex>` | resolves a task pool `Arg<Vec<u64>>`, prints how it came and its sum |
 //! | `update <hex> <u64>` | replaces a mutably borrowed `Vec<u64>` with `[n]` |
-//! | `consume <redis|redis-queue> <host:port> <topic> [timeout-ms]` | iterates a stream of `Vec<u8>`, prints the count and the byte sum |
+//! | `consume <redis\|redis-queue> <host:port> <topic> [timeout-ms]` | iterates a stream of `Vec<u8>`, prints the count and the byte sum |
 
 use std::process::ExitCode;
 use std::time::Duration;
