@@ -86,28 +86,10 @@ pub fn fmt_size(n: usize) -> String {
     }
 }
 
-/// Parse `1KB`, `100MB`, `1GiB`, `4096` (decimal units as the reference; binary with `i`).
+/// Parse `1KB`, `100MB`, `1GiB`, `4096` (decimal units as the reference;
+/// binary with `i`, or a bare `K`/`M`/`G`): [`proxy_core::size`].
 pub fn parse_size(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: usize = num.parse().map_err(|_| format!("bad size {s:?}"))?;
-    let mult = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "bad size unit in {s:?} (use KB, MB, GB, KiB, MiB, GiB)"
-            ));
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("size {s:?} overflows"))
+    proxy_core::size::parse_len(s)
 }
 
 #[cfg(test)]

@@ -559,8 +559,10 @@ fn checksum(b: &[u8]) -> u64 {
     h
 }
 
-/// A payload of `total` bytes made of `chunk` repeated (no allocation of its own).
-fn repeated(chunk: &Bytes, total: u64) -> Payload {
+/// A payload of `total` bytes made of `chunk` repeated (no allocation of its
+/// own): with a chunk length that does not divide 2^31 or 2^32, bytes
+/// wrapped at those lengths differ from the right ones.
+pub fn repeated(chunk: &Bytes, total: u64) -> Payload {
     let mut p = Payload::new();
     let mut left = total;
     while left > 0 {
@@ -569,6 +571,19 @@ fn repeated(chunk: &Bytes, total: u64) -> Payload {
         left -= n;
     }
     p
+}
+
+/// Panics unless `got` is `total` bytes of `chunk` repeated (see
+/// [`repeated`]), naming the first chunk that differs.
+pub fn assert_repeated(got: &[u8], chunk: &[u8], total: u64, what: &str) {
+    assert_eq!(got.len() as u64, total, "{what}: length");
+    for (i, part) in got.chunks(chunk.len()).enumerate() {
+        assert!(
+            part == &chunk[..part.len()],
+            "{what}: bytes differ in chunk {i} (from byte {})",
+            i * chunk.len()
+        );
+    }
 }
 
 /// `Ok(v)` or `InvalidKey` (`None`); any other error fails the case.
@@ -1301,14 +1316,7 @@ pub fn huge_object(ctx: &Ctx) {
             );
             eprintln!("put {SIZE} bytes in {:?}", t0.elapsed());
             let got = c.get(&k).unwrap().expect("huge object stored");
-            assert_eq!(got.len() as u64, SIZE, "length of a > 4 GiB object");
-            for (i, part) in got.chunks(chunk.len()).enumerate() {
-                assert!(
-                    part == &chunk[..part.len()],
-                    "bytes of a > 4 GiB object differ in chunk {i} (from byte {})",
-                    i * chunk.len()
-                );
-            }
+            assert_repeated(&got, &chunk, SIZE, "a > 4 GiB object");
             drop(got);
             c.evict(&k).unwrap();
         }

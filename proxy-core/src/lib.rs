@@ -72,6 +72,7 @@ pub mod mem;
 pub mod metrics;
 pub mod proxy;
 pub mod registry;
+pub mod size;
 pub mod store;
 pub mod stores;
 pub mod url;

@@ -4,7 +4,8 @@
 //! bytes repeated, so bytes wrapped at 2^31 or 2^32 differ from the right
 //! ones (the Python ProxyStore once truncated objects at 2.14 GB).
 
-use proxy_core::{Bytes, Connector, FileConnector, Payload};
+use proxy_core::conformance::{assert_repeated, repeated};
+use proxy_core::{Bytes, Connector, FileConnector};
 
 #[test]
 fn objects_past_2_gib() {
@@ -21,22 +22,9 @@ fn objects_past_2_gib() {
             .collect::<Vec<u8>>(),
     );
     for len in [(1u64 << 31) - 1, 1 << 31, (1 << 32) + 7] {
-        let mut payload = Payload::new();
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(chunk.len() as u64) as usize;
-            payload = payload.with(chunk.slice(..n));
-            left -= n as u64;
-        }
-        let key = c.put(payload).unwrap();
+        let key = c.put(repeated(&chunk, len)).unwrap();
         let got = c.get(&key).unwrap().expect("stored");
-        assert_eq!(got.len() as u64, len, "length of a {len}-byte object");
-        for (i, part) in got.chunks(chunk.len()).enumerate() {
-            assert!(
-                part == &chunk[..part.len()],
-                "{len}-byte object: bytes differ in chunk {i}"
-            );
-        }
+        assert_repeated(&got, &chunk, len, &format!("a {len}-byte object"));
         drop(got);
         c.evict(&key).unwrap();
         assert!(!c.exists(&key).unwrap());

@@ -28,13 +28,7 @@ use proxy_core::{Connector, Payload};
 use ucx_connector::{DataPath, UcxConfig, UcxConnector, UcxOwnerConfig};
 
 fn parse_size(s: &str) -> usize {
-    let (n, m) = match s.chars().last() {
-        Some('K') => (&s[..s.len() - 1], 1 << 10),
-        Some('M') => (&s[..s.len() - 1], 1 << 20),
-        Some('G') => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    n.parse::<usize>().expect("size") * m
+    proxy_core::size::parse_len(s).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn main() {

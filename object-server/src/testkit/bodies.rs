@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use proxy_core::conformance::{assert_repeated, repeated};
 use proxy_core::{Bytes, Connector, Error, FromConfig, Key, Payload};
 
 use super::{Client, Fabric, ServerProcess, pattern};
@@ -686,27 +687,13 @@ pub fn objects_past_2_gib<F: Fabric>(fabric: &str, zero_copy: bool) {
     .unwrap();
     let chunk = Bytes::from(pattern((1 << 20) + 1, 29));
     for len in [(1u64 << 31) - 1, 1 << 31, (1 << 32) + 7] {
-        let mut payload = Payload::new();
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(chunk.len() as u64) as usize;
-            payload = payload.with(chunk.slice(..n));
-            left -= n as u64;
-        }
         let t = Instant::now();
-        let key = c.put(payload).unwrap();
+        let key = c.put(repeated(&chunk, len)).unwrap();
         let put = t.elapsed();
         let t = Instant::now();
         let got = c.get(&key).unwrap().expect("stored");
         let get = t.elapsed();
-        assert_eq!(got.len() as u64, len, "length of a {len}-byte object");
-        for (i, part) in got.chunks(chunk.len()).enumerate() {
-            assert!(
-                part == &chunk[..part.len()],
-                "{len}-byte object: bytes differ in chunk {i} (from byte {})",
-                i * chunk.len()
-            );
-        }
+        assert_repeated(&got, &chunk, len, &format!("a {len}-byte object"));
         eprintln!("{len} B over {fabric} (zero copy {zero_copy}): put {put:?}, get {get:?}");
         drop(got);
         c.evict(&key).unwrap();

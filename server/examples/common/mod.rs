@@ -9,15 +9,9 @@ use std::time::{Duration, Instant};
 use object_server::ServerBinary;
 use proxy_core::{Connector, Payload};
 
-/// A size with an optional K/M/G suffix (powers of 1024).
+/// A size (`proxy_core::size`: K/M/G and KiB/MiB/GiB powers of 1024, KB/MB/GB of 1000).
 pub fn parse_size(s: &str) -> usize {
-    let (n, m) = match s.chars().last() {
-        Some('K') => (&s[..s.len() - 1], 1 << 10),
-        Some('M') => (&s[..s.len() - 1], 1 << 20),
-        Some('G') => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    n.parse::<usize>().expect("size") * m
+    proxy_core::size::parse_len(s).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The first line `child` printed on stdout.
