@@ -307,7 +307,10 @@ fn print_store_table(rows: &[Row]) {
                 .find(|r| r.connector == c && r.payload == p && r.size == s && r.op == op)
         };
         let cell = |op: &str| find(op).map_or("-".to_string(), |r| fmt_us(r.summary.median));
-        let mbps = find("get").map_or("-".to_string(), |r| format!("{:.0}", r.mb_per_s()));
+        // "-" where nothing moved (a mapped get) or there was no get.
+        let mbps = find("get")
+            .filter(|r| r.bandwidth)
+            .map_or("-".to_string(), |r| format!("{:.0}", r.mb_per_s()));
         let pbytes = find("proxy_create")
             .and_then(|r| {
                 r.extra

@@ -241,7 +241,11 @@ pub fn run(opts: &StoreBenchOpts, rows: &mut Vec<Row>, progress: &Progress) -> R
                     }
                     Ok(us)
                 })?;
-                rows.push(row(cname, kind, size, "get", &s, &[]));
+                let mut get = row(cname, kind, size, "get", &s, &[]);
+                // A get that maps the server's memory (same node, zero copy)
+                // moves nothing: no bandwidth (asked after the first get).
+                get.bandwidth = !conn.capabilities().mapped_get;
+                rows.push(get);
                 store.evict(&key)?;
                 if !cross {
                     continue;
