@@ -6,25 +6,16 @@
 mod common;
 
 use common::OfiTests;
-use object_server::testkit::{Mode, old_client_after_restart};
-use ofi_connector::DataPath;
+use object_server::testkit::old_client_after_restart;
 
 #[test]
 fn old_zero_copy_client_after_restart_shm() {
-    let mode = Mode {
-        path: DataPath::Auto,
-        zero_copy: Some(true),
-    };
-    old_client_after_restart::<OfiTests>("shm", mode, 10);
+    old_client_after_restart::<OfiTests>("shm", true, 10);
 }
 
 #[test]
 fn old_copying_client_after_restart_shm() {
-    let mode = Mode {
-        path: DataPath::Auto,
-        zero_copy: Some(false),
-    };
-    old_client_after_restart::<OfiTests>("shm", mode, 10);
+    old_client_after_restart::<OfiTests>("shm", false, 10);
 }
 
 /// More client endpoints than `shm` has peer slots (256): one server, 300

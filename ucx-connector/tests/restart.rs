@@ -7,23 +7,14 @@
 mod common;
 
 use common::UcxTests;
-use object_server::testkit::{Mode, old_client_after_restart};
-use ucx_connector::DataPath;
+use object_server::testkit::old_client_after_restart;
 
 #[test]
 fn old_zero_copy_client_after_restart_shm() {
-    let mode = Mode {
-        path: DataPath::Auto,
-        zero_copy: Some(true),
-    };
-    old_client_after_restart::<UcxTests>("shm,cma,self", mode, 10);
+    old_client_after_restart::<UcxTests>("shm,cma,self", true, 10);
 }
 
 #[test]
 fn old_copying_client_after_restart_shm() {
-    let mode = Mode {
-        path: DataPath::Auto,
-        zero_copy: Some(false),
-    };
-    old_client_after_restart::<UcxTests>("shm,cma,self", mode, 10);
+    old_client_after_restart::<UcxTests>("shm,cma,self", false, 10);
 }

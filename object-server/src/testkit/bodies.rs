@@ -318,7 +318,7 @@ fn failed<F: Fabric>(server: &mut ServerProcess<F>, i: usize, what: &str, e: &Er
     }
 }
 
-/// A client that read (zero copy: mapped and pinned) objects of a server
+/// A client that read (`zero_copy`: mapped and pinned) objects of a server
 /// that is then killed (SIGKILL), after a new server started on the same
 /// port (a get in between fails: no server): its get of an old key is
 /// `None`, its one-sided put and get work, and the new server stays alive
@@ -326,7 +326,11 @@ fn failed<F: Fabric>(server: &mut ServerProcess<F>, i: usize, what: &str, e: &Er
 /// the old client carrying on with each new server. (libfabric 1.17's `shm`
 /// handed the old client's stale peer id to the new server, which died
 /// with SIGSEGV at the put.)
-pub fn old_client_after_restart<F: Fabric>(fabric: &str, mode: Mode, reps: usize) {
+pub fn old_client_after_restart<F: Fabric>(fabric: &str, zero_copy: bool, reps: usize) {
+    let mode = Mode {
+        path: DataPath::Auto,
+        zero_copy: Some(zero_copy),
+    };
     let mut server = ServerProcess::<F>::start(fabric, &[]);
     let addr = server.addr.clone();
     let c = connector(&server, mode);
