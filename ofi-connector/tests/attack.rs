@@ -20,7 +20,10 @@
 //!   fast path copies with `process_vm_readv` from the reader's side and
 //!   never looks at the key, so any key reads. The test asserts that (the
 //!   README says it plainly): if a libfabric release starts checking keys
-//!   there, it fails and the README must change.
+//!   there, it fails and the README must change. Another user (uid 65534,
+//!   `setpriv`) cannot insert the server's address at all (the region file
+//!   is 0600) and reads nothing, while the same attacking process run as
+//!   the server's user reads the object.
 
 mod common;
 
@@ -237,24 +240,26 @@ fn fi_code(e: &proxy_core::Error) -> Option<u32> {
 
 impl Attacker {
     fn new(provider: &str, address: &[u8]) -> Attacker {
-        let domain = Arc::new(
-            Domain::open(&InfoQuery {
-                provider: Some(provider.into()),
-                domain: None,
-            })
-            .unwrap(),
-        );
+        Self::try_new(provider, address).unwrap()
+    }
+
+    /// As `new`, or why the server's address could not be inserted.
+    fn try_new(provider: &str, address: &[u8]) -> proxy_core::Result<Attacker> {
+        let domain = Arc::new(Domain::open(&InfoQuery {
+            provider: Some(provider.into()),
+            domain: None,
+        })?);
         assert!(!domain.mr_mode().local(), "{provider}: no FI_MR_LOCAL");
-        let ep = Endpoint::open(&domain).unwrap();
-        let peer = ep.insert(address).unwrap();
-        let ofi = Ofi::new(&OfiConfig::new("").with_provider(provider)).unwrap();
-        Attacker {
+        let ep = Endpoint::open(&domain)?;
+        let peer = ep.insert(address)?;
+        let ofi = Ofi::new(&OfiConfig::new("").with_provider(provider))?;
+        Ok(Attacker {
             domain,
             ep,
             peer,
             pool: BufferPool::new(ofi.allocator(), 1 << 20),
             _ofi: ofi,
-        }
+        })
     }
 
     /// One `fi_read` (`write`: `fi_writemsg`) of `PROBE` bytes at the remote
@@ -538,4 +543,122 @@ fn shm_same_user_reads_with_any_key() {
             "shm: a read with key {key:#x} (the real one is {real_key:#x})"
         );
     }
+}
+
+/// The attack of `shm_another_user_reads_nothing`, for its child process:
+/// `ADDRESS_HEX AT KEY...`.
+const SHM_CHILD_ENV: &str = "PROXYSTORE_TEST_SHM_ATTACK";
+
+/// The attacking process of `shm_another_user_reads_nothing` (which starts
+/// it as the server's user and as another one): inserts the server's
+/// address and reads with each key, printing one `ATTACK` line per step.
+#[test]
+#[ignore = "the attacking process of shm_another_user_reads_nothing, started by it"]
+fn shm_attacker_process() {
+    let spec = std::env::var(SHM_CHILD_ENV).expect("started by shm_another_user_reads_nothing");
+    let mut it = spec.split_whitespace();
+    let hex = it.next().unwrap();
+    let address: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let at: u64 = it.next().unwrap().parse().unwrap();
+    let a = match Attacker::try_new("shm", &address) {
+        Ok(a) => a,
+        Err(e) => {
+            println!("ATTACK insert refused: {e}");
+            return;
+        }
+    };
+    for key in it.map(|k| k.parse::<u64>().unwrap()) {
+        match a.attempt(key, at, false) {
+            Outcome::Done(Some(b)) => println!("ATTACK read {key}: {}", hexs(&b)),
+            other => println!("ATTACK read {key}: {other:?}"),
+        }
+    }
+}
+
+fn hexs(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `shm`, another user of the node (uid 65534, `setpriv`) against the same
+/// server: it cannot even insert the server's address (the region file is
+/// 0600), so it reads nothing, with the right key or any other; the same
+/// attacking process run as the server's user reads the object (the
+/// control). Needs root to switch users (skipped otherwise, with a note).
+#[test]
+fn shm_another_user_reads_nothing() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("shm_another_user_reads_nothing: skipped (needs root for setpriv)");
+        return;
+    }
+    let v = Victim::start("shm");
+    let (address, info) = v.authorized();
+    let name = String::from_utf8_lossy(&address);
+    let file = format!(
+        "/dev/shm/{}",
+        name.trim_start_matches("fi_shm://").trim_end_matches('\0')
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o600,
+        "{file}: the server's region is its user's only"
+    );
+    let at = info.base + v.first().offset + layout::HEADER as u64;
+    let real_key = u64::from_le_bytes(info.descriptor[2..10].try_into().unwrap());
+    let spec = format!("{} {at} {real_key} 0 1", hexs(&address));
+    let object = format!(": {}", hexs(&v.objects[0].1[..PROBE]));
+    let exe = std::env::current_exe().unwrap();
+    let run = |user: Option<&str>| {
+        let mut cmd = match user {
+            Some(u) => {
+                let mut c = std::process::Command::new("setpriv");
+                c.args([
+                    &format!("--reuid={u}"),
+                    &format!("--regid={u}"),
+                    "--clear-groups",
+                ])
+                .arg(&exe);
+                c
+            }
+            None => std::process::Command::new(&exe),
+        };
+        let out = cmd
+            .args([
+                "--exact",
+                "shm_attacker_process",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(SHM_CHILD_ENV, &spec)
+            .output()
+            .expect("start the attacking process");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("ATTACK"))
+            .map(str::to_string)
+            .collect();
+        assert!(
+            !lines.is_empty(),
+            "the attacking process reported nothing: {text}"
+        );
+        lines
+    };
+    let same = run(None);
+    eprintln!("the server's user: {same:?}");
+    assert_eq!(same.len(), 3, "{same:?}");
+    assert!(
+        same.iter().all(|l| l.ends_with(&object)),
+        "the server's user reads the object with any key: {same:?}"
+    );
+    let other = run(Some("65534"));
+    eprintln!("another user: {other:?}");
+    assert!(
+        other.iter().all(|l| !l.ends_with(&object)),
+        "another user read the object: {other:?}"
+    );
+    assert!(other[0].starts_with("ATTACK insert refused"), "{other:?}");
 }
