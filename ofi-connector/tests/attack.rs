@@ -12,7 +12,7 @@
 //!   hands out, also right after a refused guess) must read the object, so
 //!   a failure to read is the key's doing, not a broken attacker. The
 //!   provider checks one key per connection (it drops the connection at a
-//!   bad one), so every guess is a connection: 1500 guesses each for reads
+//!   bad one), so every guess is a connection: 3000 guesses each for reads
 //!   and writes by default, 100 000 in the ignored `_100k` test. With the
 //!   old sequential keys, the read succeeded at the 2nd try (key 1) and the
 //!   write at the 3rd (key 2, the write key), which changed the object.
@@ -47,17 +47,17 @@ use proxy_core::{Bytes, Connector, Key, Payload};
 
 /// Keys guessed for reads, and again for writes, in the default run: every
 /// guess over `tcp;ofi_rxm` costs a connection (the provider drops it at
-/// the first bad key, and a connection checks one key): about 40 guesses a
-/// second per attacker here, 80 for two, so 100 000 reads and 100 000
-/// writes take about 40 minutes: that run is
+/// the first bad key, and a connection checks one key): about 100 guesses
+/// a second for each of the two tests here (8 attackers each), so 100 000
+/// reads and 100 000 writes take about 15 minutes: that run is
 /// `guessed_keys_read_and_write_nothing_tcp_100k` (ignored by default).
-const GUESSES: usize = 1_500;
+const GUESSES: usize = 3_000;
 /// The old scheme's keys (1, 2, 3, ... per registration), tried first.
 const SEQUENTIAL: u64 = 1000;
 /// Attackers guessing at once, each with its own endpoint and connection
-/// (more do not go faster here: the server's connection setup is the
-/// bottleneck).
-const ATTACKERS: usize = 2;
+/// (2: 40 guesses a second each; 8: 200 in all; 32 go no faster here, the
+/// server's connection setup being the bottleneck).
+const ATTACKERS: usize = 8;
 /// Bytes read or written per guess.
 const PROBE: usize = 64;
 
@@ -392,13 +392,13 @@ fn guess_all(
     (hits, tried, t.elapsed())
 }
 
-/// `GUESSES` keys, reads (about 40 s in a debug build here, next to the other).
+/// `GUESSES` keys, reads (about 30 s in a debug build here, next to the other).
 #[test]
 fn guessed_keys_read_nothing_tcp() {
     guess_keys(GUESSES, false);
 }
 
-/// `GUESSES` keys, writes (about 40 s in a debug build here, next to the other).
+/// `GUESSES` keys, writes (about 30 s in a debug build here, next to the other).
 #[test]
 fn guessed_keys_write_nothing_tcp() {
     guess_keys(GUESSES, true);
@@ -406,7 +406,7 @@ fn guessed_keys_write_nothing_tcp() {
 
 /// 100 000 keys for reads, then as many for writes.
 #[test]
-#[ignore = "2 x 100 000 guesses at one connection each take about 40 minutes; run with --ignored"]
+#[ignore = "2 x 100 000 guesses at one connection each take about 15 minutes; run with --ignored"]
 fn guessed_keys_read_and_write_nothing_tcp_100k() {
     guess_keys(100_000, false);
     guess_keys(100_000, true);
