@@ -236,11 +236,12 @@ impl Endpoint {
 
     /// Whether a peer inserted now could inherit a removed peer's state.
     ///
-    /// libfabric's `shm` (1.17, and its AV up to at least 1.22) keeps, in
-    /// this endpoint's own region, the id each peer gave it
-    /// (`smr_peer_data(region)[slot].addr.id`), and `fi_av_remove` does not
-    /// reset it. The next `fi_av_insert` takes the freed slot (its map
-    /// starts at the last slot it gave out), finds the id set, skips the
+    /// libfabric's `shm` (1.17) keeps, in this endpoint's own region, the id
+    /// each peer gave it (`smr_peer_data(region)[slot].addr.id`), and
+    /// `fi_av_remove` does not reset it. The next `fi_av_insert` takes the
+    /// freed slot (its map starts at the last slot it gave out; libfabric's
+    /// main branch moves on and comes back to it only after 256 inserts,
+    /// still without resetting the id), finds the id set, skips the
     /// connection request and posts commands under the old peer's id into
     /// the new peer's queue. A new server on the port of a killed one, hit
     /// by one such command that wants a response (a write with
