@@ -131,11 +131,30 @@ impl<F: Fabric> ServerProcess<F> {
         }
     }
 
-    /// SIGKILL (a crash), then reap.
+    /// How the server ended, if it has (reaped then); `None` while it runs.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let st = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(st)
+    }
+
+    /// SIGKILL (a crash), then reap, and remove what a killed process
+    /// cannot: libfabric `shm` regions (`/dev/shm/PID:UID:N`, removed by the
+    /// provider's signal handlers on other signals).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            let prefix = format!("{}:", c.id());
+            for e in std::fs::read_dir("/dev/shm")
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
         }
     }
 }

@@ -59,7 +59,8 @@ pub struct Domain {
     mr_mode: MrMode,
     lock: Mutex<()>,
     deferred: Mutex<Vec<Deferred>>,
-    next_key: std::sync::atomic::AtomicU64,
+    /// The bits of a requested key the provider keeps (`mr_key_size`).
+    key_mask: u64,
 }
 
 impl std::fmt::Debug for Domain {
@@ -117,6 +118,7 @@ impl Domain {
             return Err(e);
         }
         let mr_mode = info.mr_mode();
+        let key_mask = key_mask(info.mr_key_size());
         Ok(Domain {
             fabric,
             raw,
@@ -124,7 +126,7 @@ impl Domain {
             mr_mode,
             lock: Mutex::new(()),
             deferred: Mutex::new(Vec::new()),
-            next_key: std::sync::atomic::AtomicU64::new(1),
+            key_mask,
         })
     }
 
@@ -219,10 +221,42 @@ impl Domain {
         self.mr_mode
     }
 
-    /// A key unique in this domain, for providers without `FI_MR_PROV_KEY`.
-    pub(crate) fn next_key(&self) -> u64 {
-        self.next_key
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    /// The provider's key size in bytes (`mr_key_size`): how many random
+    /// bits a requested key carries (8 bytes: 64; `cxi` without
+    /// `FI_MR_PROV_KEY`: 4 bytes, 32 bits).
+    pub fn key_bits(&self) -> u32 {
+        self.key_mask.count_ones()
+    }
+
+    /// A key to request for a registration, for providers without
+    /// `FI_MR_PROV_KEY`: random (the OS CSPRNG), as wide as the provider's
+    /// key space, never `FI_KEY_NOTAVAIL`. A key is all a peer that can
+    /// reach the endpoint needs besides the offset, so it must not be
+    /// guessable: sequential keys were read on the second try.
+    pub(crate) fn random_key(&self) -> Result<u64> {
+        loop {
+            let k = getrandom::u64().map_err(|e| {
+                proxy_core::Error::io(
+                    "draw a memory-registration key (getrandom)",
+                    std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
+                )
+            })? & self.key_mask;
+            if k != FI_KEY_NOTAVAIL {
+                return Ok(k);
+            }
+        }
+    }
+}
+
+/// `FI_KEY_NOTAVAIL`: what `fi_mr_key` returns for raw keys.
+pub(crate) const FI_KEY_NOTAVAIL: u64 = u64::MAX;
+
+/// The mask of a provider's key space: `mr_key_size` bytes (0 or more than
+/// 8: 64 bits).
+pub(crate) fn key_mask(mr_key_size: usize) -> u64 {
+    match mr_key_size {
+        1..=7 => (1u64 << (8 * mr_key_size)) - 1,
+        _ => u64::MAX,
     }
 }
 

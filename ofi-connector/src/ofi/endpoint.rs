@@ -27,6 +27,9 @@ pub struct Endpoint {
     /// returns the same `fi_addr_t` for a second insert), so one entry is
     /// shared and removed once, by its last user. Used under the domain lock.
     peers: parking_lot::Mutex<HashMap<Vec<u8>, Weak<PeerInner>>>,
+    /// Whether an entry was removed from the AV (see
+    /// [`Endpoint::reuses_stale_slots`]).
+    removed: AtomicBool,
     domain: Arc<Domain>,
 }
 
@@ -145,6 +148,7 @@ impl Endpoint {
             cq,
             wait_fd,
             peers: parking_lot::Mutex::new(HashMap::new()),
+            removed: AtomicBool::new(false),
             domain: domain.clone(),
         }))
     }
@@ -228,6 +232,26 @@ impl Endpoint {
         });
         peers.insert(address.to_vec(), Arc::downgrade(&inner));
         Ok(PeerAddr { inner })
+    }
+
+    /// Whether a peer inserted now could inherit a removed peer's state.
+    ///
+    /// libfabric's `shm` (1.17) keeps, in this endpoint's own region, the id
+    /// each peer gave it (`smr_peer_data(region)[slot].addr.id`), and
+    /// `fi_av_remove` does not reset it. The next `fi_av_insert` takes the
+    /// freed slot (its map starts at the last slot it gave out; libfabric's
+    /// main branch moves on and comes back to it only after 256 inserts,
+    /// still without resetting the id), finds the id set, skips the
+    /// connection request and posts commands under the old peer's id into
+    /// the new peer's queue. A new server on the port of a killed one, hit
+    /// by one such command that wants a response (a write with
+    /// `FI_DELIVERY_COMPLETE`), looks up a peer region it never mapped and
+    /// dies with SIGSEGV in its progress. So once an `shm` endpoint has
+    /// removed a peer, new peers go to a fresh endpoint (a fresh region,
+    /// every slot clean; `tests/restart.rs`).
+    pub fn reuses_stale_slots(&self) -> bool {
+        self.removed.load(std::sync::atomic::Ordering::Relaxed)
+            && self.domain.info().provider() == "shm"
     }
 
     /// Read completions; returns how many were processed.
@@ -382,6 +406,9 @@ impl Drop for PeerInner {
             let mut a = self.addr;
             // SAFETY: lock held; `a` was inserted into this AV and is removed once.
             unsafe { fi_av_remove(self.ep.av, &mut a, 1, 0) };
+            self.ep
+                .removed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }

@@ -172,6 +172,12 @@ impl Info {
         }
     }
 
+    /// The provider's memory-registration key size in bytes (`mr_key_size`).
+    pub fn mr_key_size(&self) -> usize {
+        // SAFETY: the first entry's domain attributes are valid.
+        unsafe { (*(*self.raw).domain_attr).mr_key_size }
+    }
+
     /// The memory-registration mode the provider asks for.
     pub fn mr_mode(&self) -> MrMode {
         // SAFETY: the first entry's domain attributes are valid.

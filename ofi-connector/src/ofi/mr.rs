@@ -9,6 +9,11 @@ use proxy_core::Result;
 
 use super::{Domain, DomainGuard, Endpoint, check};
 
+/// Random keys drawn again after `-FI_ENOKEY` (a key in use) before giving
+/// up: with 64 (or 32) random bits a second collision in a row means
+/// something else is wrong.
+const KEY_COLLISIONS: u32 = 8;
+
 /// A registration of memory someone else owns, closed on drop (deferred to
 /// the next holder of the domain lock if it is taken). With `FI_MR_ENDPOINT`
 /// it is bound to, and keeps alive, an endpoint.
@@ -51,27 +56,40 @@ impl Mr {
     ) -> Result<Mr> {
         debug_assert!(std::ptr::eq(g.domain(), &**domain));
         let mode = domain.mr_mode();
-        let requested_key = if mode.prov_key() {
-            0
-        } else {
-            domain.next_key()
-        };
         let mut raw: *mut fid_mr = ptr::null_mut();
-        // SAFETY: lock held (g); the caller keeps the memory mapped; offset 0
-        // so that without FI_MR_VIRT_ADDR remote addresses are offsets.
-        check("fi_mr_reg", unsafe {
-            fi_mr_reg(
-                domain.raw(),
-                addr.cast(),
-                len,
-                access,
-                0,
-                requested_key,
-                0,
-                &mut raw,
-                ptr::null_mut(),
-            )
-        })?;
+        let mut collisions = 0;
+        loop {
+            // FI_MR_PROV_KEY: the provider picks (see the crate README for
+            // which providers pick unguessable keys); else a random key.
+            let requested_key = if mode.prov_key() {
+                0
+            } else {
+                domain.random_key()?
+            };
+            // SAFETY: lock held (g); the caller keeps the memory mapped;
+            // offset 0 so that without FI_MR_VIRT_ADDR remote addresses are
+            // offsets.
+            let r = unsafe {
+                fi_mr_reg(
+                    domain.raw(),
+                    addr.cast(),
+                    len,
+                    access,
+                    0,
+                    requested_key,
+                    0,
+                    &mut raw,
+                    ptr::null_mut(),
+                )
+            };
+            // A random key already in use in this domain: draw another.
+            if r == -(FI_ENOKEY as i32) && !mode.prov_key() && collisions < KEY_COLLISIONS {
+                collisions += 1;
+                continue;
+            }
+            check("fi_mr_reg", r)?;
+            break;
+        }
         let mut mr = Mr {
             raw,
             key: 0,
@@ -98,8 +116,7 @@ impl Mr {
         mr.key = unsafe { fi_mr_key(raw) };
         // SAFETY: as above.
         mr.desc = unsafe { fi_mr_desc(raw) };
-        if mr.key == u64::MAX {
-            // FI_KEY_NOTAVAIL
+        if mr.key == super::domain::FI_KEY_NOTAVAIL {
             return Err(proxy_core::Error::connector(
                 super::KIND,
                 "fi_mr_key",
@@ -127,5 +144,76 @@ impl Drop for Mr {
         let keep = Box::new(self.ep.take());
         // SAFETY: the fid is alive and closed once (now or by the next lock holder).
         self.domain.close(unsafe { &mut (*self.raw).fid }, keep);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ofi::InfoQuery;
+    use crate::ofi::domain::key_mask;
+
+    /// Requested keys are random over the provider's whole key space: 64
+    /// registrations on `shm` and on `tcp;ofi_rxm` (both take requested
+    /// keys, 8 bytes wide in libfabric 1.17) give 64 distinct keys, not a
+    /// run, with high bits set (sequential keys were 1, 2, 3, ...).
+    #[test]
+    fn requested_keys_are_random_64_bit() {
+        for provider in ["shm", "tcp;ofi_rxm"] {
+            let domain = Arc::new(
+                Domain::open(&InfoQuery {
+                    provider: Some(provider.into()),
+                    domain: None,
+                })
+                .expect("libfabric provider"),
+            );
+            assert!(
+                !domain.mr_mode().prov_key(),
+                "{provider} takes requested keys"
+            );
+            assert_eq!(domain.key_bits(), 64, "{provider}: mr_key_size 8");
+            let ep = Endpoint::open(&domain).unwrap();
+            let mem = vec![0u8; 4096];
+            let g = domain.lock();
+            let mrs: Vec<Mr> = (0..64)
+                .map(|_| {
+                    // SAFETY: `mem` outlives the registrations (dropped first).
+                    unsafe {
+                        Mr::register(
+                            &g,
+                            &domain,
+                            Some(&ep),
+                            mem.as_ptr(),
+                            mem.len(),
+                            libfabric_sys::FI_REMOTE_READ as u64,
+                        )
+                    }
+                    .unwrap()
+                })
+                .collect();
+            let mut keys: Vec<u64> = mrs.iter().map(Mr::key).collect();
+            assert!(
+                keys.iter().filter(|&&k| k >> 32 != 0).count() > 32,
+                "{provider}: keys use the high bits: {keys:x?}"
+            );
+            keys.sort_unstable();
+            keys.dedup();
+            assert_eq!(keys.len(), 64, "{provider}: distinct keys");
+            assert!(
+                keys.windows(2).all(|w| w[1] - w[0] > 1),
+                "{provider}: no two keys in a row: {keys:x?}"
+            );
+            drop(mrs);
+            drop(g);
+        }
+    }
+
+    #[test]
+    fn key_space_follows_mr_key_size() {
+        assert_eq!(key_mask(4), 0xffff_ffff);
+        assert_eq!(key_mask(2), 0xffff);
+        assert_eq!(key_mask(8), u64::MAX);
+        assert_eq!(key_mask(0), u64::MAX);
+        assert_eq!(key_mask(16), u64::MAX);
     }
 }

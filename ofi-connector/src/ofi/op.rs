@@ -318,6 +318,11 @@ impl<B> Op<B> {
         }
     }
 
+    /// The endpoint the operation was posted on (progress it to complete it).
+    pub fn endpoint(&self) -> &Arc<super::Endpoint> {
+        &self.state.peer.ep
+    }
+
     /// The peer's failure flag is set by errors that say the peer is gone.
     pub fn peer_failed(&self) -> bool {
         self.state.peer.failed.load(Ordering::Relaxed)

@@ -34,10 +34,13 @@ unsafe impl Region for OfiRegion {
     }
 }
 
-/// Receive buffers for one endpoint.
+/// Receive buffers for one domain (registered on it when the provider asks
+/// for `FI_MR_LOCAL`, and bound to the endpoint with `FI_MR_ENDPOINT`).
 #[derive(Debug, Clone)]
 pub struct OfiAlloc {
-    ep: Arc<Endpoint>,
+    domain: Arc<Domain>,
+    /// The endpoint registrations are bound to (`FI_MR_ENDPOINT` only).
+    ep: Option<Arc<Endpoint>>,
 }
 
 impl Allocator for OfiAlloc {
@@ -45,7 +48,7 @@ impl Allocator for OfiAlloc {
     fn allocate(&self, len: usize) -> Result<OfiRegion> {
         let map = Mmap::anonymous(len, true)
             .map_err(|e| Error::io("map a libfabric receive buffer", e))?;
-        let domain = self.ep.domain();
+        let domain = &self.domain;
         let mr = if domain.mr_mode().local() {
             let g = domain.lock();
             // SAFETY: the mapping lives in the same OfiRegion and is unmapped
@@ -54,7 +57,7 @@ impl Allocator for OfiAlloc {
                 Mr::register(
                     &g,
                     domain,
-                    Some(&self.ep),
+                    self.ep.as_ref(),
                     map.as_ptr(),
                     map.len(),
                     (FI_READ | FI_WRITE) as u64,
@@ -91,16 +94,25 @@ impl<B: Send + 'static> Operation<B> for Op<B> {
     }
 }
 
-/// libfabric in a client process: one domain and endpoint per connector.
+/// libfabric in a client process: one domain per connector, and the
+/// endpoint new peers are inserted on (replaced by a fresh one where the
+/// provider would hand a new peer a removed peer's stale state:
+/// [`Endpoint::reuses_stale_slots`]; peers on an older endpoint keep it).
 #[derive(Debug)]
 pub struct Ofi {
-    ep: Arc<Endpoint>,
+    domain: Arc<Domain>,
+    ep: parking_lot::Mutex<Arc<Endpoint>>,
     timeout: Duration,
 }
 
 impl Ofi {
     fn domain(&self) -> &Arc<Domain> {
-        self.ep.domain()
+        &self.domain
+    }
+
+    /// The endpoint new peers are inserted on.
+    fn endpoint(&self) -> Arc<Endpoint> {
+        self.ep.lock().clone()
     }
 
     fn deadline(&self) -> Instant {
@@ -129,7 +141,8 @@ impl ClientTransport for Ofi {
     fn new(cfg: &OfiConfig) -> Result<Ofi> {
         let domain = Arc::new(Domain::open(&cfg.query())?);
         Ok(Ofi {
-            ep: Endpoint::open(&domain)?,
+            ep: parking_lot::Mutex::new(Endpoint::open(&domain)?),
+            domain,
             timeout: cfg.client.timeout(),
         })
     }
@@ -150,8 +163,12 @@ impl ClientTransport for Ofi {
     }
 
     fn allocator(&self) -> OfiAlloc {
+        // Registrations belong to the domain (any of its endpoints may use
+        // them), except with FI_MR_ENDPOINT, where the endpoint is never
+        // replaced (see `connect`).
         OfiAlloc {
-            ep: self.ep.clone(),
+            domain: self.domain.clone(),
+            ep: self.domain.mr_mode().endpoint().then(|| self.endpoint()),
         }
     }
 
@@ -174,7 +191,14 @@ impl ClientTransport for Ofi {
     }
 
     fn connect(&self, address: &[u8]) -> Result<PeerAddr> {
-        self.ep.insert(address)
+        let ep = {
+            let mut cur = self.ep.lock();
+            if cur.reuses_stale_slots() && !self.domain.mr_mode().endpoint() {
+                *cur = Endpoint::open(&self.domain)?;
+            }
+            cur.clone()
+        };
+        ep.insert(address)
     }
 
     fn failed(&self, ep: &PeerAddr) -> bool {
@@ -221,7 +245,15 @@ impl ClientTransport for Ofi {
             timeout,
             || self.domain().lock(),
             |g| {
-                self.ep.progress(g);
+                // Each endpoint the operations were posted on, once.
+                let mut seen: Vec<*const Endpoint> = Vec::with_capacity(1);
+                for op in ops {
+                    let ep = op.endpoint();
+                    if !seen.contains(&Arc::as_ptr(ep)) {
+                        seen.push(Arc::as_ptr(ep));
+                        ep.progress(g);
+                    }
+                }
                 ops.iter().all(|r| r.is_done())
             },
             |g| ops.iter().for_each(|r| r.cancel(g)),
@@ -229,7 +261,8 @@ impl ClientTransport for Ofi {
     }
 
     fn quiesce(&self) {
+        let ep = self.endpoint();
         let g = self.domain().lock();
-        self.ep.progress(&g);
+        ep.progress(&g);
     }
 }
