@@ -554,7 +554,7 @@ const SHM_CHILD_ENV: &str = "PROXYSTORE_TEST_SHM_ATTACK";
 /// it as the server's user and as another one): inserts the server's
 /// address and reads with each key, printing one `ATTACK` line per step.
 #[test]
-#[ignore = "the attacking process of shm_another_user_reads_nothing, started by it"]
+#[ignore = "child-process entry point: the attacking process of shm_another_user_reads_nothing, started by it"]
 fn shm_attacker_process() {
     let spec = std::env::var(SHM_CHILD_ENV).expect("started by shm_another_user_reads_nothing");
     let mut it = spec.split_whitespace();
