@@ -116,8 +116,9 @@ pub trait ClientTransport: Send + Sync + Sized + 'static {
     fn allocator(&self) -> Self::Alloc;
     /// Whether one-sided reads are slow here (clients on `Auto` stream instead).
     fn prefers_stream(&self) -> bool;
-    /// The largest one-sided read this fabric completes; larger objects are
-    /// read over the stream path (the control connection) instead.
+    /// The largest one-sided read or write this fabric completes; larger
+    /// objects are read and written over the stream path (the control
+    /// connection) instead.
     fn max_rma_len(&self) -> u64 {
         u64::MAX
     }

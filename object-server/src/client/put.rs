@@ -69,8 +69,12 @@ impl<T: ClientTransport> ObjectClient<T> {
                 continue;
             }
             let threshold = self.inner.cfg.client().rma_put_threshold;
-            let (big, small): (Vec<usize>, Vec<usize>) = (0..data.len())
-                .partition(|&i| peer.path == DataPath::Rma && data[i].len() as u64 >= threshold);
+            // Past what one write of the fabric takes: over the stream path.
+            let max_rma = self.inner.transport.max_rma_len();
+            let (big, small): (Vec<usize>, Vec<usize>) = (0..data.len()).partition(|&i| {
+                let len = data[i].len() as u64;
+                peer.path == DataPath::Rma && len >= threshold && len <= max_rma
+            });
             if big.is_empty() {
                 match self.put_on(&peer, data)? {
                     Ctl::Done(keys) => return Ok(keys),

@@ -178,8 +178,8 @@ impl ClientTransport for Ofi {
 
     /// The endpoint's `max_msg_size`; on the `shm` provider (libfabric
     /// 1.17) at most 1 GiB: one-sided reads of 2 GiB and more never complete
-    /// there (`tests/large.rs` found it), so larger objects are read over the
-    /// control connection.
+    /// there (`tests/large.rs` found it), so larger objects are read and
+    /// written over the control connection.
     fn max_rma_len(&self) -> u64 {
         let info = self.domain().info();
         let max = info.max_msg_size();
