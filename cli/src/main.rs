@@ -82,6 +82,19 @@ enum Cmd {
     },
     /// Print the store configuration as TOML (usable with --config).
     Config,
+    /// Resolve a serialized proxy (`put --print proxy`) and write its object
+    /// to a file (or stdout): the proxy names its store, so no --store is
+    /// needed (one given is ignored).
+    Resolve {
+        /// The proxy in hex; `-` reads it from stdin.
+        proxy: String,
+        /// Output file; stdout by default.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Write the encoded object (with its format header) instead of its content.
+        #[arg(long)]
+        raw: bool,
+    },
 }
 
 enum Failure {
@@ -103,8 +116,70 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The hex text `s` as bytes.
+fn unhex(s: &str) -> Result<Vec<u8>, Failure> {
+    let s = s.trim();
+    let bad = || Failure::Error(format!("not a hex proxy: {:.40}...", s));
+    if s.len() % 2 != 0 {
+        return Err(bad());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)
+}
+
+/// What `get` and `resolve` write: the object's content (or, `raw`, the
+/// encoded object with its format header).
+fn content(what: &str, enc: Bytes, raw: bool) -> Result<Bytes, Failure> {
+    if raw {
+        return Ok(enc);
+    }
+    match codec::split(&enc)? {
+        (codec::BYTES | codec::STR | codec::NUMPY, body) => Ok(body),
+        (id, _) => Err(Failure::Error(format!(
+            "{what}: object format {:?} has no plain content; use --raw to write the encoded object",
+            String::from_utf8_lossy(&id)
+        ))),
+    }
+}
+
+fn write_out(output: Option<PathBuf>, body: &[u8]) -> Result<(), Failure> {
+    match output {
+        Some(p) => std::fs::write(&p, body).map_err(io_err(format!("writing {}", p.display()))),
+        None => std::io::stdout()
+            .lock()
+            .write_all(body)
+            .map_err(io_err("stdout")),
+    }
+}
+
+/// `resolve`: the proxy's own store, from the proxy alone.
+fn resolve(proxy: &str, output: Option<PathBuf>, raw: bool) -> Result<(), Failure> {
+    let text = if proxy == "-" {
+        let mut t = String::new();
+        std::io::stdin()
+            .lock()
+            .read_to_string(&mut t)
+            .map_err(io_err("reading stdin"))?;
+        t
+    } else {
+        proxy.to_string()
+    };
+    let p = proxy_core::Proxy::<Bytes>::from_bytes(&unhex(&text)?)?;
+    let f = p.factory();
+    let Some(enc) = f.store()?.get_encoded(f.key())? else {
+        return Err(Failure::NotFound(format!("{}: not stored", f.key())));
+    };
+    write_out(output, &content("the proxy's object", enc, raw)?)
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
     spec::register_all();
+    if let Cmd::Resolve { proxy, output, raw } = cli.cmd {
+        return resolve(&proxy, output, raw);
+    }
     let config =
         spec::store_config(cli.store.as_deref(), cli.config.as_deref()).map_err(Failure::Error)?;
     let store = Store::from_config(&config)?;
@@ -158,25 +233,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let Some(enc) = store.get_encoded(&k)? else {
                 return Err(Failure::NotFound(format!("{key}: not stored")));
             };
-            let body: Bytes = if raw {
-                enc
-            } else {
-                match codec::split(&enc)? {
-                    (codec::BYTES | codec::STR | codec::NUMPY, body) => body,
-                    (id, _) => {
-                        return Err(Failure::Error(format!(
-                            "{key}: object format {:?} has no plain content; use --raw to write the encoded object",
-                            String::from_utf8_lossy(&id)
-                        )));
-                    }
-                }
-            };
-            match output {
-                Some(p) => {
-                    std::fs::write(&p, &body).map_err(io_err(format!("writing {}", p.display())))?
-                }
-                None => out.write_all(&body).map_err(io_err("stdout"))?,
-            }
+            drop(out);
+            write_out(output, &content(&key, enc, raw)?)?;
         }
         Cmd::Exists { key } => {
             let k = conn.parse_key(&key)?;
@@ -190,6 +248,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let k = conn.parse_key(&key)?;
             store.evict(&k)?;
         }
+        Cmd::Resolve { .. } => unreachable!("handled above"),
     }
     Ok(())
 }

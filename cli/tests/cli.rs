@@ -73,6 +73,13 @@ fn put_get_exists_evict_with_exit_codes() {
         .collect();
     let p: proxy_core::Proxy<proxy_core::Bytes> = proxy_core::Proxy::from_bytes(&bytes).unwrap();
     assert_eq!(&p.resolve().unwrap()[..], b"x");
+    // `resolve`: the proxy alone (no --store), as text and from stdin.
+    let r = ps(&["resolve", &hex], b"");
+    assert_eq!((r.stdout.as_slice(), r.status.code()), (&b"x"[..], Some(0)));
+    let r = ps(&["resolve", "-"], hex.as_bytes());
+    assert_eq!(r.stdout, b"x");
+    let r = ps(&["resolve", "zz"], b"");
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r.stderr));
 
     let cfg = ps(&["--store", &url, "config"], b"");
     let toml_path = dir.join("store.toml");

@@ -90,15 +90,23 @@ set_rate() {
 
 # --- a node -------------------------------------------------------------------------
 # The node's init (PID 1 of its PID namespace), in its network namespace and
-# new mount, UTS and IPC namespaces: hostname, /etc/hosts, private /tmp and
-# /dev/shm (the paths under /tmp the cluster needs bound back), private
-# Slurm directories; then it waits, reaping orphans, until killed.
+# new mount, UTS and IPC namespaces: hostname, /etc/hosts and /etc/slurm
+# (the cluster's, shared by its nodes), private /tmp and /dev/shm (the paths
+# under /tmp the cluster needs bound back), private Slurm spool and run
+# directories; then it waits, reaping orphans, until killed.
 node_init() {
   local node=$1 keep=$2 d=$state/$1
   cat <<EOF
 set -e
 hostname $node
+# A sysfs of the node's network namespace, with the host's cgroup mounts
+# (slurmd reads them) carried over.
+mount --rbind /sys/fs/cgroup $d/cgroup
+mount -t sysfs sysfs /sys
+mount --rbind $d/cgroup /sys/fs/cgroup
+umount -l $d/cgroup
 mount --bind $state/hosts /etc/hosts
+if [ -d /etc/slurm ]; then mount --bind $state/etc-slurm /etc/slurm; fi
 mount --bind /tmp $d/host-tmp
 mount -t tmpfs -o mode=1777,size=50% tmpfs /tmp
 for k in $keep; do mkdir -p "\$k"; mount --bind "$d/host-tmp\${k#/tmp}" "\$k"; done
@@ -129,7 +137,7 @@ start_node() {
   local node=$1 rate=$2 ns d=$state/$1 a
   ns=$(netns "$node")
   a=$(addr "$node")
-  mkdir -p "$d/host-tmp"
+  mkdir -p "$d/host-tmp" "$d/cgroup"
   ip netns add "$ns"
   echo "$ns" >> "$state/netns"
   ip netns exec "$switch" ip link add "$(port "$node")" type veth peer name eth0 netns "$ns"
@@ -139,8 +147,8 @@ start_node() {
   ip netns exec "$ns" ip link set eth0 up
   set_rate "$node" "$rate"
   node_init "$node" "$(keep_under_tmp)" > "$d/init.sh"
-  # ip netns exec execs unshare, which forks the node's init (PID 1 inside).
-  setsid ip netns exec "$ns" unshare --mount --uts --ipc --pid --fork --mount-proc \
+  # nsenter execs unshare, which forks the node's init (PID 1 inside).
+  setsid nsenter --net="/run/netns/$ns" unshare --mount --uts --ipc --pid --fork --mount-proc \
     --propagation private bash "$d/init.sh" < /dev/null > "$d/init.log" 2>&1 &
   echo $! > "$d/unshare.pid"
   local child="" u
@@ -172,7 +180,8 @@ cmd_up() {
     say "a cluster is left in $state (crashed or not taken down): taking it down first"
     cmd_down
   fi
-  mkdir -p "$state/shared" "$state/logs"
+  # etc-slurm: every node's /etc/slurm (slurm.sh writes slurm.conf there).
+  mkdir -p "$state/shared" "$state/logs" "$state/etc-slurm"
   chmod 1777 "$state/shared"
   trap 'say "up failed: taking down what was made"; cmd_down' ERR
   : > "$state/netns"
@@ -210,6 +219,7 @@ cmd_down() {
     for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     # the node's host-tmp mount point, if the node died before it let go
     umount -l "$d/host-tmp" 2>/dev/null || true
+    umount -l "$d/cgroup" 2>/dev/null || true
   done
   if [ -e "$state/netns" ]; then
     while read -r ns; do
@@ -220,7 +230,7 @@ cmd_down() {
   for d in "$state"/*/; do
     [ -e "$d/unshare.pid" ] && rm -rf "$d"
   done
-  rm -rf "$state/shared" "$state/logs"
+  rm -rf "$state/shared" "$state/logs" "$state/etc-slurm" "$state/munge"
   rm -f "$state/nodes" "$state/netns" "$state/hosts" "$state/partitions"
   rmdir "$state" 2>/dev/null || true
   say "down"
