@@ -92,3 +92,39 @@ slurm_wait_idle() {
   done
   fail "nodes $nodes not idle after 60 s: $(tr '\n' ' ' <<<"${state:-?}")"
 }
+
+# The checks of a bench.sbatch job's results directory OUT (connectors $2,
+# a comma-separated list; $3 nodes; $4 the FILE_DIR it was given):
+#   - mpi.csv has rows for every connector and the MPI reference in every
+#     pattern, both resolve figures (resolve, resolve_read_all) included;
+#   - exactly one object server per node, and no server log holds "Address
+#     already in use", "CANCELLED" or "Killed" (servers stop cleanly);
+#   - the file connector's directory is gone after the job.
+slurm_check_bench() {
+  local out=$1 connectors=$2 nodes=$3 files=$4 csv=$1/mpi.csv c op pat n log s left
+  [ -s "$csv" ] || fail "no $csv"
+  for c in mpi ${connectors//,/ }; do
+    for op in resolve resolve_read_all; do
+      for pat in pair fanout alltoall; do
+        n=$(grep -c "^proxystore-rs,mpi-$pat,$c,bytes,[0-9]*,$op," "$csv" || true)
+        [ "$n" -gt 0 ] || fail "$csv has no mpi-$pat row of $c for $op"
+      done
+    done
+  done
+  say "mpi.csv: $(($(wc -l < "$csv") - 1)) rows, every connector (mpi ${connectors//,/ }) in every pattern with resolve and resolve_read_all"
+  for log in "$out"/*.log; do
+    if [ ! -e "$log" ] || [ "$(basename "$log")" = job.log ]; then continue; fi
+    if grep -n -E 'Address already in use|CANCELLED|Killed|slurmstepd.*error|srun: error' "$log"; then
+      fail "$log: a server failed or was killed (above)"
+    fi
+  done
+  for s in ucx ofi; do
+    [[ ",$connectors," == *,$s,* ]] || continue
+    n=$(grep -c '^LISTEN ' "$out/$s-servers.log" || true)
+    [ "$n" -eq "$nodes" ] || fail "$n $s object servers on $nodes node(s) (want one per node)"
+  done
+  left=$(find "$files" -mindepth 1 -maxdepth 1 -name 'proxystore-bench-*' 2>/dev/null | head -n 1)
+  [ -z "$left" ] || fail "the file connector's directory was left behind: $left"
+  [ -s "$out/job.log" ] || fail "no job.log in the results directory"
+  grep -q "srun --mpi=" "$out/job.txt" || fail "job.txt does not say how the benchmark ran"
+}

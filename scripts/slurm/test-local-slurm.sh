@@ -192,33 +192,7 @@ echo "----" >&2
 [ "$rc" -eq 0 ] || fail "sbatch -W: the job failed (exit $rc)"
 
 # --- checks -----------------------------------------------------------------------
-csv=$out/mpi.csv
-[ -s "$csv" ] || fail "no $csv"
-for c in mpi ${connectors//,/ }; do
-  for op in resolve resolve_read_all; do
-    for pat in pair fanout alltoall; do
-      n=$(grep -c "^proxystore-rs,mpi-$pat,$c,bytes,[0-9]*,$op," "$csv" || true)
-      [ "$n" -gt 0 ] || fail "$csv has no mpi-$pat row of $c for $op"
-    done
-  done
-done
-say "mpi.csv: $(($(wc -l < "$csv") - 1)) rows, every connector (mpi ${connectors//,/ }) in every pattern with resolve and resolve_read_all"
-shopt -s nullglob
-for log in "$out"/*.log; do
-  [ "$(basename "$log")" = job.log ] && continue
-  if grep -n -E 'Address already in use|CANCELLED|Killed|slurmstepd.*error|srun: error' "$log"; then
-    fail "$log: a server failed or was killed (above)"
-  fi
-done
-for s in ucx ofi; do
-  [[ ",$connectors," == *,$s,* ]] || continue
-  n=$(grep -c '^LISTEN ' "$out/$s-servers.log" || true)
-  [ "$n" -eq 1 ] || fail "$n $s object servers on one node (want one per node)"
-done
-left=$(find "$work/files" -mindepth 1 -maxdepth 1 2>/dev/null | head -n 1)
-[ -z "$left" ] || fail "the file connector's directory was left behind: $left"
-[ -s "$out/job.log" ] || fail "no job.log in the results directory"
-grep -q "srun --mpi=" "$out/job.txt" || fail "job.txt does not say how the benchmark ran"
+slurm_check_bench "$out" "$connectors" 1 "$work/files"
 echo >&2
 cat "$out/mpi.md"
 say "passed (job $jobid, MpiDefault=none, $(sed -n 's/.*srun --mpi=\([^ ]*\) .*/\1/p' "$out/job.txt" | head -n 1))"
