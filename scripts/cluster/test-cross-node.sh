@@ -253,32 +253,40 @@ put_on() {
   store_toml "$logs/$label.toml" "$kind" "server = \"$node:$port\"" "timeout_ms = $timeout_ms" "${extra[@]}"
   echo "$label $(run "$node" "$bin/proxystore" -c "$logs/$label.toml" put --print proxy "$f") $f"
 }
+# fault_window SECONDS LEAD DO UNDO READER:NODE...: readers (`proxystore
+# watch` of $logs/list) for SECONDS; after LEAD seconds `cluster.sh DO`, 5 s
+# later `cluster.sh UNDO`, then the readers are waited for. Sets t0 (start),
+# before (DO started), on (DO done), off (UNDO started), after (UNDO done).
+fault_window() {
+  local secs=$1 lead=$2 do=$3 undo=$4 r
+  shift 4
+  t0=$(now_ms)
+  for r in "$@"; do watch "${r%%:*}" "${r#*:}" "$secs" "$logs/list"; done
+  sleep "$lead"
+  before=$(now_ms)
+  # shellcheck disable=SC2086  # DO and UNDO are cluster.sh's words
+  "$cluster" $do
+  on=$(now_ms)
+  sleep 5
+  off=$(now_ms)
+  # shellcheck disable=SC2086
+  "$cluster" $undo
+  after=$(now_ms)
+  for r in "$@"; do watched "${r%%:*}" "${r#*:}"; done
+}
+
 # (b) link cut: node1's link down for 5 s while readers on node2 and node3
 # get every object: node1's fail cleanly (none or a clear error, each within
 # the bound) while it is down, every other keeps resolving, and node1's
 # resolve again in the same reader processes after the link is back.
 fault_cut() {
   say "d(b): node1's link cut for 5 s"
-  t0=$(now_ms)
-  watch cut2 node2 14 "$logs/list"
-  watch cut3 node3 14 "$logs/list"
-  sleep 3
-  # The fault's window: from when the command returned to when the one
-  # undoing it was started.
-  local before down_at up_at after r
-  before=$(now_ms)
-  "$cluster" link node1 down
-  down_at=$(now_ms)
-  sleep 5
-  up_at=$(now_ms)
-  "$cluster" link node1 up
-  after=$(now_ms)
-  watched cut2 node2
-  watched cut3 node3
+  fault_window 14 3 "link node1 down" "link node1 up" cut2:node2 cut3:node3
+  local r
   for r in cut2 cut3; do
     check "$r" ucx-node1 "$t0" "$before" ok
-    check "$r" ucx-node1 "$down_at" "$up_at" failed
-    check "$r" ofi-node1 "$down_at" "$up_at" failed
+    check "$r" ucx-node1 "$on" "$off" failed
+    check "$r" ofi-node1 "$on" "$off" failed
     check "$r" ucx-node1 $((after + 4000)) "$forever" ok
     check "$r" ofi-node1 $((after + 4000)) "$forever" ok
   done
@@ -291,20 +299,8 @@ fault_cut() {
 # still reach node3 (and node3 both of them).
 fault_partition() {
   say "d(c): node1 and node2 partitioned for 5 s"
-  t0=$(now_ms)
-  watch part2 node2 12 "$logs/list"
-  watch part3 node3 12 "$logs/list"
-  sleep 2
-  local cut_at healed_at after
-  "$cluster" partition node1 node2
-  cut_at=$(now_ms)
-  sleep 5
-  healed_at=$(now_ms)
-  "$cluster" heal node1 node2
-  after=$(now_ms)
-  watched part2 node2
-  watched part3 node3
-  check part2 ucx-node1 "$cut_at" "$healed_at" failed
+  fault_window 12 2 "partition node1 node2" "heal node1 node2" part2:node2 part3:node3
+  check part2 ucx-node1 "$on" "$off" failed
   check part2 ucx-node1 $((after + 4000)) "$forever" ok
   check part2 ucx-node3 "$t0" "$forever" ok
   check part3 ucx-node1 "$t0" "$forever" ok

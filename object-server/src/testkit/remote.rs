@@ -71,3 +71,32 @@ pub fn remote_gets_are_one_sided<F: Fabric>(var: &str, fabric: &str) {
         c.evict(&key).unwrap();
     }
 }
+
+/// The cross-node tests of a connector crate, ignored unless run on the
+/// virtual cluster (`scripts/cluster/test-cross-node.sh`):
+/// `remote_gets_are_one_sided` and the proxy-core conformance suite, against
+/// the server at the address in the environment variable `var`, over
+/// `fabric`.
+///
+/// `cross_node_tests!(Kit, "PROXYSTORE_TEST_REMOTE_UCX", "tcp", ucx_connector::register);`
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __testkit_cross_node_tests {
+    ($kit:ty, $var:expr, $fabric:expr, $register:path $(,)?) => {
+        #[test]
+        #[ignore = "needs the virtual cluster: scripts/cluster/test-cross-node.sh"]
+        fn remote_gets_are_one_sided() {
+            $crate::testkit::remote_gets_are_one_sided::<$kit>($var, $fabric);
+        }
+
+        fn setup() -> $crate::testkit::Client<$kit> {
+            $crate::testkit::remote_client::<$kit>($var, $fabric)
+        }
+
+        ::proxy_core::conformance_suite!(
+            setup = setup,
+            register = $register,
+            ignore = "needs the virtual cluster: scripts/cluster/test-cross-node.sh"
+        );
+    };
+}
