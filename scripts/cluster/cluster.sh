@@ -183,7 +183,8 @@ cmd_up() {
   # etc-slurm: every node's /etc/slurm (slurm.sh writes slurm.conf there).
   mkdir -p "$state/shared" "$state/logs" "$state/etc-slurm"
   chmod 1777 "$state/shared"
-  trap 'say "up failed: taking down what was made"; cmd_down' ERR
+  # Whatever stops `up` half-way (a failed command, die), what was made goes.
+  trap 'say "up failed: taking down what was made"; cmd_down' EXIT
   : > "$state/netns"
   ip netns add "$switch"
   echo "$switch" >> "$state/netns"
@@ -198,7 +199,7 @@ cmd_up() {
     for i in "${all[@]}"; do echo "$(addr "$i") $i"; done
   } > "$state/hosts"
   for i in "${all[@]}"; do start_node "$i" "$rate"; done
-  trap - ERR
+  trap - EXIT
   say "up: head + $n node(s) on $net.0/24, links $rate; shared directory $state/shared"
 }
 
