@@ -72,6 +72,12 @@ trap 'exit 143' TERM
 "$cluster" up 4
 shared=$("$cluster" shared)
 run() { "$cluster" exec "$@"; }
+# A long command in the background, waited for: a signal to this script is
+# handled at once (the trap takes the cluster down), not when it ends.
+waited() {
+  "$@" &
+  wait $!
+}
 
 # A process on NODE in the background, named NAME (its pid, in the node's
 # own PID namespace, in $logs/NAME.pid; output in $logs/NAME.log).
@@ -119,7 +125,7 @@ if step a; then
   for t in $tests; do
     say "a: $(basename "$t") --ignored (server $("$cluster" addr node1))"
     PROXYSTORE_TEST_REMOTE_UCX=node1:7700 PROXYSTORE_TEST_REMOTE_OFI=node1:7710 UCX_TLS=tcp \
-      timeout 300 "$cluster" exec node2 "$t" --ignored --test-threads=2 ||
+      waited timeout 300 "$cluster" exec node2 "$t" --ignored --test-threads=2 ||
       fail "a: the cross-node tests of $(basename "$t") failed"
   done
   stop node1 ucx1
@@ -179,9 +185,10 @@ if step c; then
   mkdir -p "$shared/slurm"
   say "c: sbatch -W -N 4 bench.sbatch (QUICK=1, CONNECTORS=$connectors, FI_PROVIDER=$FI_PROVIDER)"
   rc=0
-  (cd "$shared/slurm" && QUICK=1 BUILD=0 OUT=$out FILE_DIR=$shared timeout 600 \
+  # Submitted from the shared directory (the job's output file lands there).
+  QUICK=1 BUILD=0 OUT=$out FILE_DIR=$shared waited env -C "$shared/slurm" timeout 600 \
     "$cluster" exec head sbatch -W --parsable -N 4 --time=10 \
-    --export="ALL,CONNECTORS=${connectors//,/+}" "$repo/scripts/slurm/bench.sbatch" > "$shared/slurm/jobid") || rc=$?
+    --export="ALL,CONNECTORS=${connectors//,/+}" "$repo/scripts/slurm/bench.sbatch" > "$shared/slurm/jobid" || rc=$?
   jobid=$(cut -d';' -f1 "$shared/slurm/jobid")
   cat "$shared/slurm/proxystore-bench-$jobid.out" >&2 || true
   [ "$rc" -eq 0 ] || fail "c: sbatch -N 4: the job failed (exit $rc)"
