@@ -9,7 +9,8 @@ packages=(
   libucx-dev ucx-utils                      # UCX connector + ucx_perftest
   libfabric-dev libfabric-bin               # libfabric connector + fi_info
   rdma-core ibverbs-providers ibverbs-utils  # verbs (InfiniBand, RoCE, soft-RoCE rxe): ibv_devices
-  iproute2                                   # `rdma link` (docker/entrypoint.sh)
+  iproute2                                   # `rdma link` (docker/entrypoint.sh); ip, tc, bridge (scripts/cluster/)
+  nftables util-linux                        # scripts/cluster/: partitions (nft), unshare/nsenter
   redis-server redis-tools                  # Redis connector, baselines
   mpich libmpich-dev                        # MPI-launched benchmarks
   python3 python3-venv python3-pip          # Python ProxyStore: interop tests, benches/python

@@ -2,8 +2,9 @@
 # Set up a fresh Debian 12 machine and run every check and test (what CI runs).
 #   bash scripts/test.sh
 # Tests start their own services (redis-server, the UCX object server, a
-# one-node Slurm) on loopback and stop them; nothing needs to be running
-# beforehand.
+# one-node Slurm) on loopback and stop them, and a virtual cluster of Linux
+# namespaces for the cross-node tests (scripts/cluster/), taken down at the
+# end; nothing needs to be running beforehand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -36,6 +37,9 @@ bash scripts/test-python.sh 2>&1 | tee -a "$log"
 echo "== the Slurm batch script on a one-node Slurm (slurm-wlm + munge, MpiDefault=none, sbatch -W)" >&2
 bash scripts/slurm/test-local-slurm.sh 2>&1 | tee -a "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "FAILED: scripts/slurm/test-local-slurm.sh" >&2; rc=1; }
+echo "== cross-node tests on a 4-node virtual cluster of namespaces (sbatch -N 4, faults; budget 10 min)" >&2
+timeout 900 bash scripts/cluster/test-cross-node.sh 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "FAILED: scripts/cluster/test-cross-node.sh" >&2; rc=1; }
 set -e
 
 # The UCX connector again, against a current UCX (the libucx-cu12 wheel from

@@ -266,6 +266,32 @@ struct Ctx<'a> {
     world: &'a SimpleCommunicator,
     rank: usize,
     n: usize,
+    /// Each rank's node: the lowest world rank on that node.
+    node_of: Vec<i32>,
+}
+
+/// Each rank's node, as the lowest world rank of its shared-memory node
+/// (`MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)`), gathered on every rank.
+fn nodes_of(world: &SimpleCommunicator) -> Vec<i32> {
+    let node = world.split_shared(0);
+    let mut leader = 0i32;
+    node.all_reduce_into(
+        &world.rank(),
+        &mut leader,
+        mpi::collective::SystemOperation::min(),
+    );
+    let mut all = vec![0i32; world.size() as usize];
+    world.all_gather_into(&leader, &mut all[..]);
+    all
+}
+
+/// Whether a series' data moved into its consumers: always for MPI and the
+/// connectors that copy (`kind_moves`); for one that maps a server on its
+/// node (`mapped_get`), unless every consumer is on the producer's node
+/// (rank 0's; all-to-all: every rank) — a consumer on another node copies
+/// over the network.
+fn series_moves(kind_moves: bool, mapped_get: bool, node_of: &[i32], consumers: &[usize]) -> bool {
+    kind_moves && !(mapped_get && consumers.iter().all(|&c| node_of.get(c) == node_of.first()))
 }
 
 /// Check `r` on every rank: if any rank failed, all learn it (no rank is left
@@ -685,6 +711,7 @@ fn run_into(
         world,
         rank: world.rank() as usize,
         n: world.size() as usize,
+        node_of: nodes_of(world),
     };
     if ctx.n < 2 {
         return Err(Error::InvalidConfig {
@@ -855,9 +882,19 @@ fn run_into(
                     }
                 }
                 // A connector that read a server on this node in place moved
-                // nothing (known once it has talked to the server).
+                // nothing (known once it has talked to the server), unless
+                // consumers on other nodes read it (they copy).
                 if let Some((_, c)) = &made {
-                    s.moved = s.moved && !c.capabilities().mapped_get;
+                    let consumers = match pat {
+                        Pattern::AllToAll => (0..ctx.n).collect(),
+                        p => p.consumers(ctx.n),
+                    };
+                    s.moved = series_moves(
+                        s.moved,
+                        c.capabilities().mapped_get,
+                        &ctx.node_of,
+                        &consumers,
+                    );
                 }
                 if ctx.rank == 0 {
                     sink.push(&s);
@@ -990,6 +1027,25 @@ mod tests {
         // A tail shorter than a word: the sum of its bytes.
         let tail: u64 = b[4096..].iter().map(|&x| x as u64).sum();
         assert_eq!(checksum(&b[4096..]), tail);
+    }
+
+    #[test]
+    fn moved_unless_every_consumer_maps_on_the_producers_node() {
+        // node_of: ranks 0, 1 on node 0; ranks 2, 3 on node 2.
+        let nodes = [0, 0, 2, 2];
+        assert!(!series_moves(true, true, &nodes, &[1]), "same node, mapped");
+        assert!(
+            series_moves(true, true, &nodes, &[1, 2]),
+            "one consumer elsewhere"
+        );
+        assert!(
+            series_moves(true, false, &nodes, &[1]),
+            "not mapped: copied"
+        );
+        assert!(
+            !series_moves(false, false, &nodes, &[2]),
+            "file: mapped pages"
+        );
     }
 
     #[test]

@@ -73,6 +73,13 @@ fn put_get_exists_evict_with_exit_codes() {
         .collect();
     let p: proxy_core::Proxy<proxy_core::Bytes> = proxy_core::Proxy::from_bytes(&bytes).unwrap();
     assert_eq!(&p.resolve().unwrap()[..], b"x");
+    // `resolve`: the proxy alone (no --store), as text and from stdin.
+    let r = ps(&["resolve", &hex], b"");
+    assert_eq!((r.stdout.as_slice(), r.status.code()), (&b"x"[..], Some(0)));
+    let r = ps(&["resolve", "-"], hex.as_bytes());
+    assert_eq!(r.stdout, b"x");
+    let r = ps(&["resolve", "zz"], b"");
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r.stderr));
 
     let cfg = ps(&["--store", &url, "config"], b"");
     let toml_path = dir.join("store.toml");
@@ -82,6 +89,57 @@ fn put_get_exists_evict_with_exit_codes() {
         b"",
     );
     assert_eq!(via_cfg.stdout, "héllo".as_bytes());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// `watch`: repeated gets in one process, one line each; other bytes than
+/// the expected file's are reported (`WRONG`, exit 3), a missing object is
+/// `none`.
+#[test]
+fn watch_reports_each_get() {
+    let dir = std::env::temp_dir().join(format!("proxystore-cli-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("file://{}", dir.join("store").display());
+    let proxy = text(&ps(&["--store", &url, "put", "--print", "proxy"], b"abc").stdout);
+    let gone = text(&ps(&["--store", &url, "put", "--print", "proxy"], b"xyz").stdout);
+    let key = |p: &str| {
+        let b: Vec<u8> = (0..p.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&p[i..i + 2], 16).unwrap())
+            .collect();
+        proxy_core::Proxy::<proxy_core::Bytes>::from_bytes(&b)
+            .unwrap()
+            .key()
+            .to_string()
+    };
+    assert!(
+        ps(&["--store", &url, "evict", &key(&gone)], b"")
+            .status
+            .success()
+    );
+    std::fs::write(dir.join("right"), b"abc").unwrap();
+    std::fs::write(dir.join("wrong"), b"abd").unwrap();
+    let list = dir.join("list");
+    let d = |f: &str| dir.join(f).display().to_string();
+    std::fs::write(&list, format!("a {proxy} {}\ng {gone}\n", d("right"))).unwrap();
+    let w = ps(
+        &["watch", "--every-ms", "50", "--for-s", "0.3", &d("list")],
+        b"",
+    );
+    let out = text(&w.stdout);
+    assert_eq!(w.status.code(), Some(0), "{out} {}", text(&w.stderr));
+    assert!(
+        out.lines().filter(|l| l.contains(" a ok ")).count() >= 3,
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.contains(" g none ")), "{out}");
+    std::fs::write(&list, format!("a {proxy} {}\n", d("wrong"))).unwrap();
+    let w = ps(
+        &["watch", "--every-ms", "50", "--for-s", "0.1", &d("list")],
+        b"",
+    );
+    assert_eq!(w.status.code(), Some(3), "{}", text(&w.stdout));
+    assert!(text(&w.stdout).contains(" a WRONG "));
     std::fs::remove_dir_all(dir).ok();
 }
 

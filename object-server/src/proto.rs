@@ -184,10 +184,11 @@ pub enum Response {
         /// Process id of the server (to stop a server that was spawned on
         /// demand, and to open its segments' files on the same node).
         pid: u32,
-        /// The server's kernel boot id (`/proc/sys/kernel/random/boot_id`,
+        /// The server's [`host_id`] (kernel boot id, PID and IPC namespaces;
         /// empty if unknown): a client with the same one runs on the same
-        /// node and may map the segments.
-        boot_id: String,
+        /// node, sees the server's pid and System V segments, and may map the
+        /// segments.
+        host_id: String,
     },
     /// The new object's location (answer to `Put` and `Reserve`).
     Put(Loc),
@@ -271,11 +272,26 @@ pub enum ShmSegment {
     },
 }
 
-/// This kernel's boot id (empty if unknown).
-pub fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+/// Who can map this process's shared memory: the kernel's boot id and this
+/// process's PID and IPC namespaces (`<boot id> pid:<inode> ipc:<inode>`;
+/// empty if any is unknown). Equal for two processes only if each can open
+/// the other's `/proc/<pid>/fd/<fd>` by that pid and attach its System V
+/// segments by id. The boot id alone is not enough: namespaces (containers,
+/// the nodes of `scripts/cluster/`) share the kernel, and there the server's
+/// pid and shmid may name another process's and another segment's there.
+pub fn host_id() -> String {
+    let ns = |n: &str| {
+        std::fs::metadata(format!("/proc/self/ns/{n}"))
+            .ok()
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+    };
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    match (boot.is_empty(), ns("pid"), ns("ipc")) {
+        (false, Some(pid), Some(ipc)) => format!("{boot} pid:{pid} ipc:{ipc}"),
+        _ => String::new(),
+    }
 }
 
 /// Write one frame.
@@ -330,6 +346,27 @@ pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    /// The host id names the boot id and this process's PID and IPC
+    /// namespaces: two processes of one kernel in other namespaces (the
+    /// nodes of `scripts/cluster/`) get other ids, so neither maps the
+    /// other's memory by a pid or shmid that means something else there.
+    #[test]
+    fn host_id_names_boot_and_namespaces() {
+        let id = super::host_id();
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+        let ino = |n: &str| {
+            std::fs::metadata(format!("/proc/self/ns/{n}"))
+                .unwrap()
+                .ino()
+        };
+        assert_eq!(
+            id,
+            format!("{} pid:{} ipc:{}", boot.trim(), ino("pid"), ino("ipc"))
+        );
+    }
+
     use super::*;
 
     #[test]

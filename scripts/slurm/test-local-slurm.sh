@@ -32,31 +32,9 @@ say() { echo "test-local-slurm: $*" >&2; }
 fail() { say "FAILED: $*"; exit 1; }
 
 # --- packages ---------------------------------------------------------------------
-pkgs=()
-for p in slurm-wlm munge; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || pkgs+=("$p")
-done
-if [ ${#pkgs[@]} -gt 0 ]; then
-  [ "$(id -u)" -eq 0 ] || fail "needs root to install ${pkgs[*]} (apt-get)"
-  say "installing ${pkgs[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # The packages' scripts would start the system's munged, slurmctld and
-  # slurmd (with systemd): a policy-rc.d denying it, for the install only,
-  # unless the machine has one already.
-  policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    policy=/usr/sbin/policy-rc.d
-    printf '#!/bin/sh\nexit 101\n' > "$policy"
-    chmod 755 "$policy"
-  fi
-  set +e
-  apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
-  apt_rc=$?
-  set -e
-  [ -z "$policy" ] || rm -f "$policy"
-  [ "$apt_rc" -eq 0 ] || fail "apt-get install ${pkgs[*]} failed"
-fi
+# shellcheck source=scripts/slurm/lib.sh
+. scripts/slurm/lib.sh
+slurm_install_packages
 [ "$(id -u)" -eq 0 ] || fail "runs slurmd as root (it starts jobs as their user)"
 
 # --- binaries -----------------------------------------------------------------------
@@ -153,17 +131,10 @@ slurmd_port=$(free_port)
 mkdir -p "$work/state" "$work/spool" "$work/munge" "$work/results"
 
 # munge, its own instance: key, socket, logs in $work.
-mungekey --create --keyfile="$work/munge/munge.key" 2>/dev/null ||
-  dd if=/dev/urandom of="$work/munge/munge.key" bs=1024 count=1 status=none
-chmod 700 "$work/munge"
-chmod 400 "$work/munge/munge.key"
-munged --foreground --force --socket="$work/munge/munge.sock" \
-  --key-file="$work/munge/munge.key" --pid-file="$work/munge/munged.pid" \
-  --log-file="$work/munge/munged.log" --seed-file="$work/munge/munged.seed" \
-  > "$work/munge/munged.out" 2>&1 &
+munge_prepare "$work/munge"
+"${munged_cmd[@]}" > "$work/munge/munged.out" 2>&1 &
 pids+=($!)
-for _ in $(seq 50); do [ -S "$work/munge/munge.sock" ] && break; sleep 0.1; done
-[ -S "$work/munge/munge.sock" ] || fail "munged did not start (see $work/munge/munged.log)"
+munge_wait "$work/munge"
 
 cat > "$SLURM_CONF" <<EOF
 # One-node test cluster of scripts/slurm/test-local-slurm.sh.
@@ -171,31 +142,13 @@ ClusterName=proxystore-test
 SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-AuthInfo=socket=$work/munge/munge.sock
-CredType=cred/munge
 StateSaveLocation=$work/state
 SlurmdSpoolDir=$work/spool
 SlurmctldPidFile=$work/slurmctld.pid
 SlurmdPidFile=$work/slurmd.pid
 SlurmctldLogFile=$work/slurmctld.log
 SlurmdLogFile=$work/slurmd.log
-# A stock site default: srun starts no MPI wire-up unless asked (--mpi).
-MpiDefault=none
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SwitchType=switch/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
-ReturnToService=2
-SlurmctldTimeout=30
-SlurmdTimeout=30
-InactiveLimit=0
-KillWait=5
+$(slurm_conf_common "$work/munge/munge.sock")
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=60 State=UP
 EOF
@@ -206,14 +159,11 @@ slurmd -D -f "$SLURM_CONF" > "$work/slurmd.out" 2>&1 &
 pids+=($!)
 say "munged, slurmctld, slurmd started (pids ${pids[*]}; $work, ports $ctld_port/$slurmd_port)"
 
-state=""
-for _ in $(seq 300); do
-  state=$(sinfo -h -n "$host" -o %T 2>/dev/null || true)
-  [ "$state" = idle ] && break
-  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || fail "a daemon (pid $p) exited (see $work/*.log)"; done
-  sleep 0.2
-done
-[ "$state" = idle ] || fail "node $host not idle after 60 s (state: ${state:-?}; see $work/slurmctld.log, $work/slurmd.log)"
+daemons_alive() {
+  local p
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || return 1; done
+}
+slurm_wait_idle "$host" daemons_alive
 say "node $host idle: $(sinfo -h -N -o '%N %c CPUs %m MB')"
 
 # --- the job ----------------------------------------------------------------------
@@ -242,33 +192,7 @@ echo "----" >&2
 [ "$rc" -eq 0 ] || fail "sbatch -W: the job failed (exit $rc)"
 
 # --- checks -----------------------------------------------------------------------
-csv=$out/mpi.csv
-[ -s "$csv" ] || fail "no $csv"
-for c in mpi ${connectors//,/ }; do
-  for op in resolve resolve_read_all; do
-    for pat in pair fanout alltoall; do
-      n=$(grep -c "^proxystore-rs,mpi-$pat,$c,bytes,[0-9]*,$op," "$csv" || true)
-      [ "$n" -gt 0 ] || fail "$csv has no mpi-$pat row of $c for $op"
-    done
-  done
-done
-say "mpi.csv: $(($(wc -l < "$csv") - 1)) rows, every connector (mpi ${connectors//,/ }) in every pattern with resolve and resolve_read_all"
-shopt -s nullglob
-for log in "$out"/*.log; do
-  [ "$(basename "$log")" = job.log ] && continue
-  if grep -n -E 'Address already in use|CANCELLED|Killed|slurmstepd.*error|srun: error' "$log"; then
-    fail "$log: a server failed or was killed (above)"
-  fi
-done
-for s in ucx ofi; do
-  [[ ",$connectors," == *,$s,* ]] || continue
-  n=$(grep -c '^LISTEN ' "$out/$s-servers.log" || true)
-  [ "$n" -eq 1 ] || fail "$n $s object servers on one node (want one per node)"
-done
-left=$(find "$work/files" -mindepth 1 -maxdepth 1 2>/dev/null | head -n 1)
-[ -z "$left" ] || fail "the file connector's directory was left behind: $left"
-[ -s "$out/job.log" ] || fail "no job.log in the results directory"
-grep -q "srun --mpi=" "$out/job.txt" || fail "job.txt does not say how the benchmark ran"
+slurm_check_bench "$out" "$connectors" 1 "$work/files"
 echo >&2
 cat "$out/mpi.md"
 say "passed (job $jobid, MpiDefault=none, $(sed -n 's/.*srun --mpi=\([^ ]*\) .*/\1/p' "$out/job.txt" | head -n 1))"

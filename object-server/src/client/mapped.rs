@@ -39,8 +39,8 @@ use crate::memory::{PIN_SLOTS, PinWords, SysvAttach, copy_shared};
 use crate::proto::{self, Loc, Request, Response, SegmentInfo, ShmSegment};
 use crate::transport::ClientTransport;
 
-/// This kernel's boot id, read once.
-pub(crate) static BOOT_ID: LazyLock<String> = LazyLock::new(proto::boot_id);
+/// This process's [`proto::host_id`] (boot id, PID and IPC namespaces), read once.
+pub(crate) static HOST_ID: LazyLock<String> = LazyLock::new(proto::host_id);
 
 /// Locations per pin request (keeps frames well under `proto::MAX_FRAME`).
 const PIN_CHUNK: usize = 4096;

@@ -299,6 +299,20 @@ impl<T: ClientTransport> ObjectClient<T> {
                 .is_some_and(|m| m.usable())
     }
 
+    /// Whether the configured server was found on this host (same kernel,
+    /// PID and IPC namespaces, see [`proto::host_id`](crate::proto::host_id)),
+    /// so that gets try its memory in place, once this client has talked to
+    /// it. Unlike [`mapped`](Self::mapped), also `true` when mapping was
+    /// tried and failed; `false` for a server on another node.
+    pub fn server_on_this_host(&self) -> bool {
+        let c = self.inner.cfg.client();
+        self.inner
+            .peers
+            .lock()
+            .get(&c.server)
+            .is_some_and(|p| p.mapped.is_some())
+    }
+
     /// The local arena, if `k` names this process's own server.
     fn local_for(&self, k: &ObjectKey) -> Option<&Local> {
         self.inner

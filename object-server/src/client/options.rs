@@ -83,8 +83,8 @@ pub struct ClientOptions {
     /// Read objects of a server on this node in place: map its segments
     /// once, pin each object while its `Bytes` live, no copy at all (see the
     /// crate README, "Same-node reads without a copy"). Taken when the server
-    /// runs on this node (same boot id) and its segment files can be opened
-    /// here; otherwise gets copy over the data path. `false` turns it off
+    /// runs on this node (same boot id, PID and IPC namespaces: see
+    /// `proto::host_id`) and its segment files can be opened here; otherwise gets copy over the data path. `false` turns it off
     /// (and, for an owner, keeps its segments private).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub zero_copy: bool,

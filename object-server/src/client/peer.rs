@@ -78,7 +78,7 @@ pub(crate) struct Hello {
     address: Vec<u8>,
     data_path: DataPath,
     pid: u32,
-    boot_id: String,
+    host_id: String,
 }
 
 /// Outcome of a control exchange on a connection.
@@ -229,7 +229,7 @@ impl<T: ClientTransport> ObjectClient<T> {
                 address,
                 data_path,
                 pid,
-                boot_id,
+                host_id,
                 ..
             }) => Ok((
                 s,
@@ -238,7 +238,7 @@ impl<T: ClientTransport> ObjectClient<T> {
                     address,
                     data_path,
                     pid,
-                    boot_id,
+                    host_id,
                 },
             )),
             Some(Response::Unauthorized(m)) => Err(Error::connector(
@@ -273,13 +273,14 @@ impl<T: ClientTransport> ObjectClient<T> {
             address,
             data_path: hint,
             pid,
-            boot_id,
+            host_id,
         } = hello;
-        // Same boot id: the server runs on this node's kernel, so its
-        // segment files may be opened here (checked per segment).
+        // Same host id: the server runs on this node's kernel, in our PID
+        // and IPC namespaces, so its segment files may be opened and its
+        // System V segments attached here (checked per segment).
         let mapped = (self.inner.cfg.client().zero_copy
-            && !boot_id.is_empty()
-            && boot_id == *super::mapped::BOOT_ID)
+            && !host_id.is_empty()
+            && host_id == *super::mapped::HOST_ID)
             .then(super::mapped::MappedPeer::default);
         let path = match self.inner.cfg.client().data_path {
             DataPath::Auto if hint == DataPath::Stream || self.inner.transport.prefers_stream() => {

@@ -116,7 +116,7 @@ fn hello(
         address: address.to_vec(),
         data_path,
         pid: std::process::id(),
-        boot_id: sh.boot_id.clone(),
+        host_id: sh.host_id.clone(),
     };
     (r, Some(Session { transport: index }))
 }

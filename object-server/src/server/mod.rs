@@ -91,8 +91,8 @@ pub(crate) struct Shared {
     pub(crate) transports: Arc<[Box<dyn ServerTransport>]>,
     pub(crate) instance: u64,
     pub(crate) secret: Option<Secret>,
-    /// This kernel's boot id (told at hello: same node, same boot id).
-    pub(crate) boot_id: String,
+    /// This process's [`proto::host_id`](crate::proto::host_id) (told at hello: same one, same node and namespaces).
+    pub(crate) host_id: String,
     stop: AtomicBool,
     /// Clones of the open client connections (shut down to stop their threads).
     conns: Mutex<HashMap<u64, Conn>>,
@@ -205,7 +205,7 @@ impl Server {
             // SAFETY: geteuid cannot fail.
             uid: unsafe { libc::geteuid() },
             secret: opts.secret.clone(),
-            boot_id: crate::proto::boot_id(),
+            host_id: crate::proto::host_id(),
             stop: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
         });

@@ -36,12 +36,16 @@
 pub mod access;
 mod bodies;
 mod process;
+mod remote;
 mod with_server;
 
 pub use bodies::*;
 pub use process::ServerProcess;
+pub use remote::{remote_addr, remote_client, remote_gets_are_one_sided};
 pub use with_server::{WithServer, conformance_setup};
 
+#[doc(inline)]
+pub use crate::__testkit_cross_node_tests as cross_node_tests;
 #[doc(inline)]
 pub use crate::__testkit_transport_tests as transport_tests;
 
