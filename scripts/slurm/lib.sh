@@ -97,7 +97,8 @@ slurm_wait_idle() {
 # a comma-separated list; $3 nodes; $4 the FILE_DIR it was given):
 #   - mpi.csv has rows for every connector and the MPI reference in every
 #     pattern, both resolve figures (resolve, resolve_read_all) included;
-#   - exactly one object server per node, and no server log holds "Address
+#   - exactly one object server per node, each requiring the job's secret,
+#     which appears nowhere in the results; no server log holds "Address
 #     already in use", "CANCELLED" or "Killed" (servers stop cleanly);
 #   - the file connector's directory is gone after the job.
 slurm_check_bench() {
@@ -122,7 +123,13 @@ slurm_check_bench() {
     [[ ",$connectors," == *,$s,* ]] || continue
     n=$(grep -c '^LISTEN ' "$out/$s-servers.log" || true)
     [ "$n" -eq "$nodes" ] || fail "$n $s object servers on $nodes node(s) (want one per node)"
+    # Every server required the job's secret (the batch script's own).
+    n=$(grep -c 'secret required' "$out/$s-servers.log" || true)
+    [ "$n" -eq "$nodes" ] || fail "$n of $nodes $s object servers required the job's secret"
   done
+  if [ -n "${PROXYSTORE_SERVER_SECRET:-}" ] && grep -rqF "$PROXYSTORE_SERVER_SECRET" "$out"; then
+    fail "the job's secret is in the results directory"
+  fi
   left=$(find "$files" -mindepth 1 -maxdepth 1 -name 'proxystore-bench-*' 2>/dev/null | head -n 1)
   [ -z "$left" ] || fail "the file connector's directory was left behind: $left"
   [ -s "$out/job.log" ] || fail "no job.log in the results directory"

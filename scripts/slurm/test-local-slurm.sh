@@ -171,6 +171,11 @@ out=$work/results/quick
 ports=(UCX_PORT="$(free_port)" OFI_PORT="$(free_port)" MARGO_PORT="$(free_port)" REDIS_PORT="$(free_port)")
 say "sbatch -W -N 1 -n 2 --export=ALL,CONNECTORS=${connectors//,/+} $repo/scripts/slurm/bench.sbatch (QUICK=${QUICK:-1}, from $work)"
 rc=0
+# The job's secret, exported once as the guide says (the batch script makes
+# one of its own without it: scripts/cluster/test-cross-node.sh runs that
+# way); the checks below look for it in the results.
+PROXYSTORE_SERVER_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+export PROXYSTORE_SERVER_SECRET
 # Submitted from $work, not the repository, by a relative path: the script
 # finds the repository by itself.
 # One node: UCX and libfabric over shared memory, as scripts/run-local.sh.
