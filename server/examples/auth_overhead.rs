@@ -5,12 +5,15 @@
 //!
 //! ```text
 //! cargo build --release -p proxystore-server --bins --examples
-//! target/release/examples/auth_overhead [--provider shm] [--tls shm,cma,self] [--sizes 1K,64M] [--iters N]
+//! target/release/examples/auth_overhead [--provider shm] [--tls shm,cma,self] [--sizes 1K,64M] [--iters N] [--rounds R]
 //! ```
 //! Rows: each size's get (median of `--iters`, one-sided: zero copy off),
 //! and "first get": a new connector's first 1 KiB get (connection, hello
 //! with the secret, endpoint, descriptor), where authentication happens.
-//! The last column is auth on / auth off (100%: no cost).
+//! The last column is auth on / auth off (100%: no cost), the median over
+//! `--rounds` rounds of new servers: two server processes differ by more
+//! than authentication could (where their memory landed), so one pair of
+//! servers says little.
 
 mod common;
 
@@ -62,29 +65,11 @@ fn first_get(o: &Opts, fabric: &str, addr: &str, key: &proxy_core::Key) -> Durat
     d
 }
 
-fn pct(on: Duration, off: Duration) -> String {
-    format!("{:.1}%", 100.0 * on.as_secs_f64() / off.as_secs_f64())
-}
+/// One fabric's figures in one round: per size the medians (on, off), then
+/// the first get's.
+type Round = Vec<(String, usize, Duration, Duration)>;
 
-fn main() {
-    let mut o = Opts {
-        provider: "shm".into(),
-        tls: "shm,cma,self".into(),
-    };
-    let mut sizes = "1K,64M".to_string();
-    let mut iters = 200usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let v = args.next().expect("value");
-        match a.as_str() {
-            "--provider" => o.provider = v,
-            "--tls" => o.tls = v,
-            "--sizes" => sizes = v,
-            "--iters" => iters = v.parse().expect("iters"),
-            other => panic!("unknown option {other}"),
-        }
-    }
-    let sizes: Vec<usize> = sizes.split(',').map(parse_size).collect();
+fn round(o: &Opts, sizes: &[usize], iters: usize, on_first: bool) -> Round {
     let base = [
         "--transports",
         "ucx,ofi",
@@ -99,24 +84,34 @@ fn main() {
     // user needs no secret, so the hello there would not show its cost.
     let with: Vec<&str> = base.iter().copied().chain(["--no-unix-socket"]).collect();
     let without: Vec<&str> = with.iter().copied().chain(["--no-auth"]).collect();
-    let (on, off) = (ServerChild::start(&with), ServerChild::start(&without));
-    println!(
-        "proxystore-server --transports ucx,ofi twice (secret required, --no-auth); \
-         UCX_TLS={}, libfabric {}; one-sided gets (zero copy off), interleaved, \
-         median of {iters} (best in brackets)\n",
-        o.tls, o.provider
-    );
-    println!("| fabric | what | auth on | auth off | on / off |");
-    println!("|---|---|---:|---:|---:|");
+    // Which server starts first alternates between rounds.
+    let (on, off) = if on_first {
+        let on = ServerChild::start(&with);
+        (on, ServerChild::start(&without))
+    } else {
+        let off = ServerChild::start(&without);
+        (ServerChild::start(&with), off)
+    };
+    let mut out = Vec::new();
     for fabric in ["ucx", "ofi"] {
-        let (c_on, c_off) = (
-            connector(&o, fabric, &on.addr),
-            connector(&o, fabric, &off.addr),
-        );
-        for &len in &sizes {
+        // Whatever is made first (connector, receive buffer, object) may
+        // land better in memory: that order alternates with the rounds too.
+        let (c_on, c_off) = if on_first {
+            let c_on = connector(o, fabric, &on.addr);
+            (c_on, connector(o, fabric, &off.addr))
+        } else {
+            let c_off = connector(o, fabric, &off.addr);
+            (connector(o, fabric, &on.addr), c_off)
+        };
+        for &len in sizes {
             let n = iters.min((8usize << 30) / len.max(1)).max(5);
-            let (k_on, g_on) = getter(&*c_on, len);
-            let (k_off, g_off) = getter(&*c_off, len);
+            let ((k_on, g_on), (k_off, g_off)) = if on_first {
+                let a = getter(&*c_on, len);
+                (a, getter(&*c_off, len))
+            } else {
+                let b = getter(&*c_off, len);
+                (getter(&*c_on, len), b)
+            };
             let (mut t_on, mut t_off) = (Vec::new(), Vec::new());
             for i in 0..n + 3 {
                 // Alternate which goes first.
@@ -134,41 +129,81 @@ fn main() {
             }
             c_on.evict(&k_on).unwrap();
             c_off.evict(&k_off).unwrap();
-            let ((m_on, b_on), (m_off, b_off)) = (stats(t_on), stats(t_off));
-            println!(
-                "| {fabric} | get {len} B | {} ({}) | {} ({}) | {} |",
-                fmt(m_on, len),
-                fmt(b_on, len),
-                fmt(m_off, len),
-                fmt(b_off, len),
-                pct(m_on, m_off)
-            );
-            println!(
-                "CSV,{fabric},get,{len},{},{}",
-                m_on.as_nanos(),
-                m_off.as_nanos()
-            );
+            out.push((fabric.to_string(), len, stats(t_on).0, stats(t_off).0));
         }
         let k_on = c_on.put(Payload::from(vec![7u8; 1024])).unwrap();
         let k_off = c_off.put(Payload::from(vec![7u8; 1024])).unwrap();
         let (mut t_on, mut t_off) = (Vec::new(), Vec::new());
-        for _ in 0..iters.min(50) {
-            t_on.push(first_get(&o, fabric, &on.addr, &k_on));
-            t_off.push(first_get(&o, fabric, &off.addr, &k_off));
+        for _ in 0..iters.min(30) {
+            t_on.push(first_get(o, fabric, &on.addr, &k_on));
+            t_off.push(first_get(o, fabric, &off.addr, &k_off));
         }
-        let ((m_on, b_on), (m_off, b_off)) = (stats(t_on), stats(t_off));
+        out.push((fabric.to_string(), 0, stats(t_on).0, stats(t_off).0));
+    }
+    out
+}
+
+fn main() {
+    let mut o = Opts {
+        provider: "shm".into(),
+        tls: "shm,cma,self".into(),
+    };
+    let mut sizes = "1K,64M".to_string();
+    let mut iters = 200usize;
+    let mut rounds = 6usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let v = args.next().expect("value");
+        match a.as_str() {
+            "--provider" => o.provider = v,
+            "--tls" => o.tls = v,
+            "--sizes" => sizes = v,
+            "--iters" => iters = v.parse().expect("iters"),
+            "--rounds" => rounds = v.parse().expect("rounds"),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    let sizes: Vec<usize> = sizes.split(',').map(parse_size).collect();
+    println!(
+        "proxystore-server --transports ucx,ofi twice (secret required, --no-auth), new \
+         servers in each of {rounds} rounds (which starts first alternates); UCX_TLS={}, \
+         libfabric {}; one-sided gets (zero copy off), interleaved; per round the median \
+         of {iters}; below the median over rounds (their range in brackets)\n",
+        o.tls, o.provider
+    );
+    let all: Vec<Round> = (0..rounds)
+        .map(|r| round(&o, &sizes, iters, r % 2 == 0))
+        .collect();
+    println!("| fabric | what | auth on | auth off | on / off |");
+    println!("|---|---|---:|---:|---:|");
+    for (row, (fabric, len, _, _)) in all[0].iter().enumerate() {
+        let on: Vec<Duration> = all.iter().map(|r| r[row].2).collect();
+        let off: Vec<Duration> = all.iter().map(|r| r[row].3).collect();
+        let ratios: Vec<f64> = all
+            .iter()
+            .map(|r| r[row].2.as_secs_f64() / r[row].3.as_secs_f64())
+            .collect();
+        let mut sorted = ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        let (m_on, m_off) = (stats(on).0, stats(off).0);
+        let (what, shown) = if *len == 0 {
+            ("first get (new connector)".to_string(), 1024)
+        } else {
+            (format!("get {len} B"), *len)
+        };
         println!(
-            "| {fabric} | first get (new connector) | {} ({}) | {} ({}) | {} |",
-            fmt(m_on, 1024),
-            fmt(b_on, 1024),
-            fmt(m_off, 1024),
-            fmt(b_off, 1024),
-            pct(m_on, m_off)
+            "| {fabric} | {what} | {} | {} | {:.1}% ({:.1}%-{:.1}%) |",
+            fmt(m_on, shown),
+            fmt(m_off, shown),
+            100.0 * sorted[sorted.len() / 2],
+            100.0 * sorted[0],
+            100.0 * sorted[sorted.len() - 1]
         );
         println!(
-            "CSV,{fabric},first,1024,{},{}",
+            "CSV,{fabric},{len},{},{},{:.4}",
             m_on.as_nanos(),
-            m_off.as_nanos()
+            m_off.as_nanos(),
+            sorted[sorted.len() / 2]
         );
     }
 }
