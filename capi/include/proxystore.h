@@ -82,7 +82,7 @@ const char *ps_last_error(void);
 // for a value that is none). Never NULL.
 const char *ps_status_name(int32_t status);
 
-// The library version ("0.1.0"). Never NULL.
+// The library version ("0.2.0"). Never NULL.
 const char *ps_version(void);
 
 // Open a store named `name` at `url`: `file:///DIR`,

@@ -376,7 +376,7 @@ pub extern "C" fn ps_status_name(status: i32) -> *const c_char {
         .as_ptr()
 }
 
-/// The library version ("0.1.0"). Never NULL.
+/// The library version ("0.2.0"). Never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn ps_version() -> *const c_char {
     static V: &CStr =
