@@ -33,12 +33,13 @@
 //!   server keys); the case fails unless it is empty.
 //!
 //! Every case ends the same way (see [`run_case`]): `close()` twice (both
-//! `Ok`), then every operation once more (each must return within two minutes
+//! `Ok`), no file descriptor of the process left open at or under an absolute
+//! path of the configuration (Linux), then every operation once more (each must return within two minutes
 //! and behave as [`Connector::close`] documents), then no object stored
 //! through the connector during the case may remain.
 //!
 //! Cases write real data: `large_object` 256 MiB, `deferrable_set_atomic`
-//! 2 x 32 MiB; the opt-in `huge_object` (ignored unless run with
+//! 2 (up to 40) x 32 MiB, `concurrent_instances` 36 MiB; the opt-in `huge_object` (ignored unless run with
 //! `cargo test huge_object -- --ignored`) writes one object over 4 GiB, for
 //! 32-bit length framing.
 //!
@@ -1375,6 +1376,49 @@ pub fn wait_for_wakes(ctx: &Ctx) {
     }
 }
 
+/// Deferrable: `set` replaces the object under a key minted by `put` (as
+/// `RefMutProxy::set` and `RemoteMut::set` of proxy-patterns do) and under a
+/// key already `set`, through the instance that minted it and through another
+/// one; every instance then reads the new object whole.
+pub fn set_replaces(ctx: &Ctx) {
+    let c = &ctx.connector;
+    let Some(d) = c.as_deferrable() else {
+        return;
+    };
+    let other = ctx.rebuild();
+    let od = other
+        .as_deferrable()
+        .expect("rebuilt instance is deferrable");
+    let put_key = c.put(Payload::from(pattern(3000, 91))).unwrap();
+    let new_key = d.new_key().unwrap();
+    d.set(&new_key, Payload::from(pattern(3000, 92))).unwrap();
+    for (what, k) in [("put", &put_key), ("new_key", &new_key)] {
+        for (i, (who, setter)) in [("minting", d), ("another", od)].into_iter().enumerate() {
+            let v = pattern(5000 + 1000 * i, 93 + i as u8);
+            setter.set(k, Payload::from(v.clone())).unwrap_or_else(|e| {
+                panic!("set through the {who} instance of a key minted by {what}: {e}")
+            });
+            for (reader, conn) in [("original", c), ("rebuilt", &other)] {
+                let got = conn.get(k).unwrap();
+                assert!(
+                    got.as_ref() == Some(&v),
+                    "after set through the {who} instance of a key minted by {what}, get \
+                     through the {reader} instance: {:?} bytes, not the {} set",
+                    got.map(|g| g.len()),
+                    v.len()
+                );
+            }
+            assert_eq!(
+                c.get_batch(std::slice::from_ref(k)).unwrap(),
+                vec![Some(v)],
+                "get_batch after set"
+            );
+        }
+    }
+    c.evict(&put_key).unwrap();
+    c.evict(&new_key).unwrap();
+}
+
 /// Three instances on one namespace (the original and two rebuilt) put at
 /// the same moment, round after round (a barrier before each put): every put
 /// succeeds and every object reads back intact (no two writers share a
@@ -1729,6 +1773,7 @@ macro_rules! __conformance_for_each_case {
                 wait_for_wakes,
                 outlives_process,
                 deferrable_set_atomic,
+                set_replaces,
                 store_bad_objects,
                 store_and_proxy,
                 cross_process_resolve;

@@ -10,7 +10,8 @@
 //! declared `notify` that wakes `wait_for` only on the instance's own writes,
 //! a `wait_for` that ignores its timeout, keys from a per-process counter
 //! (for `put`, for `new_key`), temporary file names from a per-instance
-//! counter, and a `close` that keeps a file open.
+//! counter, a `close` that keeps a file open, and a `set` that refuses to
+//! replace an object (write-once).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -61,6 +62,8 @@ enum Bug {
     TmpCounter,
     /// `get` keeps the last file it read open; `close` does not close it.
     KeepsHandles,
+    /// Objects are write-once: `set` refuses a key that has an object.
+    WriteOnce,
 }
 
 /// The per-process counter of the `ProcessCounter*` bugs.
@@ -301,6 +304,14 @@ impl Deferrable for Mutant {
         Ok(self.mint(false))
     }
     fn set(&self, key: &Key, data: Payload) -> Result<()> {
+        if self.opts.bug == Bug::WriteOnce && self.exists(key)? {
+            return Err(Error::connector(
+                KIND,
+                "set",
+                false,
+                "objects are write-once",
+            ));
+        }
         self.write(&self.path(key)?, &data, self.opts.bug == Bug::SetInPlace)
     }
 }
@@ -500,5 +511,14 @@ fn a_close_that_keeps_files_open_is_caught() {
         Bug::KeepsHandles,
         "put_get_roundtrip",
         "close() left 1 file descriptors of this process open into the namespace",
+    );
+}
+
+#[test]
+fn a_write_once_set_is_caught() {
+    assert_caught(
+        Bug::WriteOnce,
+        "set_replaces",
+        "set through the minting instance of a key minted by put",
     );
 }
