@@ -11,7 +11,8 @@
 //! a `wait_for` that ignores its timeout, keys from a per-process counter
 //! (for `put`, for `new_key`), temporary file names from a per-instance
 //! counter, a `close` that keeps a file open, and a `set` that refuses to
-//! replace an object (write-once).
+//! replace an object (write-once), and a `put_batch` that writes the objects
+//! before an oversized one.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -64,7 +65,12 @@ enum Bug {
     KeepsHandles,
     /// Objects are write-once: `set` refuses a key that has an object.
     WriteOnce,
+    /// `put_batch` writes the objects before an oversized one, then fails.
+    PartialBatch,
 }
+
+/// The mutant's declared `max_object_size` (over the suite's 32 MiB sets).
+const LIMIT: u64 = 64 << 20;
 
 /// The per-process counter of the `ProcessCounter*` bugs.
 static PROCESS_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -161,6 +167,13 @@ impl Mutant {
     }
 
     fn write(&self, path: &Path, data: &Payload, in_place: bool) -> Result<()> {
+        if data.len() as u64 > LIMIT {
+            return Err(Error::TooLarge {
+                connector: KIND.into(),
+                size: data.len() as u64,
+                limit: LIMIT,
+            });
+        }
         let target = if in_place {
             path.to_path_buf()
         } else if self.opts.bug == Bug::TmpCounter {
@@ -210,6 +223,7 @@ impl Connector for Mutant {
             cross_process: true,
             outlives_process: true,
             notify: self.opts.bug == Bug::NotifyOwnWritesOnly,
+            max_object_size: Some(LIMIT),
             ..Capabilities::MINIMAL
         }
     }
@@ -219,6 +233,15 @@ impl Connector for Mutant {
         Ok(key)
     }
     fn put_batch(&self, data: Vec<Payload>) -> Result<Vec<Key>> {
+        if self.opts.bug != Bug::PartialBatch
+            && let Some(d) = data.iter().find(|d| d.len() as u64 > LIMIT)
+        {
+            return Err(Error::TooLarge {
+                connector: KIND.into(),
+                size: d.len() as u64,
+                limit: LIMIT,
+            });
+        }
         data.into_iter().map(|d| self.put(d)).collect()
     }
     fn get(&self, key: &Key) -> Result<Option<Bytes>> {
@@ -520,5 +543,14 @@ fn a_write_once_set_is_caught() {
         Bug::WriteOnce,
         "set_replaces",
         "set through the minting instance of a key minted by put",
+    );
+}
+
+#[test]
+fn a_partial_put_batch_is_caught() {
+    assert_caught(
+        Bug::PartialBatch,
+        "too_large",
+        "put_batch refused with TooLarge wrote the objects before the oversized one",
     );
 }
