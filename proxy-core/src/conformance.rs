@@ -33,14 +33,15 @@
 //!   server keys); the case fails unless it is empty.
 //!
 //! Every case ends the same way (see [`run_case`]): `close()` twice (both
-//! `Ok`), then every operation once more (each must return within two minutes
+//! `Ok`), no file descriptor of the process left open at or under an absolute
+//! path of the configuration (Linux), then every operation once more (each must return within two minutes
 //! and behave as [`Connector::close`] documents), then no object stored
 //! through the connector during the case may remain.
 //!
 //! Cases write real data: `large_object` 256 MiB, `deferrable_set_atomic`
-//! 2 x 32 MiB; the opt-in `huge_object` (ignored unless run with
-//! `cargo test huge_object -- --ignored`) writes one object over 4 GiB, for
-//! 32-bit length framing.
+//! 2 (up to 40) x 32 MiB, `concurrent_instances` 36 MiB; the opt-in
+//! `huge_object` (ignored unless run with `cargo test huge_object --
+//! --ignored`) writes one object over 4 GiB, for 32-bit length framing.
 //!
 //! Differences between connectors come from [`Capabilities`] and
 //! [`Connector::as_deferrable`] and are checked, not skipped: e.g. a connector
@@ -214,7 +215,14 @@ impl Ctx {
     /// `objects` (`(length, seed)` of [`pattern`]s), drops its instance without
     /// `close`, prints the keys and exits. Returns the keys and the bytes.
     fn child_put(&self, objects: &[(usize, u8)]) -> Vec<(Key, Bytes)> {
-        let task = serde_json::json!({ "config": self.config, "objects": objects });
+        self.child_store(objects, &[])
+    }
+
+    /// As [`Ctx::child_put`], then also stores `sets` through
+    /// `Deferrable::new_key` and `set` (the connector must be deferrable).
+    /// Returns the keys and the bytes, those of `objects` first.
+    fn child_store(&self, objects: &[(usize, u8)], sets: &[(usize, u8)]) -> Vec<(Key, Bytes)> {
+        let task = serde_json::json!({ "config": self.config, "objects": objects, "sets": sets });
         let (line, ok) = self.child(&format!("put:{task}"));
         assert!(ok, "child failed: {line}");
         let keys = line
@@ -224,9 +232,18 @@ impl Ctx {
             .split_whitespace()
             .map(|h| Key::from_hex(h).expect("child printed a hex key"))
             .collect();
-        assert_eq!(keys.len(), objects.len(), "one key per object: {line}");
+        assert_eq!(
+            keys.len(),
+            objects.len() + sets.len(),
+            "one key per object: {line}"
+        );
         keys.into_iter()
-            .zip(objects.iter().map(|&(len, seed)| pattern(len, seed)))
+            .zip(
+                objects
+                    .iter()
+                    .chain(sets)
+                    .map(|&(len, seed)| pattern(len, seed)),
+            )
             .collect()
     }
 }
@@ -361,6 +378,14 @@ fn finish(ctx: &Ctx) -> std::result::Result<(), String> {
     c.close().map_err(|e| format!("close failed: {e}"))?;
     c.close()
         .map_err(|e| format!("a second close failed (close must be idempotent): {e}"))?;
+    let open = open_files_under(&ctx.config);
+    if !open.is_empty() {
+        return Err(format!(
+            "close() left {} file descriptors of this process open into the namespace's \
+             paths: {open:?}",
+            open.len()
+        ));
+    }
 
     // Every operation after close, on its own thread: a hang is a failure.
     let (tx, rx) = mpsc::channel();
@@ -423,6 +448,76 @@ fn finish(ctx: &Ctx) -> std::result::Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The absolute paths among a configuration's option values (a directory, a
+/// socket file) that belong to it: at least two components deep, and not a
+/// directory that many namespaces share (the temporary directories).
+fn config_paths(v: &serde_json::Value, out: &mut Vec<std::path::PathBuf>) {
+    use std::path::Path;
+    match v {
+        serde_json::Value::String(s) if s.starts_with('/') => {
+            let p = Path::new(s);
+            let shared = [std::env::temp_dir(), "/tmp".into(), "/dev/shm".into()];
+            if p.components().count() > 2 && !shared.iter().any(|d| d == p) {
+                out.push(p.to_path_buf());
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| config_paths(x, out)),
+        serde_json::Value::Object(m) => m.values().for_each(|x| config_paths(x, out)),
+        _ => {}
+    }
+}
+
+/// The files at or under the paths of a configuration (see [`config_paths`]),
+/// for the cases that check that nothing was written (empty for connectors
+/// whose namespace is not in the file system: those rely on the `leftovers`
+/// hook).
+fn files_under(config: &ConnectorConfig) -> std::collections::BTreeSet<String> {
+    fn walk(p: &std::path::Path, out: &mut std::collections::BTreeSet<String>) {
+        match std::fs::read_dir(p) {
+            Ok(entries) => {
+                for e in entries.flatten() {
+                    walk(&e.path(), out);
+                }
+            }
+            Err(_) if p.is_file() => {
+                out.insert(p.display().to_string());
+            }
+            Err(_) => {}
+        }
+    }
+    let mut paths = Vec::new();
+    config_paths(&config.options, &mut paths);
+    let mut out = std::collections::BTreeSet::new();
+    for p in paths {
+        walk(&p, &mut out);
+    }
+    out
+}
+
+/// The file descriptors of this process (`/proc/self/fd`) open on a file at or
+/// under a path of the configuration (see [`config_paths`]), deleted or not.
+/// Empty where `/proc` is not there.
+fn open_files_under(config: &ConnectorConfig) -> Vec<String> {
+    let mut paths = Vec::new();
+    config_paths(&config.options, &mut paths);
+    if paths.is_empty() {
+        return Vec::new();
+    }
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_string_lossy();
+            let file = std::path::Path::new(t.strip_suffix(" (deleted)").unwrap_or(&t));
+            paths
+                .iter()
+                .any(|p| file.starts_with(p))
+                .then(|| t.into_owned())
+        })
+        .collect()
 }
 
 fn stored_of(c: &dyn Connector, keys: &[Key]) -> Result<Vec<Key>> {
@@ -948,6 +1043,9 @@ pub fn get_batch_duplicates(ctx: &Ctx) {
 
 /// Objects over `max_object_size` are refused with `TooLarge` and nothing is
 /// written (`put`, `put_batch` with a small object first, `Deferrable::set`).
+/// For a namespace in the file system (an absolute path among the options),
+/// no new file appears there after the refused `put_batch`; elsewhere the
+/// suite's `leftovers` hook finds what a partial batch left.
 /// The payload repeats one 1 MiB buffer: nothing that large is allocated.
 pub fn too_large(ctx: &Ctx) {
     let c = &ctx.connector;
@@ -976,6 +1074,7 @@ pub fn too_large(ctx: &Ctx) {
         let _ = c.evict(&k);
     });
     is_too_large(r, "put");
+    let before = files_under(&ctx.config);
     let r = c
         .put_batch(vec![Payload::from(pattern(10, 41)), over.clone()])
         .map(|ks| {
@@ -984,6 +1083,15 @@ pub fn too_large(ctx: &Ctx) {
             }
         });
     is_too_large(r, "put_batch");
+    let new: Vec<String> = files_under(&ctx.config)
+        .difference(&before)
+        .cloned()
+        .collect();
+    assert!(
+        new.is_empty(),
+        "put_batch refused with TooLarge wrote the objects before the oversized one: new \
+         files in the namespace {new:?}"
+    );
     if let Some(d) = c.as_deferrable() {
         let k = d.new_key().unwrap();
         is_too_large(d.set(&k, over), "set");
@@ -1093,31 +1201,53 @@ pub fn foreign_keys(ctx: &Ctx) {
 }
 
 /// Two instances on one namespace (the original and one rebuilt from its
-/// `config()`, as another process builds it), and, with `cross_process`, a
-/// child process: interleaved puts (and deferrable keys minted by one instance
-/// and set by the other) mint distinct keys and all read back intact through
-/// both instances.
+/// `config()`, as another process builds it), and, with `cross_process`, two
+/// child processes one after the other (a per-process counter starts again in
+/// each): interleaved puts (and deferrable keys minted by one instance or
+/// process and set by it or another) mint distinct keys and all read back
+/// intact through both instances; once evicted through either instance, no
+/// instance finds them (`get`, `get_batch`, `exists`: no cache outlives an
+/// evict on the namespace).
 pub fn shared_namespace(ctx: &Ctx) {
     let c = &ctx.connector;
     let other = ctx.rebuild();
-    let mut objects: Vec<(Key, Bytes)> = Vec::new();
+    // (key, bytes, who minted the key)
+    let mut objects: Vec<(Key, Bytes, String)> = Vec::new();
     let mut n = 0usize;
     let mut next = || {
         n += 1;
         pattern(200 + n * 61, n as u8)
     };
+    let deferrable = c.as_deferrable().is_some();
     for round in 0..4 {
-        for conn in [c, &other] {
+        for (who, conn) in [("original", c), ("rebuilt", &other)] {
             let d = next();
-            objects.push((conn.put(Payload::from(d.clone())).unwrap(), d));
+            let k = conn.put(Payload::from(d.clone())).unwrap();
+            objects.push((k, d, format!("put through the {who} instance")));
             let batch = [next(), next()];
             let keys = conn
                 .put_batch(batch.iter().cloned().map(Payload::from).collect())
                 .unwrap();
-            objects.extend(keys.into_iter().zip(batch));
+            objects.extend(
+                keys.into_iter()
+                    .zip(batch)
+                    .map(|(k, d)| (k, d, format!("put_batch through the {who} instance"))),
+            );
         }
-        if round == 1 && ctx.caps.cross_process {
-            objects.extend(ctx.child_put(&[(3001, 201), (3002, 202), (3003, 203)]));
+        if (round == 1 || round == 2) && ctx.caps.cross_process {
+            let seed = 200 + 10 * round as u8;
+            let sets: &[(usize, u8)] = if deferrable {
+                &[(3101, 0), (3102, 1)]
+            } else {
+                &[]
+            };
+            let sets: Vec<(usize, u8)> = sets.iter().map(|&(l, s)| (l, seed + 5 + s)).collect();
+            let puts = [(3001, seed), (3002, seed + 1), (3003, seed + 2)];
+            let theirs = ctx.child_store(&puts, &sets);
+            objects.extend(theirs.into_iter().enumerate().map(|(i, (k, d))| {
+                let how = if i < puts.len() { "put" } else { "new_key" };
+                (k, d, format!("{how} in child process {round}"))
+            }));
         }
     }
     if let (Some(d1), Some(d2)) = (c.as_deferrable(), other.as_deferrable()) {
@@ -1125,20 +1255,21 @@ pub fn shared_namespace(ctx: &Ctx) {
         let (v1, v2) = (next(), next());
         d2.set(&k1, Payload::from(v1.clone())).unwrap();
         d1.set(&k2, Payload::from(v2.clone())).unwrap();
-        objects.push((k1, v1));
-        objects.push((k2, v2));
+        objects.push((k1, v1, "new_key of the original instance".into()));
+        objects.push((k2, v2, "new_key of the rebuilt instance".into()));
     }
-    let mut keys: Vec<&Key> = objects.iter().map(|(k, _)| k).collect();
-    keys.sort();
-    keys.dedup();
-    assert_eq!(
-        keys.len(),
-        objects.len(),
-        "instances on one namespace minted the same key twice"
-    );
-    let all: Vec<Key> = objects.iter().map(|(k, _)| k.clone()).collect();
+    for (i, (k, _, who)) in objects.iter().enumerate() {
+        if let Some((_, _, first)) = objects[..i].iter().find(|o| o.0 == *k) {
+            panic!(
+                "instances on one namespace minted the same key twice: {first}, then {who} \
+                 ({} keys minted)",
+                objects.len()
+            );
+        }
+    }
+    let all: Vec<Key> = objects.iter().map(|(k, ..)| k.clone()).collect();
     for (who, conn) in [("original", c), ("rebuilt", &other)] {
-        for (i, (k, d)) in objects.iter().enumerate() {
+        for (i, (k, d, _)) in objects.iter().enumerate() {
             let got = conn.get(k).unwrap();
             assert!(
                 got.as_ref() == Some(d),
@@ -1151,7 +1282,7 @@ pub fn shared_namespace(ctx: &Ctx) {
             );
         }
         let got = conn.get_batch(&all).unwrap();
-        for (i, (g, (_, d))) in got.iter().zip(&objects).enumerate() {
+        for (i, (g, (_, d, _))) in got.iter().zip(&objects).enumerate() {
             assert_eq!(
                 g.as_ref(),
                 Some(d),
@@ -1159,14 +1290,250 @@ pub fn shared_namespace(ctx: &Ctx) {
             );
         }
     }
-    for (i, (k, _)) in objects.iter().enumerate() {
+    for (i, (k, ..)) in objects.iter().enumerate() {
         if i % 2 == 0 { c } else { &other }.evict(k).unwrap();
     }
-    for (k, _) in &objects {
+    for (who, conn) in [("original", c), ("rebuilt", &other)] {
+        for (i, (k, ..)) in objects.iter().enumerate() {
+            let by = if i % 2 == 0 { "original" } else { "rebuilt" };
+            let got = conn.get(k).unwrap();
+            assert!(
+                got.is_none(),
+                "object {i}, evicted through the {by} instance, still read through the {who} \
+                 instance ({} bytes): a cache outlived an evict on the namespace",
+                got.map_or(0, |g| g.len())
+            );
+            assert!(
+                !conn.exists(k).unwrap(),
+                "evicted, exists through the {who}"
+            );
+        }
         assert!(
-            !c.exists(k).unwrap() && !other.exists(k).unwrap(),
-            "evicted"
+            conn.get_batch(&all).unwrap().iter().all(Option::is_none),
+            "get_batch through the {who} instance found evicted objects: a cache outlived \
+             an evict on the namespace"
         );
+    }
+}
+
+/// `wait_for` of a key with no object (an evicted one) returns `Ok(false)`
+/// once its timeout has passed: not before, and not long after (no answer 20 s
+/// past the timeout fails the case); of a stored key, `Ok(true)` at once
+/// (well within a long timeout).
+pub fn wait_for_timeout(ctx: &Ctx) {
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    const LATE: Duration = Duration::from_secs(20);
+    let c = &ctx.connector;
+    let data = pattern(500, 81);
+    let k = c.put(Payload::from(data)).unwrap();
+    let t0 = Instant::now();
+    assert!(
+        c.wait_for(&k, Duration::from_secs(60)).unwrap(),
+        "wait_for of a stored key"
+    );
+    assert!(
+        t0.elapsed() < LATE,
+        "wait_for of a stored key took {:?}",
+        t0.elapsed()
+    );
+    c.evict(&k).unwrap();
+    // On its own thread: a wait_for that ignores its timeout never returns.
+    let (tx, rx) = mpsc::channel();
+    let waiter = c.clone();
+    let key = k.clone();
+    std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let r = waiter.wait_for(&key, TIMEOUT);
+        let _ = tx.send((r, t0.elapsed()));
+    });
+    match rx.recv_timeout(TIMEOUT + LATE) {
+        Err(_) => panic!(
+            "wait_for with a timeout of {TIMEOUT:?} on a key with no object did not return \
+             within {:?}: it ignores its timeout",
+            TIMEOUT + LATE
+        ),
+        Ok((r, took)) => {
+            assert!(
+                !r.unwrap(),
+                "wait_for of an evicted key returned true (after {took:?})"
+            );
+            // A server may round its own deadline to milliseconds.
+            assert!(
+                took + Duration::from_millis(20) >= TIMEOUT,
+                "wait_for returned false after {took:?}, before its timeout of {TIMEOUT:?}"
+            );
+            eprintln!("wait_for of an evicted key: false after {took:?} (timeout {TIMEOUT:?})");
+        }
+    }
+}
+
+/// Deferrable: `wait_for` (with a long timeout) returns `Ok(true)` soon after
+/// the key is set, by the waiting instance and by another instance on the
+/// namespace (a notifying connector must be woken by writes it did not make;
+/// a polling one wakes within its poll interval).
+pub fn wait_for_wakes(ctx: &Ctx) {
+    const TIMEOUT: Duration = Duration::from_secs(10);
+    const PROMPT: Duration = Duration::from_secs(3);
+    let c = &ctx.connector;
+    let Some(_) = c.as_deferrable() else {
+        return;
+    };
+    let other = ctx.rebuild();
+    for (who, setter) in [("the waiting", c), ("another", &other)] {
+        let d = setter
+            .as_deferrable()
+            .expect("rebuilt instance is deferrable");
+        let k = ctx.connector.as_deferrable().unwrap().new_key().unwrap();
+        let data = pattern(700, 82);
+        let (tx, rx) = mpsc::channel();
+        let waiter = c.clone();
+        let key = k.clone();
+        std::thread::spawn(move || {
+            let r = waiter.wait_for(&key, TIMEOUT);
+            let _ = tx.send((r, Instant::now()));
+        });
+        // Let the waiter start waiting.
+        std::thread::sleep(Duration::from_millis(200));
+        d.set(&k, Payload::from(data.clone())).unwrap();
+        let set_at = Instant::now();
+        let (r, woke) = rx
+            .recv_timeout(TIMEOUT + Duration::from_secs(20))
+            .expect("wait_for returned at all");
+        assert!(
+            r.unwrap(),
+            "wait_for returned false although {who} instance set the key"
+        );
+        let late = woke.saturating_duration_since(set_at);
+        assert!(
+            late < PROMPT,
+            "wait_for woke {late:?} after {who} instance set the key (notify declared: {}): \
+             not woken by that write",
+            ctx.caps.notify
+        );
+        eprintln!("set by {who} instance: wait_for woke {late:?} later");
+        assert_eq!(c.get(&k).unwrap(), Some(data));
+        c.evict(&k).unwrap();
+    }
+}
+
+/// Deferrable: `set` replaces the object under a key minted by `put` (as
+/// `RefMutProxy::set` and `RemoteMut::set` of proxy-patterns do) and under a
+/// key already `set`, through the instance that minted it and through another
+/// one; every instance then reads the new object whole.
+pub fn set_replaces(ctx: &Ctx) {
+    let c = &ctx.connector;
+    let Some(d) = c.as_deferrable() else {
+        return;
+    };
+    let other = ctx.rebuild();
+    let od = other
+        .as_deferrable()
+        .expect("rebuilt instance is deferrable");
+    let put_key = c.put(Payload::from(pattern(3000, 91))).unwrap();
+    let new_key = d.new_key().unwrap();
+    d.set(&new_key, Payload::from(pattern(3000, 92))).unwrap();
+    for (what, k) in [("put", &put_key), ("new_key", &new_key)] {
+        for (i, (who, setter)) in [("minting", d), ("another", od)].into_iter().enumerate() {
+            let v = pattern(5000 + 1000 * i, 93 + i as u8);
+            setter.set(k, Payload::from(v.clone())).unwrap_or_else(|e| {
+                panic!("set through the {who} instance of a key minted by {what}: {e}")
+            });
+            for (reader, conn) in [("original", c), ("rebuilt", &other)] {
+                let got = conn.get(k).unwrap();
+                assert!(
+                    got.as_ref() == Some(&v),
+                    "after set through the {who} instance of a key minted by {what}, get \
+                     through the {reader} instance: {:?} bytes, not the {} set",
+                    got.map(|g| g.len()),
+                    v.len()
+                );
+            }
+            assert_eq!(
+                c.get_batch(std::slice::from_ref(k)).unwrap(),
+                vec![Some(v)],
+                "get_batch after set"
+            );
+        }
+    }
+    c.evict(&put_key).unwrap();
+    c.evict(&new_key).unwrap();
+}
+
+/// Three instances on one namespace (the original and two rebuilt) put at
+/// the same moment, round after round (a barrier before each put): every put
+/// succeeds and every object reads back intact (no two writers share a
+/// temporary name or slot).
+pub fn concurrent_instances(ctx: &Ctx) {
+    const ROUNDS: usize = 24;
+    const SIZE: usize = 512 << 10;
+    let instances = [ctx.connector.clone(), ctx.rebuild(), ctx.rebuild()];
+    let barrier = std::sync::Barrier::new(instances.len());
+    let seed = |i: usize, round: usize| (i * ROUNDS + round) as u8;
+    let keys: Vec<Vec<Key>> = std::thread::scope(|s| {
+        let threads: Vec<_> = instances
+            .iter()
+            .enumerate()
+            .map(|(i, conn)| {
+                let barrier = &barrier;
+                // Every round reaches the barrier, whatever failed before.
+                s.spawn(move || -> Vec<Result<Key>> {
+                    (0..ROUNDS)
+                        .map(|round| {
+                            let data = pattern(SIZE + i, seed(i, round));
+                            barrier.wait();
+                            conn.put(Payload::from(data))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        let results: Vec<Vec<Result<Key>>> = threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        let failed: Vec<String> = results
+            .iter()
+            .enumerate()
+            .flat_map(|(i, rs)| {
+                rs.iter().enumerate().filter_map(move |(round, r)| {
+                    r.as_ref()
+                        .err()
+                        .map(|e| format!("instance {i}, round {round}: {e}"))
+                })
+            })
+            .collect();
+        if !failed.is_empty() {
+            // Evict what was stored before failing.
+            for k in results.iter().flatten().filter_map(|r| r.as_ref().ok()) {
+                let _ = ctx.connector.evict(k);
+            }
+            panic!(
+                "{} puts failed while the other instances put too: {failed:?}",
+                failed.len()
+            );
+        }
+        results
+            .into_iter()
+            .map(|rs| rs.into_iter().map(|r| r.unwrap()).collect())
+            .collect()
+    });
+    let c = &ctx.connector;
+    for (i, ks) in keys.iter().enumerate() {
+        for (round, k) in ks.iter().enumerate() {
+            let got = c.get(k).unwrap();
+            assert!(
+                got.as_ref() == Some(&pattern(SIZE + i, seed(i, round))),
+                "object put through instance {i} in round {round}, while the other instances \
+                 put too: {}",
+                match &got {
+                    None => "missing".to_string(),
+                    Some(g) => format!("{} bytes, other than those stored", g.len()),
+                }
+            );
+        }
+    }
+    for k in keys.iter().flatten() {
+        c.evict(k).unwrap();
     }
 }
 
@@ -1215,10 +1582,19 @@ pub fn outlives_process(ctx: &Ctx) {
 
 /// `Deferrable::set` of 32 MiB while two threads poll `exists` and `get` on
 /// the key: they see nothing, then the whole object, never part of it; once
-/// `exists` is true, `get` returns it. Twice.
+/// `exists` is true, `get` returns it. At least two rounds, and more (up to 40
+/// rounds or 3 s) until at least 8 polls in all fell wholly inside the last
+/// quarter of a `set` (began after three quarters of its time, ended before
+/// it returned: a setter held up before it started writing is writing by
+/// then): a reader that never ran during a `set` proves nothing. Connectors
+/// whose `set` is too quick to be caught inside end at the bound.
 pub fn deferrable_set_atomic(ctx: &Ctx) {
     const SIZE: usize = 32 << 20;
     const PART: usize = 1 << 20;
+    const INSIDE: usize = 8;
+    const MIN_ROUNDS: usize = 2;
+    const MAX_ROUNDS: usize = 40;
+    const BUDGET: Duration = Duration::from_secs(3);
     let c = &ctx.connector;
     let Some(d) = c.as_deferrable() else {
         return;
@@ -1228,19 +1604,26 @@ pub fn deferrable_set_atomic(ctx: &Ctx) {
     let payload = (0..SIZE / PART).fold(Payload::new(), |p, i| {
         p.with(data.slice(i * PART..(i + 1) * PART))
     });
-    for round in 0..2 {
+    let started = Instant::now();
+    let mut inside = 0usize;
+    let mut round = 0usize;
+    loop {
         let key = d.new_key().unwrap();
         let stop = AtomicBool::new(false);
         let polls = AtomicUsize::new(0);
         let t0 = Instant::now();
-        std::thread::scope(|s| {
+        // When each poll began and ended.
+        let (times, set_start, set_end) = std::thread::scope(|s| {
             let pollers: Vec<_> = (0..2)
                 .map(|_| {
                     s.spawn(|| {
+                        let mut times = Vec::new();
                         loop {
                             let set_done = stop.load(Ordering::Acquire);
+                            let begin = Instant::now();
                             let exists = c.exists(&key).unwrap();
                             let got = c.get(&key).unwrap();
+                            times.push((begin, Instant::now()));
                             polls.fetch_add(1, Ordering::AcqRel);
                             match got {
                                 None => {
@@ -1263,7 +1646,7 @@ pub fn deferrable_set_atomic(ctx: &Ctx) {
                                 }
                             }
                             if set_done {
-                                break;
+                                break times;
                             }
                         }
                     })
@@ -1272,23 +1655,45 @@ pub fn deferrable_set_atomic(ctx: &Ctx) {
             while polls.load(Ordering::Acquire) < 2 && !pollers.iter().any(|p| p.is_finished()) {
                 std::thread::yield_now();
             }
+            let set_start = Instant::now();
             let set = d.set(&key, payload.clone());
+            let set_end = Instant::now();
             stop.store(true, Ordering::Release);
+            let mut times = Vec::new();
             for p in pollers {
-                if let Err(panic) = p.join() {
-                    std::panic::resume_unwind(panic); // the poller's own message
+                match p.join() {
+                    Ok(t) => times.extend(t),
+                    Err(panic) => std::panic::resume_unwind(panic), // the poller's own message
                 }
             }
             set.unwrap();
+            (times, set_start, set_end)
         });
+        // Polls in the last quarter of the set: a setter that was not
+        // scheduled at first has started writing by then.
+        let last_quarter = set_end - (set_end - set_start) / 4;
+        let during = times
+            .iter()
+            .filter(|&&(b, e)| b >= last_quarter && e <= set_end)
+            .count();
+        inside += during;
         eprintln!(
-            "round {round}: {} polls while setting {SIZE} bytes in {:?}",
-            polls.load(Ordering::Acquire),
+            "round {round}: {} polls, {during} inside the last quarter of the set of {SIZE} \
+             bytes ({:?}), in {:?}",
+            times.len(),
+            set_end - set_start,
             t0.elapsed()
         );
         assert_eq!(c.get(&key).unwrap().map(|b| b.len()), Some(SIZE));
         c.evict(&key).unwrap();
+        round += 1;
+        if round >= MIN_ROUNDS
+            && (inside >= INSIDE || round >= MAX_ROUNDS || started.elapsed() > BUDGET)
+        {
+            break;
+        }
     }
+    eprintln!("{round} rounds, {inside} polls inside the last quarter of a set");
 }
 
 /// Opt-in (an ignored test: `cargo test huge_object -- --ignored`): one object
@@ -1326,7 +1731,8 @@ pub fn huge_object(ctx: &Ctx) {
 /// The child side of the cross-process cases: does nothing unless
 /// [`CHILD_ENV`] is set. Tasks: `resolve:<hex proxy>` (resolve it, print the
 /// length and checksum) and `put:<json>` (rebuild the connector from
-/// `config`, put `objects`, drop it without `close`, print the keys).
+/// `config`, put `objects`, store `sets` through `new_key` and `set`, drop it
+/// without `close`, print the keys).
 pub fn child_entry(register: fn()) {
     let Ok(task) = std::env::var(CHILD_ENV) else {
         return;
@@ -1357,6 +1763,8 @@ fn child_put(json: &str) -> Result<String> {
     struct Task {
         config: ConnectorConfig,
         objects: Vec<(usize, u8)>,
+        #[serde(default)]
+        sets: Vec<(usize, u8)>,
     }
     let t: Task = serde_json::from_str(json).map_err(Error::decode)?;
     let conn = registry::connector_from_config(&t.config)?;
@@ -1365,6 +1773,18 @@ fn child_put(json: &str) -> Result<String> {
         let k = conn.put(Payload::from(pattern(len, seed)))?;
         line.push(' ');
         line.push_str(&k.to_string());
+    }
+    if !t.sets.is_empty() {
+        let d = conn.as_deferrable().ok_or_else(|| Error::Unsupported {
+            connector: conn.kind().into(),
+            operation: "new_key",
+        })?;
+        for (len, seed) in t.sets {
+            let k = d.new_key()?;
+            d.set(&k, Payload::from(pattern(len, seed)))?;
+            line.push(' ');
+            line.push_str(&k.to_string());
+        }
     }
     drop(conn);
     Ok(line)
@@ -1393,8 +1813,12 @@ macro_rules! __conformance_for_each_case {
                 never_stored_key,
                 foreign_keys,
                 shared_namespace,
+                concurrent_instances,
+                wait_for_timeout,
+                wait_for_wakes,
                 outlives_process,
                 deferrable_set_atomic,
+                set_replaces,
                 store_bad_objects,
                 store_and_proxy,
                 cross_process_resolve;

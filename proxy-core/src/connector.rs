@@ -254,7 +254,11 @@ pub struct Capabilities {
     /// (over 4 GiB).
     pub max_object_size: Option<u64>,
     /// [`Connector::wait_for`] is woken by the store when the object arrives
-    /// (a server-side wait, a Redis message, inotify), not by polling.
+    /// (a server-side wait, a Redis message, inotify), not by polling: by
+    /// every write on the namespace, whichever instance or process made it.
+    ///
+    /// Checked by `wait_for_wakes` (a key set by the waiting instance and by
+    /// another one wakes the wait within seconds, with or without `notify`).
     pub notify: bool,
 }
 
@@ -295,8 +299,14 @@ impl Default for Capabilities {
 /// - **Keys are unique in the namespace.** `put`, `put_batch` and
 ///   [`Deferrable::new_key`] mint keys that no other instance on the namespace,
 ///   in this or another process, ever mints too: not from a per-instance or
-///   per-process counter (`shared_namespace`, `put_get_roundtrip`). Objects are
-///   write once: the bytes under a key never change.
+///   per-process counter (`shared_namespace`, `put_get_roundtrip`; temporary
+///   names and slots too: `concurrent_instances`).
+/// - **Only `set` replaces.** `put` and `put_batch` never replace an object
+///   (their keys are new). [`Deferrable::set`] stores the object under a key
+///   minted on the namespace by `new_key`, or *replaces* the object under a
+///   key minted by `put`, `put_batch` or `new_key` (objects are not
+///   write-once: proxy-patterns' `RefMutProxy::set` and `RemoteMut::set`
+///   replace owned objects this way): `set_replaces`.
 /// - **A read is the whole object or nothing.** `get` returns exactly the bytes
 ///   stored under the key, or `Ok(None)` when the key is not (or no longer)
 ///   stored: never another object's bytes, never part of an object. This
@@ -318,6 +328,9 @@ impl Default for Capabilities {
 ///   type is registered under ([`FromConfig::KIND`]): `kind_and_config`.
 /// - **Close** as documented on [`Connector::close`] (checked at the end of
 ///   every case).
+/// - **`wait_for`** returns `Ok(false)` once its timeout has passed, not
+///   before (`wait_for_timeout`), and wakes soon after the key is stored,
+///   also by another instance or process (`wait_for_wakes`).
 /// - Capabilities as documented on [`Capabilities`].
 pub trait Connector: Send + Sync + fmt::Debug + 'static {
     /// Short connector kind, the name used in configurations (`"file"`): the
@@ -358,9 +371,14 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     ///   permanent error ([`Error::is_temporary`] false) saying that the
     ///   connector is closed. Never a panic, never a hang, never another
     ///   object's bytes.
+    /// - Releases every file it holds open at or under a path of its
+    ///   configuration (its directory, a file in it), deleted or not; dropping
+    ///   an instance does too.
     ///
     /// The conformance suite closes the connector twice at the end of every
-    /// case, then calls every operation, then checks that no object the case
+    /// case, checks that no descriptor of its process is open at or under an
+    /// absolute path among the configuration's option values (on Linux, from
+    /// `/proc/self/fd`), then calls every operation, then checks that no object the case
     /// stored is left (and, given a `leftovers` hook, that the namespace is gone).
     fn close(&self) -> Result<()>;
 
@@ -432,10 +450,12 @@ pub trait Deferrable: Connector {
     /// A fresh key with no object yet (`exists` is false, `get` is `None`).
     fn new_key(&self) -> Result<Key>;
 
-    /// Store the object for a key from [`Deferrable::new_key`], all at once:
-    /// readers polling the key (in any thread or process) see `None` or
-    /// `exists == false` until the whole object is readable, never part of it
-    /// (write elsewhere and rename, or use an atomic server command).
+    /// Store the object for a key from [`Deferrable::new_key`], or replace the
+    /// object under a key minted on the namespace by `put`, `put_batch` or
+    /// `new_key`, all at once: readers polling the key (in any thread or
+    /// process) see `None` or `exists == false` (or the previous object)
+    /// until the whole new object is readable, never part of it (write
+    /// elsewhere and rename, or use an atomic server command).
     fn set(&self, key: &Key, data: Payload) -> Result<()>;
 }
 

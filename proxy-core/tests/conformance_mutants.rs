@@ -5,14 +5,23 @@
 //! The planted bugs are those that once passed the whole suite: keys from a
 //! per-instance counter, a second `close` failing, `kind()` differing from the
 //! configuration's kind, objects deleted when their instance is dropped
-//! despite `outlives_process`, and a `Deferrable::set` that writes in place.
+//! despite `outlives_process`, a `Deferrable::set` that writes in place, a
+//! per-instance get cache that other instances' evicts do not clear, a
+//! declared `notify` that wakes `wait_for` only on the instance's own writes,
+//! a `wait_for` that ignores its timeout, keys from a per-process counter
+//! (for `put`, for `new_key`), temporary file names from a per-instance
+//! counter, a `close` that keeps a file open, and a `set` that refuses to
+//! replace an object (write-once), and a `put_batch` that writes the objects
+//! before an oversized one.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use proxy_core::conformance::{CASES, Case, Ctx, child_entry, run_case};
 use proxy_core::{
@@ -35,9 +44,36 @@ enum Bug {
     KindMismatch,
     /// Dropping an instance deletes the objects it stored.
     DeleteOnDrop,
-    /// `Deferrable::set` writes the final file in place, part by part.
+    /// `Deferrable::set` writes the final file in place, part by part (as
+    /// fast as the file system takes them).
     SetInPlace,
+    /// `get` keeps what it read in a per-instance cache, which only this
+    /// instance's `evict` clears.
+    GetCache,
+    /// Declares `notify`; `wait_for` sleeps on a per-instance condition
+    /// variable that only this instance's `put` and `set` wake.
+    NotifyOwnWritesOnly,
+    /// `wait_for` polls until the object is there, whatever its timeout.
+    IgnoresTimeout,
+    /// `put` key ids from a counter per process.
+    ProcessCounterPutKeys,
+    /// `new_key` key ids from a counter per process.
+    ProcessCounterNewKeys,
+    /// Temporary files named from a counter per instance (`.tmp-1`, ...).
+    TmpCounter,
+    /// `get` keeps the last file it read open; `close` does not close it.
+    KeepsHandles,
+    /// Objects are write-once: `set` refuses a key that has an object.
+    WriteOnce,
+    /// `put_batch` writes the objects before an oversized one, then fails.
+    PartialBatch,
 }
+
+/// The mutant's declared `max_object_size` (over the suite's 32 MiB sets).
+const LIMIT: u64 = 64 << 20;
+
+/// The per-process counter of the `ProcessCounter*` bugs.
+static PROCESS_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Serialize, Deserialize)]
 struct DirKey {
@@ -54,8 +90,12 @@ struct Options {
 struct Mutant {
     opts: Options,
     counter: AtomicU64,
+    tmp_counter: AtomicU64,
     closed: AtomicBool,
     stored: Mutex<Vec<PathBuf>>,
+    cache: Mutex<HashMap<PathBuf, Bytes>>,
+    writes: (Mutex<u64>, Condvar),
+    last_read: Mutex<Option<fs::File>>,
 }
 
 impl fmt::Debug for Mutant {
@@ -83,8 +123,12 @@ impl Mutant {
         Ok(Mutant {
             opts,
             counter: AtomicU64::new(0),
+            tmp_counter: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             stored: Mutex::new(Vec::new()),
+            cache: Mutex::new(HashMap::new()),
+            writes: (Mutex::new(0), Condvar::new()),
+            last_read: Mutex::new(None),
         })
     }
 
@@ -96,33 +140,51 @@ impl Mutant {
             .join(uuid::Uuid::from_bytes(k.id).simple().to_string()))
     }
 
-    fn mint(&self) -> Key {
-        let id = if self.opts.bug == Bug::CounterKeys {
-            let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
-            let mut id = [0; 16];
-            id[..8].copy_from_slice(&n.to_le_bytes());
-            id
-        } else {
-            *uuid::Uuid::new_v4().as_bytes()
+    /// A new key; `for_put` tells `put` from `new_key`.
+    fn mint(&self, for_put: bool) -> Key {
+        let counter = match self.opts.bug {
+            Bug::CounterKeys => Some(&self.counter),
+            Bug::ProcessCounterPutKeys if for_put => Some(&PROCESS_COUNTER),
+            Bug::ProcessCounterNewKeys if !for_put => Some(&PROCESS_COUNTER),
+            _ => None,
+        };
+        let id = match counter {
+            Some(counter) => {
+                let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+                let mut id = [0; 16];
+                id[..8].copy_from_slice(&n.to_le_bytes());
+                id
+            }
+            None => *uuid::Uuid::new_v4().as_bytes(),
         };
         Key::encode(&DirKey { id })
     }
 
+    /// Wake this instance's waiters (`NotifyOwnWritesOnly`).
+    fn announce(&self) {
+        *self.writes.0.lock().unwrap() += 1;
+        self.writes.1.notify_all();
+    }
+
     fn write(&self, path: &Path, data: &Payload, in_place: bool) -> Result<()> {
+        if data.len() as u64 > LIMIT {
+            return Err(Error::TooLarge {
+                connector: KIND.into(),
+                size: data.len() as u64,
+                limit: LIMIT,
+            });
+        }
         let target = if in_place {
             path.to_path_buf()
+        } else if self.opts.bug == Bug::TmpCounter {
+            let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed) + 1;
+            self.opts.dir.join(format!(".tmp-{n}"))
         } else {
             path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()))
         };
         let written = fs::File::create(&target).and_then(|mut f| {
             for part in data.parts() {
                 f.write_all(part)?;
-                if in_place {
-                    // Parts arrive over time (as from a socket): the window in
-                    // which the file is partial is then long enough for the
-                    // suite's pollers to run even on a loaded machine.
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
             }
             Ok(())
         });
@@ -133,6 +195,7 @@ impl Mutant {
         };
         done.map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
         self.stored.lock().unwrap().push(path.to_path_buf());
+        self.announce();
         Ok(())
     }
 }
@@ -159,22 +222,48 @@ impl Connector for Mutant {
         Capabilities {
             cross_process: true,
             outlives_process: true,
+            notify: self.opts.bug == Bug::NotifyOwnWritesOnly,
+            max_object_size: Some(LIMIT),
             ..Capabilities::MINIMAL
         }
     }
     fn put(&self, data: Payload) -> Result<Key> {
-        let key = self.mint();
+        let key = self.mint(true);
         self.write(&self.path(&key)?, &data, false)?;
         Ok(key)
     }
     fn put_batch(&self, data: Vec<Payload>) -> Result<Vec<Key>> {
+        if self.opts.bug != Bug::PartialBatch
+            && let Some(d) = data.iter().find(|d| d.len() as u64 > LIMIT)
+        {
+            return Err(Error::TooLarge {
+                connector: KIND.into(),
+                size: d.len() as u64,
+                limit: LIMIT,
+            });
+        }
         data.into_iter().map(|d| self.put(d)).collect()
     }
     fn get(&self, key: &Key) -> Result<Option<Bytes>> {
         let path = self.path(key)?;
-        not_found_is_none(fs::read(&path))
-            .map(|v| v.map(Bytes::from))
-            .map_err(|e| Error::io("reading", e))
+        if self.opts.bug == Bug::GetCache
+            && let Some(b) = self.cache.lock().unwrap().get(&path)
+        {
+            return Ok(Some(b.clone()));
+        }
+        let read = |path: &Path| -> io::Result<Bytes> {
+            let mut f = fs::File::open(path)?;
+            let mut v = Vec::new();
+            io::Read::read_to_end(&mut f, &mut v)?;
+            // Kept for the next read (closed by `close`).
+            *self.last_read.lock().unwrap() = Some(f);
+            Ok(Bytes::from(v))
+        };
+        let got = not_found_is_none(read(&path)).map_err(|e| Error::io("reading", e))?;
+        if let (Bug::GetCache, Some(b)) = (self.opts.bug, &got) {
+            self.cache.lock().unwrap().insert(path, b.clone());
+        }
+        Ok(got)
     }
     fn get_batch(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
         keys.iter().map(|k| self.get(k)).collect()
@@ -183,13 +272,18 @@ impl Connector for Mutant {
         Ok(self.path(key)?.exists())
     }
     fn evict(&self, key: &Key) -> Result<()> {
-        not_found_is_none(fs::remove_file(self.path(key)?))
+        let path = self.path(key)?;
+        self.cache.lock().unwrap().remove(&path);
+        not_found_is_none(fs::remove_file(path))
             .map(drop)
             .map_err(|e| Error::io("removing", e))
     }
     fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) && self.opts.bug == Bug::SecondCloseFails {
             return Err(Error::connector(KIND, "close", false, "already closed"));
+        }
+        if self.opts.bug != Bug::KeepsHandles {
+            self.last_read.lock().unwrap().take();
         }
         if self.opts.clear {
             not_found_is_none(fs::remove_dir_all(&self.opts.dir))
@@ -203,13 +297,44 @@ impl Connector for Mutant {
     fn as_deferrable(&self) -> Option<&dyn Deferrable> {
         Some(self)
     }
+    fn wait_for(&self, key: &Key, timeout: Duration) -> Result<bool> {
+        match self.opts.bug {
+            Bug::IgnoresTimeout => loop {
+                if self.exists(key)? {
+                    return Ok(true);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            },
+            Bug::NotifyOwnWritesOnly => {
+                let deadline = Instant::now() + timeout;
+                let mut seen = self.writes.0.lock().unwrap();
+                while !self.exists(key)? {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(false);
+                    }
+                    seen = self.writes.1.wait_timeout(seen, left).unwrap().0;
+                }
+                Ok(true)
+            }
+            _ => proxy_core::connector::poll_exists(self, key, timeout),
+        }
+    }
 }
 
 impl Deferrable for Mutant {
     fn new_key(&self) -> Result<Key> {
-        Ok(self.mint())
+        Ok(self.mint(false))
     }
     fn set(&self, key: &Key, data: Payload) -> Result<()> {
+        if self.opts.bug == Bug::WriteOnce && self.exists(key)? {
+            return Err(Error::connector(
+                KIND,
+                "set",
+                false,
+                "objects are write-once",
+            ));
+        }
         self.write(&self.path(key)?, &data, self.opts.bug == Bug::SetInPlace)
     }
 }
@@ -334,11 +459,98 @@ fn objects_deleted_on_drop_despite_outlives_process_are_caught() {
     );
 }
 
+/// Without any slowing down, every time: the case repeats until readers ran
+/// during a `set`.
 #[test]
-fn a_set_that_writes_in_place_is_caught() {
+fn a_set_that_writes_in_place_is_caught_every_time() {
+    let case = proxy_core::conformance::case("deferrable_set_atomic").unwrap();
+    for run in 0..20 {
+        let err = run_case(case, ctx(Bug::SetInPlace))
+            .expect_err(&format!("run {run}: an in-place set passed"));
+        assert!(
+            err.contains("a reader saw part of an object being set"),
+            "run {run}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_get_cache_that_outlives_other_instances_evicts_is_caught() {
     assert_caught(
-        Bug::SetInPlace,
-        "deferrable_set_atomic",
-        "a reader saw part of an object being set",
+        Bug::GetCache,
+        "shared_namespace",
+        "a cache outlived an evict on the namespace",
+    );
+}
+
+#[test]
+fn a_notify_woken_only_by_own_writes_is_caught() {
+    assert_caught(
+        Bug::NotifyOwnWritesOnly,
+        "wait_for_wakes",
+        "after another instance set the key (notify declared: true)",
+    );
+}
+
+#[test]
+fn a_wait_for_that_ignores_its_timeout_is_caught() {
+    assert_caught(
+        Bug::IgnoresTimeout,
+        "wait_for_timeout",
+        "ignores its timeout",
+    );
+}
+
+#[test]
+fn per_process_counter_put_keys_are_caught() {
+    assert_caught(
+        Bug::ProcessCounterPutKeys,
+        "shared_namespace",
+        "minted the same key twice: put in child process 1, then put in child process 2",
+    );
+}
+
+#[test]
+fn per_process_counter_new_keys_are_caught() {
+    assert_caught(
+        Bug::ProcessCounterNewKeys,
+        "shared_namespace",
+        "minted the same key twice: new_key in child process 1, then new_key in child process 2",
+    );
+}
+
+#[test]
+fn per_instance_temporary_names_are_caught() {
+    assert_caught(
+        Bug::TmpCounter,
+        "concurrent_instances",
+        "while the other instances put too",
+    );
+}
+
+#[test]
+fn a_close_that_keeps_files_open_is_caught() {
+    assert_caught(
+        Bug::KeepsHandles,
+        "put_get_roundtrip",
+        "close() left 1 file descriptors of this process open into the namespace",
+    );
+}
+
+#[test]
+fn a_write_once_set_is_caught() {
+    assert_caught(
+        Bug::WriteOnce,
+        "set_replaces",
+        "set through the minting instance of a key minted by put",
+    );
+}
+
+#[test]
+fn a_partial_put_batch_is_caught() {
+    assert_caught(
+        Bug::PartialBatch,
+        "too_large",
+        "put_batch refused with TooLarge wrote the objects before the oversized one",
     );
 }

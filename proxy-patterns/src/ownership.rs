@@ -296,8 +296,9 @@ impl<T: Object> RefMutProxy<'_, T> {
         self.owner.resolve()
     }
 
-    /// Replace the object, in the store ([`Deferrable::set`](proxy_core::Deferrable::set))
-    /// and in the owner.
+    /// Replace the object, in the store ([`Deferrable::set`](proxy_core::Deferrable::set)
+    /// on the key `put` minted, which the `Connector` contract allows and the
+    /// conformance case `set_replaces` checks) and in the owner.
     pub fn set(&mut self, value: T) -> Result<()> {
         let store = self.owner.store()?.clone();
         set_in_store(&store, self.owner.key(), &value)?;
@@ -389,7 +390,8 @@ impl<T: Object> RemoteMut<T> {
         self.proxy.resolve()
     }
 
-    /// Replace the object in the store.
+    /// Replace the object in the store ([`Deferrable::set`](proxy_core::Deferrable::set)
+    /// on the owner's key, as [`RefMutProxy::set`] does).
     pub fn set(&self, value: &T) -> Result<()> {
         let store = self.proxy.factory().store()?;
         set_in_store(store, self.proxy.key(), value)
