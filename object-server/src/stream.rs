@@ -230,16 +230,17 @@ pub(crate) fn connect_local(addr: &SocketAddr) -> Option<UnixStream> {
     if !is_local_ip(addr.ip()) {
         return None;
     }
-    let dir = socket_dir().ok()?;
+    // Where this process looks, found once (the environment does not change).
+    static DIR: std::sync::LazyLock<Option<PathBuf>> =
+        std::sync::LazyLock::new(|| socket_dir().ok());
+    let dir = DIR.as_deref()?;
     let any = match addr {
         SocketAddr::V4(_) => IpAddr::from([0u8; 4]),
         SocketAddr::V6(_) => IpAddr::from([0u16; 8]),
     };
-    [addr.ip(), any]
-        .into_iter()
-        .map(|ip| socket_path(&dir, &SocketAddr::new(ip, addr.port())))
-        .filter(|p| p.exists())
-        .find_map(|p| UnixStream::connect(p).ok())
+    [addr.ip(), any].into_iter().find_map(|ip| {
+        UnixStream::connect(socket_path(dir, &SocketAddr::new(ip, addr.port()))).ok()
+    })
 }
 
 #[cfg(test)]

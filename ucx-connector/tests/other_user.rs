@@ -135,8 +135,7 @@ fn as_other_user_over(
     tls: &str,
 ) -> String {
     assert_eq!(
-        // SAFETY: geteuid cannot fail.
-        unsafe { libc::geteuid() },
+        euid(),
         0,
         "these tests run a process as another user, which needs root"
     );
@@ -288,7 +287,7 @@ fn the_owner_needs_nothing_configured() {
         let file = object_server::Secret::user_file().unwrap();
         let m = std::fs::metadata(&file).unwrap();
         assert_eq!(m.permissions().mode() & 0o077, 0, "{}", file.display());
-        assert_eq!(m.uid(), unsafe_geteuid());
+        assert_eq!(m.uid(), euid());
         assert!(Path::new(&file).parent().is_some());
     }
     let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
@@ -303,7 +302,8 @@ fn the_owner_needs_nothing_configured() {
     }
 }
 
-fn unsafe_geteuid() -> u32 {
+/// This process's effective user id.
+fn euid() -> u32 {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() }
 }

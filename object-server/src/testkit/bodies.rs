@@ -23,9 +23,18 @@ pub struct Mode {
 
 /// The connector of the tests: `mode`, a 5 s timeout.
 pub fn connector<F: Fabric>(server: &ServerProcess<F>, mode: Mode) -> Client<F> {
+    connector_timed(server, mode, Duration::from_secs(5))
+}
+
+/// The connector of the tests with `mode` and `timeout`.
+pub fn connector_timed<F: Fabric>(
+    server: &ServerProcess<F>,
+    mode: Mode,
+    timeout: Duration,
+) -> Client<F> {
     let mut cfg = F::config(&server.addr, &server.fabric)
         .with_data_path(mode.path)
-        .with_timeout(Duration::from_secs(5));
+        .with_timeout(timeout);
     if let Some(zc) = mode.zero_copy {
         cfg = cfg.with_zero_copy(zc);
     }
@@ -648,15 +657,7 @@ pub fn gets_while_the_server_is_stopped<F: Fabric>(fabric: &str) {
 pub fn stopped_server_times_out<F: Fabric>(fabric: &str, mode: Mode) {
     let server = ServerProcess::<F>::start(fabric, &[]);
     let timeout = Duration::from_secs(2);
-    let client = || {
-        let mut cfg = F::config(&server.addr, &server.fabric)
-            .with_data_path(mode.path)
-            .with_timeout(timeout);
-        if let Some(zc) = mode.zero_copy {
-            cfg = cfg.with_zero_copy(zc);
-        }
-        Client::<F>::new(cfg).unwrap()
-    };
+    let client = || connector_timed(&server, mode, timeout);
     let known = client();
     let key = known.put(Payload::from(pattern(5000, 3))).unwrap();
     assert!(known.exists(&key).unwrap());
@@ -746,13 +747,11 @@ pub fn raise_fd_limit(n: u64) {
 /// wrapped at 2^31 or 2^32 differ from the right ones.
 pub fn objects_past_2_gib<F: Fabric>(fabric: &str, zero_copy: bool) {
     let server = ServerProcess::<F>::start(fabric, &["--memory-limit", "9G", "--retain", "0"]);
-    let c = Client::<F>::new(
-        F::config(&server.addr, fabric)
-            .with_data_path(DataPath::Rma)
-            .with_zero_copy(zero_copy)
-            .with_timeout(Duration::from_secs(120)),
-    )
-    .unwrap();
+    let mode = Mode {
+        path: DataPath::Rma,
+        zero_copy: Some(zero_copy),
+    };
+    let c = connector_timed(&server, mode, Duration::from_secs(120));
     let chunk = Bytes::from(pattern((1 << 20) + 1, 29));
     for len in [(1u64 << 31) - 1, 1 << 31, (1 << 32) + 7] {
         let t = Instant::now();

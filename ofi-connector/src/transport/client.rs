@@ -103,6 +103,8 @@ pub struct Ofi {
     domain: Arc<Domain>,
     ep: parking_lot::Mutex<Arc<Endpoint>>,
     timeout: Duration,
+    /// The largest one-sided transfer (see `max_rma_len`), read once.
+    max_rma: u64,
 }
 
 impl Ofi {
@@ -140,10 +142,17 @@ impl ClientTransport for Ofi {
 
     fn new(cfg: &OfiConfig) -> Result<Ofi> {
         let domain = Arc::new(Domain::open(&cfg.query())?);
+        let info = domain.info();
+        let max_rma = if info.provider() == "shm" {
+            info.max_msg_size().min(1 << 30)
+        } else {
+            info.max_msg_size()
+        };
         Ok(Ofi {
             ep: parking_lot::Mutex::new(Endpoint::open(&domain)?),
             domain,
             timeout: cfg.client.timeout(),
+            max_rma,
         })
     }
 
@@ -181,13 +190,7 @@ impl ClientTransport for Ofi {
     /// there (`tests/large.rs` found it), so larger objects are read and
     /// written over the control connection.
     fn max_rma_len(&self) -> u64 {
-        let info = self.domain().info();
-        let max = info.max_msg_size();
-        if info.provider() == "shm" {
-            max.min(1 << 30)
-        } else {
-            max
-        }
+        self.max_rma
     }
 
     fn connect(&self, address: &[u8]) -> Result<PeerAddr> {
