@@ -304,10 +304,9 @@ fn agree<T>(ctx: &Ctx<'_>, r: Result<T>) -> Result<T> {
         .all_reduce_into(&mine, &mut any, mpi::collective::SystemOperation::max());
     match r {
         Err(e) => Err(e),
-        Ok(_) if any != 0 => Err(Error::connector(
+        Ok(_) if any != 0 => Err(Error::permanent(
             "mpi",
             "benchmark",
-            false,
             "another rank failed (see its message)",
         )),
         Ok(v) => Ok(v),
@@ -383,10 +382,9 @@ fn proxy_rep(
                 let (p, put, _, wire_len) = made?;
                 store.evict(p.key())?;
                 if failed {
-                    return Err(Error::connector(
+                    return Err(Error::permanent(
                         "mpi",
                         "remote resolve",
-                        false,
                         "a consumer rank failed to resolve (see its message)",
                     ));
                 }
@@ -414,10 +412,9 @@ fn proxy_rep(
                 };
                 world.process_at_rank(0).send(&reply[..]);
                 match r.map(|m| m.bytes) {
-                    Ok(n) if n != size => Err(Error::connector(
+                    Ok(n) if n != size => Err(Error::permanent(
                         "mpi",
                         "resolve",
-                        false,
                         format!("got {n} bytes, expected {size}"),
                     )),
                     Ok(_) => Ok(None),
@@ -476,10 +473,9 @@ fn proxy_rep(
                 return Ok(None);
             }
             if gathered.chunks(4).any(|c| c[1] < 0.0) {
-                return Err(Error::connector(
+                return Err(Error::permanent(
                     "mpi",
                     "remote resolve",
-                    false,
                     "a rank failed to resolve (see its message)",
                 ));
             }
@@ -543,10 +539,9 @@ fn mpi_get_rep(
         }
         let e2e = us(t0);
         if failed {
-            return Err(Error::connector(
+            return Err(Error::permanent(
                 "mpi",
                 "MPI_Get",
-                false,
                 "a consumer rank failed to read (see its message)",
             ));
         }

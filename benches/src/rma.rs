@@ -26,10 +26,9 @@ fn check(what: &str, rc: c_int) -> Result<()> {
     if rc == ffi::MPI_SUCCESS as c_int {
         Ok(())
     } else {
-        Err(Error::connector(
+        Err(Error::permanent(
             "mpi",
             "rma",
-            false,
             format!("{what} failed ({rc})"),
         ))
     }

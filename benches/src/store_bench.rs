@@ -141,10 +141,9 @@ impl Consumer {
             ));
         }
         if let Some(msg) = line.strip_prefix("ERR ") {
-            return Err(Error::connector(
+            return Err(Error::permanent(
                 "bench",
                 "consumer resolve",
-                false,
                 msg.trim().to_string(),
             ));
         }
@@ -275,10 +274,9 @@ pub fn run(opts: &StoreBenchOpts, rows: &mut Vec<Row>, progress: &Progress) -> R
                     let (child_us, n) = consumer.resolve(kind, &wire)?;
                     let t2 = t0.elapsed().as_secs_f64() * 1e6;
                     if n != expect {
-                        return Err(Error::connector(
+                        return Err(Error::permanent(
                             "bench",
                             "consumer resolve",
-                            false,
                             format!("got {n} bytes, expected {expect}"),
                         ));
                     }

@@ -110,7 +110,7 @@ impl DaosError {
     pub(crate) fn into_error(self, op: &'static str, timeout: std::time::Duration) -> Error {
         match self {
             DaosError::NotInstalled(e) => {
-                Error::connector(KIND, op, false, DaosFailure::NotInstalled(e.to_string()))
+                Error::permanent(KIND, op, DaosFailure::NotInstalled(e.to_string()))
             }
             DaosError::Der { call, rc, text } => Error::connector(
                 KIND,
@@ -123,18 +123,14 @@ impl DaosError {
                 operation: op,
                 after: timeout,
             },
-            DaosError::InitTimeout => Error::connector(
+            DaosError::InitTimeout => Error::temporary(
                 KIND,
                 op,
-                true,
                 "daos_init did not complete within the connector's timeout: are the DAOS engines and daos_agent up?",
             ),
-            DaosError::InitThread(m) => Error::connector(
-                KIND,
-                op,
-                true,
-                format!("cannot start the daos_init thread: {m}"),
-            ),
+            DaosError::InitThread(m) => {
+                Error::temporary(KIND, op, format!("cannot start the daos_init thread: {m}"))
+            }
             DaosError::NoSuchPool(p) => Error::config(
                 KIND,
                 format!(
@@ -149,10 +145,9 @@ impl DaosError {
             ),
             DaosError::BadLabel(m) => Error::config(KIND, m),
             DaosError::Layout(m) => Error::config(KIND, m),
-            DaosError::Closed => Error::connector(
+            DaosError::Closed => Error::permanent(
                 KIND,
                 op,
-                false,
                 "the DAOS connector is closed: build a new one from its configuration",
             ),
             DaosError::Core(e) => e,

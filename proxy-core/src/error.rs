@@ -226,7 +226,29 @@ impl Error {
         }
     }
 
-    /// An [`Error::Connector`].
+    /// An [`Error::Connector`] that retrying later may cure (a peer that is
+    /// down or restarting, a link cut, a resource busy for now).
+    pub fn temporary(
+        connector: impl Into<String>,
+        operation: &'static str,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Self::connector(connector, operation, true, source)
+    }
+
+    /// An [`Error::Connector`] that retrying will not cure (a refused
+    /// request, a protocol violation, a resource that is gone for good).
+    pub fn permanent(
+        connector: impl Into<String>,
+        operation: &'static str,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Self::connector(connector, operation, false, source)
+    }
+
+    /// An [`Error::Connector`] whose kind is decided at run time (e.g. from
+    /// a native library's error code); with a known kind, prefer
+    /// [`Error::temporary`] or [`Error::permanent`].
     pub fn connector(
         connector: impl Into<String>,
         operation: &'static str,

@@ -408,10 +408,9 @@ impl Store {
             let got = self.inner.connector.get_batch(&miss_keys)?;
             clock.lap(m, Op::Get, Phase::Connector);
             if got.len() != miss_keys.len() {
-                return Err(Error::connector(
+                return Err(Error::permanent(
                     self.inner.connector.kind(),
                     "get_batch",
-                    false,
                     format!(
                         "returned {} results for {} keys",
                         got.len(),

@@ -280,7 +280,7 @@ impl Connector for Mutant {
     }
     fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) && self.opts.bug == Bug::SecondCloseFails {
-            return Err(Error::connector(KIND, "close", false, "already closed"));
+            return Err(Error::permanent(KIND, "close", "already closed"));
         }
         if self.opts.bug != Bug::KeepsHandles {
             self.last_read.lock().unwrap().take();
@@ -328,12 +328,7 @@ impl Deferrable for Mutant {
     }
     fn set(&self, key: &Key, data: Payload) -> Result<()> {
         if self.opts.bug == Bug::WriteOnce && self.exists(key)? {
-            return Err(Error::connector(
-                KIND,
-                "set",
-                false,
-                "objects are write-once",
-            ));
+            return Err(Error::permanent(KIND, "set", "objects are write-once"));
         }
         self.write(&self.path(key)?, &data, self.opts.bug == Bug::SetInPlace)
     }

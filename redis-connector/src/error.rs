@@ -135,10 +135,9 @@ impl RedisConnector {
                     self.op_timeout().unwrap_or_default()
                 },
             },
-            Failure::Auth => Error::connector(
+            Failure::Auth => Error::permanent(
                 KIND,
                 op,
-                false,
                 RedisFailure {
                     context: format!(
                         "{what}: authentication failed (check the username and password, or {PASSWORD_ENV})"
@@ -146,19 +145,17 @@ impl RedisConnector {
                     error: e,
                 },
             ),
-            Failure::Dropped => Error::connector(
+            Failure::Dropped => Error::temporary(
                 KIND,
                 op,
-                true,
                 RedisFailure {
                     context: what,
                     error: e,
                 },
             ),
-            Failure::Server | Failure::Other => Error::connector(
+            Failure::Server | Failure::Other => Error::permanent(
                 KIND,
                 op,
-                false,
                 RedisFailure {
                     context: what,
                     error: e,

@@ -26,12 +26,7 @@ unsafe impl Sync for AddrInner {}
 impl AddrInner {
     pub(crate) fn lookup(inst: &Arc<Instance>, name: &str) -> Result<Arc<AddrInner>> {
         let c = CString::new(name).map_err(|_| {
-            Error::connector(
-                KIND,
-                "margo_addr_lookup",
-                false,
-                "address contains a NUL byte",
-            )
+            Error::permanent(KIND, "margo_addr_lookup", "address contains a NUL byte")
         })?;
         let mut addr: hg_addr_t = std::ptr::null_mut();
         // SAFETY: valid instance, NUL-terminated name, out-pointer.

@@ -63,10 +63,9 @@ impl Bulk {
         access: BulkAccess,
     ) -> Result<Bulk> {
         if len == 0 {
-            return Err(Error::connector(
+            return Err(Error::permanent(
                 KIND,
                 "margo_bulk_create",
-                false,
                 "cannot expose zero bytes",
             ));
         }

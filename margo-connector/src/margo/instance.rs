@@ -194,9 +194,8 @@ impl Instance {
 
     fn init(address: &str, mode: Mode) -> Result<Instance> {
         let api = api()?;
-        let c = CString::new(address).map_err(|_| {
-            Error::connector(KIND, "margo_init", false, "protocol contains a NUL byte")
-        })?;
+        let c = CString::new(address)
+            .map_err(|_| Error::permanent(KIND, "margo_init", "protocol contains a NUL byte"))?;
         let (tx, rx) = channel();
         service()
             .lock()
@@ -205,14 +204,11 @@ impl Instance {
                 mode,
                 reply: tx,
             })
-            .map_err(|_| {
-                Error::connector(KIND, "margo_init", false, "margo service thread gone")
-            })?;
+            .map_err(|_| Error::permanent(KIND, "margo_init", "margo service thread gone"))?;
         let mid = rx.recv().ok().flatten().ok_or_else(|| {
-            Error::connector(
+            Error::permanent(
                 KIND,
                 "margo_init",
-                false,
                 format!(
                     "margo_init_ext({address:?}, {}) failed (Margo's message above says why; \
                      `margo-info` lists the protocols this Mercury supports)",

@@ -118,7 +118,7 @@ pub fn check(op: &'static str, code: hg_return_t) -> proxy_core::Result<()> {
 
 /// Margo itself: loaded, or the error that says how to install it.
 pub fn api() -> proxy_core::Result<&'static margo_sys::Api> {
-    margo_sys::api().map_err(|e| Error::connector(KIND, "load Margo", false, e))
+    margo_sys::api().map_err(|e| Error::permanent(KIND, "load Margo", e))
 }
 
 #[cfg(test)]

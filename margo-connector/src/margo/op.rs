@@ -187,10 +187,9 @@ impl<B: Send + 'static> Transfer<B> {
         let (local, local_offset, len) = local;
         let end = origin_offset.checked_add(len);
         if end.is_none_or(|e| e > origin.len()) {
-            return Err(Error::connector(
+            return Err(Error::permanent(
                 KIND,
                 op,
-                false,
                 format!(
                     "{len} bytes at {origin_offset} lie outside the peer's {} B handle",
                     origin.len()

@@ -131,10 +131,9 @@ impl ClientTransport for Margo {
 
     fn connect(&self, address: &[u8]) -> Result<Addr> {
         let name = std::str::from_utf8(address).map_err(|_| {
-            Error::connector(
+            Error::permanent(
                 crate::KIND,
                 "connect",
-                false,
                 "the server's Margo address is not text (a server of another transport?)",
             )
         })?;

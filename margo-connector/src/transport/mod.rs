@@ -52,10 +52,9 @@ pub(crate) fn pack(base: u64, len: u64, serialized: &[u8]) -> Vec<u8> {
 /// `(base, len, serialized handle)` of a descriptor, checked.
 pub(crate) fn parse(d: &[u8]) -> Result<(u64, u64, &[u8])> {
     if d.len() <= HEADER || d[0] != VERSION || d[1] != 0 {
-        return Err(Error::connector(
+        return Err(Error::permanent(
             crate::KIND,
             "unpack",
-            false,
             format!(
                 "not a Margo segment descriptor ({} bytes; a server of another transport or version?)",
                 d.len()
@@ -70,10 +69,9 @@ impl MargoRemote {
     pub(crate) fn unpack(inst: &Arc<Instance>, d: &[u8]) -> Result<MargoRemote> {
         let (base, len, ser) = parse(d)?;
         let bulk = Bulk::deserialize(inst, ser, len).map_err(|e| {
-            Error::connector(
+            Error::permanent(
                 crate::KIND,
                 "unpack",
-                false,
                 format!("the server's bulk handle does not deserialize here ({e}): a server with another Mercury protocol?"),
             )
         })?;
@@ -86,10 +84,9 @@ impl MargoRemote {
     /// The offset into the handle of the object server's address `addr`.
     pub(crate) fn offset(&self, addr: u64) -> Result<u64> {
         addr.checked_sub(self.base).ok_or_else(|| {
-            Error::connector(
+            Error::permanent(
                 crate::KIND,
                 "bulk transfer",
-                false,
                 format!("address {addr:#x} below its segment at {:#x}", self.base),
             )
         })

@@ -551,10 +551,9 @@ impl<T: ClientTransport> ObjectClient<T> {
                     // Pinned, so committed and not evicted: the server and
                     // this mapping disagree. Never hand out other bytes.
                     pins.unpin(k.loc());
-                    return Err(Error::connector(
+                    return Err(Error::permanent(
                         T::NAME,
                         "get",
-                        false,
                         format!("mapped segment {} does not hold object {}", k.seg, k.id),
                     ));
                 }

@@ -252,7 +252,7 @@ impl<T: ClientTransport> ObjectClient<T> {
         match self.call(&peer, "stats", &Request::Stats, None)? {
             Ctl::Done(Response::Stats(s)) => Ok(s),
             Ctl::Done(other) => Err(unexpected(T::NAME, "stats", other)),
-            Ctl::Stale => Err(Error::connector(T::NAME, "stats", true, "server restarted")),
+            Ctl::Stale => Err(Error::temporary(T::NAME, "stats", "server restarted")),
         }
     }
 
@@ -328,7 +328,7 @@ impl<T: ClientTransport> ObjectClient<T> {
 
     fn check_open(&self, op: &'static str) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) {
-            Err(Error::connector(T::NAME, op, false, "connector is closed"))
+            Err(Error::permanent(T::NAME, op, "connector is closed"))
         } else {
             Ok(())
         }

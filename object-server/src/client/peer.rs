@@ -130,7 +130,7 @@ pub(crate) fn ctl_err(
         server: addr.to_string(),
         source: e,
     };
-    Error::connector(kind, op, true, source)
+    Error::temporary(kind, op, source)
 }
 
 /// Whether `e` is a socket timeout (`SO_RCVTIMEO`/`SO_SNDTIMEO` report
@@ -144,11 +144,10 @@ pub(crate) fn is_timeout(e: &io::Error) -> bool {
 
 pub(crate) fn unexpected(kind: &str, op: &'static str, r: Response) -> Error {
     match r {
-        Response::Unauthorized(m) => Error::connector(kind, op, false, m),
-        r => Error::connector(
+        Response::Unauthorized(m) => Error::permanent(kind, op, m),
+        r => Error::permanent(
             kind,
             op,
-            false,
             format!("unexpected answer from the object server: {r:?}"),
         ),
     }
@@ -176,9 +175,7 @@ impl<T: ClientTransport> ObjectClient<T> {
                 args.extend(c.spawn_args.iter().cloned());
                 let secret = self.inner.secret.as_ref();
                 crate::spawn::spawn_server(&T::SERVER, &c.server, &args, secret, self.timeout())
-                    .map_err(|s| {
-                        Error::connector(T::NAME, "spawn", false, format!("{s} (first: {e})"))
-                    })?;
+                    .map_err(|s| Error::permanent(T::NAME, "spawn", format!("{s} (first: {e})")))?;
                 self.peer(&c.server)
             }
             r => r,
@@ -241,22 +238,19 @@ impl<T: ClientTransport> ObjectClient<T> {
                     host_id,
                 },
             )),
-            Some(Response::Unauthorized(m)) => Err(Error::connector(
+            Some(Response::Unauthorized(m)) => Err(Error::permanent(
                 T::NAME,
                 "hello",
-                false,
                 format!("object server {addr}: {m}"),
             )),
-            Some(Response::Error(m)) => Err(Error::connector(
+            Some(Response::Error(m)) => Err(Error::permanent(
                 T::NAME,
                 "hello",
-                false,
                 format!("object server {addr}: {m}"),
             )),
-            other => Err(Error::connector(
+            other => Err(Error::permanent(
                 T::NAME,
                 "hello",
-                false,
                 format!("object server {addr}: unexpected answer {other:?}"),
             )),
         }
@@ -463,10 +457,9 @@ impl<T: ClientTransport> ObjectClient<T> {
         let info = match proto::read_frame::<Response>(s).map_err(err)? {
             Some(Response::Segment(Some(info))) => info,
             Some(Response::Segment(None)) => {
-                return Err(Error::connector(
+                return Err(Error::temporary(
                     T::NAME,
                     "put",
-                    true,
                     format!("segment {seg} vanished"),
                 ));
             }

@@ -27,18 +27,15 @@ pub(crate) fn put_error(kind: &str, addr: &str, len: u64, r: Response) -> Error 
             size: len,
             limit: limit.saturating_sub(size.saturating_sub(len)),
         },
-        Response::Full { size, used, limit } => Error::connector(
+        Response::Full { size, used, limit } => Error::permanent(
             kind,
             "put",
-            false,
             format!(
                 "object server {addr} is full: {used} of {limit} bytes in use, the object needs {size} more \
                  (evict objects or raise --memory-limit)"
             ),
         ),
-        Response::Error(m) => {
-            Error::connector(kind, "put", false, format!("object server {addr}: {m}"))
-        }
+        Response::Error(m) => Error::permanent(kind, "put", format!("object server {addr}: {m}")),
         other => unexpected(kind, "put", other),
     }
 }
@@ -111,10 +108,9 @@ impl<T: ClientTransport> ObjectClient<T> {
                 .map(|k| k.expect("every payload got a key"))
                 .collect());
         }
-        Err(Error::connector(
+        Err(Error::temporary(
             T::NAME,
             "put",
-            true,
             "object server keeps restarting",
         ))
     }

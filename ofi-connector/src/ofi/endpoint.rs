@@ -187,10 +187,9 @@ impl Endpoint {
     /// Insert a peer's address (from its `fi_getname`).
     pub fn insert(self: &Arc<Self>, address: &[u8]) -> Result<PeerAddr> {
         if address.is_empty() || address.len() > 4096 {
-            return Err(Error::connector(
+            return Err(Error::permanent(
                 KIND,
                 "fi_av_insert",
-                false,
                 format!("bad peer address of {} bytes", address.len()),
             ));
         }
@@ -222,7 +221,7 @@ impl Endpoint {
                     detail: Some("address not inserted".into()),
                 }
             };
-            return Err(Error::connector(KIND, "fi_av_insert", false, e));
+            return Err(Error::permanent(KIND, "fi_av_insert", e));
         }
         let inner = Arc::new(PeerInner {
             addr,

@@ -65,12 +65,7 @@ impl Info {
         // attribute structs, or null.
         let hints = Hints(unsafe { fi_allocinfo() });
         if hints.0.is_null() {
-            return Err(Error::connector(
-                KIND,
-                "fi_allocinfo",
-                false,
-                "out of memory",
-            ));
+            return Err(Error::permanent(KIND, "fi_allocinfo", "out of memory"));
         }
         // SAFETY: hints.0 and its attribute pointers were allocated by
         // fi_allocinfo; we only write plain fields and malloc'ed strings.

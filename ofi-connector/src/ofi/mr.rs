@@ -99,10 +99,9 @@ impl Mr {
         };
         if mode.endpoint() {
             let Some(ep) = ep else {
-                return Err(proxy_core::Error::connector(
+                return Err(proxy_core::Error::permanent(
                     super::KIND,
                     "fi_mr_bind",
-                    false,
                     "the provider binds registrations to an endpoint (FI_MR_ENDPOINT) but none was given",
                 ));
             };
@@ -117,10 +116,9 @@ impl Mr {
         // SAFETY: as above.
         mr.desc = unsafe { fi_mr_desc(raw) };
         if mr.key == super::domain::FI_KEY_NOTAVAIL {
-            return Err(proxy_core::Error::connector(
+            return Err(proxy_core::Error::permanent(
                 super::KIND,
                 "fi_mr_key",
-                false,
                 "the provider needs raw keys (FI_MR_RAW), which this connector does not support",
             ));
         }

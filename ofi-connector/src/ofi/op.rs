@@ -299,10 +299,9 @@ impl<B> Op<B> {
             return Some(Err(fi_error(self.state.hdr.op, e)));
         }
         self.state.keep.lock().take().map(Ok).or_else(|| {
-            Some(Err(Error::connector(
+            Some(Err(Error::permanent(
                 KIND,
                 self.state.hdr.op,
-                false,
                 "result already taken",
             )))
         })

@@ -49,10 +49,9 @@ impl OfiRemote {
 
     pub(crate) fn unpack(d: &[u8]) -> Result<OfiRemote> {
         if d.len() != DESCRIPTOR_LEN || d[0] != VERSION || d[1] & !VIRT_ADDR != 0 {
-            return Err(Error::connector(
+            return Err(Error::permanent(
                 crate::KIND,
                 "unpack",
-                false,
                 format!(
                     "not a libfabric segment descriptor ({} bytes; a server of another transport or version?)",
                     d.len()
@@ -73,10 +72,9 @@ impl OfiRemote {
             return Ok(addr);
         }
         addr.checked_sub(self.base).ok_or_else(|| {
-            Error::connector(
+            Error::permanent(
                 crate::KIND,
                 "fi_read",
-                false,
                 format!("address {addr:#x} below its segment at {:#x}", self.base),
             )
         })

@@ -182,10 +182,9 @@ impl MultiConnector {
             }
             let results = batch(&self.children[ci], items)?;
             if results.len() != idx.len() {
-                return Err(Error::connector(
+                return Err(Error::permanent(
                     KIND,
                     "batch",
-                    false,
                     format!(
                         "child '{}' returned {} results for {} items",
                         self.children[ci].name,

@@ -160,10 +160,9 @@ impl Endpoint {
     ) -> Result<ucp_ep_h> {
         let ep = self.raw(g, op)?;
         if !std::ptr::eq(rkey.endpoint().raw(g, op)?, ep) {
-            return Err(Error::connector(
+            return Err(Error::permanent(
                 "ucx",
                 op,
-                false,
                 "remote key belongs to another endpoint",
             ));
         }
@@ -236,10 +235,9 @@ impl<B> Request<B> {
             return Some(Err(status_error(self.state.op, status)));
         }
         self.state.target.lock().take().map(Ok).or_else(|| {
-            Some(Err(Error::connector(
+            Some(Err(Error::permanent(
                 "ucx",
                 self.state.op,
-                false,
                 "result already taken",
             )))
         })

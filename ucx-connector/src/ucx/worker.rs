@@ -163,10 +163,9 @@ impl WorkerGuard<'_> {
         if Arc::ptr_eq(self.w, other) {
             Ok(())
         } else {
-            Err(Error::connector(
+            Err(Error::permanent(
                 "ucx",
                 op,
-                false,
                 "handle used with another worker's guard",
             ))
         }
