@@ -7,7 +7,7 @@
 //! keep their parents alive (a container holds its pool, a pool the runtime).
 //! Memory that an operation in flight may still touch is never freed: when an
 //! operation neither completes nor aborts in time, its buffers and event are
-//! leaked on purpose (see [`Exec::stuck`]).
+//! leaked on purpose (see [`Exec::stuck`](exec::Exec::stuck)).
 //!
 //! Nothing outside this module calls libdaos or touches a raw pointer: the
 //! connector's rooms build operations from the safe types here

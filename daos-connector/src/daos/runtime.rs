@@ -84,7 +84,7 @@ pub(crate) fn runtime(deadline: Instant) -> Result<Arc<Runtime>> {
     }
 }
 
-/// An event queue handle (no owner logic: see [`Eq`]).
+/// An event queue handle (no owner logic: see [`Eq`](struct@Eq)).
 #[derive(Debug)]
 struct EqHandle(daos_handle_t);
 
