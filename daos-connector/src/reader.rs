@@ -133,7 +133,7 @@ impl DaosConnector {
             let layout = Layout::new(self.opts.chunk_size, data_len as u64);
             states.push(ArrayIo::read(cont, k.oid(), layout)?);
         }
-        let (exec, states) = array::read_all(cont, states, self.opts.max_in_flight, deadline)?;
+        let (exec, states) = array::run_all(cont, states, self.opts.max_in_flight, deadline)?;
         let mut out = Vec::with_capacity(keys.len());
         for (i, (st, k)) in states.into_iter().zip(keys).enumerate() {
             let rc = exec.rcs[i];

@@ -87,8 +87,9 @@ impl DaosConnector {
             });
             states.push(st);
         }
-        let exec = array::write_all(&cont, states, self.opts.max_in_flight, deadline)?;
+        let (exec, states) = array::run_all(&cont, states, self.opts.max_in_flight, deadline)?;
         let failed = (0..keys.len()).find(|&i| exec.rcs[i] != 0);
+        drop(states);
         if let Some(i) = failed {
             // Nothing of a failed batch stays: punch what may have been written.
             let _ = self.punch_many(&cont, &keys);

@@ -18,6 +18,8 @@ use crate::layout::{HEADER, Layout};
 
 /// Everything one array I/O uses, at fixed addresses until it completes.
 pub(crate) struct ArrayIo {
+    /// A write (`daos_array_write`), else a read.
+    write: bool,
     array: Array,
     range: daos_range_t,
     iod: daos_array_iod_t,
@@ -33,6 +35,31 @@ pub(crate) struct ArrayIo {
 }
 
 impl ArrayIo {
+    /// An I/O of object `oid` laid out as `layout`, with nothing to move yet.
+    fn new(
+        write: bool,
+        cont: &Arc<Cont>,
+        oid: daos_sys::daos_obj_id_t,
+        layout: &Layout,
+    ) -> Result<Box<ArrayIo>> {
+        Ok(Box::new(ArrayIo {
+            write,
+            array: Array::open(cont, oid, layout.chunk)?,
+            range: daos_range_t {
+                rg_idx: 0,
+                rg_len: layout.array_len(),
+            },
+            iod: empty_iod(),
+            iovs: Vec::new(),
+            sgl: empty_sgl(),
+            header: [0u8; HEADER],
+            stamps: Vec::new(),
+            dest: Dest::None,
+            _parts: Vec::new(),
+            _cont: cont.clone(),
+        }))
+    }
+
     /// A write of object `oid` laid out as `layout`: `header`, the stamps,
     /// and the payload's own `parts`, no concatenation (DAOS only reads
     /// from the buffers of a write).
@@ -43,22 +70,10 @@ impl ArrayIo {
         header: [u8; HEADER],
         parts: Vec<Bytes>,
     ) -> Result<Box<ArrayIo>> {
-        let array = Array::open(cont, oid, layout.chunk)?;
-        let mut st = Box::new(ArrayIo {
-            array,
-            range: daos_range_t {
-                rg_idx: 0,
-                rg_len: layout.array_len(),
-            },
-            iod: empty_iod(),
-            iovs: Vec::new(),
-            sgl: empty_sgl(),
-            header,
-            stamps: layout.stamps(oid.lo),
-            dest: Dest::None,
-            _parts: parts,
-            _cont: cont.clone(),
-        });
+        let mut st = ArrayIo::new(true, cont, oid, &layout)?;
+        st.header = header;
+        st.stamps = layout.stamps(oid.lo);
+        st._parts = parts;
         let hp: *mut u8 = st.header.as_mut_ptr();
         let sp: *mut u8 = st.stamps.as_mut_ptr();
         let iovs = layout_iovs(&layout, hp, sp, |r, v| {
@@ -79,21 +94,9 @@ impl ArrayIo {
         oid: daos_sys::daos_obj_id_t,
         layout: Layout,
     ) -> Result<Box<ArrayIo>> {
-        let mut st = Box::new(ArrayIo {
-            array: Array::open(cont, oid, layout.chunk)?,
-            range: daos_range_t {
-                rg_idx: 0,
-                rg_len: layout.array_len(),
-            },
-            iod: empty_iod(),
-            iovs: Vec::new(),
-            sgl: empty_sgl(),
-            header: [0u8; HEADER],
-            stamps: vec![0u8; layout.stamps_len()],
-            dest: Dest::new(layout.len as usize).map_err(DaosError::Core)?,
-            _parts: Vec::new(),
-            _cont: cont.clone(),
-        });
+        let mut st = ArrayIo::new(false, cont, oid, &layout)?;
+        st.stamps = vec![0u8; layout.stamps_len()];
+        st.dest = Dest::new(layout.len as usize).map_err(DaosError::Core)?;
         let hp: *mut u8 = st.header.as_mut_ptr();
         let sp: *mut u8 = st.stamps.as_mut_ptr();
         st.iovs = match dest_iov(&mut st.dest) {
@@ -138,51 +141,15 @@ fn empty_iod() -> daos_array_iod_t {
     }
 }
 
-/// Run the writes `states` (`daos_array_write`), at most `window` in flight,
-/// until `deadline`. A timeout if some write neither completed nor aborted
-/// (their memory is leaked); otherwise each write's result code.
+/// Run the array I/Os `states` (each its `daos_array_read` or
+/// `daos_array_write`), at most `window` in flight, until `deadline`. A
+/// timeout if some I/O neither completed nor aborted (their memory is
+/// leaked); otherwise each I/O's result code and the states, holding what
+/// was read.
 // Boxed: each state points into itself (iod to range, sgl to iovs), so
 // it must not move while the vector grows.
 #[allow(clippy::vec_box)]
-pub(crate) fn write_all(
-    cont: &Cont,
-    mut states: Vec<Box<ArrayIo>>,
-    window: usize,
-    deadline: Instant,
-) -> Result<Exec> {
-    let api = cont.api();
-    let mut eq = Eq::take(cont.rt())?;
-    let exec = execute(&mut eq, states.len(), window, deadline, |i, ev| {
-        let st = &mut states[i];
-        // SAFETY: the state (iod, sgl, iovs, header, payload parts)
-        // stays boxed and alive until the operation completes (leaked
-        // below if it never does).
-        unsafe {
-            (api.daos_array_write)(
-                st.array.oh,
-                daos_sys::DAOS_TX_NONE,
-                &mut st.iod,
-                &mut st.sgl,
-                ev,
-            )
-        }
-    });
-    if exec.stuck {
-        std::mem::forget(states);
-        return Err(DaosError::Timeout);
-    }
-    drop(states);
-    Ok(exec)
-}
-
-/// Run the reads `states` (`daos_array_read`), at most `window` in flight,
-/// until `deadline`. A timeout if some read neither completed nor aborted
-/// (their memory is leaked); otherwise each read's result code and the
-/// states, holding what was read.
-// Boxed: each state points into itself (iod to range, sgl to iovs), so
-// it must not move while the vector grows.
-#[allow(clippy::vec_box)]
-pub(crate) fn read_all(
+pub(crate) fn run_all(
     cont: &Cont,
     mut states: Vec<Box<ArrayIo>>,
     window: usize,
@@ -192,11 +159,16 @@ pub(crate) fn read_all(
     let mut eq = Eq::take(cont.rt())?;
     let exec = execute(&mut eq, states.len(), window, deadline, |i, ev| {
         let st = &mut states[i];
-        // SAFETY: the boxed state (iod, sgl, iovs, header and the
-        // destination buffer) stays alive until the read completes
-        // (leaked below if it never does).
+        let call = if st.write {
+            api.daos_array_write
+        } else {
+            api.daos_array_read
+        };
+        // SAFETY: the boxed state (iod, sgl, iovs, header, stamps, and the
+        // destination buffer or the payload parts) stays alive until the
+        // operation completes (leaked below if it never does).
         unsafe {
-            (api.daos_array_read)(
+            call(
                 st.array.oh,
                 daos_sys::DAOS_TX_NONE,
                 &mut st.iod,
