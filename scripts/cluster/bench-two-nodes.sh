@@ -153,7 +153,9 @@ export PROXYSTORE_SERVER_SECRET="${PROXYSTORE_SERVER_SECRET:-$(head -c 32 /dev/u
 PROVIDER='tcp;ofi_rxm'
 on node1 bash -c "'$T/proxystore-server' --listen '$N1:7700' --transports ucx,ofi --tls tcp \
     --provider '$PROVIDER' --memory-limit 4G >'$W/server.log' 2>&1 &
+    echo \$! >>'$W/node1.pids'
     '$T/examples/side_by_side' --target $MAX --provider '$PROVIDER' --hold 1 >'$W/raw-target.line' 2>'$W/raw-target.log' &
+    echo \$! >>'$W/node1.pids'
     for i in \$(seq 100); do grep -q '^LISTEN' '$W/server.log' && grep -q '^RAW' '$W/raw-target.line' && exit 0; sleep 0.1; done
     echo 'server or raw target did not start' >&2; exit 1"
 RAW=$(grep '^RAW' "$W/raw-target.line")
@@ -196,6 +198,9 @@ for r in $(seq "$ROUNDS"); do
         log "round $r: side_by_side --ucx-path $path done"
     done
 done
+
+# The job starts its own servers (on the same ports).
+on node1 bash -c "kill \$(cat '$W/node1.pids'); for i in \$(seq 50); do kill -0 \$(cat '$W/node1.pids') 2>/dev/null || exit 0; sleep 0.1; done; kill -9 \$(cat '$W/node1.pids') 2>/dev/null; true"
 
 # --- 3. MPI between the same nodes ----------------------------------------------
 log "sbatch -N 2: PATTERN=pair CONNECTORS=ucx+ofi SIZES=$MPI_SIZES REPS=$REPS"
