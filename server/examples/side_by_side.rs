@@ -149,7 +149,11 @@ fn main() {
         "one process each: raw fi_read target, proxystore-server --transports ucx,ofi ({}), this reader\n\
          libfabric: {}; UCX_TLS={tls}, UCX data path {ucx_path:?} (one-sided: {}); interleaved, \
          median of {iters} (best in brackets); latency below 1 MiB, bandwidth from 1 MiB\n",
-        if remote_server.is_some() { "elsewhere" } else { "this node" },
+        if remote_server.is_some() {
+            "elsewhere"
+        } else {
+            "this node"
+        },
         raw.provider(),
         ucx.capabilities().one_sided_get
     );
