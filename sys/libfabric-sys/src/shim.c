@@ -1,7 +1,9 @@
 #include "shim.h"
 
 #include <dlfcn.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
 /* --- libfabric's exported functions, loaded on first use ------------------ */
 
@@ -14,13 +16,44 @@ static uint32_t (*p_version)(void);
 static const char *(*p_strerror)(int);
 static char *(*p_tostr)(const void *, enum fi_type);
 
+/*
+ * Signals whose handlers libfabric's providers may take when they load: the
+ * PSM libraries Debian's libfabric links install crash-report handlers for
+ * SIGTERM, SIGINT, SIGSEGV and SIGBUS that exit with status 1. Linked, they
+ * did so before main(), and the process then set its own; loaded later, they
+ * would replace the process's. ps_fabric_load puts back what was there.
+ */
+static const int kept_signals[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGILL,
+                                   SIGABRT, SIGFPE,  SIGSEGV, SIGBUS,
+                                   SIGTERM, SIGUSR1, SIGUSR2};
+#define PS_NKEPT (sizeof(kept_signals) / sizeof(kept_signals[0]))
+
+/* Make libfabric initialize (load its providers) now, so that what they do
+ * to signal handlers happens inside ps_fabric_load: a query for a provider
+ * that does not exist. */
+static void init_providers(void) {
+  struct fi_info *hints = p_dupinfo(NULL), *info = NULL;
+  if (!hints)
+    return;
+  hints->fabric_attr->prov_name = strdup("ps-init-only");
+  if (p_getinfo(FI_VERSION(1, 10), NULL, NULL, 0, hints, &info) == 0)
+    p_freeinfo(info);
+  p_freeinfo(hints);
+}
+
 int ps_fabric_load(const char *path, char *err, size_t len) {
   void *lib;
+  struct sigaction saved[PS_NKEPT];
+  size_t i;
   if (p_getinfo)
     return 0;
+  for (i = 0; i < PS_NKEPT; i++)
+    sigaction(kept_signals[i], NULL, &saved[i]);
   lib = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
   if (!lib) {
     snprintf(err, len, "%s", dlerror());
+    for (i = 0; i < PS_NKEPT; i++)
+      sigaction(kept_signals[i], &saved[i], NULL);
     return -1;
   }
 #define PS_SYM(ptr, name)                                                      \
@@ -40,8 +73,13 @@ int ps_fabric_load(const char *path, char *err, size_t len) {
   /* Last: a non-null p_getinfo means everything is there. */
   PS_SYM(p_getinfo, "fi_getinfo");
 #undef PS_SYM
+  init_providers();
+  for (i = 0; i < PS_NKEPT; i++)
+    sigaction(kept_signals[i], &saved[i], NULL);
   return 0;
 fail:
+  for (i = 0; i < PS_NKEPT; i++)
+    sigaction(kept_signals[i], &saved[i], NULL);
   p_freeinfo = NULL;
   p_dupinfo = NULL;
   p_fabric = NULL;

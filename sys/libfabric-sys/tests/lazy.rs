@@ -36,7 +36,29 @@ fn nothing_works_before_load_and_everything_after() {
                 .is_empty()
         );
     }
+    // The process's own signal handlers survive the load (PSM, which
+    // Debian's libfabric links, installs exiting ones for SIGTERM, SIGINT,
+    // SIGSEGV and SIGBUS when it loads).
+    extern "C" fn ours(_: i32) {}
+    let handler = ours as extern "C" fn(i32) as libc::sighandler_t;
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGSEGV, libc::SIGBUS] {
+        // SAFETY: installing a handler that does nothing; no other thread of
+        // this test binary depends on these signals.
+        assert_ne!(unsafe { libc::signal(sig, handler) }, libc::SIG_ERR);
+    }
     let path = load().expect("libfabric loads");
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGSEGV, libc::SIGBUS] {
+        // SAFETY: reading the disposition (sigaction with no new action).
+        let now = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut old);
+            old.sa_sigaction
+        };
+        assert_eq!(
+            now, handler,
+            "signal {sig}: the load replaced the process's handler"
+        );
+    }
     assert!(path.contains("libfabric"), "{path}");
     assert!(is_loaded());
     assert!(mapped_libfabric());
