@@ -37,12 +37,14 @@
 
 pub mod access;
 mod bodies;
+mod cancel;
 mod leftovers;
 mod process;
 mod remote;
 mod with_server;
 
 pub use bodies::*;
+pub use cancel::timed_out_get_keeps_its_buffer;
 pub use leftovers::{partial_batch_is_caught, server_leftovers};
 pub use process::ServerProcess;
 pub use remote::{remote_addr, remote_client, remote_gets_are_one_sided};
