@@ -60,6 +60,16 @@
 //! assert!(run_case(case("shared_namespace").unwrap(), ctx).is_err());
 //! ```
 //!
+//! # Layout
+//!
+//! This file holds the entry points ([`Case`], [`CASES`], [`Ctx`] and the
+//! macros); `ctx.rs` the context and the recorder of minted keys, `run.rs`
+//! [`run_case`], `finish.rs` the end-of-case checks (close, descriptors,
+//! operations after close, leftovers), `data.rs` the objects the cases write,
+//! `child.rs` the child side of the cross-process cases, and `cases/` the
+//! cases by area (basic, batches, keys, limits, store, notify, deferrable,
+//! processes).
+//!
 //! The suite is not part of the stable API.
 
 mod cases;
