@@ -639,7 +639,6 @@ impl<T: ClientTransport> ObjectClient<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write as _;
 
     /// Resident bytes of the mapping that starts at `addr` (`/proc/self/smaps`).
     fn rss_of(addr: usize) -> usize {
