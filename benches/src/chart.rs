@@ -1,12 +1,27 @@
-//! A small SVG line chart: bandwidth vs size, one line per series (log-log).
+//! A small SVG line chart, one line per series (log-log): by default
+//! bandwidth vs size; [`svg_axes`] for other axes.
 
 use std::fmt::Write as _;
 
 pub struct Line {
     pub label: String,
-    /// (size in bytes, MB/s)
+    /// (size in bytes, MB/s), or the axes' quantities
     pub points: Vec<(f64, f64)>,
 }
+
+/// What the axes show: their titles and how an x tick is labelled.
+pub struct Axes {
+    pub x: &'static str,
+    pub y: &'static str,
+    pub x_tick: fn(f64) -> String,
+}
+
+/// Size in bytes (log) against MB/s (log).
+const SIZE_BANDWIDTH: Axes = Axes {
+    x: "object size",
+    y: "MB/s (log)",
+    x_tick: human,
+};
 
 const COLORS: &[&str] = &[
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -42,6 +57,10 @@ fn tick_labels(xs: &[f64]) -> Vec<usize> {
 }
 
 pub fn svg(title: &str, lines: &[Line]) -> String {
+    svg_axes(title, &SIZE_BANDWIDTH, lines)
+}
+
+pub fn svg_axes(title: &str, axes: &Axes, lines: &[Line]) -> String {
     let (w, h) = (940.0, 520.0);
     let (l, r, t, b) = (80.0, 260.0, 50.0, 60.0);
     let pts: Vec<(f64, f64)> = lines
@@ -108,16 +127,18 @@ pub fn svg(title: &str, lines: &[Line]) -> String {
             r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
             px(x),
             h - b + 18.0,
-            human(x)
+            (axes.x_tick)(x)
         );
     }
     let _ = write!(
         out,
-        r#"<text x="{}" y="{}" text-anchor="middle">object size</text><text x="20" y="{}" transform="rotate(-90 20 {})" text-anchor="middle">MB/s (log)</text>"#,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text><text x="20" y="{}" transform="rotate(-90 20 {})" text-anchor="middle">{}</text>"#,
         (l + w - r) / 2.0,
         h - 15.0,
+        axes.x,
         (t + h - b) / 2.0,
-        (t + h - b) / 2.0
+        (t + h - b) / 2.0,
+        axes.y
     );
     for (i, line) in lines.iter().enumerate() {
         let c = COLORS[i % COLORS.len()];

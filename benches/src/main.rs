@@ -8,6 +8,8 @@
 //!   futures, streaming through Redis, peak memory with owned proxies).
 //! - `mpiexec -n N proxystore-bench mpi`: proxies sent between MPI ranks and
 //!   resolved there (pair, fan-out, all-to-all), next to MPI point-to-point.
+//! - `proxystore-bench relay-sim`: a model and simulation of one object
+//!   delivered to N nodes by shape (no MPI, no connector).
 
 mod chart;
 mod cold_bench;
@@ -16,6 +18,7 @@ mod csv;
 mod mpi_bench;
 mod patterns_bench;
 mod progress;
+mod relay_sim;
 mod rma;
 mod stats;
 mod store_bench;
@@ -66,6 +69,9 @@ enum Cmd {
     /// A fresh process resolving its first proxy: N processes of the
     /// command-line tool per connector and size, whole process and resolve alone.
     Cold(ColdArgs),
+    /// Model and simulation of one object delivered to N nodes (star, chain,
+    /// trees, pipelines): table, CSV, chart.
+    RelaySim(relay_sim::Args),
     /// Internal: the consumer process of `store`.
     #[command(hide = true)]
     Consumer,
@@ -415,6 +421,13 @@ fn main() {
                 }
             }
         }
+        Cmd::RelaySim(a) => match relay_sim::run(a) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("proxystore-bench relay-sim: {e}");
+                2
+            }
+        },
         Cmd::PatternsMpi => patterns_bench::mpi_futures(),
         Cmd::PatternsConsumer { args } => match patterns_bench::consumer_main(&args) {
             Ok(()) => 0,
