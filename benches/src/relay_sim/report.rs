@@ -20,6 +20,8 @@ pub(crate) struct Point {
     pub closed: Option<f64>,
     /// Bytes that left the owner's node.
     pub owner_bytes: f64,
+    /// Simulated seconds until the first node other than the owner has it.
+    pub first_node: Option<f64>,
 }
 
 impl Point {
@@ -53,11 +55,16 @@ pub(crate) fn simulate(
         let c = Case { nodes: n, ..base };
         for &shape in shapes {
             let closed = closed_form(shape, &c, net);
-            let (sim, owner_bytes) = if messages(shape, &c) <= max_messages {
+            let (sim, first_node, owner_bytes) = if messages(shape, &c) <= max_messages {
                 let p = plan(shape, &c);
-                (Some(run(&p, net).makespan), p.bytes_sent_by(0))
+                let o = run(&p, net);
+                let first = o.node_done[1..]
+                    .iter()
+                    .copied()
+                    .fold(f64::INFINITY, f64::min);
+                (Some(o.makespan), Some(first), p.bytes_sent_by(0))
             } else {
-                (None, f64::NAN)
+                (None, None, f64::NAN)
             };
             out.push(Point {
                 shape,
@@ -65,6 +72,7 @@ pub(crate) fn simulate(
                 sim,
                 closed,
                 owner_bytes,
+                first_node,
             });
         }
     }
@@ -104,8 +112,11 @@ fn winner(points: &[Point], n: u32) -> Option<&Point> {
         .min_by(|a, b| a.time().unwrap().total_cmp(&b.time().unwrap()))
 }
 
-/// One line per change of winner along the node counts, and per pair of
-/// shapes whose order flips: "from N = b (between a and b) X beats Y".
+/// Two times closer than this (relative) are a tie, not an order.
+const TIE: f64 = 0.005;
+
+/// One line per pair of shapes whose order flips along the node counts
+/// (ties skipped): "X overtakes Y between N = a and b".
 pub(crate) fn crossovers(points: &[Point]) -> Vec<String> {
     let ns = node_counts(points);
     let shapes = shapes_of(points);
@@ -118,22 +129,27 @@ pub(crate) fn crossovers(points: &[Point]) -> Vec<String> {
     let mut out = Vec::new();
     for (i, &x) in shapes.iter().enumerate() {
         for &y in &shapes[i + 1..] {
-            for w in ns.windows(2) {
-                let (Some(x0), Some(y0), Some(x1), Some(y1)) =
-                    (time(x, w[0]), time(y, w[0]), time(x, w[1]), time(y, w[1]))
-                else {
+            // The last node count where one was clearly ahead, and which.
+            let mut last: Option<(u32, bool)> = None;
+            for &n in &ns {
+                let (Some(tx), Some(ty)) = (time(x, n), time(y, n)) else {
                     continue;
                 };
-                if (x0 < y0) != (x1 < y1) {
-                    let (won, lost) = if x1 < y1 { (x, y) } else { (y, x) };
+                if (tx - ty).abs() <= TIE * tx.max(ty) {
+                    continue;
+                }
+                let x_ahead = tx < ty;
+                if let Some((m, was)) = last
+                    && was != x_ahead
+                {
+                    let (won, lost) = if x_ahead { (x, y) } else { (y, x) };
                     out.push(format!(
-                        "{} overtakes {} between N = {} and {}",
+                        "{} overtakes {} between N = {m} and {n}",
                         won.name(),
-                        lost.name(),
-                        w[0],
-                        w[1]
+                        lost.name()
                     ));
                 }
+                last = Some((n, x_ahead));
             }
         }
     }
@@ -216,13 +232,13 @@ pub(crate) fn markdown(points: &[Point], base: Case, net: Net, preset: Preset) -
 
 pub(crate) fn csv(points: &[Point], base: Case, net: Net) -> String {
     let mut s = String::from(
-        "shape,nodes,ranks,size_bytes,chunk_bytes,fanout,alpha_us,bandwidth_mbs,sim_s,closed_form_s,owner_bytes\n",
+        "shape,nodes,ranks,size_bytes,chunk_bytes,fanout,alpha_us,bandwidth_mbs,sim_s,closed_form_s,first_node_s,owner_bytes\n",
     );
     let f = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.9}"));
     for p in points {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{}",
             p.shape.name(),
             p.nodes,
             base.ranks,
@@ -233,6 +249,7 @@ pub(crate) fn csv(points: &[Point], base: Case, net: Net) -> String {
             net.bandwidth / 1e6,
             f(p.sim),
             f(p.closed),
+            f(p.first_node),
             if p.owner_bytes.is_nan() {
                 String::new()
             } else {
@@ -312,6 +329,32 @@ mod tests {
         let md = markdown(&pts, base(), NET, Preset::Slingshot);
         assert!(md.contains("| 64 |"), "{md}");
         assert!(md.contains("N = 2..2: star-dedup"), "{md}");
+    }
+
+    #[test]
+    fn ties_are_not_crossovers() {
+        let pt = |shape, nodes, t: f64| Point {
+            shape,
+            nodes,
+            sim: Some(t),
+            closed: None,
+            owner_bytes: 0.0,
+            first_node: None,
+        };
+        // Equal at 2, chain behind at 4: no flip. Chain ahead at 8: a flip
+        // between 4 and 8.
+        let pts = [
+            pt(Shape::Star, 2, 1.0),
+            pt(Shape::Chain, 2, 1.0001),
+            pt(Shape::Star, 4, 3.0),
+            pt(Shape::Chain, 4, 3.5),
+            pt(Shape::Star, 8, 7.0),
+            pt(Shape::Chain, 8, 6.0),
+        ];
+        assert_eq!(
+            crossovers(&pts),
+            vec!["chain overtakes star between N = 4 and 8".to_string()]
+        );
     }
 
     #[test]
