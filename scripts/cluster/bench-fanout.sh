@@ -17,7 +17,9 @@
 # 1. alpha and beta of one hop node1 -> node2: the round trip of a 1-byte
 #    TCP ping-pong (Python), `proxystore resolve --timing` of a 1 KiB object
 #    by a fresh process (the fixed cost of one get of today's path: connect,
-#    hello, get), and the goodput of one TCP stream for 3 s;
+#    hello, get), and the goodput of one TCP stream for 3 s; then the
+#    network alone for each N: N-1 TCP streams out of node1 at once (one per
+#    node, 3 s), their aggregate goodput;
 # 2. the star: one --size object put on node1's `proxystore-ofi-server`
 #    (`tcp;ofi_rxm`), and for each N, --reps times, `proxystore resolve` of
 #    its proxy started at the same instant (all nodes share one clock) by
@@ -27,8 +29,10 @@
 # 3. MPI_Bcast (benches/mpi/bcast.c, MPICH over UCX's tcp) of the same bytes
 #    from node1 to node1..nodeN, one rank per node, under the cluster's Slurm
 #    (`srun --mpi=pmi2`), --reps repetitions after one warm-up;
-# 4. `proxystore-bench relay-sim` with the measured alpha (the small
-#    resolve) and beta (the TCP stream), N = the same node counts.
+# 4. `proxystore-bench relay-sim` with the measured alpha (the TCP round
+#    trip) and beta (the one stream), N = the same node counts; the star's
+#    model adds the fresh process's setup (the small resolve minus the round
+#    trip).
 # Prints Markdown tables on stdout (progress on stderr), keeps every output in
 # --out (default results/fanout-<time> in the repository).
 set -euo pipefail
@@ -51,7 +55,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0; shift ;;
         --no-mpi) MPI=0; shift ;;
         --out) OUT="$2"; shift 2 ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -100,7 +104,10 @@ fi
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    [ -n "${W:-}" ] && [ -d "$W" ] && cp -r "$W"/. "$OUT"/ 2>/dev/null
+    if [ -n "${W:-}" ] && [ -d "$W" ]; then
+        rm -f "$W/object.bin" "$W/bcast"
+        cp -r "$W"/. "$OUT"/ 2>/dev/null
+    fi
     log "taking the cluster down"
     bash "$CLUSTER" down >/dev/null 2>&1 || true
     exit "$rc"
@@ -163,6 +170,54 @@ RTT_US=$(awk '/^rtt_us/ {print $2}' "$W/tcp.txt")
 STREAM_MBS=$(awk '/^stream_mbs/ {print $2}' "$W/tcp.txt")
 log "TCP: round trip ${RTT_US} us, one stream ${STREAM_MBS} MB/s"
 
+# The network alone: N-1 TCP streams out of node1 at once (one to each of
+# node2..nodeN, one thread each on node1, 3 s), their aggregate goodput.
+echo "nodes,aggregate_mbs" > "$W/tcp-star.csv"
+for n in ${NODES//,/ }; do
+    on node1 python3 - "$((n - 1))" > "$W/tcp-star-server-$n.txt" 2>&1 <<'EOF2' &
+import socket, sys, threading, time
+k = int(sys.argv[1])
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("0.0.0.0", 7798)); l.listen(k); l.settimeout(60)
+conns = [l.accept()[0] for _ in range(k)]
+end = time.perf_counter() + 3
+def feed(c):
+    buf = bytes(1 << 20)
+    while time.perf_counter() < end: c.sendall(buf)
+    c.close()
+ts = [threading.Thread(target=feed, args=(c,)) for c in conns]
+for t in ts: t.start()
+for t in ts: t.join()
+EOF2
+    srv=$!
+    pids=()
+    for i in $(seq 2 "$n"); do
+        on "node$i" python3 - "$N1" > "$W/tcp-star-$n-node$i.txt" <<'EOF2' &
+import socket, sys, time
+for _ in range(200):
+    try:
+        s = socket.create_connection((sys.argv[1], 7798)); break
+    except ConnectionRefusedError:
+        time.sleep(0.05)
+else:
+    sys.exit("node1 never listened")
+buf = bytearray(1 << 20); n = 0; first = None
+while True:
+    k = s.recv_into(buf)
+    if not k: break
+    first = first or time.time(); n += k
+print(n, first, time.time())
+EOF2
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || die "a TCP stream of the N=$n star failed"; done
+    wait "$srv" || true
+    # Bytes over the span from the first byte anywhere to the last anywhere.
+    cat "$W"/tcp-star-"$n"-node*.txt | awk -v n="$n" '{ b += $1; if (!f || $2 < f) f = $2; if ($3 > e) e = $3 }
+        END { printf "%d,%.1f\n", n, b / (e - f) / 1e6 }' >> "$W/tcp-star.csv"
+    log "TCP star N=$n: $(tail -n 1 "$W/tcp-star.csv")"
+done
+
 log "proxystore-ofi-server on node1"
 on node1 bash -c "'$T/proxystore-ofi-server' --provider '$FI_PROVIDER' --listen '0.0.0.0:7710' \
     --segment-size 256M --memory-limit 2G >'$W/server.log' 2>&1 &
@@ -174,15 +229,20 @@ python3 -c 'import os,sys; n=int(sys.argv[2]); sys.stdout.buffer.write((os.urand
 head -c 1024 /dev/urandom > "$W/small.bin"
 PROXY=$(on node1 "$T/proxystore" --store "$STORE" put --print proxy "$W/object.bin")
 SMALL=$(on node1 "$T/proxystore" --store "$STORE" put --print proxy "$W/small.bin")
-# The big object once, checked, on node2 (and its first-resolve costs paid).
-# shellcheck disable=SC2016  # expanded on the node
-on node2 sh -c '"$0" resolve "$1" -o /tmp/got && cmp /tmp/got "$2" && rm /tmp/got' \
-    "$T/proxystore" "$PROXY" "$W/object.bin" || die "the object did not resolve to its bytes on node2"
+# The big object alone, node2 <- node1, checked: the connector's rate for one
+# get (its resolve time minus the small one's: the setup cancels).
+for i in 1 2 3; do
+    # shellcheck disable=SC2016  # expanded on the node
+    on node2 sh -c '"$0" resolve --timing "$1" -o /tmp/got 2>&1 && cmp /tmp/got "$2" && rm /tmp/got' \
+        "$T/proxystore" "$PROXY" "$W/object.bin" | awk '/^resolve_us/ {print $2}'
+done > "$W/big-resolve-us.txt"
+[ "$(wc -l < "$W/big-resolve-us.txt")" = 3 ] || die "the object did not resolve to its bytes on node2"
+BIG_US=$(sort -n "$W/big-resolve-us.txt" | sed -n 2p)
 for i in $(seq 21); do
     on node2 "$T/proxystore" resolve --timing "$SMALL" -o /dev/null 2>&1 | awk '/^resolve_us/ {print $2}'
 done > "$W/small-resolve-us.txt"
 ALPHA_US=$(sort -n "$W/small-resolve-us.txt" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
-log "small resolve (fresh process): median ${ALPHA_US} us"
+log "small resolve (fresh process): median ${ALPHA_US} us; ${SIZE} resolve: ${BIG_US} us"
 
 # --- 2. the star ----------------------------------------------------------------------
 # (/proc/net/dev is the reading process's network namespace's; /sys/class/net
@@ -242,30 +302,46 @@ if [ "$MPI" = 1 ]; then
 fi
 
 # --- 4. the model with the measured figures --------------------------------------------
-"$T/proxystore-bench" relay-sim --alpha-us "$ALPHA_US" --bandwidth-mbs "$STREAM_MBS" \
+# Per-hop alpha: one round trip (a get asks and is answered; a relay among
+# servers that are up and connected pays no more). A fresh process's resolve
+# pays a one-time setup on top (connect, hello, buffers): the small resolve
+# minus the round trip, added to the star's model below.
+"$T/proxystore-bench" relay-sim --alpha-us "$RTT_US" --bandwidth-mbs "$STREAM_MBS" \
     --size "$BYTES" --ranks "$RANKS" --nodes "$NODES" --csv "$W/model.csv" > "$W/model.md"
+rm -f "$W/object.bin" "$W/bcast"
 cp -r "$W"/. "$OUT"/
-rm -f "$OUT/object.bin" "$OUT/bcast"
 
-python3 - "$OUT" "$RATE" "$BYTES" "$RTT_US" "$ALPHA_US" "$STREAM_MBS" "$RANKS" <<'EOF'
+python3 - "$OUT" "$RATE" "$BYTES" "$RTT_US" "$ALPHA_US" "$STREAM_MBS" "$RANKS" "$BIG_US" <<'EOF'
 import csv, statistics, sys
-out, rate, size, rtt, alpha, beta, ranks = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
+out, rate, size, rtt, small, beta, ranks, big = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7]), float(sys.argv[8])
+setup = max(0.0, small - rtt) / 1e6
+get_rate = size / ((big - small) / 1e6)  # B/s of one get, the setup taken out
 star = list(csv.DictReader(open(f"{out}/star.csv")))
 bc = list(csv.DictReader(open(f"{out}/bcast.csv")))
+tcp = {int(r["nodes"]): float(r["aggregate_mbs"]) for r in csv.DictReader(open(f"{out}/tcp-star.csv"))}
 model = {(r["shape"], int(r["nodes"])): float(r["sim_s"]) for r in csv.DictReader(open(f"{out}/model.csv")) if r["sim_s"]}
 med = lambda v: statistics.median(v) if v else float("nan")
 print(f"Virtual cluster, links {rate}, object {size / 2**20:.0f} MiB on node1, {ranks} rank(s) per node. "
-      f"Hop: TCP round trip {rtt:.0f} us, small resolve by a fresh process {alpha / 1e3:.1f} ms (alpha), "
-      f"one TCP stream {beta:.0f} MB/s (beta). Median of the repetitions, seconds.\n")
-print("| N | star measured | star model | measured / model | owner sent / (N-1)·K·S | MPI_Bcast | scatter-allgather model | binomial model | pipelined-chain model |")
-print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      f"Hop: TCP round trip {rtt:.0f} us (alpha), one TCP stream {beta:.0f} MB/s (beta); a fresh "
+      f"process's 1 KiB resolve {small / 1e3:.0f} ms, i.e. a setup of {setup * 1e3:.0f} ms before its get. "
+      f"One {size / 2**20:.0f} MiB resolve alone: {big / 1e6:.2f} s, i.e. {get_rate / 1e6:.0f} MB/s for "
+      f"the get once the setup is taken out (the connector's beta). "
+      f"Star model = setup + alpha + (N-1)·K·S/beta (the simulation's star); calibrated: with the "
+      f"connector's beta. MPICH's MPI_Bcast is binomial below 8 ranks, scatter + ring allgather from 8: "
+      f"its model is the simulation's shape of the two. Median of the repetitions, seconds.\n")
+print("| N | star measured | star model | measured / model | star model, calibrated | measured / calibrated | N-1 TCP streams at once, MB/s | owner sent / (N-1)·K·S | MPI_Bcast | its model | measured / model | pipelined-chain model | pipelined-tree model | two-tree model |")
+print("|---:|" + "---:|" * 13)
 for n in sorted({int(r["nodes"]) for r in star}):
     s = med([float(r["seconds"]) for r in star if int(r["nodes"]) == n])
     tx = med([int(r["owner_tx_bytes"]) for r in star if int(r["nodes"]) == n])
     b = med([float(r["seconds"]) for r in bc if int(r["nodes"]) == n])
-    m = model.get(("star", n), float("nan"))
     g = lambda k: model.get((k, n), float("nan"))
-    print(f"| {n} | {s:.2f} | {m:.2f} | {s / m:.2f} | {tx / ((n - 1) * ranks * size):.3f} | "
-          f"{b:.2f} | {g('scatter-allgather'):.2f} | {g('binomial'):.2f} | {g('pipelined-chain'):.2f} |")
+    m = setup + g("star")
+    agg = tcp.get(n, float("nan"))
+    m2 = setup + rtt / 1e6 + (n - 1) * ranks * size / get_rate
+    mb = g("binomial") if n < 8 else g("scatter-allgather")
+    print(f"| {n} | {s:.2f} | {m:.2f} | {s / m:.2f} | {m2:.2f} | {s / m2:.2f} | {agg:.0f} | "
+          f"{tx / ((n - 1) * ranks * size):.3f} | {b:.2f} | {mb:.2f} | {b / mb:.2f} | "
+          f"{g('pipelined-chain'):.2f} | {g('pipelined-tree'):.2f} | {g('pipelined-two-tree'):.2f} |")
 EOF
 log "raw outputs in $OUT"

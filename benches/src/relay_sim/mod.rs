@@ -1,6 +1,6 @@
 //! `proxystore-bench relay-sim`: an alpha-beta-chunk model of getting one
 //! object from its owner to N nodes, by shape (star, chain, binomial tree,
-//! pipelined chain and tree, MPICH's scatter-allgather broadcast), simulated
+//! pipelined chain, tree and two-tree, MPICH's scatter-allgather broadcast), simulated
 //! event by event (`engine.rs`) next to each shape's closed form
 //! (`shapes.rs`), as a Markdown table, a CSV and an SVG chart (`report.rs`).
 //!
@@ -10,6 +10,7 @@
 mod engine;
 mod report;
 mod shapes;
+mod two_tree;
 
 use std::path::PathBuf;
 
@@ -75,7 +76,8 @@ pub(crate) struct Args {
     #[arg(long, value_delimiter = ',')]
     nodes: Vec<u32>,
     /// Comma-separated shapes (default: all): star, star-dedup, chain,
-    /// binomial, pipelined-chain, pipelined-tree, scatter-allgather.
+    /// binomial, pipelined-chain, pipelined-tree, pipelined-two-tree,
+    /// scatter-allgather.
     #[arg(long, value_delimiter = ',', value_parser = Shape::parse)]
     shapes: Vec<Shape>,
     /// Largest plan simulated, in messages; bigger cases show only their

@@ -38,7 +38,7 @@ fn messages(shape: Shape, c: &Case) -> u64 {
     match shape {
         Shape::Star => (n - 1) * c.ranks as u64,
         Shape::StarDedup | Shape::Chain | Shape::Binomial => n - 1,
-        Shape::PipelinedChain | Shape::PipelinedTree => (n - 1) * chunks,
+        Shape::PipelinedChain | Shape::PipelinedTree | Shape::TwoTree => (n - 1) * chunks,
         Shape::ScatterAllgather => (n - 1) + n * (n - 1),
     }
 }

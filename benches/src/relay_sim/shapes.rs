@@ -28,19 +28,23 @@ pub(crate) enum Shape {
     /// forwarding chunk by chunk to its children at once (they share its
     /// send bandwidth).
     PipelinedTree,
+    /// Two pipelined binary trees (even chunks down one, odd down the
+    /// other), each node interior in at most one (`two_tree.rs`).
+    TwoTree,
     /// MPICH's MPI_Bcast for long messages: binomial scatter of N blocks,
     /// then a ring allgather (van de Geijn); a node's sends one after another.
     ScatterAllgather,
 }
 
 impl Shape {
-    pub const ALL: [Shape; 7] = [
+    pub const ALL: [Shape; 8] = [
         Shape::Star,
         Shape::StarDedup,
         Shape::Chain,
         Shape::Binomial,
         Shape::PipelinedChain,
         Shape::PipelinedTree,
+        Shape::TwoTree,
         Shape::ScatterAllgather,
     ];
 
@@ -52,6 +56,7 @@ impl Shape {
             Shape::Binomial => "binomial",
             Shape::PipelinedChain => "pipelined-chain",
             Shape::PipelinedTree => "pipelined-tree",
+            Shape::TwoTree => "pipelined-two-tree",
             Shape::ScatterAllgather => "scatter-allgather",
         }
     }
@@ -152,6 +157,7 @@ pub(crate) fn plan(shape: Shape, case: &Case) -> Plan {
                 }
             }
         }
+        Shape::TwoTree => super::two_tree::plan(&mut p, n, &case.chunks()),
         Shape::ScatterAllgather => scatter_allgather(&mut p, case),
     }
     p
@@ -227,6 +233,14 @@ pub(crate) fn closed_form(shape: Shape, case: &Case, net: Net) -> Option<f64> {
             let k = case.fanout;
             let depth = tree_depth(case.nodes, k) as f64;
             (depth - 1.0 + chunks) * (a + k.min(case.nodes - 1) as f64 * case.chunk / b)
+        }
+        // Exact for N a power of two (complete trees of N - 1 nodes) and an
+        // even number of chunks: each tree carries half the chunks, every hop
+        // shares a NIC two ways (two children, or two parents), and the
+        // deepest node is log2 N hops from the owner.
+        Shape::TwoTree => {
+            let depth = (n - 1.0).log2().floor() + 1.0;
+            ((chunks / 2.0).ceil() - 1.0 + depth) * (a + 2.0 * case.chunk / b)
         }
         // Exact for a power-of-two node count that divides the object:
         // log2 N halving rounds, then N - 1 ring steps of one block.
@@ -366,6 +380,24 @@ mod tests {
         let c = case(10);
         let sim = run(&plan(Shape::PipelinedTree, &c), NET).makespan;
         assert!(sim <= closed_form(Shape::PipelinedTree, &c, NET).unwrap() * (1.0 + 1e-9));
+    }
+
+    #[test]
+    fn two_tree_matches_its_closed_form_and_sends_the_object_once_per_node() {
+        for n in [4, 8, 64] {
+            check(Shape::TwoTree, &case(n));
+        }
+        let c = case(64);
+        let p = plan(Shape::TwoTree, &c);
+        for node in 0..64 {
+            assert!(
+                p.bytes_sent_by(node) <= c.size,
+                "node {node} sends more than S"
+            );
+        }
+        // Flat in N: 64 nodes within 1.3 x one transfer (64 chunks).
+        let one = NET.alpha + c.size / NET.bandwidth;
+        assert!(run(&p, NET).makespan < 1.3 * one);
     }
 
     #[test]
