@@ -234,7 +234,8 @@ SMALL=$(on node1 "$T/proxystore" --store "$STORE" put --print proxy "$W/small.bi
 for i in 1 2 3; do
     # shellcheck disable=SC2016  # expanded on the node
     on node2 sh -c '"$0" resolve --timing "$1" -o /tmp/got 2>&1 && cmp /tmp/got "$2" && rm /tmp/got' \
-        "$T/proxystore" "$PROXY" "$W/object.bin" | awk '/^resolve_us/ {print $2}'
+        "$T/proxystore" "$PROXY" "$W/object.bin" | awk '/^resolve_us/ {print $2}' ||
+        die "the object did not resolve to its bytes on node2"
 done > "$W/big-resolve-us.txt"
 [ "$(wc -l < "$W/big-resolve-us.txt")" = 3 ] || die "the object did not resolve to its bytes on node2"
 BIG_US=$(sort -n "$W/big-resolve-us.txt" | sed -n 2p)
