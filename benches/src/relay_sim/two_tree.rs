@@ -7,27 +7,53 @@
 
 use super::engine::{MsgId, Plan};
 
-/// Parents of nodes 1..=m in a balanced in-order binary tree over roles
-/// 0..m, where node 1 + p plays role (p + shift) mod m; the root's parent is
-/// node 0 (the owner). Returns `parent[node]` (index 0 unused) and the nodes
-/// parent first.
-pub(crate) fn tree(m: u32, shift: u32) -> (Vec<u32>, Vec<u32>) {
-    let node_of = |role: u32| 1 + (role + m - shift % m) % m;
-    let mut parent = vec![0u32; m as usize + 1];
-    let mut order = Vec::with_capacity(m as usize);
-    // (lo, hi, parent node) of each subtree, breadth first.
-    let mut queue = std::collections::VecDeque::from([(0u32, m, 0u32)]);
-    while let Some((lo, hi, up)) = queue.pop_front() {
-        if lo >= hi {
-            continue;
-        }
-        let mid = lo + (hi - lo) / 2;
-        let node = node_of(mid);
-        parent[node as usize] = up;
-        order.push(node);
-        queue.push_back((lo, mid, node));
-        queue.push_back((mid + 1, hi, node));
+/// The parent of role `x` in the in-order binary tree over roles 1..=m
+/// (role x's height is its number of trailing zeros: odd roles are the
+/// leaves), `None` for the root (the largest power of two <= m). A parent
+/// beyond m is skipped for the first ancestor within 1..=m, which takes
+/// its place: still at most two children each.
+fn role_parent(x: u32, m: u32) -> Option<u32> {
+    let root = 1u32 << (31 - m.leading_zeros());
+    if x == root {
+        return None;
     }
+    let mut y = x;
+    loop {
+        let h = y.trailing_zeros();
+        let up = if (y >> (h + 1)) & 1 == 0 {
+            y + (1 << h)
+        } else {
+            y - (1 << h)
+        };
+        if up <= m {
+            return Some(up);
+        }
+        y = up;
+    }
+}
+
+/// Parents of nodes 1..=m (index 0 unused; the root's parent is node 0, the
+/// owner) and the nodes parent first, for the tree in which node 1 + p plays
+/// role (p + shift) mod m + 1. With shift 1, a node interior in the shift-0
+/// tree (an even role) plays an odd role: a leaf.
+pub(crate) fn tree(m: u32, shift: u32) -> (Vec<u32>, Vec<u32>) {
+    let node_of = |role: u32| 1 + (role - 1 + m - shift % m) % m;
+    let mut parent = vec![0u32; m as usize + 1];
+    let mut depth = vec![0u32; m as usize + 1];
+    for x in 1..=m {
+        parent[node_of(x) as usize] = role_parent(x, m).map_or(0, node_of);
+    }
+    // Depths by roles in order of height, parents first: a role's parent is
+    // higher, so sort roles by height descending and fill.
+    let mut roles: Vec<u32> = (1..=m).collect();
+    roles.sort_by_key(|&x| std::cmp::Reverse(x.trailing_zeros()));
+    for x in roles {
+        let node = node_of(x);
+        let up = parent[node as usize];
+        depth[node as usize] = if up == 0 { 1 } else { depth[up as usize] + 1 };
+    }
+    let mut order: Vec<u32> = (1..=m).collect();
+    order.sort_by_key(|&n| depth[n as usize]);
     (parent, order)
 }
 
@@ -62,7 +88,7 @@ mod tests {
 
     #[test]
     fn every_node_is_in_both_trees_and_interior_in_at_most_one() {
-        for m in [1u32, 3, 7, 15, 63, 1023] {
+        for m in [1u32, 2, 3, 5, 6, 7, 10, 15, 63, 100, 767, 1023] {
             let (a, oa) = tree(m, 0);
             let (b, ob) = tree(m, 1);
             assert_eq!(oa.len() as u32, m);
