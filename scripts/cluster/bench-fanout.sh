@@ -34,7 +34,8 @@
 #    model adds the fresh process's setup (the small resolve minus the round
 #    trip).
 # Prints Markdown tables on stdout (progress on stderr), keeps every output in
-# --out (default results/fanout-<time> in the repository).
+# --out (default results/fanout-<time> in the repository; the table also in
+# its fanout.md).
 set -euo pipefail
 
 RATE=1gbit
@@ -105,7 +106,7 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     if [ -n "${W:-}" ] && [ -d "$W" ]; then
-        rm -f "$W/object.bin" "$W/bcast"
+        rm -f "$W/object.bin" "$W/small.bin" "$W/bcast"
         cp -r "$W"/. "$OUT"/ 2>/dev/null
     fi
     log "taking the cluster down"
@@ -309,10 +310,10 @@ fi
 # minus the round trip, added to the star's model below.
 "$T/proxystore-bench" relay-sim --alpha-us "$RTT_US" --bandwidth-mbs "$STREAM_MBS" \
     --size "$BYTES" --ranks "$RANKS" --nodes "$NODES" --csv "$W/model.csv" > "$W/model.md"
-rm -f "$W/object.bin" "$W/bcast"
+rm -f "$W/object.bin" "$W/small.bin" "$W/bcast"
 cp -r "$W"/. "$OUT"/
 
-python3 - "$OUT" "$RATE" "$BYTES" "$RTT_US" "$ALPHA_US" "$STREAM_MBS" "$RANKS" "$BIG_US" <<'EOF'
+python3 - "$OUT" "$RATE" "$BYTES" "$RTT_US" "$ALPHA_US" "$STREAM_MBS" "$RANKS" "$BIG_US" <<'EOF' | tee "$OUT/fanout.md"
 import csv, statistics, sys
 out, rate, size, rtt, small, beta, ranks, big = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7]), float(sys.argv[8])
 setup = max(0.0, small - rtt) / 1e6

@@ -36,12 +36,12 @@ impl Preset {
                 alpha: 2e-6,
                 bandwidth: 25e9,
             },
-            // Measured on the virtual cluster (docs/results/fanout/): one
-            // small get node2 <- node1 and one TCP stream through a 1 Gbit/s
-            // link.
+            // Measured on the virtual cluster (docs/results/fanout/): the
+            // round trip of a TCP ping-pong node2 <-> node1 and one TCP
+            // stream through a 1 Gbit/s link.
             Preset::Cluster => Net {
-                alpha: 150e-6,
-                bandwidth: 117e6,
+                alpha: 46e-6,
+                bandwidth: 120e6,
             },
         }
     }
