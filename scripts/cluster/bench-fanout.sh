@@ -80,13 +80,10 @@ for n in ${NODES//,/ }; do
     fi
     [ "$n" -gt "$MAXN" ] && MAXN=$n
 done
-BYTES=$(python3 -c 'import re,sys
-m=re.fullmatch(r"(\d+)\s*([KMG]?)(i?B)?",sys.argv[1].strip(),re.I)
-if not m: sys.exit("bad size "+sys.argv[1])
-print(int(m.group(1))*1024**" KMG".index((m.group(2) or " ").upper()))' "$SIZE") || die "--size: bad size $SIZE"
-if [ -e "${PSC_STATE:-/run/proxystore-cluster}/nodes" ]; then
-    die "a virtual cluster is already up (cluster.sh status); wait until it is down"
-fi
+# shellcheck source=scripts/cluster/bench-lib.sh
+. "$ROOT/scripts/cluster/bench-lib.sh"
+BYTES=$(bytes_of "$SIZE") || die "--size: bad size $SIZE"
+need_no_cluster
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 
@@ -102,19 +99,9 @@ if [ "$MPI" = 1 ]; then
     command -v mpicc >/dev/null || die "mpicc not found (scripts/setup.sh installs MPICH), or --no-mpi"
 fi
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if [ -n "${W:-}" ] && [ -d "$W" ]; then
-        rm -f "$W/object.bin" "$W/small.bin" "$W/bcast"
-        cp -r "$W"/. "$OUT"/ 2>/dev/null
-    fi
-    log "taking the cluster down"
-    bash "$CLUSTER" down >/dev/null 2>&1 || true
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Inputs and binaries of the run are not results.
+SCRATCH="object.bin small.bin bcast reader.py"
+take_down_on_exit
 
 log "cluster up: $MAXN nodes, links $RATE"
 bash "$CLUSTER" up "$MAXN" --rate "$RATE" >&2
@@ -310,7 +297,7 @@ fi
 # minus the round trip, added to the star's model below.
 "$T/proxystore-bench" relay-sim --alpha-us "$RTT_US" --bandwidth-mbs "$STREAM_MBS" \
     --size "$BYTES" --ranks "$RANKS" --nodes "$NODES" --csv "$W/model.csv" > "$W/model.md"
-rm -f "$W/object.bin" "$W/small.bin" "$W/bcast"
+for f in $SCRATCH; do rm -f "${W:?}/$f"; done
 cp -r "$W"/. "$OUT"/
 
 python3 - "$OUT" "$RATE" "$BYTES" "$RTT_US" "$ALPHA_US" "$STREAM_MBS" "$RANKS" "$BIG_US" <<'EOF' | tee "$OUT/fanout.md"

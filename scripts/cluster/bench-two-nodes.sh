@@ -73,16 +73,9 @@ die() { log "$*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (Linux namespaces)"
 command -v ucx_perftest >/dev/null || die "ucx_perftest not found: apt-get install ucx-utils"
-if [ -e "${PSC_STATE:-/run/proxystore-cluster}/nodes" ]; then
-    die "a virtual cluster is already up (cluster.sh status); take it down first"
-fi
-
-bytes_of() { # 64MiB -> 67108864 (K/M/G and KiB/MiB/GiB: powers of 1024)
-    python3 -c 'import re,sys
-m=re.fullmatch(r"(\d+)\s*([KMG]?)(i?B)?",sys.argv[1].strip(),re.I)
-if not m: sys.exit("bad size "+sys.argv[1])
-print(int(m.group(1))*1024**" KMG".index((m.group(2) or " ").upper()))' "$1"
-}
+# shellcheck source=scripts/cluster/bench-lib.sh
+. "$ROOT/scripts/cluster/bench-lib.sh"
+need_no_cluster
 MAX=0
 for s in ${SIZES//,/ }; do b=$(bytes_of "$s"); [ "$b" -gt "$MAX" ] && MAX=$b; done
 
@@ -95,16 +88,7 @@ for b in proxystore-server examples/side_by_side proxystore-bench proxystore-ucx
     [ -x "$T/$b" ] || die "$T/$b missing (run without --no-build)"
 done
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    [ -n "${W:-}" ] && [ -d "$W" ] && cp -r "$W"/. "$OUT"/ 2>/dev/null
-    log "taking the cluster down"
-    bash "$CLUSTER" down >/dev/null 2>&1 || true
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+take_down_on_exit
 
 log "cluster up: 2 nodes, links $RATE"
 bash "$CLUSTER" up 2 --rate "$RATE" >&2
