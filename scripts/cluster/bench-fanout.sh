@@ -62,10 +62,8 @@ while [ $# -gt 0 ]; do
 done
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-CLUSTER="$ROOT/scripts/cluster/cluster.sh"
-SLURM="$ROOT/scripts/cluster/slurm.sh"
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-T="$TARGET/release"
+# shellcheck source=scripts/cluster/bench-lib.sh
+. "$ROOT/scripts/cluster/bench-lib.sh"
 OUT="${OUT:-$ROOT/results/fanout-$(date +%Y%m%d-%H%M%S)}"
 log() { echo "bench-fanout: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -80,8 +78,6 @@ for n in ${NODES//,/ }; do
     fi
     [ "$n" -gt "$MAXN" ] && MAXN=$n
 done
-# shellcheck source=scripts/cluster/bench-lib.sh
-. "$ROOT/scripts/cluster/bench-lib.sh"
 BYTES=$(bytes_of "$SIZE") || die "--size: bad size $SIZE"
 need_no_cluster
 mkdir -p "$OUT"

@@ -1,9 +1,18 @@
 # shellcheck shell=bash
 # Sourced by the virtual cluster's benchmark scripts (bench-two-nodes.sh,
 # bench-fanout.sh): sizes, the one-cluster-at-a-time check and the teardown.
-# The sourcing script defines log and die, and sets CLUSTER (cluster.sh),
-# OUT (where results go) and, once the cluster is up, W (the working
-# directory on the shared file system).
+# The sourcing script sets ROOT (the repository) before it sources this
+# file, defines log and die, and sets OUT (where results go) and, once the
+# cluster is up, W (the working directory on the shared file system).
+
+# (Used by the sourcing scripts.)
+# shellcheck disable=SC2034
+CLUSTER="$ROOT/scripts/cluster/cluster.sh"
+# shellcheck disable=SC2034
+SLURM="$ROOT/scripts/cluster/slurm.sh"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+# shellcheck disable=SC2034
+T="$TARGET/release"
 
 # bytes_of SIZE: 64MiB -> 67108864 (K/M/G and KiB/MiB/GiB: powers of 1024).
 bytes_of() {

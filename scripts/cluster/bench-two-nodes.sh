@@ -61,10 +61,8 @@ while [ $# -gt 0 ]; do
 done
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-CLUSTER="$ROOT/scripts/cluster/cluster.sh"
-SLURM="$ROOT/scripts/cluster/slurm.sh"
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-T="$TARGET/release"
+# shellcheck source=scripts/cluster/bench-lib.sh
+. "$ROOT/scripts/cluster/bench-lib.sh"
 OUT="${OUT:-$ROOT/results/two-nodes-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -73,8 +71,6 @@ die() { log "$*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (Linux namespaces)"
 command -v ucx_perftest >/dev/null || die "ucx_perftest not found: apt-get install ucx-utils"
-# shellcheck source=scripts/cluster/bench-lib.sh
-. "$ROOT/scripts/cluster/bench-lib.sh"
 need_no_cluster
 MAX=0
 for s in ${SIZES//,/ }; do b=$(bytes_of "$s"); [ "$b" -gt "$MAX" ] && MAX=$b; done
