@@ -6,7 +6,7 @@
 # `proxystore-bench relay-sim` fed with them, side by side.
 #
 #   bash scripts/cluster/bench-fanout.sh [--rate 1gbit] [--size 128MiB] [--nodes 2,4,8]
-#        [--ranks 1] [--reps 3] [--no-build] [--no-mpi] [--out DIR]
+#        [--ranks 1] [--reps 3] [--timeout-ms 600000] [--no-build] [--no-mpi] [--out DIR]
 #
 # Root; Debian 12 with what scripts/cluster/ needs. Brings a cluster of
 # max(--nodes) nodes up with every link at --rate (`tbf`, both directions),
@@ -21,7 +21,9 @@
 #    network alone for each N: N-1 TCP streams out of node1 at once (one per
 #    node, 3 s), their aggregate goodput;
 # 2. the star: one --size object put on node1's `proxystore-ofi-server`
-#    (`tcp;ofi_rxm`), and for each N, --reps times, `proxystore resolve` of
+#    (`tcp;ofi_rxm`; the proxy's get timeout --timeout-ms: the connector's
+#    default, 10 s, is shorter than a get sharing the owner's link with 11
+#    others at 1 Gbit/s), and for each N, --reps times, `proxystore resolve` of
 #    its proxy started at the same instant (all nodes share one clock) by
 #    --ranks processes on each of node2..nodeN; a repetition's time is from
 #    that instant to the last process's end (process start included). The
@@ -43,6 +45,7 @@ SIZE=128MiB
 NODES=2,4,8
 RANKS=1
 REPS=3
+TIMEOUT_MS=600000
 BUILD=1
 MPI=1
 OUT=""
@@ -53,10 +56,11 @@ while [ $# -gt 0 ]; do
         --nodes) NODES="$2"; shift 2 ;;
         --ranks) RANKS="$2"; shift 2 ;;
         --reps) REPS="$2"; shift 2 ;;
+        --timeout-ms) TIMEOUT_MS="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --no-mpi) MPI=0; shift ;;
         --out) OUT="$2"; shift 2 ;;
-        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -71,6 +75,7 @@ die() { log "$*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (Linux namespaces)"
 [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "--reps must be a positive integer, got $REPS"
 [[ "$RANKS" =~ ^[1-9][0-9]*$ ]] || die "--ranks must be a positive integer, got $RANKS"
+[[ "$TIMEOUT_MS" =~ ^[1-9][0-9]*$ ]] || die "--timeout-ms must be a positive integer, got $TIMEOUT_MS"
 MAXN=0
 for n in ${NODES//,/ }; do
     if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 2 ] || [ "$n" -gt 32 ]; then
@@ -207,12 +212,14 @@ on node1 bash -c "'$T/proxystore-ofi-server' --provider '$FI_PROVIDER' --listen 
     --segment-size 256M --memory-limit 2G >'$W/server.log' 2>&1 &
     for i in \$(seq 600); do grep -q '^LISTEN' '$W/server.log' && exit 0; sleep 0.1; done
     echo 'the server did not start' >&2; exit 1"
-STORE="ofi://$N1:7710"
+# The store's configuration with the get timeout (the proxy carries it).
+on node1 "$T/proxystore" --store "ofi://$N1:7710" config > "$W/store.toml"
+echo "timeout_ms = $TIMEOUT_MS" >> "$W/store.toml"  # [connector.options] is the last table
 python3 -c 'import os,sys; n=int(sys.argv[2]); sys.stdout.buffer.write((os.urandom(1 << 20) * (n // (1 << 20) + 1))[:n])' \
     x "$BYTES" > "$W/object.bin"
 head -c 1024 /dev/urandom > "$W/small.bin"
-PROXY=$(on node1 "$T/proxystore" --store "$STORE" put --print proxy "$W/object.bin")
-SMALL=$(on node1 "$T/proxystore" --store "$STORE" put --print proxy "$W/small.bin")
+PROXY=$(on node1 "$T/proxystore" -c "$W/store.toml" put --print proxy "$W/object.bin")
+SMALL=$(on node1 "$T/proxystore" -c "$W/store.toml" put --print proxy "$W/small.bin")
 # The big object alone, node2 <- node1, checked: the connector's rate for one
 # get (its resolve time minus the small one's: the setup cancels).
 for i in 1 2 3; do
@@ -264,7 +271,7 @@ for n in ${NODES//,/ }; do
         after=$(tx_bytes)
         cat "$W"/star-"$n"-"$rep"-node*.txt | awk -v n="$n" -v k="$RANKS" -v rep="$rep" -v tx=$((after - before)) \
             '{ t = ($4 - $3) / 1e9; if (t > m) m = t; if ($5 / 1e6 > r) r = $5 / 1e6 }
-             END { printf "%d,%d,%d,%.4f,%.4f,%d\n", n, k, rep, m, r, tx }' >> "$W/star.csv"
+             END { printf "%d,%d,%d,%.4f,%.4f,%.0f\n", n, k, rep, m, r, tx }' >> "$W/star.csv"
         log "star N=$n rep $rep: $(tail -n 1 "$W/star.csv")"
     done
 done
