@@ -82,7 +82,7 @@ pub(crate) struct Args {
     shapes: Vec<Shape>,
     /// Largest plan simulated, in messages; bigger cases show only their
     /// closed form.
-    #[arg(long, default_value_t = 20_000_000)]
+    #[arg(long, default_value_t = 5_000_000)]
     max_messages: u64,
     /// Write the long-form CSV here.
     #[arg(long)]
