@@ -2,6 +2,7 @@
 //! bulk pulls and pushes, completion waits.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -79,12 +80,20 @@ impl<B: Send + 'static> Operation<B> for Transfer<B> {
 pub struct Margo {
     inst: Arc<Instance>,
     timeout: Duration,
+    pulls: AtomicU64,
 }
 
 impl Margo {
     /// The instance (its protocol and address).
     pub fn instance(&self) -> &Arc<Instance> {
         &self.inst
+    }
+
+    /// Bulk pulls (`HG_BULK_PULL`) this connector has started: a get over
+    /// the fabric starts at least one; a get of a same-node server's mapped
+    /// segment, or over the stream path, none.
+    pub fn pulls(&self) -> u64 {
+        self.pulls.load(Ordering::Relaxed)
     }
 }
 
@@ -105,6 +114,7 @@ impl ClientTransport for Margo {
         Ok(Margo {
             inst: Instance::client(&cfg.effective_protocol())?,
             timeout: cfg.client.timeout(),
+            pulls: AtomicU64::new(0),
         })
     }
 
@@ -156,7 +166,7 @@ impl ClientTransport for Margo {
         buf: PoolBuf<MargoAlloc>,
     ) -> Result<Transfer<PoolBuf<MargoAlloc>>> {
         let off = remote.offset(addr)?;
-        Transfer::start(
+        let t = Transfer::start(
             ep,
             remote.bulk(),
             off,
@@ -164,7 +174,9 @@ impl ClientTransport for Margo {
             Direction::Pull,
             self.timeout,
             "get",
-        )
+        )?;
+        self.pulls.fetch_add(1, Ordering::Relaxed);
+        Ok(t)
     }
 
     fn put(
