@@ -97,6 +97,13 @@ impl Margo {
     }
 }
 
+/// Whether `protocol` is Mercury's shared-memory plugin (`na+sm`, `sm`,
+/// with or without an address).
+fn is_na_sm(protocol: &str) -> bool {
+    let class = protocol.split("://").next().unwrap_or(protocol);
+    matches!(class, "na+sm" | "sm")
+}
+
 impl ClientTransport for Margo {
     const NAME: &'static str = "margo";
     const SERVER: ServerBinary = ServerBinary {
@@ -137,6 +144,21 @@ impl ClientTransport for Margo {
 
     fn prefers_stream(&self) -> bool {
         false
+    }
+
+    /// Over `na+sm`, Mercury moves a bulk transfer with one
+    /// `process_vm_readv` (`process_vm_writev`), which Linux caps at
+    /// `MAX_RW_COUNT` (`INT_MAX` rounded down to a page: 2^31 - 4096 with
+    /// 4 KiB pages); a longer pull fails with `HG_MSGSIZE` after a short
+    /// read (`tests/large.rs`, `objects_past_2_gib`, found it). Objects
+    /// longer than 2^31 - 64 KiB (the cap with pages of up to 64 KiB) are
+    /// read and written over the control connection there.
+    fn max_rma_len(&self) -> u64 {
+        if is_na_sm(self.inst.protocol()) {
+            (1 << 31) - (1 << 16)
+        } else {
+            u64::MAX
+        }
     }
 
     fn connect(&self, address: &[u8]) -> Result<Addr> {
@@ -216,6 +238,25 @@ impl ClientTransport for Margo {
                 operation,
                 after: timeout,
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn na_sm_is_recognised_with_or_without_address() {
+        for p in ["na+sm", "sm", "na+sm://1234-0"] {
+            assert!(super::is_na_sm(p), "{p}");
+        }
+        for p in [
+            "ofi+tcp",
+            "ofi+tcp://127.0.0.1",
+            "ucx+all",
+            "ofi+shm",
+            "na+smx",
+        ] {
+            assert!(!super::is_na_sm(p), "{p}");
         }
     }
 }
