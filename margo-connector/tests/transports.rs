@@ -67,27 +67,20 @@ transport_tests!(MargoTests;
     na_sm_stream, SM, DataPath::Stream, zero_copy = false, one_sided = false
 );
 
-/// The server killed (SIGKILL) while batches of 64 MiB objects are pulled
-/// over `na+sm`: the kill lands inside a `process_vm_readv` of the dead
-/// process (`ESRCH`, which Mercury reports as `HG_PROTOCOL_ERROR`), and every
-/// failed get must be a temporary error (the server can be restarted).
+/// The server killed (SIGKILL) while batches of 64 MiB objects are pulled,
+/// over `na+sm`, then over `ofi+tcp`: over `na+sm` the kill lands inside a
+/// `process_vm_readv` of the dead process (`ESRCH`, which Mercury reports as
+/// `HG_PROTOCOL_ERROR`), and every failed get must be a temporary error (the
+/// server can be restarted).
 #[test]
 #[cfg_attr(
     not(has_margo),
     ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it"
 )]
-fn killed_server_64mib_na_sm() {
-    testkit::killed_server_with::<MargoTests>(SM, PULLS, (8, 64 << 20));
-}
-
-/// The same over `ofi+tcp` (loopback).
-#[test]
-#[cfg_attr(
-    not(has_margo),
-    ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it"
-)]
-fn killed_server_64mib_ofi_tcp() {
-    testkit::killed_server_with::<MargoTests>(TCP, PULLS, (8, 64 << 20));
+fn killed_server_64mib() {
+    for protocol in [SM, TCP] {
+        testkit::killed_server_with::<MargoTests>(protocol, PULLS, (8, 64 << 20));
+    }
 }
 
 /// Bulk pulls: zero copy off.
