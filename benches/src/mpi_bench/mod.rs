@@ -228,15 +228,7 @@ fn run_into(
                         }
                         let r = agree(&ctx, r);
                         match r {
-                            Ok(Some(rep)) if record => {
-                                s.put_us.push(rep.put);
-                                s.resolve_us.extend(rep.resolves);
-                                s.read_us.extend(rep.reads);
-                                s.e2e_us.push(rep.e2e);
-                                s.aggregate_mbps.push(rep.aggregate_mbps);
-                                s.read_aggregate_mbps.push(rep.read_aggregate_mbps);
-                                s.proxy_bytes = rep.proxy_bytes;
-                            }
+                            Ok(Some(rep)) if record => rep.record(&mut s),
                             Ok(_) => {}
                             Err(e) => {
                                 if ctx.rank == 0 && !s.e2e_us.is_empty() {

@@ -6,10 +6,12 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use proxy_core::{Error, Proxy, ProxyOptions, Result, Store};
 
 use super::Pattern;
+use super::report::Series;
 use super::setup::Ctx;
 
 /// Fixed slot for a serialized proxy in collective exchanges.
@@ -117,15 +119,73 @@ fn produce(store: &Store, obj: &Bytes, t0: Instant) -> (Result<Produced>, [u8; S
     (made, slot)
 }
 
-/// What rank 0 learns from one repetition.
+/// The consumers' times of one repetition, gathered on rank 0.
+pub(super) struct Timings {
+    /// Resolve (MPI: receive) + touch one byte per page, per consumer.
+    resolves: Vec<f64>,
+    /// The same until every byte was read, per consumer.
+    reads: Vec<f64>,
+}
+
+impl Timings {
+    pub(super) fn new(resolves: Vec<f64>, reads: Vec<f64>) -> Timings {
+        Timings { resolves, reads }
+    }
+
+    /// Receive one `[touch µs, read-all µs, ok (1) / failed (-1)]` reply
+    /// from each consumer; also whether any failed.
+    pub(super) fn receive(world: &SimpleCommunicator, consumers: &[usize]) -> (Timings, bool) {
+        let (mut resolves, mut reads) = (Vec::new(), Vec::new());
+        let mut failed = false;
+        for &c in consumers {
+            let mut reply = [0f64; 3];
+            world.process_at_rank(c as i32).receive_into(&mut reply[..]);
+            failed |= reply[2] < 0.0;
+            resolves.push(reply[0]);
+            reads.push(reply[1]);
+        }
+        (Timings { resolves, reads }, failed)
+    }
+
+    /// The slowest consumer's resolve + touch.
+    pub(super) fn worst(&self) -> f64 {
+        self.resolves.iter().copied().fold(0f64, f64::max)
+    }
+
+    /// The slowest consumer's resolve + read-all.
+    fn worst_read(&self) -> f64 {
+        self.reads.iter().copied().fold(0f64, f64::max)
+    }
+}
+
+/// What rank 0 learns from one repetition of a proxy pattern or an MPI
+/// reference.
 pub(super) struct Rep {
-    pub(super) put: f64,
-    pub(super) resolves: Vec<f64>,
-    pub(super) reads: Vec<f64>,
+    /// The producer's put (none for the MPI references).
+    pub(super) put: Option<f64>,
+    pub(super) timings: Timings,
     pub(super) e2e: f64,
-    pub(super) aggregate_mbps: f64,
-    pub(super) read_aggregate_mbps: f64,
+    /// All bytes the consumers resolved.
+    pub(super) bytes: usize,
     pub(super) proxy_bytes: usize,
+}
+
+impl Rep {
+    /// Add this repetition to series `s`: aggregate bandwidths are `bytes`
+    /// over the slowest consumer's times.
+    pub(super) fn record(self, s: &mut Series) {
+        let bytes = self.bytes as f64;
+        s.aggregate_mbps.push(bytes / self.timings.worst());
+        s.read_aggregate_mbps
+            .push(bytes / self.timings.worst_read());
+        s.resolve_us.extend(self.timings.resolves);
+        s.read_us.extend(self.timings.reads);
+        s.e2e_us.push(self.e2e);
+        if let Some(put) = self.put {
+            s.put_us.push(put);
+            s.proxy_bytes = self.proxy_bytes;
+        }
+    }
 }
 
 /// One repetition of a proxy pattern (results on rank 0).
@@ -148,19 +208,7 @@ pub(super) fn proxy_rep(
                 for &c in &consumers {
                     world.process_at_rank(c as i32).send(&slot[..]);
                 }
-                let mut resolves = Vec::new();
-                let mut reads = Vec::new();
-                let mut failed = false;
-                for &c in &consumers {
-                    // [resolve + touch µs, resolve + read-all µs, ok (1) / failed (-1)]
-                    let mut reply = [0f64; 3];
-                    world.process_at_rank(c as i32).receive_into(&mut reply[..]);
-                    failed |= reply[2] < 0.0;
-                    resolves.push(reply[0]);
-                    reads.push(reply[1]);
-                }
-                let worst = resolves.iter().copied().fold(0f64, f64::max);
-                let worst_read = reads.iter().copied().fold(0f64, f64::max);
+                let (timings, failed) = Timings::receive(world, &consumers);
                 let e2e = us(t0);
                 let (p, put, _, wire_len) = made?;
                 store.evict(p.key())?;
@@ -171,14 +219,11 @@ pub(super) fn proxy_rep(
                         "a consumer rank failed to resolve (see its message)",
                     ));
                 }
-                let bytes = (consumers.len() * size) as f64;
                 Ok(Some(Rep {
-                    put,
-                    resolves,
-                    reads,
+                    put: Some(put),
+                    timings,
                     e2e,
-                    aggregate_mbps: bytes / worst,
-                    read_aggregate_mbps: bytes / worst_read,
+                    bytes: consumers.len() * size,
                     proxy_bytes: wire_len,
                 }))
             } else if consumers.contains(&ctx.rank) {
@@ -262,18 +307,15 @@ pub(super) fn proxy_rep(
                     "a rank failed to resolve (see its message)",
                 ));
             }
-            let resolves: Vec<f64> = gathered.chunks(4).map(|c| c[0]).collect();
-            let reads: Vec<f64> = gathered.chunks(4).map(|c| c[3]).collect();
-            let worst = resolves.iter().copied().fold(0f64, f64::max);
-            let worst_read = reads.iter().copied().fold(0f64, f64::max);
-            let bytes = (ctx.n * (ctx.n - 1) * size) as f64;
+            let timings = Timings::new(
+                gathered.chunks(4).map(|c| c[0]).collect(),
+                gathered.chunks(4).map(|c| c[3]).collect(),
+            );
             Ok(Some(Rep {
-                put,
-                resolves,
-                reads,
+                put: Some(put),
+                timings,
                 e2e: e2e_local,
-                aggregate_mbps: bytes / worst,
-                read_aggregate_mbps: bytes / worst_read,
+                bytes: ctx.n * (ctx.n - 1) * size,
                 proxy_bytes: wire_len,
             }))
         }

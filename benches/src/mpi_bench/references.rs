@@ -9,32 +9,9 @@ use mpi::traits::*;
 use proxy_core::{Error, Result};
 
 use super::Pattern;
-use super::patterns::{checksum, touch, us};
-use super::report::Series;
+use super::patterns::{Rep, Timings, checksum, touch, us};
 use super::setup::Ctx;
 use crate::rma;
-
-/// What rank 0 learns from one repetition of the MPI reference.
-pub(super) struct MpiRep {
-    /// Receive + touch one byte per page, per consumer.
-    resolves: Vec<f64>,
-    /// Receive + read every byte, per consumer.
-    reads: Vec<f64>,
-    e2e: f64,
-    aggregate_mbps: f64,
-    read_aggregate_mbps: f64,
-}
-
-impl MpiRep {
-    /// Add this repetition to series `s`.
-    pub(super) fn record(self, s: &mut Series) {
-        s.resolve_us.extend(self.resolves);
-        s.read_us.extend(self.reads);
-        s.e2e_us.push(self.e2e);
-        s.aggregate_mbps.push(self.aggregate_mbps);
-        s.read_aggregate_mbps.push(self.read_aggregate_mbps);
-    }
-}
 
 /// One repetition of the `MPI_Get` reference (pair, fan-out): rank 0 tells
 /// each consumer to read (a one-word message, as a proxy would be), the
@@ -47,7 +24,7 @@ pub(super) fn mpi_get_rep(
     win: &rma::Window,
     size: usize,
     recv: &mut [u8],
-) -> Result<Option<MpiRep>> {
+) -> Result<Option<Rep>> {
     let world = ctx.world;
     world.barrier();
     let consumers = pat.consumers(ctx.n);
@@ -56,15 +33,7 @@ pub(super) fn mpi_get_rep(
         for &c in &consumers {
             world.process_at_rank(c as i32).send(&[size as u64][..]);
         }
-        let (mut resolves, mut reads) = (Vec::new(), Vec::new());
-        let mut failed = false;
-        for &c in &consumers {
-            let mut reply = [0f64; 3];
-            world.process_at_rank(c as i32).receive_into(&mut reply[..]);
-            failed |= reply[2] < 0.0;
-            resolves.push(reply[0]);
-            reads.push(reply[1]);
-        }
+        let (timings, failed) = Timings::receive(world, &consumers);
         let e2e = us(t0);
         if failed {
             return Err(Error::permanent(
@@ -73,15 +42,12 @@ pub(super) fn mpi_get_rep(
                 "a consumer rank failed to read (see its message)",
             ));
         }
-        let worst = resolves.iter().copied().fold(0f64, f64::max);
-        let worst_read = reads.iter().copied().fold(0f64, f64::max);
-        let bytes = (consumers.len() * size) as f64;
-        Ok(Some(MpiRep {
-            resolves,
-            reads,
+        Ok(Some(Rep {
+            put: None,
+            timings,
             e2e,
-            aggregate_mbps: bytes / worst,
-            read_aggregate_mbps: bytes / worst_read,
+            bytes: consumers.len() * size,
+            proxy_bytes: 0,
         }))
     } else if consumers.contains(&ctx.rank) {
         let mut go = [0u64; 1];
@@ -100,7 +66,7 @@ pub(super) fn mpi_get_rep(
 }
 
 /// One repetition of the MPI reference: the payload itself over MPI.
-pub(super) fn mpi_rep(ctx: &Ctx<'_>, pat: Pattern, obj: &Bytes, recv: &mut [u8]) -> Option<MpiRep> {
+pub(super) fn mpi_rep(ctx: &Ctx<'_>, pat: Pattern, obj: &Bytes, recv: &mut [u8]) -> Option<Rep> {
     let size = obj.len();
     let world = ctx.world;
     world.barrier();
@@ -112,23 +78,14 @@ pub(super) fn mpi_rep(ctx: &Ctx<'_>, pat: Pattern, obj: &Bytes, recv: &mut [u8])
                 for &c in &consumers {
                     world.process_at_rank(c as i32).send(&obj[..]);
                 }
-                let (mut resolves, mut reads) = (Vec::new(), Vec::new());
-                for &c in &consumers {
-                    let mut reply = [0f64; 2];
-                    world.process_at_rank(c as i32).receive_into(&mut reply[..]);
-                    resolves.push(reply[0]);
-                    reads.push(reply[1]);
-                }
-                let e2e = us(t0);
-                let worst = resolves.iter().copied().fold(0f64, f64::max);
-                let worst_read = reads.iter().copied().fold(0f64, f64::max);
-                let bytes = (consumers.len() * size) as f64;
-                Some(MpiRep {
-                    resolves,
-                    reads,
-                    e2e,
-                    aggregate_mbps: bytes / worst,
-                    read_aggregate_mbps: bytes / worst_read,
+                // A receive does not fail: every reply says ok.
+                let (timings, _) = Timings::receive(world, &consumers);
+                Some(Rep {
+                    put: None,
+                    timings,
+                    e2e: us(t0),
+                    bytes: consumers.len() * size,
+                    proxy_bytes: 0,
                 })
             } else if consumers.contains(&ctx.rank) {
                 let t = Instant::now();
@@ -136,7 +93,7 @@ pub(super) fn mpi_rep(ctx: &Ctx<'_>, pat: Pattern, obj: &Bytes, recv: &mut [u8])
                 std::hint::black_box(touch(&recv[..size]));
                 let touched = us(t);
                 std::hint::black_box(checksum(&recv[..size]));
-                let reply = [touched, us(t)];
+                let reply = [touched, us(t), 1.0];
                 world.process_at_rank(0).send(&reply[..]);
                 None
             } else {
@@ -156,17 +113,16 @@ pub(super) fn mpi_rep(ctx: &Ctx<'_>, pat: Pattern, obj: &Bytes, recv: &mut [u8])
             let root = world.process_at_rank(0);
             if ctx.rank == 0 {
                 root.gather_into_root(&mine[..], &mut gathered[..]);
-                let resolves: Vec<f64> = gathered.chunks(2).map(|c| c[0]).collect();
-                let reads: Vec<f64> = gathered.chunks(2).map(|c| c[1]).collect();
-                let worst = resolves.iter().copied().fold(0f64, f64::max);
-                let worst_read = reads.iter().copied().fold(0f64, f64::max);
-                let bytes = (ctx.n * (ctx.n - 1) * size) as f64;
-                Some(MpiRep {
-                    resolves,
-                    reads,
-                    e2e: worst,
-                    aggregate_mbps: bytes / worst,
-                    read_aggregate_mbps: bytes / worst_read,
+                let timings = Timings::new(
+                    gathered.chunks(2).map(|c| c[0]).collect(),
+                    gathered.chunks(2).map(|c| c[1]).collect(),
+                );
+                Some(Rep {
+                    put: None,
+                    e2e: timings.worst(),
+                    timings,
+                    bytes: ctx.n * (ctx.n - 1) * size,
+                    proxy_bytes: 0,
                 })
             } else {
                 root.gather_into(&mine[..]);
