@@ -14,6 +14,7 @@
 
 use crate::{Found, env_var, join_paths};
 use std::env;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// Whether `dir` is searched by the dynamic loader without being told
@@ -70,8 +71,8 @@ fn is_rpath_var(name: &str) -> bool {
 
 /// The run paths in `DEP_<LINKS>_RPATH` variables among `vars`, in the order
 /// of the variables' names, each once, empty entries left out.
-pub(crate) fn rpaths_in(vars: impl IntoIterator<Item = (String, String)>) -> Vec<PathBuf> {
-    let mut found: Vec<(String, String)> =
+pub(crate) fn rpaths_in(vars: impl IntoIterator<Item = (String, OsString)>) -> Vec<PathBuf> {
+    let mut found: Vec<(String, OsString)> =
         vars.into_iter().filter(|(k, _)| is_rpath_var(k)).collect();
     found.sort();
     let mut dirs: Vec<PathBuf> = Vec::new();
@@ -91,8 +92,12 @@ pub(crate) fn rpaths_in(vars: impl IntoIterator<Item = (String, String)>) -> Vec
 /// (`DEP_UCP_RPATH`, `DEP_FABRIC_RPATH`, ...; see [`Found::emit_rpath`]).
 /// Returns the directories, for the build script's own messages.
 pub fn forward_rpath() -> Vec<PathBuf> {
-    let vars: Vec<(String, String)> = env::vars().collect();
-    for (k, _) in vars.iter().filter(|(k, _)| is_rpath_var(k)) {
+    // (Not `env::vars`: it panics on any variable that is not UTF-8.)
+    let vars: Vec<(String, OsString)> = env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+        .filter(|(k, _)| is_rpath_var(k))
+        .collect();
+    for (k, _) in &vars {
         println!("cargo:rerun-if-env-changed={k}");
     }
     let dirs = rpaths_in(vars);
@@ -107,10 +112,10 @@ mod tests {
     use super::*;
     use crate::How;
 
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, OsString)> {
         pairs
             .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .map(|(k, v)| ((*k).to_string(), OsString::from(v)))
             .collect()
     }
 
