@@ -1,7 +1,6 @@
-//! Embed the run paths of the native libraries this crate links (UCX,
-//! libfabric) when they lie outside the system library directories
-//! (`proxystore_sys_probe::forward_rpath`; `UCX_SYS_NO_RPATH=1` and
-//! `LIBFABRIC_SYS_NO_RPATH=1` turn them off).
+//! Embed the run path of the UCX this crate links when it lies outside the
+//! system library directories (`proxystore_sys_probe::forward_rpath`;
+//! `UCX_SYS_NO_RPATH=1` turns it off).
 fn main() {
     proxystore_sys_probe::forward_rpath();
 }

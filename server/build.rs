@@ -1,6 +1,6 @@
-//! Embed the run paths of UCX and libfabric when they lie outside the system
-//! library directories (`proxystore_sys_probe::forward_rpath`; opt-outs
-//! `UCX_SYS_NO_RPATH=1`, `LIBFABRIC_SYS_NO_RPATH=1`), and emit the cfg
+//! Embed the run path of UCX when it lies outside the system library
+//! directories (`proxystore_sys_probe::forward_rpath`; `UCX_SYS_NO_RPATH=1`
+//! turns it off), and emit the cfg
 //! `has_margo` when `margo-sys` found Margo at build time
 //! (`DEP_MARGO_FOUND=1`): the tests that read over Margo run only then, and
 //! are ignored with a reason naming it otherwise.

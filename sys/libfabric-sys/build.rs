@@ -9,13 +9,6 @@
 //! 2. pkg-config `libfabric`, version >= 1.10; `PKG_CONFIG_PATH` selects a
 //!    site libfabric's `.pc` file.
 //!
-//! Run path: a libfabric outside the system library directories (from
-//! `LIBFABRIC_DIR`, or a pkg-config prefix elsewhere) is embedded as a run
-//! path (`DT_RUNPATH`) in this crate's test binaries and exported as
-//! `DEP_FABRIC_RPATH`, which the crates that link libfabric pass on to their
-//! binaries (`proxystore_sys_probe::forward_rpath`). Packagers who place
-//! libfabric themselves turn it off with `LIBFABRIC_SYS_NO_RPATH=1`.
-//!
 //! Version floor 1.10: the API version this crate asks `fi_getinfo` for.
 //! Everything the connector uses exists there: `FI_EP_RDM` with `FI_RMA`,
 //! the `mr_mode` bits it honours (`FI_MR_LOCAL`, `FI_MR_VIRT_ADDR`,
@@ -114,8 +107,6 @@ fn main() {
 
     // Metadata for dependents (DEP_FABRIC_*): version as 0xMMmm, include and lib dirs.
     fabric.emit_metadata((major, minor));
-    // Run path to a libfabric outside the system directories (see the module docs).
-    fabric.emit_rpath("LIBFABRIC_SYS_NO_RPATH");
 
     // The shim: real symbols for the static inline calls.
     let mut shim = cc::Build::new();

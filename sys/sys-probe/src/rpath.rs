@@ -1,5 +1,5 @@
 //! Run paths: a native library found outside the system library directories
-//! (through `UCX_DIR`, `LIBFABRIC_DIR`, or a pkg-config prefix elsewhere) is
+//! (through `UCX_DIR`, or a pkg-config prefix elsewhere) is
 //! what a program must load at run time too, not whatever copy the loader
 //! finds first. Its library directory is embedded as a run path
 //! (`DT_RUNPATH`, so `LD_LIBRARY_PATH` still takes precedence).
@@ -87,9 +87,11 @@ pub(crate) fn rpaths_in(vars: impl IntoIterator<Item = (String, OsString)>) -> V
 }
 
 /// In the build script of a crate that links a binary, example, test or
-/// `cdylib` against a `-sys` crate (`ucx-sys`, `libfabric-sys`): embed every
-/// run path that its direct `-sys` dependencies export
-/// (`DEP_UCP_RPATH`, `DEP_FABRIC_RPATH`, ...; see [`Found::emit_rpath`]).
+/// `cdylib` against a `-sys` crate that links its library (`ucx-sys`; the
+/// libraries loaded at run time, libfabric, Margo and DAOS, are looked for
+/// in the directory their build found them in first, and need none): embed
+/// every run path that its direct `-sys` dependencies export
+/// (`DEP_UCP_RPATH`, ...; see [`Found::emit_rpath`]).
 /// Returns the directories, for the build script's own messages.
 pub fn forward_rpath() -> Vec<PathBuf> {
     // (Not `env::vars`: it panics on any variable that is not UTF-8.)
