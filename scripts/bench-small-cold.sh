@@ -84,8 +84,8 @@ CONN=(--ucx-server "127.0.0.1:$PORT" --ofi-server "127.0.0.1:$PORT" --redis "127
       --file-dir "$WORK/files")
 
 median_ms() { # command... : median wall time of PROCS runs, ms
-    local i t0 t1
-    for i in $(seq "$PROCS"); do
+    local t0 t1
+    for _ in $(seq "$PROCS"); do
         t0=$(date +%s%N); "$@" >/dev/null 2>&1; t1=$(date +%s%N)
         echo $(((t1 - t0) / 1000))
     done | sort -n | awk '{v[NR]=$1} END {printf "%.1f", v[int((NR+1)/2)]/1000}'
