@@ -30,13 +30,13 @@ pub type MargoKey = object_server::ObjectKey;
 pub type MargoOwnerConfig = object_server::OwnerOptions<MargoConfig>;
 
 /// Environment variable naming the server binary that spawn on demand starts.
-pub const SERVER_ENV: &str = <Margo as object_server::ClientTransport>::SERVER.env;
+pub const SERVER_ENV: &str = <MargoConfig as TransportConfig>::SERVER.env;
 
 /// The `proxystore-margo-server` binary that spawn on demand would start:
 /// `$PROXYSTORE_MARGO_SERVER`, else next to the current executable, else on
 /// `PATH`. The error lists every place tried.
 pub fn locate_server() -> Result<std::path::PathBuf, String> {
-    object_server::locate_server(&<Margo as object_server::ClientTransport>::SERVER)
+    object_server::locate_server(&<MargoConfig as TransportConfig>::SERVER)
 }
 
 /// Whether Margo can be used in this process: `Ok` with the library loaded,

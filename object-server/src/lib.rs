@@ -17,6 +17,7 @@ pub(crate) mod arena;
 mod auth;
 pub mod cli;
 mod client;
+mod config;
 pub mod layout;
 mod memory;
 pub mod proto;
@@ -29,9 +30,9 @@ pub mod transport;
 
 pub use auth::{AUTH_ENV, SECRET_ENV, SECRET_FILE_ENV, Secret, USER_SECRET_FILE_ENV};
 pub use client::{
-    ClientOptions, ControlError, MAPPED_COPY_BELOW, ObjectClient, ObjectKey, OwnerOptions,
-    TransportConfig, config_from_url,
+    ControlError, MAPPED_COPY_BELOW, ObjectClient, ObjectKey, OwnerOptions, config_from_url,
 };
+pub use config::{ClientOptions, TransportConfig};
 pub use memory::{Memory, SlotWriter};
 pub use proto::{DataPath, Stats};
 pub use server::{HELLO_TIMEOUT, MAX_GREETING, Server, ServerOptions};

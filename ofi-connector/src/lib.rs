@@ -28,13 +28,13 @@ pub type OfiKey = object_server::ObjectKey;
 pub type OfiOwnerConfig = object_server::OwnerOptions<OfiConfig>;
 
 /// Environment variable naming the server binary that spawn on demand starts.
-pub const SERVER_ENV: &str = <Ofi as object_server::ClientTransport>::SERVER.env;
+pub const SERVER_ENV: &str = <OfiConfig as TransportConfig>::SERVER.env;
 
 /// The `proxystore-ofi-server` binary that spawn on demand would start:
 /// `$PROXYSTORE_OFI_SERVER`, else next to the current executable, else on
 /// `PATH`. The error lists every place tried.
 pub fn locate_server() -> Result<std::path::PathBuf, String> {
-    object_server::locate_server(&<Ofi as object_server::ClientTransport>::SERVER)
+    object_server::locate_server(&<OfiConfig as TransportConfig>::SERVER)
 }
 
 /// Whether `provider` (as `fi_getinfo` names it, possibly with `" on

@@ -1,6 +1,6 @@
 //! [`UcxConfig`]: the UCX connector's configuration.
 
-use object_server::{ClientOptions, TransportConfig};
+use object_server::{ClientOptions, ServerBinary, TransportConfig};
 use serde::{Deserialize, Serialize};
 
 /// Options of a [`crate::UcxConnector`] (its `ConnectorConfig` options): the
@@ -43,11 +43,23 @@ impl UcxConfig {
 }
 
 impl TransportConfig for UcxConfig {
+    const SERVER: ServerBinary = ServerBinary {
+        name: "proxystore-ucx-server",
+        env: "PROXYSTORE_UCX_SERVER",
+        build: "cargo build --release -p ucx-connector --bins",
+    };
+
     fn client(&self) -> &ClientOptions {
         &self.client
     }
     fn client_mut(&mut self) -> &mut ClientOptions {
         &mut self.client
+    }
+    fn server_args(&self) -> Vec<String> {
+        match &self.ucx_tls {
+            Some(tls) => vec!["--tls".into(), tls.clone()],
+            None => Vec::new(),
+        }
     }
 }
 

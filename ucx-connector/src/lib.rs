@@ -25,13 +25,13 @@ pub type UcxKey = object_server::ObjectKey;
 pub type UcxOwnerConfig = object_server::OwnerOptions<UcxConfig>;
 
 /// Environment variable naming the server binary that spawn on demand starts.
-pub const SERVER_ENV: &str = <Ucx as object_server::ClientTransport>::SERVER.env;
+pub const SERVER_ENV: &str = <UcxConfig as TransportConfig>::SERVER.env;
 
 /// The `proxystore-ucx-server` binary that spawn on demand would start:
 /// `$PROXYSTORE_UCX_SERVER`, else next to the current executable, else on
 /// `PATH`. The error lists every place tried.
 pub fn locate_server() -> Result<std::path::PathBuf, String> {
-    object_server::locate_server(&<Ucx as object_server::ClientTransport>::SERVER)
+    object_server::locate_server(&<UcxConfig as TransportConfig>::SERVER)
 }
 
 /// Register the `"ucx"` kind with `proxy_core`'s connector registry, so that

@@ -5,7 +5,7 @@
 use proxy_core::url::StoreUrl;
 use proxy_core::{ConnectorConfig, Result};
 
-use super::options::TransportConfig;
+use crate::config::TransportConfig;
 use crate::transport::ClientTransport;
 
 /// The connector configuration of a `T::NAME://HOST:PORT` URL: `T`'s
