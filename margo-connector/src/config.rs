@@ -1,6 +1,7 @@
 //! [`MargoConfig`]: the Margo connector's configuration.
 
 use object_server::{ClientOptions, ServerBinary, TransportConfig};
+use proxy_core::url::{QueryKey, value};
 use serde::{Deserialize, Serialize};
 
 /// Environment variable naming the Mercury protocol when the configuration
@@ -62,6 +63,10 @@ impl TransportConfig for MargoConfig {
         env: "PROXYSTORE_MARGO_SERVER",
         build: "cargo build --release -p margo-connector --bins",
     };
+    const QUERY_KEYS: &'static [QueryKey<Self>] = &[QueryKey {
+        name: "protocol",
+        set: |c, v| value::text(v).map(|x| c.protocol = Some(x)),
+    }];
 
     fn client(&self) -> &ClientOptions {
         &self.client

@@ -97,6 +97,20 @@ mod tests {
         );
         let o: crate::MargoConfig = c.options().unwrap();
         assert_eq!(o, crate::MargoConfig::new("10.0.0.1:7700"));
+        let c = registry::connector_config_from_url(
+            "margo://10.0.0.1:7700?protocol=ofi+tcp://127.0.0.1&max_in_flight=4",
+        )
+        .unwrap();
+        let o: crate::MargoConfig = c.options().unwrap();
+        assert_eq!(o.protocol.as_deref(), Some("ofi+tcp://127.0.0.1"));
+        assert_eq!(o.client.max_in_flight, 4);
+        let e = registry::connector_config_from_url("margo://h:1?proto=na+sm")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown query key \"proto\"") && e.contains("zero_copy, protocol"),
+            "{e}"
+        );
         for bad in [
             "margo://",
             "margo://host",

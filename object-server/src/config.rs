@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use proxy_core::url::QueryKey;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -152,6 +153,11 @@ pub trait TransportConfig:
     /// The server program that spawn on demand starts for a connector of
     /// this configuration (see [`crate::spawn`]).
     const SERVER: ServerBinary;
+
+    /// The query keys of this transport's own options in its store URLs
+    /// (besides the shared ones of
+    /// [`client_query_keys`](crate::client_query_keys)); none by default.
+    const QUERY_KEYS: &'static [QueryKey<Self>] = &[];
 
     /// The shared options.
     fn client(&self) -> &ClientOptions;

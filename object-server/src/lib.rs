@@ -30,7 +30,8 @@ pub mod transport;
 
 pub use auth::{AUTH_ENV, SECRET_ENV, SECRET_FILE_ENV, Secret, USER_SECRET_FILE_ENV};
 pub use client::{
-    ControlError, MAPPED_COPY_BELOW, ObjectClient, ObjectKey, OwnerOptions, config_from_url,
+    ControlError, MAPPED_COPY_BELOW, ObjectClient, ObjectKey, OwnerOptions, client_query_keys,
+    config_from_url,
 };
 pub use config::{ClientOptions, TransportConfig};
 pub use memory::{Memory, SlotWriter};

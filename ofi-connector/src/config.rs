@@ -1,6 +1,7 @@
 //! [`OfiConfig`]: the libfabric connector's configuration.
 
 use object_server::{ClientOptions, ServerBinary, TransportConfig};
+use proxy_core::url::{QueryKey, value};
 use serde::{Deserialize, Serialize};
 
 use crate::ofi::InfoQuery;
@@ -67,6 +68,16 @@ impl TransportConfig for OfiConfig {
         env: "PROXYSTORE_OFI_SERVER",
         build: "cargo build --release -p ofi-connector --bins",
     };
+    const QUERY_KEYS: &'static [QueryKey<Self>] = &[
+        QueryKey {
+            name: "provider",
+            set: |c, v| value::text(v).map(|x| c.provider = Some(x)),
+        },
+        QueryKey {
+            name: "domain",
+            set: |c, v| value::text(v).map(|x| c.domain = Some(x)),
+        },
+    ];
 
     fn client(&self) -> &ClientOptions {
         &self.client

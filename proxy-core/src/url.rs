@@ -2,16 +2,42 @@
 //! parsers registered with [`registry::register_scheme`](crate::registry::register_scheme).
 //!
 //! A store URL names a connector and where its objects are:
-//! `scheme://[user[:password]@]host[:port][/path]` (`redis://`, `ucx://`), or
-//! `file:///absolute/dir`. This module only splits the text; what the parts
-//! mean is the connector's parser's business. Messages never show the
-//! password ([`StoreUrl::redacted`]).
+//! `scheme://[user[:password]@]host[:port][/path][?key=value&...]`
+//! (`redis://`, `ucx://`), or `file:///absolute/dir`. This module splits the
+//! text and maps query pairs onto a configuration through a connector's table
+//! of [`QueryKey`]s ([`StoreUrl::apply_query`]: an unknown key or a bad value
+//! is an [`Error::InvalidConfig`] naming it and what is accepted); what the
+//! other parts mean is the connector's parser's business. Messages never show
+//! the password ([`StoreUrl::redacted`]).
+//!
+//! ```
+//! use proxy_core::url::{QueryKey, StoreUrl, value};
+//!
+//! #[derive(Default)]
+//! struct Opts { clear: bool, timeout_ms: u64 }
+//! const KEYS: &[QueryKey<Opts>] = &[
+//!     QueryKey { name: "clear", set: |o, v| value::flag(v).map(|x| o.clear = x) },
+//!     QueryKey { name: "timeout_ms", set: |o, v| value::number(v).map(|x| o.timeout_ms = x) },
+//! ];
+//! let url = StoreUrl::parse("shm://scratch?clear=true&timeout_ms=500")?;
+//! let mut o = Opts::default();
+//! url.apply_query("shm", &mut o, KEYS)?;
+//! assert!(o.clear && o.timeout_ms == 500);
+//! let e = StoreUrl::parse("shm://scratch?colour=red")?
+//!     .apply_query("shm", &mut o, KEYS)
+//!     .unwrap_err()
+//!     .to_string();
+//! assert!(e.contains("unknown query key \"colour\"") && e.contains("clear, timeout_ms"), "{e}");
+//! # Ok::<(), proxy_core::Error>(())
+//! ```
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::error::{Error, Result};
 
-/// A store URL split into scheme, user information, host, port and path.
+/// A store URL split into scheme, user information, host, port, path and
+/// query.
 ///
 /// ```
 /// use proxy_core::url::StoreUrl;
@@ -20,6 +46,11 @@ use crate::error::{Error, Result};
 /// assert_eq!((u.user(), u.password()), (Some("alice"), Some("s3cret")));
 /// assert_eq!((u.host(), u.port_text(), u.path()), ("10.0.0.2", Some("6380"), "/3"));
 /// assert_eq!(u.redacted(), "redis://alice:***@10.0.0.2:6380/3");
+/// let u = StoreUrl::parse("ucx://10.0.0.2:7700?zero_copy=false&timeout_ms=500")?;
+/// assert_eq!((u.authority(), u.path()), ("10.0.0.2:7700", ""));
+/// let q: Vec<(String, String)> =
+///     u.query()?.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+/// assert_eq!(q, [("zero_copy".into(), "false".into()), ("timeout_ms".into(), "500".into())]);
 /// # Ok::<(), proxy_core::Error>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,6 +64,7 @@ pub struct StoreUrl<'a> {
     host: &'a str,
     port: Option<&'a str>,
     path: &'a str,
+    query: Option<&'a str>,
 }
 
 impl<'a> StoreUrl<'a> {
@@ -52,6 +84,10 @@ impl<'a> StoreUrl<'a> {
                     redact(url)
                 ),
             })?;
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
         let (auth_host, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
@@ -79,6 +115,7 @@ impl<'a> StoreUrl<'a> {
             host,
             port,
             path,
+            query,
         })
     }
 
@@ -87,7 +124,8 @@ impl<'a> StoreUrl<'a> {
         self.scheme
     }
 
-    /// Everything after `scheme://`, as written (user information included).
+    /// Everything after `scheme://` up to the query, as written (user
+    /// information included).
     pub fn rest(&self) -> &'a str {
         self.rest
     }
@@ -130,9 +168,86 @@ impl<'a> StoreUrl<'a> {
         }
     }
 
-    /// The path from its leading `/` (empty when there is none).
+    /// The path from its leading `/` (empty when there is none), without
+    /// the query.
     pub fn path(&self) -> &'a str {
         self.path
+    }
+
+    /// The query after `?`, as written (`None` without a `?`).
+    pub fn query_text(&self) -> Option<&'a str> {
+        self.query
+    }
+
+    /// The query's `key=value` pairs, in order, percent-decoded (`%2C` is
+    /// `,`; a `+` stays a `+`, as in Mercury's `ofi+tcp`). Empty pairs
+    /// (`a=1&&b=2`) are skipped; a pair without `=`, an empty key or a bad
+    /// escape is an [`Error::InvalidConfig`].
+    pub fn query(&self) -> Result<Vec<(Cow<'a, str>, Cow<'a, str>)>> {
+        let Some(q) = self.query else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let Some((k, v)) = pair.split_once('=') else {
+                return Err(self.error(
+                    None,
+                    format!("query pair {pair:?} has no value (write KEY=VALUE)"),
+                ));
+            };
+            if k.is_empty() {
+                return Err(self.error(None, format!("query pair {pair:?} has no key")));
+            }
+            let decode = |s: &'a str| {
+                percent_decode(s).map_err(|why| self.error(None, format!("{why} in {pair:?}")))
+            };
+            out.push((decode(k)?, decode(v)?));
+        }
+        Ok(out)
+    }
+
+    /// Set `cfg` from the query through `keys`, the table of the query keys
+    /// a `connector` URL accepts. An unknown key, a key given twice, or a
+    /// value its setter refuses is an [`Error::InvalidConfig`] for
+    /// `connector` that names the key and the accepted keys (or what the
+    /// value should be).
+    pub fn apply_query<C>(&self, connector: &str, cfg: &mut C, keys: &[QueryKey<C>]) -> Result<()> {
+        let pairs = self.query().map_err(|e| match e {
+            Error::InvalidConfig {
+                connector: None,
+                reason,
+            } => Error::InvalidConfig {
+                connector: Some(connector.to_string()),
+                reason,
+            },
+            e => e,
+        })?;
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            let Some(key) = keys.iter().find(|q| q.name == k) else {
+                let accepted: Vec<&str> = keys.iter().map(|q| q.name).collect();
+                return Err(self.error(
+                    Some(connector),
+                    format!(
+                        "unknown query key {k:?} (a {connector} URL accepts {})",
+                        if accepted.is_empty() {
+                            "no query keys".to_string()
+                        } else {
+                            accepted.join(", ")
+                        }
+                    ),
+                ));
+            };
+            if pairs[..i].iter().any(|(p, _)| p == k) {
+                return Err(self.error(Some(connector), format!("query key {k} is given twice")));
+            }
+            (key.set)(cfg, v).map_err(|why| {
+                self.error(
+                    Some(connector),
+                    format!("bad value {v:?} for query key {k}: {why}"),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// The URL with any password replaced by `***`, for messages.
@@ -162,6 +277,113 @@ impl fmt::Display for StoreUrl<'_> {
     }
 }
 
+/// One query key of a store URL scheme and how its value sets the
+/// configuration `C` (see [`StoreUrl::apply_query`]). `set` returns what the
+/// value should have been when it refuses one; the [`value`] parsers say so.
+pub struct QueryKey<C> {
+    /// The key as written in the URL (the configuration field's name).
+    pub name: &'static str,
+    /// Parse the value into `C`, or say what is expected.
+    pub set: fn(&mut C, &str) -> std::result::Result<(), String>,
+}
+
+impl<C> Clone for QueryKey<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for QueryKey<C> {}
+
+impl<C> fmt::Debug for QueryKey<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "QueryKey({})", self.name)
+    }
+}
+
+/// Parsers of query values for [`QueryKey::set`]: each error says what is
+/// expected.
+pub mod value {
+    use std::str::FromStr;
+
+    /// `true`/`false` (or `1`/`0`).
+    pub fn flag(v: &str) -> Result<bool, String> {
+        match v {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err("expected true or false".into()),
+        }
+    }
+
+    /// A whole number that fits the field.
+    pub fn number<T: FromStr>(v: &str) -> Result<T, String> {
+        v.parse()
+            .map_err(|_| format!("expected a whole number from 0 to {}", max::<T>()))
+    }
+
+    fn max<T>() -> &'static str {
+        match std::mem::size_of::<T>() {
+            1 => "255",
+            2 => "65535",
+            4 => "4294967295",
+            _ => "18446744073709551615",
+        }
+    }
+
+    /// A size in bytes, with an optional unit (see [`crate::size`]).
+    pub fn size(v: &str) -> Result<u64, String> {
+        crate::size::parse_size(v)
+    }
+
+    /// Any non-empty text.
+    pub fn text(v: &str) -> Result<String, String> {
+        if v.is_empty() {
+            Err("expected a non-empty value".into())
+        } else {
+            Ok(v.to_string())
+        }
+    }
+
+    /// One of `choices` (by name).
+    pub fn one_of<T: Copy>(v: &str, choices: &[(&str, T)]) -> Result<T, String> {
+        choices
+            .iter()
+            .find(|(name, _)| *name == v)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+                format!("expected one of {}", names.join(", "))
+            })
+    }
+}
+
+/// `s` with `%XX` escapes decoded (borrowed when it has none).
+fn percent_decode(s: &str) -> std::result::Result<Cow<'_, str>, String> {
+    if !s.contains('%') {
+        return Ok(Cow::Borrowed(s));
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| "bad %-escape (write %XX with two hex digits)".to_string())?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| "%-escapes that are not UTF-8".to_string())
+}
+
 /// `host[:port]`, `[v6]`, `[v6]:port`.
 fn split_host_port(authority: &str) -> (&str, Option<&str>) {
     if let Some(inner) = authority.strip_prefix('[')
@@ -185,7 +407,7 @@ fn redact(url: &str) -> String {
             format!("{url:?}")
         };
     };
-    let auth_end = rest.find('/').unwrap_or(rest.len());
+    let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
     match rest[..auth_end].rsplit_once('@') {
         Some((userinfo, _)) => {
             let shown = match userinfo.split_once(':') {
@@ -230,6 +452,134 @@ mod tests {
         }
     }
 
+    #[derive(Debug, Default, PartialEq)]
+    struct Opts {
+        on: bool,
+        n: u16,
+        name: String,
+        size: u64,
+    }
+
+    const KEYS: &[QueryKey<Opts>] = &[
+        QueryKey {
+            name: "on",
+            set: |o, v| value::flag(v).map(|x| o.on = x),
+        },
+        QueryKey {
+            name: "n",
+            set: |o, v| value::number(v).map(|x| o.n = x),
+        },
+        QueryKey {
+            name: "name",
+            set: |o, v| value::text(v).map(|x| o.name = x),
+        },
+        QueryKey {
+            name: "size",
+            set: |o, v| value::size(v).map(|x| o.size = x),
+        },
+    ];
+
+    fn apply(url: &str) -> Result<Opts> {
+        let mut o = Opts::default();
+        StoreUrl::parse(url)?.apply_query("t", &mut o, KEYS)?;
+        Ok(o)
+    }
+
+    #[test]
+    fn query_splits_off_before_host_and_path() {
+        let u = StoreUrl::parse("t://u:pw@h:1/p/q?a=1&&b=x%2Cy+z").unwrap();
+        assert_eq!(
+            (u.host(), u.port_text(), u.path()),
+            ("h", Some("1"), "/p/q")
+        );
+        assert_eq!(u.rest(), "u:pw@h:1/p/q");
+        assert_eq!(u.query_text(), Some("a=1&&b=x%2Cy+z"));
+        let q = u.query().unwrap();
+        assert_eq!(q.len(), 2);
+        assert_eq!((&*q[0].0, &*q[0].1), ("a", "1"));
+        assert_eq!((&*q[1].0, &*q[1].1), ("b", "x,y+z"));
+        let u = StoreUrl::parse("t://h:7?x=1").unwrap();
+        assert_eq!(
+            (u.authority(), u.port_text(), u.path()),
+            ("h:7", Some("7"), "")
+        );
+        assert!(
+            StoreUrl::parse("t://h")
+                .unwrap()
+                .query()
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(StoreUrl::parse("t://h?").unwrap().query_text(), Some(""));
+        for (bad, why) in [
+            ("t://h?flag", "has no value"),
+            ("t://h?=1", "has no key"),
+            ("t://h?a=%zz", "bad %-escape"),
+            ("t://h?a=%4", "bad %-escape"),
+            ("t://h?a=%ff", "not UTF-8"),
+        ] {
+            let e = StoreUrl::parse(bad).unwrap().query().unwrap_err();
+            assert!(matches!(e, Error::InvalidConfig { .. }), "{bad}: {e:?}");
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn query_keys_set_fields() {
+        assert_eq!(
+            apply("t://h?on=true&n=7&name=a%20b&size=64K").unwrap(),
+            Opts {
+                on: true,
+                n: 7,
+                name: "a b".into(),
+                size: 64 << 10
+            }
+        );
+        assert_eq!(apply("t://h").unwrap(), Opts::default());
+        for (bad, why) in [
+            (
+                "t://h?colour=red",
+                "unknown query key \"colour\" (a t URL accepts on, n, name, size)",
+            ),
+            (
+                "t://h?on=yes",
+                "bad value \"yes\" for query key on: expected true or false",
+            ),
+            (
+                "t://h?n=70000",
+                "query key n: expected a whole number from 0 to 65535",
+            ),
+            ("t://h?n=-1", "query key n: expected a whole number"),
+            ("t://h?name=", "query key name: expected a non-empty value"),
+            ("t://h?size=3X", "query key size: bad size unit"),
+            ("t://h?n=1&n=2", "query key n is given twice"),
+        ] {
+            let e = apply(bad).unwrap_err();
+            match &e {
+                Error::InvalidConfig { connector, reason } => {
+                    assert_eq!(connector.as_deref(), Some("t"), "{bad}");
+                    assert!(reason.contains(why), "{bad}: {reason}");
+                    assert!(reason.ends_with(&format!("in store URL {bad}")), "{reason}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let e = apply("t://h?flag").unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidConfig { connector: Some(c), .. } if c == "t"),
+            "{e:?}"
+        );
+        let none: &[QueryKey<Opts>] = &[];
+        let e = StoreUrl::parse("t://h?a=1")
+            .unwrap()
+            .apply_query("t", &mut Opts::default(), none)
+            .unwrap_err();
+        assert!(e.to_string().contains("accepts no query keys"), "{e}");
+        assert_eq!(value::one_of("b", &[("a", 1), ("b", 2)]), Ok(2));
+        let e = value::one_of("c", &[("a", 1), ("b", 2)]).unwrap_err();
+        assert_eq!(e, "expected one of a, b");
+    }
+
     #[test]
     fn redaction() {
         assert_eq!(redact("redis://a:b@h:1/2"), "redis://a:***@h:1/2");
@@ -237,5 +587,7 @@ mod tests {
         assert_eq!(redact("redis://bare@h"), "redis://***@h");
         assert_eq!(redact("redis://h:1/a@b"), "redis://h:1/a@b");
         assert_eq!(redact("file:///x"), "file:///x");
+        assert_eq!(redact("ucx://h:1?a=b@c"), "ucx://h:1?a=b@c");
+        assert_eq!(redact("redis://a:b@h?x=1"), "redis://a:***@h?x=1");
     }
 }

@@ -1,6 +1,7 @@
 //! [`UcxConfig`]: the UCX connector's configuration.
 
 use object_server::{ClientOptions, ServerBinary, TransportConfig};
+use proxy_core::url::{QueryKey, value};
 use serde::{Deserialize, Serialize};
 
 /// Options of a [`crate::UcxConnector`] (its `ConnectorConfig` options): the
@@ -48,6 +49,10 @@ impl TransportConfig for UcxConfig {
         env: "PROXYSTORE_UCX_SERVER",
         build: "cargo build --release -p ucx-connector --bins",
     };
+    const QUERY_KEYS: &'static [QueryKey<Self>] = &[QueryKey {
+        name: "ucx_tls",
+        set: |c, v| value::text(v).map(|x| c.ucx_tls = Some(x)),
+    }];
 
     fn client(&self) -> &ClientOptions {
         &self.client

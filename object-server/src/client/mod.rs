@@ -29,7 +29,7 @@ use proxy_core::{
 pub use control::ControlError;
 pub use key::ObjectKey;
 pub use mapped::MAPPED_COPY_BELOW;
-pub use url::config_from_url;
+pub use url::{client_query_keys, config_from_url};
 
 use crate::auth::Secret;
 use crate::config::TransportConfig;
