@@ -1,4 +1,6 @@
-//! The object server of proxystore-rs, shared by every RMA transport.
+#![doc = include_str!("../README.md")]
+//!
+//! ## The crate's API
 //!
 //! One server process per node keeps objects in registered, pre-faulted
 //! segments (the arena), serves a TCP control plane ([`proto`]) with a

@@ -1,10 +1,12 @@
-//! libfabric connector for proxystore-rs: the libfabric transport of the
-//! shared object server (`object-server`), its configuration, and the `ofi`
-//! safe layer over `libfabric-sys`.
+#![doc = include_str!("../README.md")]
 //!
-//! Gets are one-sided `fi_read`s from the server's registered memory into
-//! this process's pooled registered buffers, handed out as `Bytes`. See the
-//! crate README for providers, clusters and numbers.
+//! ## The crate's API
+//!
+//! [`OfiConnector`] is an [`object_server::ObjectClient`] over [`Ofi`], the
+//! libfabric transport of the shared object server; [`OfiConfig`] is its
+//! configuration, [`register`] makes the `ofi` kind and URL scheme known,
+//! [`ofi`] is the safe layer over `libfabric-sys` and [`raw`] the raw
+//! `fi_read` loop the benchmarks compare with.
 #![warn(missing_docs)]
 
 mod config;

@@ -1,8 +1,11 @@
-//! UCX connector for proxystore-rs: the UCX transport of the shared object
-//! server (`object-server`), its configuration, and the `ucx` safe layer.
+#![doc = include_str!("../README.md")]
 //!
-//! See the crate README for the design: an object server keeps objects in
-//! registered memory; readers fetch them with one-sided gets.
+//! ## The crate's API
+//!
+//! [`UcxConnector`] is an [`object_server::ObjectClient`] over [`Ucx`], the
+//! UCX transport of the shared object server ([`UcxServer`] is its server
+//! side); [`UcxConfig`] is its configuration, [`register`] makes the `ucx`
+//! kind and URL scheme known, and [`ucx`] is the safe layer over `ucx-sys`.
 #![warn(missing_docs)]
 
 mod config;
