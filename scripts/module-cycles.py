@@ -30,7 +30,8 @@ ITEM = re.compile(
     r"(struct|enum|trait|fn|type|const|static|union|mod|macro_rules!)\s+(\w+)",
     re.M,
 )
-PATH = re.compile(r"(?<![\w:])((?:crate|super|self)(?:\s*::\s*\w+)+)")
+# `$crate::...` in a macro names a path at the expansion site: not an edge.
+PATH = re.compile(r"(?<![\w:$])((?:crate|super|self)(?:\s*::\s*\w+)+)")
 USE = re.compile(r"(?<![\w:])(pub(?:\([^)]*\))?\s+)?use\s+([^;]+);")
 MOD_DECL = re.compile(r"^\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", re.M)
 

@@ -2,47 +2,30 @@
 //! `daos://POOL/CONTAINER[/NAMESPACE][?KEY=VALUE&...]` (query keys: `QUERY_KEYS`,
 //! listed in the crate README).
 
+use proxy_core::ConnectorConfig;
 use proxy_core::url::{QueryKey, StoreUrl, value};
-use proxy_core::{ConnectorConfig, Result};
 
 use crate::{DaosLayout, DaosOptions, KIND};
 
 /// The query keys of a `daos://` URL: the [`DaosOptions`] fields that are
 /// not in its path.
-const QUERY_KEYS: &[QueryKey<DaosOptions>] = &[
-    QueryKey {
-        name: "oclass",
-        set: |o, v| value::text(v).map(|x| o.oclass = Some(x)),
-    },
-    QueryKey {
-        name: "system",
-        set: |o, v| value::text(v).map(|x| o.system = Some(x)),
-    },
-    QueryKey {
-        name: "chunk_size",
-        set: |o, v| value::size(v).map(|x| o.chunk_size = x),
-    },
-    QueryKey {
-        name: "timeout_ms",
-        set: |o, v| value::number(v).map(|x| o.timeout_ms = x),
-    },
-    QueryKey {
-        name: "max_in_flight",
-        set: |o, v| value::number(v).map(|x| o.max_in_flight = x),
-    },
-    QueryKey {
-        name: "layout",
-        set: |o, v| {
-            value::one_of(
-                v,
-                &[("array", DaosLayout::Array), ("pydaos", DaosLayout::Pydaos)],
-            )
-            .map(|x| o.layout = x)
-        },
-    },
+const QUERY_KEYS: &[QueryKey<DaosOptions>] = &proxy_core::query_keys![DaosOptions;
+    oclass: value::some_text,
+    system: value::some_text,
+    chunk_size: value::size,
+    timeout_ms: value::number,
+    max_in_flight: value::number,
+    layout: layout,
 ];
 
-pub(crate) fn config_from_url(url: &StoreUrl<'_>) -> Result<ConnectorConfig> {
+fn layout(v: &str) -> Result<DaosLayout, String> {
+    value::one_of(
+        v,
+        &[("array", DaosLayout::Array), ("pydaos", DaosLayout::Pydaos)],
+    )
+}
+
+pub(crate) fn config_from_url(url: &StoreUrl<'_>) -> proxy_core::Result<ConnectorConfig> {
     let mut parts = url.rest().splitn(3, '/');
     let (Some(pool), Some(cont)) = (parts.next(), parts.next()) else {
         return Err(url.error(

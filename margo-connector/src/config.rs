@@ -63,10 +63,8 @@ impl TransportConfig for MargoConfig {
         env: "PROXYSTORE_MARGO_SERVER",
         build: "cargo build --release -p margo-connector --bins",
     };
-    const QUERY_KEYS: &'static [QueryKey<Self>] = &[QueryKey {
-        name: "protocol",
-        set: |c, v| value::text(v).map(|x| c.protocol = Some(x)),
-    }];
+    const QUERY_KEYS: &'static [QueryKey<Self>] =
+        &proxy_core::query_keys![Self; protocol: value::some_text];
 
     fn client(&self) -> &ClientOptions {
         &self.client

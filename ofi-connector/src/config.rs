@@ -68,16 +68,8 @@ impl TransportConfig for OfiConfig {
         env: "PROXYSTORE_OFI_SERVER",
         build: "cargo build --release -p ofi-connector --bins",
     };
-    const QUERY_KEYS: &'static [QueryKey<Self>] = &[
-        QueryKey {
-            name: "provider",
-            set: |c, v| value::text(v).map(|x| c.provider = Some(x)),
-        },
-        QueryKey {
-            name: "domain",
-            set: |c, v| value::text(v).map(|x| c.domain = Some(x)),
-        },
-    ];
+    const QUERY_KEYS: &'static [QueryKey<Self>] =
+        &proxy_core::query_keys![Self; provider: value::some_text, domain: value::some_text];
 
     fn client(&self) -> &ClientOptions {
         &self.client

@@ -66,7 +66,7 @@ pub(crate) fn unexpected_raw(what: &str, r: &raw::Reply) -> redis::RedisError {
     ))
 }
 
-/// The source of every [`Error::Connector`] this crate returns: the
+/// The source of every [`Error::Connector`](proxy_core::Error::Connector) this crate returns: the
 /// [`redis::RedisError`] (and, through its own source, the `io::Error` of a
 /// broken connection) with the server and what was being done.
 ///
@@ -100,7 +100,7 @@ impl RedisFailure {
 
 impl fmt::Display for RedisFailure {
     /// The context, then the Redis error's own message (so the message of
-    /// the [`Error`] holding it is complete on its own).
+    /// the [`Error`](proxy_core::Error) holding it is complete on its own).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.context, self.error)
     }

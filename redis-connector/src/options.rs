@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECV_POOL_BYTES, DEFAULT_TIMEOUT, REDIS_MAX_STRING};
 
-/// The serializable options of a [`RedisConnector`] (its
+/// The serializable options of a [`RedisConnector`](crate::RedisConnector) (its
 /// [`ConnectorConfig`](proxy_core::ConnectorConfig)).
 ///
 /// `password` is accepted when reading a configuration but never written.
@@ -134,7 +134,7 @@ impl fmt::Debug for RedisOptions {
     }
 }
 
-/// Builder for a [`RedisConnector`] (see [`RedisConnector::builder`]).
+/// Builder for a [`RedisConnector`](crate::RedisConnector) (see [`RedisConnector::builder`](crate::RedisConnector::builder)).
 #[derive(Debug, Clone)]
 pub struct RedisConnectorBuilder {
     pub(crate) opts: RedisOptions,

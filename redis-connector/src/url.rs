@@ -8,31 +8,13 @@ use crate::{KIND, RedisOptions};
 
 /// The query keys of a `redis://` URL: the [`RedisOptions`] fields that are
 /// not in the URL's other parts (the password never is a query key).
-const QUERY_KEYS: &[QueryKey<RedisOptions>] = &[
-    QueryKey {
-        name: "prefix",
-        set: |o, v| value::text(v).map(|x| o.prefix = x),
-    },
-    QueryKey {
-        name: "connect_timeout_ms",
-        set: |o, v| value::number(v).map(|x| o.connect_timeout_ms = x),
-    },
-    QueryKey {
-        name: "timeout_ms",
-        set: |o, v| value::number(v).map(|x| o.timeout_ms = x),
-    },
-    QueryKey {
-        name: "clear",
-        set: |o, v| value::flag(v).map(|x| o.clear = x),
-    },
-    QueryKey {
-        name: "max_object_size",
-        set: |o, v| value::size(v).map(|x| o.max_object_size = x),
-    },
-    QueryKey {
-        name: "recv_pool_bytes",
-        set: |o, v| value::size(v).map(|x| o.recv_pool_bytes = x),
-    },
+const QUERY_KEYS: &[QueryKey<RedisOptions>] = &proxy_core::query_keys![RedisOptions;
+    prefix: value::text,
+    connect_timeout_ms: value::number,
+    timeout_ms: value::number,
+    clear: value::flag,
+    max_object_size: value::size,
+    recv_pool_bytes: value::size,
 ];
 
 /// The connector configuration of a `redis://` URL. Port 6379 and database 0

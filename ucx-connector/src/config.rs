@@ -49,10 +49,8 @@ impl TransportConfig for UcxConfig {
         env: "PROXYSTORE_UCX_SERVER",
         build: "cargo build --release -p ucx-connector --bins",
     };
-    const QUERY_KEYS: &'static [QueryKey<Self>] = &[QueryKey {
-        name: "ucx_tls",
-        set: |c, v| value::text(v).map(|x| c.ucx_tls = Some(x)),
-    }];
+    const QUERY_KEYS: &'static [QueryKey<Self>] =
+        &proxy_core::query_keys![Self; ucx_tls: value::some_text];
 
     fn client(&self) -> &ClientOptions {
         &self.client

@@ -16,50 +16,28 @@ use crate::transport::ClientTransport;
 /// `secret` is never taken from a URL (it would show in messages and shell
 /// histories); `spawn_args` is a list, set in a configuration file.
 pub fn client_query_keys<C: TransportConfig>() -> Vec<QueryKey<C>> {
-    vec![
-        QueryKey {
-            name: "data_path",
-            set: |c: &mut C, v| {
-                value::one_of(
-                    v,
-                    &[
-                        ("auto", DataPath::Auto),
-                        ("rma", DataPath::Rma),
-                        ("stream", DataPath::Stream),
-                    ],
-                )
-                .map(|x| c.client_mut().data_path = x)
-            },
-        },
-        QueryKey {
-            name: "timeout_ms",
-            set: |c: &mut C, v| value::number(v).map(|x| c.client_mut().timeout_ms = x),
-        },
-        QueryKey {
-            name: "max_idle_bytes",
-            set: |c: &mut C, v| value::size(v).map(|x| c.client_mut().max_idle_bytes = x),
-        },
-        QueryKey {
-            name: "max_in_flight",
-            set: |c: &mut C, v| value::number(v).map(|x| c.client_mut().max_in_flight = x),
-        },
-        QueryKey {
-            name: "rma_put_threshold",
-            set: |c: &mut C, v| value::size(v).map(|x| c.client_mut().rma_put_threshold = x),
-        },
-        QueryKey {
-            name: "spawn",
-            set: |c: &mut C, v| value::flag(v).map(|x| c.client_mut().spawn = x),
-        },
-        QueryKey {
-            name: "spawn_idle_exit_s",
-            set: |c: &mut C, v| value::number(v).map(|x| c.client_mut().spawn_idle_exit_s = x),
-        },
-        QueryKey {
-            name: "zero_copy",
-            set: |c: &mut C, v| value::flag(v).map(|x| c.client_mut().zero_copy = x),
-        },
+    proxy_core::query_keys![C, client_mut();
+        data_path: data_path,
+        timeout_ms: value::number,
+        max_idle_bytes: value::size,
+        max_in_flight: value::number,
+        rma_put_threshold: value::size,
+        spawn: value::flag,
+        spawn_idle_exit_s: value::number,
+        zero_copy: value::flag,
     ]
+    .to_vec()
+}
+
+fn data_path(v: &str) -> std::result::Result<DataPath, String> {
+    value::one_of(
+        v,
+        &[
+            ("auto", DataPath::Auto),
+            ("rma", DataPath::Rma),
+            ("stream", DataPath::Stream),
+        ],
+    )
 }
 
 /// The connector configuration of a `T::NAME://HOST:PORT[?KEY=VALUE&...]`

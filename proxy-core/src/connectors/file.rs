@@ -311,10 +311,7 @@ impl FromConfig for FileConnector {
 }
 
 /// The query keys of a `file://` URL.
-const QUERY_KEYS: &[QueryKey<FileOptions>] = &[QueryKey {
-    name: "clear",
-    set: |o, v| value::flag(v).map(|x| o.clear = x),
-}];
+const QUERY_KEYS: &[QueryKey<FileOptions>] = &crate::query_keys![FileOptions; clear: value::flag];
 
 /// `file:///DIR` (an absolute path; `?clear=true` deletes it on `close`).
 pub(crate) fn config_from_url(url: &StoreUrl<'_>) -> Result<ConnectorConfig> {

@@ -31,10 +31,14 @@
 //! # Ok::<(), proxy_core::Error>(())
 //! ```
 
+mod query;
+
 use std::borrow::Cow;
 use std::fmt;
 
 use crate::error::{Error, Result};
+use query::percent_decode;
+pub use query::{QueryKey, value};
 
 /// A store URL split into scheme, user information, host, port, path and
 /// query.
@@ -277,113 +281,6 @@ impl fmt::Display for StoreUrl<'_> {
     }
 }
 
-/// One query key of a store URL scheme and how its value sets the
-/// configuration `C` (see [`StoreUrl::apply_query`]). `set` returns what the
-/// value should have been when it refuses one; the [`value`] parsers say so.
-pub struct QueryKey<C> {
-    /// The key as written in the URL (the configuration field's name).
-    pub name: &'static str,
-    /// Parse the value into `C`, or say what is expected.
-    pub set: fn(&mut C, &str) -> std::result::Result<(), String>,
-}
-
-impl<C> Clone for QueryKey<C> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<C> Copy for QueryKey<C> {}
-
-impl<C> fmt::Debug for QueryKey<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "QueryKey({})", self.name)
-    }
-}
-
-/// Parsers of query values for [`QueryKey::set`]: each error says what is
-/// expected.
-pub mod value {
-    use std::str::FromStr;
-
-    /// `true`/`false` (or `1`/`0`).
-    pub fn flag(v: &str) -> Result<bool, String> {
-        match v {
-            "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            _ => Err("expected true or false".into()),
-        }
-    }
-
-    /// A whole number that fits the field.
-    pub fn number<T: FromStr>(v: &str) -> Result<T, String> {
-        v.parse()
-            .map_err(|_| format!("expected a whole number from 0 to {}", max::<T>()))
-    }
-
-    fn max<T>() -> &'static str {
-        match std::mem::size_of::<T>() {
-            1 => "255",
-            2 => "65535",
-            4 => "4294967295",
-            _ => "18446744073709551615",
-        }
-    }
-
-    /// A size in bytes, with an optional unit (see [`crate::size`]).
-    pub fn size(v: &str) -> Result<u64, String> {
-        crate::size::parse_size(v)
-    }
-
-    /// Any non-empty text.
-    pub fn text(v: &str) -> Result<String, String> {
-        if v.is_empty() {
-            Err("expected a non-empty value".into())
-        } else {
-            Ok(v.to_string())
-        }
-    }
-
-    /// One of `choices` (by name).
-    pub fn one_of<T: Copy>(v: &str, choices: &[(&str, T)]) -> Result<T, String> {
-        choices
-            .iter()
-            .find(|(name, _)| *name == v)
-            .map(|(_, t)| *t)
-            .ok_or_else(|| {
-                let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
-                format!("expected one of {}", names.join(", "))
-            })
-    }
-}
-
-/// `s` with `%XX` escapes decoded (borrowed when it has none).
-fn percent_decode(s: &str) -> std::result::Result<Cow<'_, str>, String> {
-    if !s.contains('%') {
-        return Ok(Cow::Borrowed(s));
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| "bad %-escape (write %XX with two hex digits)".to_string())?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out)
-        .map(Cow::Owned)
-        .map_err(|_| "%-escapes that are not UTF-8".to_string())
-}
-
 /// `host[:port]`, `[v6]`, `[v6]:port`.
 fn split_host_port(authority: &str) -> (&str, Option<&str>) {
     if let Some(inner) = authority.strip_prefix('[')
@@ -460,23 +357,11 @@ mod tests {
         size: u64,
     }
 
-    const KEYS: &[QueryKey<Opts>] = &[
-        QueryKey {
-            name: "on",
-            set: |o, v| value::flag(v).map(|x| o.on = x),
-        },
-        QueryKey {
-            name: "n",
-            set: |o, v| value::number(v).map(|x| o.n = x),
-        },
-        QueryKey {
-            name: "name",
-            set: |o, v| value::text(v).map(|x| o.name = x),
-        },
-        QueryKey {
-            name: "size",
-            set: |o, v| value::size(v).map(|x| o.size = x),
-        },
+    const KEYS: &[QueryKey<Opts>] = &crate::query_keys![Opts;
+        on: value::flag,
+        n: value::number,
+        name: value::text,
+        size: value::size,
     ];
 
     fn apply(url: &str) -> Result<Opts> {
