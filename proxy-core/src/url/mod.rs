@@ -460,6 +460,13 @@ mod tests {
             .apply_query("t", &mut Opts::default(), none)
             .unwrap_err();
         assert!(e.to_string().contains("accepts no query keys"), "{e}");
+        assert_eq!(value::number::<i64>("9223372036854775807"), Ok(i64::MAX));
+        let e = value::number::<i64>("9223372036854775808").unwrap_err();
+        assert_eq!(e, "expected a whole number from 0 to 9223372036854775807");
+        let e = value::number::<u8>("256").unwrap_err();
+        assert_eq!(e, "expected a whole number from 0 to 255");
+        assert_eq!(value::number::<u64>("18446744073709551615"), Ok(u64::MAX));
+        assert!(value::number::<u32>("-1").is_err());
         assert_eq!(value::one_of("b", &[("a", 1), ("b", 2)]), Ok(2));
         let e = value::one_of("c", &[("a", 1), ("b", 2)]).unwrap_err();
         assert_eq!(e, "expected one of a, b");

@@ -6,8 +6,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// One query key of a store URL scheme and how its value sets the
-/// configuration `C` (see [`StoreUrl::apply_query`](super::StoreUrl::apply_query)). `set` returns what the
-/// value should have been when it refuses one; the [`value`] parsers say so.
+/// configuration `C` (see [`StoreUrl::apply_query`](super::StoreUrl::apply_query)).
+/// `set` returns what the value should have been when it refuses one; the
+/// [`value`] parsers say so.
 pub struct QueryKey<C> {
     /// The key as written in the URL (the configuration field's name).
     pub name: &'static str,
@@ -32,8 +33,6 @@ impl<C> fmt::Debug for QueryKey<C> {
 /// Parsers of query values for [`QueryKey::set`]: each error says what is
 /// expected.
 pub mod value {
-    use std::str::FromStr;
-
     /// `true`/`false` (or `1`/`0`).
     pub fn flag(v: &str) -> Result<bool, String> {
         match v {
@@ -43,19 +42,20 @@ pub mod value {
         }
     }
 
-    /// A whole number that fits the field.
-    pub fn number<T: FromStr>(v: &str) -> Result<T, String> {
-        v.parse()
-            .map_err(|_| format!("expected a whole number from 0 to {}", max::<T>()))
+    /// A whole number from 0 to the largest the field holds.
+    pub fn number<T: TryFrom<u64>>(v: &str) -> Result<T, String> {
+        let expected = || format!("expected a whole number from 0 to {}", max::<T>());
+        let n: u64 = v.parse().map_err(|_| expected())?;
+        T::try_from(n).map_err(|_| expected())
     }
 
-    fn max<T>() -> &'static str {
-        match std::mem::size_of::<T>() {
-            1 => "255",
-            2 => "65535",
-            4 => "4294967295",
-            _ => "18446744073709551615",
-        }
+    /// The largest `2^k - 1` that `T` holds (its maximum, for integers).
+    fn max<T: TryFrom<u64>>() -> u64 {
+        (1..=64u32)
+            .rev()
+            .map(|k| u64::MAX >> (64 - k))
+            .find(|&m| T::try_from(m).is_ok())
+            .unwrap_or(0)
     }
 
     /// A size in bytes, with an optional unit (see [`crate::size`]).
