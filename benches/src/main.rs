@@ -10,6 +10,7 @@
 //!   resolved there (pair, fan-out, all-to-all), next to MPI point-to-point.
 
 mod chart;
+mod cold_bench;
 mod connectors;
 mod csv;
 mod mpi_bench;
@@ -62,6 +63,9 @@ enum Cmd {
     /// Internal: a consumer process of `patterns stream`.
     #[command(hide = true)]
     PatternsConsumer { args: Vec<String> },
+    /// A fresh process resolving its first proxy: N processes of the
+    /// command-line tool per connector and size, whole process and resolve alone.
+    Cold(ColdArgs),
     /// Internal: the consumer process of `store`.
     #[command(hide = true)]
     Consumer,
@@ -86,6 +90,28 @@ struct StoreArgs {
     /// Seconds after which a series stops (once it has 5 repetitions).
     #[arg(long, default_value_t = 3.0)]
     series_budget: f64,
+    #[command(flatten)]
+    conn: connectors::ConnectorOpts,
+    /// Write the long-form CSV here.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ColdArgs {
+    /// Comma-separated connectors (as `store`): local is refused (one process only).
+    #[arg(long, default_value = "file", value_delimiter = ',')]
+    connectors: Vec<String>,
+    /// Comma-separated sizes.
+    #[arg(long, default_value = "1KB,1MB,100MB", value_delimiter = ',', value_parser = parse_size)]
+    sizes: Vec<usize>,
+    /// Fresh processes per connector and size.
+    #[arg(long, default_value_t = 20)]
+    procs: usize,
+    /// The command-line tool the fresh processes run (default: `proxystore`
+    /// next to this binary).
+    #[arg(long)]
+    cli: Option<PathBuf>,
     #[command(flatten)]
     conn: connectors::ConnectorOpts,
     /// Write the long-form CSV here.
@@ -354,6 +380,41 @@ fn main() {
             }
         },
         Cmd::Mpi(a) => run_mpi(a),
+        Cmd::Cold(a) => {
+            connectors::register_all();
+            if a.connectors.iter().any(|c| c == "local") {
+                eprintln!("proxystore-bench cold: the local connector lives in one process");
+                std::process::exit(2);
+            }
+            let opts = cold_bench::ColdOpts {
+                connectors: a.connectors,
+                sizes: a.sizes,
+                procs: a.procs,
+                cli: a.cli,
+                conn: a.conn,
+            };
+            let progress = progress::Progress::new(true);
+            let res = cold_bench::run(&opts, &progress);
+            progress.done();
+            match res {
+                Ok((rows, table)) => {
+                    println!("{table}");
+                    if let Some(p) = &a.csv {
+                        match write_csv(p, &rows) {
+                            Ok(()) => eprintln!("CSV: {}", p.display()),
+                            Err(e) => {
+                                eprintln!("proxystore-bench: cannot write {}: {e}", p.display())
+                            }
+                        }
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("proxystore-bench cold: {e}");
+                    1
+                }
+            }
+        }
         Cmd::PatternsMpi => patterns_bench::mpi_futures(),
         Cmd::PatternsConsumer { args } => match patterns_bench::consumer_main(&args) {
             Ok(()) => 0,

@@ -58,7 +58,7 @@ mod tests {
         assert_eq!(o.namespace, "ns/x");
         assert_eq!(o.oclass.as_deref(), Some("SX"));
         assert_eq!(o.chunk_size, 4096);
-        assert_eq!(o.timeout_ms, crate::connector::DEFAULT_TIMEOUT_MS);
+        assert_eq!(o.timeout_ms, crate::config::DEFAULT_TIMEOUT_MS);
         assert_eq!(o.layout, crate::DaosLayout::Array);
         let c = registry::connector_config_from_url(
             "daos://p1/c1?system=daos_server&timeout_ms=50&max_in_flight=3&chunk_size=1MiB",

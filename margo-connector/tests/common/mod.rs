@@ -66,7 +66,7 @@ macro_rules! __margo_cases {
 /// ignored (reason: [`NEEDS_MARGO`]) when the build found no Margo.
 #[allow(unused_macros)]
 macro_rules! margo_conformance_suite {
-    (setup = $setup:expr, register = $register:expr $(,)?) => {
+    (setup = $setup:expr, register = $register:expr $(, leftovers = $leftovers:expr)? $(,)?) => {
         fn __conformance_ctx() -> proxy_core::conformance::Ctx {
             ($register)();
             let path = module_path!();
@@ -78,6 +78,7 @@ macro_rules! margo_conformance_suite {
                 proxy_core::IntoDynConnector::into_dyn(($setup)()),
                 child,
             )
+            $(.with_leftovers($leftovers))?
         }
 
         /// Child side of the cross-process cases (run only by them).

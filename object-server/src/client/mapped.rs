@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use crate::stream::Conn;
@@ -249,12 +249,22 @@ impl PinConn {
     }
 }
 
-/// A segment of the server mapped here, read-only.
+/// Pages are faulted in by chunks of this many bytes of a segment, the first
+/// time a get hands out an object in them.
+const POPULATE_CHUNK: usize = 2 << 20;
+
+/// A segment of the server mapped here, read-only. Mapping it faults no page
+/// in (a fresh reader's first get of a small object costs one page, not the
+/// segment's 256 MiB); a get that hands out an object populates the chunks it
+/// spans once ([`Mapping::populate`]), so readers of it do not fault page by
+/// page.
 pub(crate) struct Mapping {
     view: View,
     /// Where the segment starts in the view.
     delta: usize,
     len: usize,
+    /// One bit per [`POPULATE_CHUNK`] of the segment: populated already.
+    populated: Box<[AtomicU64]>,
 }
 
 enum View {
@@ -273,6 +283,59 @@ impl Mapping {
 
     pub(super) fn len(&self) -> usize {
         self.len
+    }
+
+    fn new(view: View, delta: usize, len: usize) -> Mapping {
+        let chunks = len.div_ceil(POPULATE_CHUNK);
+        Mapping {
+            view,
+            delta,
+            len,
+            populated: (0..chunks.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+
+    /// Fault in the pages of `[start, start + len)` of the segment that no
+    /// earlier get populated, a run of chunks per call.
+    pub(super) fn populate(&self, start: usize, len: usize) {
+        if len == 0 || start >= self.len {
+            return;
+        }
+        let first = start / POPULATE_CHUNK;
+        let last = (start + len - 1).min(self.len - 1) / POPULATE_CHUNK;
+        let mut run: Option<usize> = None; // first chunk of a run to populate
+        for c in first..=last + 1 {
+            let todo = c <= last && {
+                let (w, b) = (c / 64, 1u64 << (c % 64));
+                self.populated[w].load(Ordering::Relaxed) & b == 0
+            };
+            match (todo, run) {
+                (true, None) => run = Some(c),
+                (false, Some(r)) => {
+                    let (off, end) = (r * POPULATE_CHUNK, (c * POPULATE_CHUNK).min(self.len));
+                    match &self.view {
+                        View::File(m) => m.populate_read(self.delta + off, end - off),
+                        View::SysV(a) => a.populate_read(self.delta + off, end - off),
+                    }
+                    for d in r..c {
+                        self.populated[d / 64].fetch_or(1 << (d % 64), Ordering::Relaxed);
+                    }
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Chunks populated so far (tests).
+    #[cfg(test)]
+    fn populated_chunks(&self) -> u32 {
+        self.populated
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed).count_ones())
+            .sum()
     }
 }
 
@@ -322,20 +385,16 @@ pub(crate) fn map_segment(pid: u32, info: &SegmentInfo, shm: &ShmSegment) -> io:
                 ));
             }
             let delta = usize::try_from(offset).map_err(io::Error::other)?;
-            Ok(Mapping {
-                view: View::File(Mmap::file(&f, delta + len)?),
+            Ok(Mapping::new(
+                View::File(Mmap::file_lazy(&f, delta + len)?),
                 delta,
                 len,
-            })
+            ))
         }
         ShmSegment::SysV { shmid, offset } => {
             let delta = usize::try_from(offset).map_err(io::Error::other)?;
             let a = SysvAttach::attach(shmid, pid, offset + info.len)?;
-            Ok(Mapping {
-                view: View::SysV(a),
-                delta,
-                len,
-            })
+            Ok(Mapping::new(View::SysV(a), delta, len))
         }
     }
 }
@@ -383,4 +442,75 @@ pub(crate) enum Mapped {
     Done(Option<Bytes>),
     /// Not on the mapped path: copy it.
     Copy,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resident bytes of the mapping that starts at `addr` (`/proc/self/smaps`).
+    fn rss_of(addr: usize) -> usize {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut in_it = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ')
+                && let Some((lo, _)) = range.split_once('-')
+                && let Ok(lo) = usize::from_str_radix(lo, 16)
+                && range.contains('-')
+                && !line.starts_with(|c: char| c.is_ascii_uppercase())
+            {
+                in_it = lo == addr;
+                continue;
+            }
+            if in_it && let Some(kb) = line.strip_prefix("Rss:") {
+                return kb
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse::<usize>()
+                    .unwrap()
+                    * 1024;
+            }
+        }
+        panic!("no mapping at {addr:#x}");
+    }
+
+    #[test]
+    fn mapping_populates_only_what_gets_hand_out() {
+        const MIB: usize = 1 << 20;
+        let path = std::env::temp_dir().join(format!("ps-populate-{}", std::process::id()));
+        let mut f = File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(&vec![1u8; 32 * MIB]).unwrap();
+        let map = Mapping::new(
+            View::File(Mmap::file_lazy(&f, 32 * MIB).unwrap()),
+            0,
+            32 * MIB,
+        );
+        std::fs::remove_file(&path).unwrap();
+        let addr = map.as_slice().as_ptr() as usize;
+        assert_eq!(rss_of(addr), 0, "mapping the segment faulted pages in");
+        // An object at 3 MiB of 1 MiB: its chunk (2..4 MiB) only.
+        map.populate(3 * MIB, MIB);
+        assert_eq!(map.populated_chunks(), 1);
+        assert_eq!(rss_of(addr), 2 * MIB);
+        // Across a chunk boundary and to the end.
+        map.populate(3 * MIB, 2 * MIB);
+        assert_eq!(map.populated_chunks(), 2);
+        assert_eq!(rss_of(addr), 4 * MIB);
+        map.populate(30 * MIB + 5, 10 * MIB); // clipped to the segment
+        assert_eq!(map.populated_chunks(), 3);
+        assert_eq!(rss_of(addr), 6 * MIB);
+        map.populate(0, 32 * MIB);
+        assert_eq!(map.populated_chunks(), 16);
+        assert_eq!(rss_of(addr), 32 * MIB);
+        map.populate(0, 0);
+        map.populate(64 * MIB, 1);
+        assert_eq!(map.populated_chunks(), 16);
+    }
 }

@@ -146,6 +146,7 @@ impl<T: ClientTransport> ObjectClient<T> {
                     out[i] = Mapped::Done(None);
                     continue;
                 }
+                map.populate(k.offset as usize + layout::HEADER, k.len as usize);
                 out[i] = Mapped::Done(Some(Bytes::from_owner(MappedObject {
                     start: k.offset as usize + layout::HEADER,
                     len: k.len as usize,
@@ -187,6 +188,7 @@ impl<T: ClientTransport> ObjectClient<T> {
                         format!("mapped segment {} does not hold object {}", k.seg, k.id),
                     ));
                 }
+                map.populate(start + layout::HEADER, k.len as usize);
                 out[*i] = Mapped::Done(Some(Bytes::from_owner(MappedObject {
                     map: map.clone(),
                     pins: pins.clone(),

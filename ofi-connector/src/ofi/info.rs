@@ -93,6 +93,9 @@ impl Info {
     /// The providers offering `FI_EP_RDM` endpoints with one-sided reads and
     /// writes, honouring the `mr_mode` bits this layer supports.
     pub fn get(q: &InfoQuery) -> Result<Info> {
+        // libfabric is loaded here, when a libfabric store is first opened,
+        // not when the process starts.
+        libfabric_sys::load().map_err(|e| Error::config(KIND, e))?;
         // SAFETY: fi_allocinfo returns a zeroed fi_info with allocated
         // attribute structs, or null.
         let hints = Hints(unsafe { fi_allocinfo() });

@@ -1,6 +1,130 @@
 #include "shim.h"
 
-struct fi_info *wrap_fi_allocinfo(void) { return fi_allocinfo(); }
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+/* --- libfabric's exported functions, loaded on first use ------------------ */
+
+static int (*p_getinfo)(uint32_t, const char *, const char *, uint64_t,
+                        const struct fi_info *, struct fi_info **);
+static void (*p_freeinfo)(struct fi_info *);
+static struct fi_info *(*p_dupinfo)(const struct fi_info *);
+static int (*p_fabric)(struct fi_fabric_attr *, struct fid_fabric **, void *);
+static uint32_t (*p_version)(void);
+static const char *(*p_strerror)(int);
+static char *(*p_tostr)(const void *, enum fi_type);
+
+/*
+ * Signals whose handlers libfabric's providers may take when they load: the
+ * PSM libraries Debian's libfabric links install crash-report handlers for
+ * SIGTERM, SIGINT, SIGSEGV and SIGBUS that exit with status 1. Linked, they
+ * did so before main(), and the process then set its own; loaded later, they
+ * would replace the process's. ps_fabric_load puts back what was there.
+ */
+static const int kept_signals[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGILL,
+                                   SIGABRT, SIGFPE,  SIGSEGV, SIGBUS,
+                                   SIGTERM, SIGUSR1, SIGUSR2};
+#define PS_NKEPT (sizeof(kept_signals) / sizeof(kept_signals[0]))
+
+/* Make libfabric initialize (load its providers) now, so that what they do
+ * to signal handlers happens inside ps_fabric_load: a query for a provider
+ * that does not exist. */
+static void init_providers(void) {
+  struct fi_info *hints = p_dupinfo(NULL), *info = NULL;
+  if (!hints)
+    return;
+  hints->fabric_attr->prov_name = strdup("ps-init-only");
+  if (p_getinfo(FI_VERSION(1, 10), NULL, NULL, 0, hints, &info) == 0)
+    p_freeinfo(info);
+  p_freeinfo(hints);
+}
+
+int ps_fabric_load(const char *path, char *err, size_t len) {
+  void *lib;
+  struct sigaction saved[PS_NKEPT];
+  size_t i;
+  if (p_getinfo)
+    return 0;
+  for (i = 0; i < PS_NKEPT; i++)
+    sigaction(kept_signals[i], NULL, &saved[i]);
+  lib = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+  if (!lib) {
+    snprintf(err, len, "%s", dlerror());
+    for (i = 0; i < PS_NKEPT; i++)
+      sigaction(kept_signals[i], &saved[i], NULL);
+    return -1;
+  }
+#define PS_SYM(ptr, name)                                                      \
+  do {                                                                         \
+    *(void **)(&ptr) = dlsym(lib, name);                                       \
+    if (!ptr) {                                                                \
+      snprintf(err, len, "%s: no symbol %s", path, name);                      \
+      goto fail;                                                               \
+    }                                                                          \
+  } while (0)
+  PS_SYM(p_freeinfo, "fi_freeinfo");
+  PS_SYM(p_dupinfo, "fi_dupinfo");
+  PS_SYM(p_fabric, "fi_fabric");
+  PS_SYM(p_version, "fi_version");
+  PS_SYM(p_strerror, "fi_strerror");
+  PS_SYM(p_tostr, "fi_tostr");
+  /* Last: a non-null p_getinfo means everything is there. */
+  PS_SYM(p_getinfo, "fi_getinfo");
+#undef PS_SYM
+  init_providers();
+  for (i = 0; i < PS_NKEPT; i++)
+    sigaction(kept_signals[i], &saved[i], NULL);
+  return 0;
+fail:
+  for (i = 0; i < PS_NKEPT; i++)
+    sigaction(kept_signals[i], &saved[i], NULL);
+  p_freeinfo = NULL;
+  p_dupinfo = NULL;
+  p_fabric = NULL;
+  p_version = NULL;
+  p_strerror = NULL;
+  p_tostr = NULL;
+  p_getinfo = NULL;
+  dlclose(lib);
+  return -1;
+}
+
+int wrap_fi_getinfo(uint32_t version, const char *node, const char *service,
+                    uint64_t flags, const struct fi_info *hints,
+                    struct fi_info **info) {
+  if (!p_getinfo)
+    return -FI_ENOSYS;
+  return p_getinfo(version, node, service, flags, hints, info);
+}
+void wrap_fi_freeinfo(struct fi_info *info) {
+  if (p_freeinfo)
+    p_freeinfo(info);
+}
+struct fi_info *wrap_fi_dupinfo(const struct fi_info *info) {
+  return p_dupinfo ? p_dupinfo(info) : NULL;
+}
+int wrap_fi_fabric(struct fi_fabric_attr *attr, struct fid_fabric **fabric,
+                   void *context) {
+  if (!p_fabric)
+    return -FI_ENOSYS;
+  return p_fabric(attr, fabric, context);
+}
+uint32_t wrap_fi_version(void) { return p_version ? p_version() : 0; }
+const char *wrap_fi_strerror(int errnum) {
+  if (p_strerror)
+    return p_strerror(errnum);
+  return errnum == FI_ENOSYS ? "libfabric is not loaded" : "libfabric error";
+}
+char *wrap_fi_tostr(const void *data, enum fi_type datatype) {
+  return p_tostr ? p_tostr(data, datatype) : NULL;
+}
+
+/* --- the inline calls -------------------------------------------------------- */
+
+/* fi_allocinfo() is fi_dupinfo(NULL), through the loaded library. */
+struct fi_info *wrap_fi_allocinfo(void) { return wrap_fi_dupinfo(NULL); }
 int wrap_fi_close(struct fid *fid) { return fi_close(fid); }
 int wrap_fi_domain(struct fid_fabric *fabric, struct fi_info *info,
                    struct fid_domain **domain, void *context) {
