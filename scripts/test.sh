@@ -15,6 +15,8 @@ echo "== cargo clippy (all targets, warnings denied)" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo doc (no dependencies, warnings denied)" >&2
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+echo "== module cycles (each crate's modules depend one way; known cycles in scripts/module-cycles.allow)" >&2
+python3 scripts/module-cycles.py --allow scripts/module-cycles.allow
 echo "== main job, quick mode (benchmarks end to end)" >&2
 tgt=${CARGO_TARGET_DIR:-target}
 bash scripts/run-local.sh --quick --no-setup --out "$tgt/ci-quick"
