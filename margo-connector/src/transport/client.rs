@@ -113,7 +113,7 @@ impl ClientTransport for Margo {
         }
     }
 
-    fn prefers_stream(&self) -> bool {
+    fn prefers_stream(_: &MargoConfig) -> bool {
         false
     }
 

@@ -511,11 +511,17 @@ pub fn put_evict_cycles<F: Fabric>(fabric: &str, mode: Mode) {
         }
         c.evict(&k).unwrap();
         if i == n / 10 {
-            first = Some((c.server_stats().unwrap(), c.pool().allocated_bytes()));
+            first = Some((
+                c.server_stats().unwrap(),
+                c.pool().expect("the fabric").allocated_bytes(),
+            ));
         }
     }
     let (s0, p0) = first.unwrap();
-    let (s1, p1) = (c.server_stats().unwrap(), c.pool().allocated_bytes());
+    let (s1, p1) = (
+        c.server_stats().unwrap(),
+        c.pool().expect("the fabric").allocated_bytes(),
+    );
     assert_eq!(s1.objects, 0);
     assert_eq!(s1.used, 0);
     assert_eq!(
