@@ -64,6 +64,13 @@ UCX_DIR="$wheel_ucx" CARGO_TARGET_DIR="$tgt/ucx-dir" UCX_WARN_UNUSED_ENV_VARS=n 
 rc2=${PIPESTATUS[0]}
 set -e
 [ "$rc" -ne 0 ] || rc=$rc2
+# proxystore-server and libproxystore.so built the same way carry a run path
+# to that UCX and run against it (readelf -d, /proc/PID/maps).
+echo "== proxystore-server and libproxystore.so against UCX $(ucx_version wheel_info) (run path)" >&2
+set +e
+UCX_DIR="$wheel_ucx" CARGO_TARGET_DIR="$tgt/ucx-dir" bash scripts/test-rpath.sh 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+set -e
 # Its binaries carry a run path to that UCX; a UCX of another version put
 # first on the library path is refused with a clear message.
 echo "== a server built against UCX $(ucx_version wheel_info) run with the system's UCX" >&2
