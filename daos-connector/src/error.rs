@@ -3,8 +3,6 @@
 use std::ffi::c_int;
 use std::fmt;
 
-use daos_sys::Api;
-use daos_sys::der::*;
 use proxy_core::Error;
 
 use crate::KIND;
@@ -42,11 +40,15 @@ impl std::error::Error for DaosFailure {}
 /// Internal error, converted to `proxy_core::Error` at the API boundary.
 #[derive(Debug)]
 pub(crate) enum DaosError {
-    NotInstalled(daos_sys::LoadError),
+    /// libdaos could not be loaded (why).
+    NotInstalled(String),
+    /// A libdaos call failed (made by `DaosError::call` in the thin layer,
+    /// which knows which codes are transient).
     Der {
         call: &'static str,
         rc: c_int,
         text: String,
+        temporary: bool,
     },
     Timeout,
     InitTimeout,
@@ -64,60 +66,16 @@ pub(crate) enum DaosError {
 }
 
 impl DaosError {
-    pub(crate) fn call(api: &Api, call: &'static str, rc: c_int) -> DaosError {
-        DaosError::Der {
-            call,
-            rc,
-            text: api.describe(rc),
-        }
-    }
-
-    /// Whether a `-DER_*` code is transient (retrying later may work).
-    pub(crate) fn temporary_rc(rc: c_int) -> bool {
-        matches!(
-            -rc,
-            DER_TIMEDOUT
-                | DER_UNREACH
-                | DER_BUSY
-                | DER_AGAIN
-                | DER_CANCELED
-                | DER_OOG
-                | DER_HG
-                | DER_HG_FATAL
-                | DER_EXCLUDED
-                | DER_NOREPLY
-                | DER_GRPVER
-                | DER_STALE
-                | DER_NOTLEADER
-                | DER_SHUTDOWN
-                | DER_INPROGRESS
-                | DER_TX_RESTART
-                | DER_OP_CANCELED
-                | DER_TX_BUSY
-                | DER_FETCH_AGAIN
-                | DER_TX_UNCERTAIN
-                | DER_AGENT_COMM
-                | DER_TGT_RETRY
-                | DER_NO_SERVICE
-                | DER_UPDATE_AGAIN
-                | DER_OVERLOAD_RETRY
-                | DER_NOMEM
-                | DER_NOSPACE
-        )
-    }
-
     /// As `proxy_core::Error`, for operation `op`.
     pub(crate) fn into_error(self, op: &'static str, timeout: std::time::Duration) -> Error {
         match self {
-            DaosError::NotInstalled(e) => {
-                Error::permanent(KIND, op, DaosFailure::NotInstalled(e.to_string()))
-            }
-            DaosError::Der { call, rc, text } => Error::connector(
-                KIND,
-                op,
-                Self::temporary_rc(rc),
-                DaosFailure::Der { call, rc, text },
-            ),
+            DaosError::NotInstalled(e) => Error::permanent(KIND, op, DaosFailure::NotInstalled(e)),
+            DaosError::Der {
+                call,
+                rc,
+                text,
+                temporary,
+            } => Error::connector(KIND, op, temporary, DaosFailure::Der { call, rc, text }),
             DaosError::Timeout => Error::Timeout {
                 connector: KIND.to_string(),
                 operation: op,

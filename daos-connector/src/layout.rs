@@ -17,8 +17,8 @@
 
 use std::ops::Range;
 
-use daos_sys::d_iov_t;
-
+/// The first bytes of every object's header.
+pub(crate) const MAGIC: &[u8; 8] = b"PSRSDAOS";
 /// Bytes of chunk 0's stamp, the object header.
 pub(crate) const HEADER: usize = 32;
 /// Bytes of the stamp at the start of every other chunk.
@@ -92,71 +92,6 @@ impl Layout {
                 .zip(1u64..)
                 .all(|(s, k)| s[..8] == oid_lo.to_le_bytes() && s[8..] == k.to_le_bytes())
     }
-
-    /// The scatter-gather list of the object's whole array range: for each
-    /// chunk its stamp (chunk 0: the `HEADER` bytes at `header`; chunk `k`:
-    /// the `STAMP` bytes at `stamps + (k-1) * STAMP`), then the buffers
-    /// `data` pushes for the object bytes the chunk holds.
-    ///
-    /// The pointers are only stored: the caller keeps what they point to
-    /// alive (and, for a read, writable) until the I/O completes.
-    pub(crate) fn iovs(
-        &self,
-        header: *mut u8,
-        stamps: *mut u8,
-        mut data: impl FnMut(Range<u64>, &mut Vec<d_iov_t>),
-    ) -> Vec<d_iov_t> {
-        let mut v = Vec::with_capacity(2 * self.chunks() as usize);
-        for k in 0..self.chunks() {
-            let (p, n) = if k == 0 {
-                (header, HEADER)
-            } else {
-                (stamps.wrapping_add((k as usize - 1) * STAMP), STAMP)
-            };
-            v.push(iov(p, n));
-            let r = self.data(k);
-            if !r.is_empty() {
-                data(r, &mut v);
-            }
-        }
-        v
-    }
-}
-
-/// One buffer of `n` bytes at `p`.
-pub(crate) fn iov(p: *mut u8, n: usize) -> d_iov_t {
-    d_iov_t {
-        iov_buf: p.cast(),
-        iov_buf_len: n,
-        iov_len: n,
-    }
-}
-
-/// `data` for [`Layout::iovs`] when the object's bytes go to (or come
-/// from) one contiguous buffer at `dest`.
-pub(crate) fn contiguous(dest: *mut u8) -> impl FnMut(Range<u64>, &mut Vec<d_iov_t>) {
-    move |r, v| {
-        v.push(iov(
-            dest.wrapping_add(r.start as usize),
-            (r.end - r.start) as usize,
-        ))
-    }
-}
-
-/// The pieces of `parts` (one object's bytes, in order) that cover
-/// `range` of the object, as (pointer, length).
-pub(crate) fn pieces(parts: &[bytes::Bytes], range: Range<u64>) -> Vec<(*const u8, usize)> {
-    let mut out = Vec::new();
-    let mut at = 0u64;
-    for p in parts {
-        let (s, e) = (at, at + p.len() as u64);
-        at = e;
-        let (lo, hi) = (range.start.max(s), range.end.min(e));
-        if lo < hi {
-            out.push((p[(lo - s) as usize..].as_ptr(), (hi - lo) as usize));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -194,37 +129,7 @@ mod tests {
                 assert_eq!(l.stamps(7).len(), l.stamps_len());
                 assert!(l.stamps_match(7, &l.stamps(7)));
                 assert!(l.chunks() == 1 || !l.stamps_match(8, &l.stamps(7)));
-                // One stamp iov per chunk, one data iov per non-empty chunk.
-                let mut buf = vec![0u8; len as usize];
-                let v = l.iovs(
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    contiguous(buf.as_mut_ptr()),
-                );
-                let data: usize = v.iter().map(|i| i.iov_len).sum();
-                assert_eq!(data as u64, l.array_len());
             }
         }
-    }
-
-    #[test]
-    fn pieces_span_parts() {
-        let parts = [
-            bytes::Bytes::from_static(b"abc"),
-            bytes::Bytes::from_static(b""),
-            bytes::Bytes::from_static(b"defg"),
-        ];
-        let text = |r: Range<u64>| {
-            let mut s = Vec::new();
-            for (p, n) in pieces(&parts, r) {
-                // SAFETY: the pieces point into `parts`, alive here.
-                s.extend_from_slice(unsafe { std::slice::from_raw_parts(p, n) });
-            }
-            String::from_utf8(s).unwrap()
-        };
-        assert_eq!(text(0..7), "abcdefg");
-        assert_eq!(text(2..5), "cde");
-        assert_eq!(text(3..3), "");
-        assert_eq!(text(6..7), "g");
     }
 }

@@ -86,18 +86,26 @@
 
 #![warn(missing_docs)]
 
+mod buffer;
+mod client;
+mod config;
 mod connector;
 mod daos;
 mod dict;
 mod error;
+mod evict;
+mod key;
 mod layout;
 pub mod raw;
+mod reader;
 mod url;
+mod writer;
 
-pub use connector::{
-    DaosConnector, DaosKey, DaosLayout, DaosOptions, UNKNOWN_LEN, recv_pool_allocated_bytes,
-};
+pub use buffer::recv_pool_allocated_bytes;
+pub use client::DaosConnector;
+pub use config::{DaosLayout, DaosOptions};
 pub use error::DaosFailure;
+pub use key::{DaosKey, UNKNOWN_LEN};
 
 /// The connector kind, as used in configurations.
 pub const KIND: &str = "daos";
@@ -113,5 +121,5 @@ pub fn register() {
 
 /// Whether libdaos can be loaded in this process (and if not, why).
 pub fn available() -> Result<(), String> {
-    daos_sys::api().map(|_| ()).map_err(|e| e.to_string())
+    daos::available()
 }

@@ -8,13 +8,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use daos_sys::{d_sg_list_t, daos_array_iod_t, daos_range_t};
 use proxy_core::{Error, Key, Result};
 
-use crate::connector::{DaosKey, DaosOptions, HEADER};
+use crate::config::DaosOptions;
+use crate::daos::array::{Event, read_whole};
 use crate::daos::{self, Array, Cont, Eq};
-use crate::error::DaosError;
-use crate::layout::{Layout, contiguous};
+use crate::key::DaosKey;
+use crate::layout::{HEADER, Layout};
 
 /// An open array object to read in a loop.
 #[derive(Debug)]
@@ -26,7 +26,7 @@ pub struct RawReader {
     header: Box<[u8; HEADER]>,
     stamps: Vec<u8>,
     eq: Eq,
-    ev: Box<daos_sys::daos_event_t>,
+    ev: Event,
 }
 
 impl RawReader {
@@ -52,7 +52,7 @@ impl RawReader {
         let eq = Eq::take(cont.rt()).map_err(|e| e.into_error("raw open", t))?;
         Ok(RawReader {
             eq,
-            ev: Box::new(daos_sys::daos_event_t::zeroed()),
+            ev: Event::new(),
             _cont: cont,
             array,
             len: k.len as usize,
@@ -92,74 +92,19 @@ impl RawReader {
                 format!("raw read of {} bytes into {}", self.len, buf.len()),
             ));
         }
-        let api = self.array_api();
-        let mut range = daos_range_t {
-            rg_idx: 0,
-            rg_len: self.layout.array_len(),
-        };
-        let mut iod = daos_array_iod_t {
-            arr_nr: 1,
-            arr_rgs: &mut range,
-            arr_nr_short_read: 0,
-            arr_nr_read: 0,
-        };
-        // The same scatter-gather list as the connector's: each chunk's
-        // stamp, then its part of the object.
-        let mut iovs = self.layout.iovs(
-            self.header.as_mut_ptr(),
-            self.stamps.as_mut_ptr(),
-            contiguous(buf.as_mut_ptr()),
-        );
-        let mut sgl = d_sg_list_t {
-            sg_nr: iovs.len() as u32,
-            sg_nr_out: 0,
-            sg_iovs: iovs.as_mut_ptr(),
-        };
-        let ev: *mut daos_sys::daos_event_t = if with_eq {
-            let ev: *mut daos_sys::daos_event_t = &mut *self.ev;
-            // SAFETY: the event is unused (fresh or finalised below).
-            let rc = unsafe { (api.daos_event_init)(ev, self.eq.handle(), std::ptr::null_mut()) };
-            if rc != 0 {
-                return Err(DaosError::call(api, "daos_event_init", rc)
-                    .into_error("raw read", Duration::ZERO));
-            }
-            ev
+        let on = if with_eq {
+            Some((&self.eq, &mut self.ev))
         } else {
-            std::ptr::null_mut()
+            None
         };
-        // SAFETY: every pointer refers to memory that lives until the read
-        // completed: a null event blocks; with an event, we wait for it below.
-        let mut rc = unsafe {
-            (api.daos_array_read)(
-                self.array.oh,
-                daos_sys::DAOS_TX_NONE,
-                &mut iod,
-                &mut sgl,
-                ev,
-            )
-        };
-        if with_eq {
-            if rc == 0 {
-                let mut done: *mut daos_sys::daos_event_t = std::ptr::null_mut();
-                // SAFETY: waits (without limit: a benchmark tool) for the one event.
-                let n = unsafe {
-                    (api.daos_eq_poll)(self.eq.handle(), 1, daos_sys::DAOS_EQ_WAIT, 1, &mut done)
-                };
-                // SAFETY: the event completed (n == 1) and left the queue.
-                rc = if n == 1 { unsafe { (*ev).ev_error } } else { n };
-            }
-            // SAFETY: completed (or never launched).
-            unsafe { (api.daos_event_fini)(ev) };
-        }
-        if rc != 0 {
-            return Err(
-                DaosError::call(api, "daos_array_read", rc).into_error("raw read", Duration::ZERO)
-            );
-        }
-        Ok(())
-    }
-
-    fn array_api(&self) -> &'static daos_sys::Api {
-        self._cont.api()
+        read_whole(
+            &self.array,
+            &self.layout,
+            &mut self.header,
+            &mut self.stamps,
+            buf,
+            on,
+        )
+        .map_err(|e| e.into_error("raw read", Duration::ZERO))
     }
 }

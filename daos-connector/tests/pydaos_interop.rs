@@ -77,8 +77,9 @@ fn pydaos_path(py: &Path) -> String {
     site.display().to_string()
 }
 
-/// Run the Python peer; its standard output.
-fn peer(args: &[&str]) -> String {
+/// Run the Python peer; its result (the JSON of its one `RESULT` line:
+/// libdaos may print other lines on the same standard output).
+fn peer(args: &[&str]) -> serde_json::Value {
     let py = python();
     let out = Command::new(&py)
         .arg(PEER)
@@ -92,7 +93,32 @@ fn peer(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    result_line(&String::from_utf8_lossy(&out.stdout))
+        .unwrap_or_else(|e| panic!("peer.py {args:?}: {e}"))
+}
+
+/// The JSON of the one line `RESULT <json>` of `stdout`, whatever else it
+/// holds.
+fn result_line(stdout: &str) -> Result<serde_json::Value, String> {
+    let mut found = stdout.lines().filter_map(|l| l.strip_prefix("RESULT "));
+    let (Some(json), None) = (found.next(), found.next()) else {
+        return Err(format!(
+            "not exactly one RESULT line in its output:\n{stdout}"
+        ));
+    };
+    serde_json::from_str(json).map_err(|e| format!("bad RESULT line {json:?}: {e}"))
+}
+
+#[test]
+fn the_result_line_is_found_among_other_output() {
+    let out = "libdaos: cannot raise the open-file limit\nRESULT {\"exists\": true}\n";
+    assert_eq!(
+        result_line(out).unwrap(),
+        serde_json::json!({"exists": true})
+    );
+    assert!(result_line("True\n").is_err());
+    assert!(result_line("RESULT {}\nRESULT {}\n").is_err());
+    assert!(result_line("RESULT {not json\n").is_err());
 }
 
 fn scratch(tag: &str) -> PathBuf {
@@ -124,7 +150,11 @@ fn python_reads_ours(c: &DaosConnector) -> Vec<String> {
     ];
     args.extend(entries.iter().map(String::as_str));
     let out = peer(&args);
-    assert!(out.is_empty(), "the Python connector missed some: {out}");
+    assert_eq!(
+        out["missing"],
+        serde_json::json!([]),
+        "the Python connector missed some"
+    );
     for (i, &n) in SIZES.iter().enumerate() {
         let got = std::fs::read(dir.join(i.to_string())).unwrap();
         assert_eq!(got.len(), n, "object {i}");
@@ -152,11 +182,13 @@ fn we_read_pythons(c: &DaosConnector) -> Vec<proxy_core::Key> {
         dir.to_str().unwrap(),
     ]);
     std::fs::remove_dir_all(dir).unwrap();
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), SIZES.len(), "{out}");
+    let pairs = out["keys"].as_array().expect("a list of keys");
+    assert_eq!(pairs.len(), SIZES.len(), "{out}");
     let mut keys = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let (name, dict_key) = line.split_once(' ').unwrap();
+    for (i, pair) in pairs.iter().enumerate() {
+        let (Some(name), Some(dict_key)) = (pair[0].as_str(), pair[1].as_str()) else {
+            panic!("not a [name, key] pair: {pair}");
+        };
         assert_eq!(name, format!("{i:02}"));
         // The Python key's four fields, as our text form (no length).
         let text = format!("daos:{}/{}/{}/{dict_key}", o.pool, o.container, o.namespace);
@@ -195,9 +227,9 @@ fn evicts_cross(c: &DaosConnector, ours: &[String], theirs: &[proxy_core::Key]) 
     let entry = c.key_to_string(&theirs[1]).unwrap();
     let entry = entry.rsplit('/').next().unwrap();
     let out = peer(&["exists", &o.pool, &o.container, &o.namespace, entry]);
-    assert_eq!(out.trim(), "False");
+    assert_eq!(out["exists"], false);
     let out = peer(&["exists", &o.pool, &o.container, &o.namespace, &ours[1]]);
-    assert_eq!(out.trim(), "True");
+    assert_eq!(out["exists"], true);
 }
 
 #[test]
@@ -228,7 +260,7 @@ fn python_proxystore_and_ours_read_each_others_objects_python_creates_the_dictio
         &opts.namespace,
         "nothing-yet",
     ]);
-    assert_eq!(out.trim(), "False");
+    assert_eq!(out["exists"], false);
     let c = DaosConnector::new(opts).unwrap();
     let theirs = we_read_pythons(&c);
     let ours = python_reads_ours(&c);

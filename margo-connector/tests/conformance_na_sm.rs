@@ -12,4 +12,8 @@ fn setup() -> common::WithServer {
     common::conformance_setup("na+sm", false)
 }
 
-margo_conformance_suite!(setup = setup, register = margo_connector::register);
+margo_conformance_suite!(
+    setup = setup,
+    register = margo_connector::register,
+    leftovers = object_server::testkit::server_leftovers::<common::MargoTests>
+);

@@ -21,7 +21,7 @@ use proxy_core::Error;
     ignore = "needs Margo: install Mochi Margo >= 0.20 (`spack install mochi-margo`) and build with MARGO_DIR or PKG_CONFIG_PATH naming it"
 )]
 fn timed_out_get_keeps_its_buffer() {
-    testkit::timed_out_get_keeps_its_buffer::<MargoTests>(TCP, |e| {
+    testkit::timed_out_get_keeps_its_buffer::<MargoTests>(TCP, &[], |e| {
         assert!(e.is_temporary(), "{e}");
         assert!(
             e.to_string().contains("HG_TIMEOUT") || matches!(e, Error::Timeout { .. }),

@@ -9,4 +9,8 @@ fn setup() -> common::WithServer {
     common::conformance_setup("shm", true)
 }
 
-proxy_core::conformance_suite!(setup = setup, register = ofi_connector::register);
+proxy_core::conformance_suite!(
+    setup = setup,
+    register = ofi_connector::register,
+    leftovers = object_server::testkit::server_leftovers::<common::OfiTests>
+);

@@ -16,5 +16,6 @@ fn setup() -> common::WithServer {
 proxy_core::conformance_suite!(
     setup = setup,
     register = ofi_connector::register,
+    leftovers = object_server::testkit::server_leftovers::<common::OfiTests>,
     ignore = "needs an RDMA device (InfiniBand, RoCE or soft-RoCE rxe): docker/entrypoint.sh runs it with --ignored where one exists"
 );

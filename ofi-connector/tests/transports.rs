@@ -12,16 +12,31 @@ use object_server::testkit::{self, pattern, transport_tests};
 use ofi_connector::{DataPath, OfiConfig, OfiConnector, TransportConfig};
 use proxy_core::{Connector, Error, Payload};
 
-/// Cancel safety: a get that times out while the provider still owns its
-/// buffer (the server is frozen with SIGSTOP, so `tcp;ofi_rxm`, whose target
-/// side needs the server's progress, cannot finish it) keeps that buffer out
-/// of the pool until the provider completes it; the connector stays usable.
+fn timeout_error(e: &Error) {
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert!(e.is_temporary());
+}
+
+/// Cancel safety over `tcp;ofi_rxm`: a read from a server frozen with
+/// SIGSTOP (the target side needs the server's progress) is in flight when
+/// the wait gives up; its buffer stays in use until the provider completes
+/// it and comes back after (see the kit's body for each step).
 #[test]
-fn timed_out_get_keeps_its_buffer() {
-    testkit::timed_out_get_keeps_its_buffer::<OfiTests>("tcp;ofi_rxm", |e| {
-        assert!(matches!(e, Error::Timeout { .. }), "{e}");
-        assert!(e.is_temporary());
-    });
+fn timed_out_get_keeps_its_buffer_tcp() {
+    testkit::timed_out_get_keeps_its_buffer::<OfiTests>("tcp;ofi_rxm", &[], timeout_error);
+}
+
+/// Cancel safety over `shm`: the server runs with cross-memory attach off
+/// (`FI_SHM_DISABLE_CMA=1`), so the provider serves reads through the frozen
+/// server's own progress and the read is held in flight (with CMA the reader
+/// copies the server's memory itself and nothing holds it).
+#[test]
+fn timed_out_get_keeps_its_buffer_shm() {
+    testkit::timed_out_get_keeps_its_buffer::<OfiTests>(
+        "shm",
+        &[("FI_SHM_DISABLE_CMA", "1")],
+        timeout_error,
+    );
 }
 
 /// One-sided for real: with the server frozen (SIGSTOP), gets over `shm`

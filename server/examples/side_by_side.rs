@@ -5,11 +5,21 @@
 //! ```text
 //! cargo build --release -p proxystore-server --bins --examples
 //! target/release/examples/side_by_side [--provider shm] [--tls shm,cma,self] [--sizes 1K,1M,64M] [--iters N]
+//!     [--ucx-path rma|auto|stream] [--server HOST:PORT --raw-target 'RAW ...']
+//! target/release/examples/side_by_side --target LEN --provider P --hold 1
 //! ```
 //! Gets are timed one at a time (median and best of `--iters`), each into
 //! the connector's pooled registered buffer, the returned `Bytes` dropped
 //! before the next; the raw reads go into one registered buffer, one
 //! `fi_read` at a time, from a separate target process.
+//!
+//! Across nodes (`scripts/cluster/bench-two-nodes.sh`): the server and the
+//! raw target run on another node (`--target LEN --hold 1` prints the
+//! target's `RAW` line and serves until killed), and `--server` and
+//! `--raw-target` point this reader at them instead of starting its own.
+//! `--ucx-path` picks the UCX connector's data path (`rma` by default, the
+//! one-sided get the raw tools are compared with; `auto` lets the connector
+//! choose, e.g. the stream path where UCX emulates RMA over TCP).
 
 mod common;
 
@@ -25,15 +35,18 @@ use ofi_connector::{OfiConfig, OfiConnector};
 use proxy_core::Connector;
 use ucx_connector::{DataPath, TransportConfig, UcxConfig, UcxConnector};
 
-fn target(provider: String, len: usize) {
+/// The raw target: serves until stdin closes, or with `hold` until killed.
+fn target(provider: String, len: usize, hold: bool) {
     let t = RawTarget::new(Some(&provider), len).expect("raw target");
     println!("{}", t.line());
     let stop = Arc::new(AtomicBool::new(false));
-    let s2 = stop.clone();
-    std::thread::spawn(move || {
-        let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        s2.store(true, Ordering::Relaxed);
-    });
+    if !hold {
+        let s2 = stop.clone();
+        std::thread::spawn(move || {
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            s2.store(true, Ordering::Relaxed);
+        });
+    }
     t.progress(&stop);
 }
 
@@ -43,6 +56,10 @@ fn main() {
     let mut sizes = "1K,64K,1M,64M".to_string();
     let mut iters = 100usize;
     let mut target_len = None;
+    let mut hold = false;
+    let mut ucx_path = DataPath::Rma;
+    let mut remote_server: Option<String> = None;
+    let mut remote_raw: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().expect("value");
@@ -52,33 +69,62 @@ fn main() {
             "--sizes" => sizes = v,
             "--iters" => iters = v.parse().expect("iters"),
             "--target" => target_len = Some(parse_size(&v)),
+            "--hold" => hold = v == "1",
+            "--ucx-path" => {
+                ucx_path = match v.as_str() {
+                    "rma" => DataPath::Rma,
+                    "auto" => DataPath::Auto,
+                    "stream" => DataPath::Stream,
+                    other => panic!("--ucx-path: rma, auto or stream, not {other}"),
+                }
+            }
+            "--server" => remote_server = Some(v),
+            "--raw-target" => remote_raw = Some(v),
             other => panic!("unknown option {other}"),
         }
     }
     if let Some(len) = target_len {
-        return target(provider, len);
+        return target(provider, len, hold);
     }
     let sizes: Vec<usize> = sizes.split(',').map(parse_size).collect();
     let max = *sizes.iter().max().expect("a size");
 
-    let server = ServerChild::start(&[
-        "--transports",
-        "ucx,ofi",
-        "--tls",
-        &tls,
-        "--provider",
-        &provider,
-        "--memory-limit",
-        "2G",
-    ]);
-    let addr = server.addr.clone();
-    let mut raw_target = Command::new(std::env::current_exe().expect("own path"))
-        .args(["--target", &max.to_string(), "--provider", &provider])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the raw target");
-    let raw = RawReader::connect(Some(&provider), &first_line(&mut raw_target)).expect("raw");
+    // Our own server and raw target, or those of another node.
+    let server = match &remote_server {
+        Some(_) => None,
+        None => Some(ServerChild::start(&[
+            "--transports",
+            "ucx,ofi",
+            "--tls",
+            &tls,
+            "--provider",
+            &provider,
+            "--memory-limit",
+            "2G",
+        ])),
+    };
+    let addr = match (&remote_server, &server) {
+        (Some(a), _) => a.clone(),
+        (None, Some(s)) => s.addr.clone(),
+        (None, None) => unreachable!("a server was started"),
+    };
+    let mut raw_target = match &remote_raw {
+        Some(_) => None,
+        None => Some(
+            Command::new(std::env::current_exe().expect("own path"))
+                .args(["--target", &max.to_string(), "--provider", &provider])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("start the raw target"),
+        ),
+    };
+    let raw_line = match (&remote_raw, raw_target.as_mut()) {
+        (Some(l), _) => l.clone(),
+        (None, Some(child)) => first_line(child),
+        (None, None) => unreachable!("a raw target was started"),
+    };
+    let raw = RawReader::connect(Some(&provider), &raw_line).expect("raw");
 
     let t = Duration::from_secs(30);
     let ofi = OfiConnector::new(
@@ -93,17 +139,23 @@ fn main() {
     let ucx = UcxConnector::new(
         UcxConfig::new(&addr)
             .with_ucx_tls(&tls)
-            .with_data_path(DataPath::Rma)
+            .with_data_path(ucx_path)
             .with_zero_copy(false)
             .with_timeout(t),
     )
     .expect("ucx connector");
 
     println!(
-        "one process each: raw fi_read target, proxystore-server --transports ucx,ofi, this reader\n\
-         libfabric: {}; UCX_TLS={tls}; interleaved, median of {iters} (best in brackets); \
-         latency below 1 MiB, bandwidth from 1 MiB\n",
-        raw.provider()
+        "one process each: raw fi_read target, proxystore-server --transports ucx,ofi ({}), this reader\n\
+         libfabric: {}; UCX_TLS={tls}, UCX data path {ucx_path:?} (one-sided: {}); interleaved, \
+         median of {iters} (best in brackets); latency below 1 MiB, bandwidth from 1 MiB\n",
+        if remote_server.is_some() {
+            "elsewhere"
+        } else {
+            "this node"
+        },
+        raw.provider(),
+        ucx.capabilities().one_sided_get
     );
     println!("| size | raw fi_read | ofi connector get | ucx connector get | ofi / raw |");
     println!("|---:|---:|---:|---:|---:|");
@@ -144,7 +196,9 @@ fn main() {
             um.as_nanos()
         );
     }
-    drop(raw_target.stdin.take());
-    let _ = raw_target.wait();
+    if let Some(mut child) = raw_target {
+        drop(child.stdin.take());
+        let _ = child.wait();
+    }
     drop(server);
 }

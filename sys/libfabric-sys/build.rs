@@ -20,20 +20,36 @@ use proxystore_sys_probe::{Probe, preprocessed_version};
 use std::env;
 use std::path::PathBuf;
 
+/// libfabric's exported functions the shim loads at run time (`shim.c`).
+const LOADED: &[&str] = &[
+    "fi_getinfo",
+    "fi_freeinfo",
+    "fi_dupinfo",
+    "fi_fabric",
+    "fi_version",
+    "fi_strerror",
+    "fi_tostr",
+];
+
 /// Oldest libfabric API this crate builds against (see above).
 const MIN_VERSION: &str = "1.10";
 
 /// Expose each `wrap_fi_xyz` shim symbol as `fi_xyz` (the inline function's
-/// own name), keeping the link name.
+/// own name), keeping the link name. libfabric's own exported functions are
+/// the shim's too (calls through the pointers `ps_fabric_load` fills): the
+/// headers' declarations of them are renamed out of the allowlist, so that
+/// nothing refers to a libfabric symbol and binaries do not link it.
 #[derive(Debug)]
 struct Rename;
 
 impl bindgen::callbacks::ParseCallbacks for Rename {
     fn generated_name_override(&self, item: bindgen::callbacks::ItemInfo<'_>) -> Option<String> {
         match item.kind {
-            bindgen::callbacks::ItemKind::Function => {
-                item.name.strip_prefix("wrap_").map(String::from)
-            }
+            bindgen::callbacks::ItemKind::Function => match item.name.strip_prefix("wrap_") {
+                Some(name) => Some(name.to_string()),
+                None if LOADED.contains(&item.name) => Some(format!("unlinked_{}", item.name)),
+                None => None,
+            },
             _ => None,
         }
     }
@@ -55,6 +71,8 @@ fn main() {
         .headers(&["rdma/fabric.h"])
         .libs(&["libfabric.so", "libfabric.a"])
         .pkg_config("libfabric")
+        // Loaded at run time (`libfabric_sys::load`), not linked: see lib.rs.
+        .pkg_config_link(false)
         .min_version(MIN_VERSION)
         .install_hint(
             "Debian/Ubuntu: `apt-get install libfabric-dev`; Spack: `spack load libfabric`; \
@@ -76,7 +94,16 @@ fn main() {
         )
         .unwrap_or_else(|e| panic!("{e}"));
 
-    fabric.link(&["fabric"]);
+    // Not linked: `load()` dlopens it when a libfabric store is first
+    // opened. The directory it was found in is tried first at run time.
+    let lib_dir = fabric
+        .lib_dir_holding("libfabric.so.1")
+        .or_else(|| fabric.lib_dir_holding("libfabric.so"))
+        .or(fabric.lib_dirs.first().map(PathBuf::as_path))
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    println!("cargo:rustc-env=PS_FABRIC_LIB_DIR={lib_dir}");
+    println!("cargo:rustc-link-lib=dylib=dl");
 
     // Metadata for dependents (DEP_FABRIC_*): version as 0xMMmm, include and lib dirs.
     fabric.emit_metadata((major, minor));
@@ -97,7 +124,7 @@ fn main() {
         // (matched by their Rust names, after `Rename`; bindgen never emits
         // the inline functions themselves).
         .allowlist_function(
-            "fi_(getinfo|freeinfo|dupinfo|fabric|version|strerror|tostr)|fi_(allocinfo|av_insert|av_open|av_remove|av_straddr|cancel|close|cq_open|cq_read|cq_readerr|cq_strerror|control|trywait|domain|enable|endpoint|ep_bind|getname|mr_bind|mr_desc|mr_enable|mr_key|mr_reg|read|write|writemsg|header_version|addr_unspec)",
+            "ps_fabric_load|fi_(getinfo|freeinfo|dupinfo|fabric|version|strerror|tostr)|fi_(allocinfo|av_insert|av_open|av_remove|av_straddr|cancel|close|cq_open|cq_read|cq_readerr|cq_strerror|control|trywait|domain|enable|endpoint|ep_bind|getname|mr_bind|mr_desc|mr_enable|mr_key|mr_reg|read|write|writemsg|header_version|addr_unspec)",
         )
         .allowlist_type("fi_.*|fid_.*|fid")
         .allowlist_var("FI_.*")

@@ -9,4 +9,8 @@ fn setup() -> common::WithServer {
     common::conformance_setup("shm,cma,self", true)
 }
 
-proxy_core::conformance_suite!(setup = setup, register = ucx_connector::register);
+proxy_core::conformance_suite!(
+    setup = setup,
+    register = ucx_connector::register,
+    leftovers = object_server::testkit::server_leftovers::<common::UcxTests>
+);

@@ -12,21 +12,33 @@ use object_server::testkit::{self, transport_tests};
 use proxy_core::{Connector, Error, Payload};
 use ucx_connector::{DataPath, TransportConfig, UcxConfig, UcxConnector};
 
-/// Cancel safety: a get that times out while UCX still owns its buffer (the
-/// server is frozen with SIGSTOP, so the emulated TCP get cannot finish) keeps
-/// that buffer out of the pool until UCX completes it; the connector stays usable.
-/// Either UCX still owns the buffer (the common case: the request is in
-/// flight), or it completed the request as cancelled inside
-/// `ucp_request_cancel` (possible while it had not left the send queue); in
-/// both cases the pool only has it back once UCX says it is done
-/// (`ucx_layer::abandoned_request_keeps_buffer_until_completion` shows the
-/// first case deterministically).
+fn timeout_error(e: &Error) {
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert!(e.is_temporary());
+}
+
+/// Cancel safety over TCP: a read from a server frozen with SIGSTOP (UCX
+/// emulates the get with messages the server must answer) is in flight when
+/// the wait gives up; its buffer stays in use until UCX completes it and comes
+/// back after (see the kit's body for each step).
 #[test]
-fn timed_out_get_keeps_its_buffer() {
-    testkit::timed_out_get_keeps_its_buffer::<UcxTests>("tcp", |e| {
-        assert!(matches!(e, Error::Timeout { .. }), "{e}");
-        assert!(e.is_temporary());
-    });
+fn timed_out_get_keeps_its_buffer_tcp() {
+    testkit::timed_out_get_keeps_its_buffer::<UcxTests>("tcp", &[], timeout_error);
+}
+
+/// Cancel safety over shared memory (`shm,self`: posix and sysv): the
+/// server's segments come from the heap (`UCX_ALLOC_PRIO=heap`), which the
+/// shared-memory transports cannot map, and without `cma` UCX emulates the
+/// get with shared-memory messages the frozen server must answer, so the read
+/// is held in flight (with its segments in shared memory, or over `cma`, the
+/// read needs no server CPU and nothing holds it).
+#[test]
+fn timed_out_get_keeps_its_buffer_shm() {
+    testkit::timed_out_get_keeps_its_buffer::<UcxTests>(
+        "shm,self",
+        &[("UCX_ALLOC_PRIO", "heap")],
+        timeout_error,
+    );
 }
 
 // Same node: reads map the server's segments (no copy at all) ...

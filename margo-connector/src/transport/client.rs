@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use object_server::{ClientTransport, Operation, ServerBinary, ServerTransport};
+use object_server::{ClientTransport, Operation, ServerTransport};
 use proxy_core::mem::{Allocator, Mmap, PoolBuf, Region};
 use proxy_core::{Error, Result};
 
@@ -106,11 +106,6 @@ fn is_na_sm(protocol: &str) -> bool {
 
 impl ClientTransport for Margo {
     const NAME: &'static str = "margo";
-    const SERVER: ServerBinary = ServerBinary {
-        name: "proxystore-margo-server",
-        env: "PROXYSTORE_MARGO_SERVER",
-        build: "cargo build --release -p margo-connector --bins",
-    };
     type Config = MargoConfig;
     type Alloc = MargoAlloc;
     type Endpoint = Addr;
@@ -125,13 +120,6 @@ impl ClientTransport for Margo {
         })
     }
 
-    fn server_args(cfg: &MargoConfig) -> Vec<String> {
-        match &cfg.protocol {
-            Some(p) => vec!["--margo-protocol".into(), p.clone()],
-            None => Vec::new(),
-        }
-    }
-
     fn serve(cfg: &MargoConfig) -> Result<Box<dyn ServerTransport>> {
         Ok(Box::new(MargoServer::new(&cfg.effective_protocol())?))
     }
@@ -142,7 +130,7 @@ impl ClientTransport for Margo {
         }
     }
 
-    fn prefers_stream(&self) -> bool {
+    fn prefers_stream(_: &MargoConfig) -> bool {
         false
     }
 

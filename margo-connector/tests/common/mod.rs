@@ -23,7 +23,11 @@ impl testkit::Fabric for MargoTests {
     }
 
     fn fabric_reads(c: &testkit::Client<Self>) -> Option<u64> {
-        Some(c.transport().pulls())
+        // A client that never needed the fabric pulled nothing.
+        Some(match c.fabric_initialized() {
+            true => c.transport().expect("the fabric").pulls(),
+            false => 0,
+        })
     }
 }
 
@@ -72,7 +76,7 @@ macro_rules! __margo_cases {
 /// ignored (reason: [`NEEDS_MARGO`]) when the build found no Margo.
 #[allow(unused_macros)]
 macro_rules! margo_conformance_suite {
-    (setup = $setup:expr, register = $register:expr $(,)?) => {
+    (setup = $setup:expr, register = $register:expr $(, leftovers = $leftovers:expr)? $(,)?) => {
         fn __conformance_ctx() -> proxy_core::conformance::Ctx {
             ($register)();
             let path = module_path!();
@@ -84,6 +88,7 @@ macro_rules! margo_conformance_suite {
                 proxy_core::IntoDynConnector::into_dyn(($setup)()),
                 child,
             )
+            $(.with_leftovers($leftovers))?
         }
 
         /// Child side of the cross-process cases (run only by them).

@@ -27,7 +27,9 @@
 //! - [`ServerProcess`]: a server program started for a test (waits for its
 //!   `LISTEN` line), frozen, thawed, killed, restarted, stopped on drop;
 //! - [`WithServer`]: a connector that keeps its server process alive (the
-//!   conformance suite's `setup`, [`conformance_setup`]);
+//!   conformance suite's `setup`, [`conformance_setup`]), and what its server
+//!   still holds after a case ([`server_leftovers`], the suite's `leftovers`
+//!   hook);
 //! - the test bodies ([`roundtrip`], [`restart`], [`killed_server`], ...)
 //!   generic over the [`Fabric`], and [`transport_tests!`] that makes one
 //!   module of `#[test]`s of them per fabric and data path;
@@ -35,11 +37,15 @@
 
 pub mod access;
 mod bodies;
+mod cancel;
+mod leftovers;
 mod process;
 mod remote;
 mod with_server;
 
 pub use bodies::*;
+pub use cancel::timed_out_get_keeps_its_buffer;
+pub use leftovers::{partial_batch_is_caught, server_leftovers};
 pub use process::ServerProcess;
 pub use remote::{remote_addr, remote_client, remote_gets_are_one_sided};
 pub use with_server::{WithServer, conformance_setup};

@@ -28,18 +28,34 @@ impl<F: Fabric> ServerProcess<F> {
 
     /// Start on a given address (used to restart on the same port).
     pub fn start_on(listen: &str, fabric: &str, extra: &[&str]) -> Self {
+        Self::start_full(listen, fabric, extra, &[])
+    }
+
+    /// [`ServerProcess::start`] with `env` added to the server's environment
+    /// (e.g. a fabric's own settings).
+    pub fn start_with_env(fabric: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_full("127.0.0.1:0", fabric, extra, env)
+    }
+
+    fn start_full(listen: &str, fabric: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         // A server that exits before its LISTEN line (seen once in a few
         // hundred starts, cause not yet known) is started once more; its exit
         // status is printed.
-        if let Some(s) = Self::start_once(listen, fabric, extra) {
+        if let Some(s) = Self::start_once(listen, fabric, extra, env) {
             return s;
         }
-        Self::start_once(listen, fabric, extra)
+        Self::start_once(listen, fabric, extra, env)
             .unwrap_or_else(|| panic!("{} exited twice before listening", F::SERVER_BIN))
     }
 
-    fn start_once(listen: &str, fabric: &str, extra: &[&str]) -> Option<Self> {
+    fn start_once(
+        listen: &str,
+        fabric: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Option<Self> {
         let mut child = Command::new(F::SERVER_BIN)
+            .envs(env.iter().copied())
             .args(["--listen", listen])
             .args(F::server_args(fabric))
             .args(["--segment-size", "16M", "--memory-limit", "256M"])

@@ -18,6 +18,15 @@
 //! [`fi_header_version`] (`FI_VERSION` of the headers) and
 //! [`fi_addr_unspec`] (`FI_ADDR_UNSPEC`, a cast bindgen cannot evaluate).
 //!
+//! **libfabric is not linked**: [`load`] opens it at run time, when a
+//! libfabric store is first opened (the first `fi_getinfo` needs it), so a
+//! process that never uses libfabric does not load it or its providers.
+//! libfabric's exported functions (`fi_getinfo`, `fi_fabric`, `fi_freeinfo`,
+//! `fi_dupinfo`, `fi_version`, `fi_strerror`, `fi_tostr`) are the shim's too,
+//! calls through the pointers [`load`] resolved; before it, they fail
+//! (`-FI_ENOSYS`, null, 0). The build still requires the headers and checks
+//! the version (see `build.rs`).
+//!
 //! Enums follow bindgen's default (constants such as `fi_ep_type_FI_EP_RDM`),
 //! as in the official crate; `#define` flags are constants (`FI_READ`).
 //!
@@ -38,6 +47,9 @@
 #![allow(unsafe_op_in_unsafe_fn, rustdoc::all)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+
+mod load;
+pub use load::{LIBRARY_VAR, LoadError, is_loaded, load};
 
 /// `FI_VERSION(major, minor)`.
 pub const fn fi_version_of(major: u32, minor: u32) -> u32 {

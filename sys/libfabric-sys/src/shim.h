@@ -59,6 +59,37 @@ int wrap_fi_trywait(struct fid_fabric *fabric, struct fid **fids, int count);
 const char *wrap_fi_av_straddr(struct fid_av *av, const void *addr, char *buf,
                                size_t *len);
 
+/*
+ * libfabric's exported functions, called through pointers that
+ * ps_fabric_load fills from a dlopen'ed libfabric: binaries do not link
+ * libfabric, so processes that never open a libfabric store do not load it
+ * (nor the provider libraries it pulls in, whose constructors can cost
+ * ~100 ms each). Before a successful load these fail: fi_getinfo and
+ * fi_fabric with -FI_ENOSYS, fi_dupinfo/fi_allocinfo with NULL, fi_version
+ * with 0; fi_strerror still answers.
+ */
+int wrap_fi_getinfo(uint32_t version, const char *node, const char *service,
+                    uint64_t flags, const struct fi_info *hints,
+                    struct fi_info **info);
+void wrap_fi_freeinfo(struct fi_info *info);
+struct fi_info *wrap_fi_dupinfo(const struct fi_info *info);
+int wrap_fi_fabric(struct fi_fabric_attr *attr, struct fid_fabric **fabric,
+                   void *context);
+uint32_t wrap_fi_version(void);
+const char *wrap_fi_strerror(int errnum);
+char *wrap_fi_tostr(const void *data, enum fi_type datatype);
+/*
+ * dlopen `path`, resolve the functions above from it and let libfabric load
+ * its providers; the handlers of SIGTERM, SIGINT, SIGSEGV, SIGBUS and the
+ * other fatal signals are what they were before (providers' libraries may
+ * install their own when loaded). Also removes this process's `shm` provider
+ * regions (/dev/shm/PID:UID:N) now and at exit (see shim.c). 0 on success (and
+ * at once if a library is already loaded); -1 with a message in `err`
+ * otherwise (nothing is kept of a failed attempt). Not thread-safe: the
+ * Rust side calls it under a lock.
+ */
+int ps_fabric_load(const char *path, char *err, size_t len);
+
 /* FI_VERSION(major, minor) of the headers compiled against. */
 uint32_t wrap_fi_header_version(void);
 /* FI_ADDR_UNSPEC (a cast bindgen cannot evaluate). */
