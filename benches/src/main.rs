@@ -20,6 +20,7 @@ mod patterns_bench;
 mod progress;
 mod relay_sim;
 mod rma;
+mod small_bench;
 mod stats;
 mod store_bench;
 
@@ -69,6 +70,8 @@ enum Cmd {
     /// A fresh process resolving its first proxy: N processes of the
     /// command-line tool per connector and size, whole process and resolve alone.
     Cold(ColdArgs),
+    /// Small objects from one client: gets and get_batch per second per connector.
+    Small(SmallArgs),
     /// Model and simulation of one object delivered to N nodes (star, chain,
     /// trees, pipelines): table, CSV, chart.
     RelaySim(relay_sim::Args),
@@ -101,6 +104,24 @@ struct StoreArgs {
     /// Write the long-form CSV here.
     #[arg(long)]
     csv: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct SmallArgs {
+    /// Comma-separated connectors (as `store`).
+    #[arg(long, default_value = "local,file", value_delimiter = ',')]
+    connectors: Vec<String>,
+    /// Object size.
+    #[arg(long, default_value = "1KB", value_parser = parse_size)]
+    size: usize,
+    /// Objects per `get_batch`.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Seconds per series.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    #[command(flatten)]
+    conn: connectors::ConnectorOpts,
 }
 
 #[derive(clap::Args)]
@@ -386,6 +407,29 @@ fn main() {
             }
         },
         Cmd::Mpi(a) => run_mpi(a),
+        Cmd::Small(a) => {
+            connectors::register_all();
+            let opts = small_bench::SmallOpts {
+                connectors: a.connectors,
+                size: a.size,
+                batch: a.batch.max(1),
+                seconds: a.seconds.max(0.01),
+                conn: a.conn,
+            };
+            let progress = progress::Progress::new(true);
+            let res = small_bench::run(&opts, &progress);
+            progress.done();
+            match res {
+                Ok(t) => {
+                    println!("{t}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("proxystore-bench small: {e}");
+                    1
+                }
+            }
+        }
         Cmd::Cold(a) => {
             connectors::register_all();
             if a.connectors.iter().any(|c| c == "local") {

@@ -1,6 +1,7 @@
 //! [`MargoConfig`]: the Margo connector's configuration.
 
-use object_server::{ClientOptions, TransportConfig};
+use object_server::{ClientOptions, ServerBinary, TransportConfig};
+use proxy_core::url::{QueryKey, value};
 use serde::{Deserialize, Serialize};
 
 /// Environment variable naming the Mercury protocol when the configuration
@@ -57,17 +58,40 @@ impl MargoConfig {
 }
 
 impl TransportConfig for MargoConfig {
+    const SERVER: ServerBinary = ServerBinary {
+        name: "proxystore-margo-server",
+        env: "PROXYSTORE_MARGO_SERVER",
+        build: "cargo build --release -p margo-connector --bins",
+    };
+    const QUERY_KEYS: &'static [QueryKey<Self>] =
+        &proxy_core::query_keys![Self; protocol: value::some_text];
+
     fn client(&self) -> &ClientOptions {
         &self.client
     }
     fn client_mut(&mut self) -> &mut ClientOptions {
         &mut self.client
     }
+    fn server_args(&self) -> Vec<String> {
+        match &self.protocol {
+            Some(p) => vec!["--margo-protocol".into(), p.clone()],
+            None => Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spawned_server_gets_the_same_protocol() {
+        assert!(MargoConfig::new("h:1").server_args().is_empty());
+        let c = MargoConfig::new("h:1").with_protocol("ofi+tcp");
+        assert_eq!(c.server_args(), ["--margo-protocol", "ofi+tcp"]);
+        assert_eq!(MargoConfig::SERVER.name, "proxystore-margo-server");
+        assert_eq!(MargoConfig::SERVER.env, "PROXYSTORE_MARGO_SERVER");
+    }
 
     #[test]
     fn flat_config_without_defaults_or_secret() {

@@ -1,6 +1,7 @@
 //! [`UcxConfig`]: the UCX connector's configuration.
 
-use object_server::{ClientOptions, TransportConfig};
+use object_server::{ClientOptions, ServerBinary, TransportConfig};
+use proxy_core::url::{QueryKey, value};
 use serde::{Deserialize, Serialize};
 
 /// Options of a [`crate::UcxConnector`] (its `ConnectorConfig` options): the
@@ -43,11 +44,25 @@ impl UcxConfig {
 }
 
 impl TransportConfig for UcxConfig {
+    const SERVER: ServerBinary = ServerBinary {
+        name: "proxystore-ucx-server",
+        env: "PROXYSTORE_UCX_SERVER",
+        build: "cargo build --release -p ucx-connector --bins",
+    };
+    const QUERY_KEYS: &'static [QueryKey<Self>] =
+        &proxy_core::query_keys![Self; ucx_tls: value::some_text];
+
     fn client(&self) -> &ClientOptions {
         &self.client
     }
     fn client_mut(&mut self) -> &mut ClientOptions {
         &mut self.client
+    }
+    fn server_args(&self) -> Vec<String> {
+        match &self.ucx_tls {
+            Some(tls) => vec!["--tls".into(), tls.clone()],
+            None => Vec::new(),
+        }
     }
 }
 
@@ -81,6 +96,15 @@ pub(crate) fn tls_is_shm_only(tls: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spawned_server_gets_the_same_transports() {
+        assert!(UcxConfig::new("h:1").server_args().is_empty());
+        let c = UcxConfig::new("h:1").with_ucx_tls("shm,cma,self");
+        assert_eq!(c.server_args(), ["--tls", "shm,cma,self"]);
+        assert_eq!(UcxConfig::SERVER.name, "proxystore-ucx-server");
+        assert_eq!(UcxConfig::SERVER.env, "PROXYSTORE_UCX_SERVER");
+    }
 
     #[test]
     fn tls() {

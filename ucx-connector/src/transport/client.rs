@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use object_server::{ClientTransport, Operation, ServerBinary, ServerTransport};
+use object_server::{ClientTransport, Operation, ServerTransport};
 use proxy_core::Result;
 use proxy_core::mem::{Allocator, PoolBuf, Region};
 use ucx_sys::ucp_mem_h;
@@ -61,17 +61,11 @@ impl<B: Send + 'static> Operation<B> for Request<B> {
 #[derive(Debug)]
 pub struct Ucx {
     worker: Worker,
-    tcp_only: bool,
     shm_only: bool,
 }
 
 impl ClientTransport for Ucx {
     const NAME: &'static str = "ucx";
-    const SERVER: ServerBinary = ServerBinary {
-        name: "proxystore-ucx-server",
-        env: "PROXYSTORE_UCX_SERVER",
-        build: "cargo build --release -p ucx-connector --bins",
-    };
     type Config = UcxConfig;
     type Alloc = UcxAlloc;
     type Endpoint = Endpoint;
@@ -83,16 +77,8 @@ impl ClientTransport for Ucx {
         let tls = cfg.tls();
         Ok(Ucx {
             worker: Worker::new(&ctx)?,
-            tcp_only: tls.as_deref().is_some_and(tls_is_tcp_only),
             shm_only: tls.as_deref().is_some_and(tls_is_shm_only),
         })
-    }
-
-    fn server_args(cfg: &UcxConfig) -> Vec<String> {
-        match &cfg.ucx_tls {
-            Some(tls) => vec!["--tls".into(), tls.clone()],
-            None => Vec::new(),
-        }
     }
 
     fn serve(cfg: &UcxConfig) -> Result<Box<dyn ServerTransport>> {
@@ -105,8 +91,8 @@ impl ClientTransport for Ucx {
         }
     }
 
-    fn prefers_stream(&self) -> bool {
-        self.tcp_only
+    fn prefers_stream(cfg: &UcxConfig) -> bool {
+        cfg.tls().as_deref().is_some_and(tls_is_tcp_only)
     }
 
     /// Just under 2 GiB: UCX 1.22 over `shm,cma` failed a one-sided put of
