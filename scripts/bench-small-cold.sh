@@ -121,8 +121,10 @@ UPORT=$(free_port)
 UCX_TLS=shm,cma,self ucx_perftest -p "$UPORT" > "$WORK/perftest-server.log" 2>&1 &
 PIDS+=($!)
 sleep 1
-PT_LAT=$(UCX_TLS=shm,cma,self ucx_perftest 127.0.0.1 -p "$UPORT" -t ucp_get -s 1024 -n 100000 2>&1 |
-    awk '/^Final:/ {print $3}')
+# Final: iters p50 avg overall bw_avg bw_overall rate_avg rate_overall (gets/s,
+# pipelined: ucp_get does not wait for one get before posting the next)
+PT_RATE=$(UCX_TLS=shm,cma,self ucx_perftest 127.0.0.1 -p "$UPORT" -t ucp_get -s 1024 -n 100000 2>&1 |
+    awk '/^Final:/ {print $9}')
 log "raw fi_read 1 KiB"
 FI_US=$("$ROOT/target/release/examples/side_by_side" --provider shm --tls shm,cma,self --sizes 1K \
     --iters 20000 2>/dev/null | awk -F, '/^CSV,/ {printf "%.2f", $3 / 1000}')
@@ -140,7 +142,7 @@ echo "### One client, small objects (\`proxystore-bench small\`)"
 echo
 echo "$SMALL" | grep -v '^SMALL,'
 echo "The raw tools in the same run: \`redis-benchmark -c 1 -t get -d 1000\` ${REDIS_RPS:-?} requests/s;"
-echo "\`ucx_perftest -t ucp_get -s 1024\` (shm,cma,self) ${PT_LAT:-?} us per get (p50, pipelined);"
+echo "\`ucx_perftest -t ucp_get -s 1024\` (shm,cma,self) ${PT_RATE:-?} gets/s (pipelined, overall);"
 echo "raw \`fi_read\` 1 KiB (shm) ${FI_US:-?} us per read (median, one at a time)."
 REDIS_OURS=$(echo "$SMALL" | awk -F, '/^SMALL,redis,/ {print $3}')
 if [ -n "${REDIS_OURS:-}" ] && [ -n "${REDIS_RPS:-}" ]; then
