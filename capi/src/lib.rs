@@ -23,7 +23,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -162,12 +161,8 @@ fn set_last_error(message: &str) {
 
 /// Run one call: connectors registered, panics caught, the message recorded.
 fn call(f: impl FnOnce() -> Res<()>) -> ps_status {
-    static INIT: Once = Once::new();
     let r = catch_unwind(AssertUnwindSafe(|| {
-        INIT.call_once(|| {
-            redis_connector::register();
-            ucx_connector::register();
-        });
+        proxystore_connectors::register_all();
         f()
     }));
     match r {
@@ -388,8 +383,10 @@ pub extern "C" fn ps_version() -> *const c_char {
 }
 
 /// Open a store named `name` at `url`: `file:///DIR`,
-/// `redis://[user[:password]@]HOST[:PORT][/DB]`, `ucx://HOST:PORT` (every
-/// scheme a linked connector crate registers; parsed as the command-line tool does).
+/// `redis://[user[:password]@]HOST[:PORT][/DB]`, `ucx://HOST:PORT`,
+/// `ofi://HOST:PORT`, `margo://HOST:PORT`, `daos://POOL/CONTAINER[/NAMESPACE]`
+/// (every scheme of the command-line tool, parsed as it does). Margo and DAOS
+/// are loaded at run time: without them, `PS_ERR_CONNECTOR` says what to install.
 ///
 /// # Safety
 /// `name` and `url` are NULL or NUL-terminated strings; `out` is NULL or writable.
