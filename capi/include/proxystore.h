@@ -86,8 +86,10 @@ const char *ps_status_name(int32_t status);
 const char *ps_version(void);
 
 // Open a store named `name` at `url`: `file:///DIR`,
-// `redis://[user[:password]@]HOST[:PORT][/DB]`, `ucx://HOST:PORT` (every
-// scheme a linked connector crate registers; parsed as the command-line tool does).
+// `redis://[user[:password]@]HOST[:PORT][/DB]`, `ucx://HOST:PORT`,
+// `ofi://HOST:PORT`, `margo://HOST:PORT`, `daos://POOL/CONTAINER[/NAMESPACE]`
+// (every scheme of the command-line tool, parsed as it does). Margo and DAOS
+// are loaded at run time: without them, `PS_ERR_CONNECTOR` says what to install.
 //
 // # Safety
 // `name` and `url` are NULL or NUL-terminated strings; `out` is NULL or writable.
