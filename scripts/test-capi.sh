@@ -52,6 +52,8 @@ cc -std=c11 -Wall -Wextra -Werror $cflags capi/tests/c/bad_input.c -o "$out/bin/
 # shellcheck disable=SC2086
 cc -std=c11 -Wall -Wextra -Werror $cflags capi/tests/c/schemes.c -o "$out/bin/schemes" $libs
 # shellcheck disable=SC2086
+mpicc -std=c11 -Wall -Wextra -Werror $cflags capi/tests/c/mpi_ranks.c -o "$out/bin/mpi_ranks" $libs
+# shellcheck disable=SC2086
 mpicc -std=c11 -Wall -Werror $cflags $src/mpi_proxy.c -o "$out/bin/mpi_proxy" $libs
 # shellcheck disable=SC2086
 g++ -std=c++17 -Wall -Wextra -Werror $cflags -I$src $src/raii.cpp -o "$out/bin/raii" $libs
@@ -72,6 +74,10 @@ static_rc=$?
 set -e
 [ $static_rc -eq 0 ] || cat "$out/bad_input_static.log" >&2
 result capi::static_library_runs_the_c_tests $static_rc
+
+echo "== C ABI: 4 MPI ranks (capi/tests/c/mpi_ranks.c)" >&2
+mkdir -p "$scratch/ranks"
+run capi::mpi_ranks mpiexec -n 4 "$out/bin/mpi_ranks" "$scratch/ranks"
 
 echo "== C ABI: examples over a file store" >&2
 run capi::mpi_example_file mpiexec -n 2 "$out/bin/mpi_proxy" "file://$scratch/mpi" 8388608

@@ -739,7 +739,11 @@ pub unsafe extern "C" fn ps_proxy(
 
 /// Resolve a serialized proxy (from [`ps_proxy`], in any process): `out` gets
 /// the object, zero-copy where the connector allows. The store is found in
-/// this process or opened from the configuration the proxy carries.
+/// this process or opened from the configuration the proxy carries, by name
+/// *and* connector configuration: stores of one name over different
+/// connectors (every MPI rank's store "local" on its own directory) live side
+/// by side, and each proxy resolves against its own. A store opened this way
+/// stays open for later proxies.
 ///
 /// # Safety
 /// `proxy` is NULL or `len` readable bytes; `out` is NULL or writable.
