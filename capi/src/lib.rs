@@ -69,6 +69,9 @@ pub enum ps_status {
 
 use ps_status::*;
 
+mod by_proxy;
+pub use by_proxy::{ps_evict_proxy, ps_proxy_key};
+
 /// A store handle (0 is never a valid store).
 pub type ps_store = u64;
 
