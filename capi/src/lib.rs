@@ -390,6 +390,9 @@ pub extern "C" fn ps_version() -> *const c_char {
 /// `ofi://HOST:PORT`, `margo://HOST:PORT`, `daos://POOL/CONTAINER[/NAMESPACE]`
 /// (every scheme of the command-line tool, parsed as it does). Margo and DAOS
 /// are loaded at run time: without them, `PS_ERR_CONNECTOR` says what to install.
+/// The query key `cache=SIZE` (`?cache=0`, `?cache=16M`) sets the store's
+/// cache budget (see "Cache" above); proxies carry it to the stores that
+/// resolve them in other processes.
 ///
 /// # Safety
 /// `name` and `url` are NULL or NUL-terminated strings; `out` is NULL or writable.
@@ -407,7 +410,7 @@ pub unsafe extern "C" fn ps_store_open_url(
         let name = unsafe { text_arg(name, "name") }?;
         // SAFETY: caller contract of this function.
         let url = unsafe { text_arg(url, "url") }?;
-        let config = StoreConfig::new(name, registry::connector_config_from_url(url)?);
+        let config = registry::store_config_from_url(name, url)?;
         *out = add_store(Store::from_config(&config)?);
         Ok(())
     })
@@ -554,7 +557,8 @@ pub unsafe extern "C" fn ps_put_batch(
 }
 
 /// The object under `key`, zero-copy where the connector allows, in a buffer
-/// to free with [`ps_buffer_free`]. A missing object is `PS_ERR_NOT_FOUND`.
+/// to free with [`ps_buffer_free`]. A missing object is `PS_ERR_NOT_FOUND`
+/// (unless this process's cache still holds it: see "Cache" above).
 ///
 /// # Safety
 /// `key` is NULL or a NUL-terminated string; `out` is NULL or writable.
@@ -672,7 +676,9 @@ pub unsafe extern "C" fn ps_get_batch(
     })
 }
 
-/// Whether an object is stored under `key` (written to `out`).
+/// Whether an object is stored under `key` (written to `out`), as the
+/// connector says: never answered by the cache, so an evict by any process
+/// is seen at once.
 ///
 /// # Safety
 /// `key` is NULL or a NUL-terminated string; `out` is NULL or writable.

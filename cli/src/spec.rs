@@ -25,9 +25,7 @@ pub fn store_config(url: Option<&str>, file: Option<&Path>) -> Result<StoreConfi
 /// A store named `cli` over the connector the URL names (by the parser its
 /// connector crate registered for the scheme).
 pub fn from_url(url: &str) -> Result<StoreConfig, String> {
-    registry::connector_config_from_url(url)
-        .map(|c| StoreConfig::new("cli", c))
-        .map_err(|e| e.to_string())
+    registry::store_config_from_url("cli", url).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -462,3 +462,31 @@ fn close_all_closes_registered_and_rebuilt_stores() {
     assert!(stores::get("close-all-rebuilt").is_none());
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Two stores over one directory stand for two processes: an evict by one is
+/// seen by the other's `exists` at once, though its cache still holds the
+/// object; with `cache_bytes = 0` (`?cache=0` in a URL) its get misses too.
+#[test]
+fn exists_sees_evicts_of_other_processes() {
+    let dir = tmpdir("other-evicts");
+    for (url_query, cached_get) in [("", true), ("?cache=0", false)] {
+        let url = format!("file://{}{url_query}", dir.display());
+        let cfg = proxy_core::registry::store_config_from_url("evicts", &url).unwrap();
+        let here = Store::from_config(&cfg).unwrap();
+        let there = Store::from_config(&cfg).unwrap();
+        let key = here.put(&vec![7u8; 1000]).unwrap();
+        assert_eq!(here.get::<Vec<u8>>(&key).unwrap(), Some(vec![7u8; 1000]));
+        assert_eq!(here.is_cached(&key), cached_get, "{url}");
+        there.evict(&key).unwrap();
+        assert!(
+            !here.exists(&key).unwrap(),
+            "{url}: exists asks the connector"
+        );
+        assert_eq!(
+            here.get::<Vec<u8>>(&key).unwrap().is_some(),
+            cached_get,
+            "{url}: only the cache answers a get after the evict"
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -1,7 +1,12 @@
 /* What an MPI code does on its second day, under `mpiexec -n N` (N >= 2).
  * Usage: mpi_ranks BASE_DIR (a directory every rank sees).
  * - side_by_side: every rank opens a store named "local" on its own
- *   directory; rank 0 resolves every rank's proxy (N of N). */
+ *   directory; rank 0 resolves every rank's proxy (N of N).
+ * - evict_by_proxy: rank 0 broadcasts a proxy (store URL with ?cache=0), the
+ *   others resolve it, rank 0 evicts it by the proxy: the others' resolves
+ *   are then PS_ERR_NOT_FOUND.
+ * - evict_seen_elsewhere: default settings; every rank gets an object (its
+ *   cache keeps it), rank 0 evicts it: ps_exists is false on every rank. */
 #include <mpi.h>
 #include <proxystore.h>
 #include <stdio.h>
@@ -77,6 +82,92 @@ static void side_by_side(void) {
   free(obj);
 }
 
+/* Rank 0's proxy (or key) bytes on every rank, NUL-terminated. */
+static unsigned char *broadcast(const void *data, size_t len, int *len_out) {
+  int n = (int)len;
+  MPI_Bcast(&n, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  unsigned char *buf = calloc((size_t)n + 1, 1);
+  if (rank == 0) memcpy(buf, data, (size_t)n);
+  MPI_Bcast(buf, n, MPI_BYTE, 0, MPI_COMM_WORLD);
+  *len_out = n;
+  return buf;
+}
+
+static void evict_by_proxy(void) {
+  char url[4096];
+  snprintf(url, sizeof url, "file://%s/bcast?cache=0", base);
+  ps_store s = 0;
+  ps_buffer proxy = {0};
+  ps_key key = {{0}};
+  unsigned char *obj = make_object(0);
+  if (rank == 0) {
+    CHECK_STATUS(ps_store_open_url("bcast", url, &s), PS_OK);
+    CHECK_STATUS(ps_proxy(s, obj, object_len(0), false, &proxy), PS_OK);
+  }
+  int len = 0;
+  unsigned char *wire = broadcast(proxy.data, proxy.len, &len);
+  /* Every rank names the same key through the proxy. */
+  CHECK_STATUS(ps_proxy_key(wire, (size_t)len, &key), PS_OK);
+  int klen = 0;
+  unsigned char *key0 = broadcast(key.text, strlen(key.text), &klen);
+  CHECK(strcmp(key.text, (const char *)key0) == 0 && klen > 0);
+  if (rank != 0) {
+    ps_buffer got = {0};
+    CHECK_STATUS(ps_proxy_resolve(wire, (size_t)len, &got), PS_OK);
+    CHECK(is_object(&got, 0));
+    CHECK_STATUS(ps_buffer_free(&got), PS_OK);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0) CHECK_STATUS(ps_evict_proxy(wire, (size_t)len), PS_OK);
+  MPI_Barrier(MPI_COMM_WORLD);
+  ps_buffer gone = {0};
+  CHECK_STATUS(ps_proxy_resolve(wire, (size_t)len, &gone), PS_ERR_NOT_FOUND);
+  CHECK(gone.handle == 0 && gone.data == NULL);
+  ps_store mine = 0;
+  bool yes = true;
+  CHECK_STATUS(ps_store_open_url("bcast", url, &mine), PS_OK);
+  CHECK_STATUS(ps_exists(mine, key.text, &yes), PS_OK);
+  CHECK(!yes);
+  CHECK_STATUS(ps_evict_proxy(wire, (size_t)len), PS_OK); /* gone already: no error */
+  CHECK_STATUS(ps_store_close(mine), PS_OK);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0) {
+    CHECK_STATUS(ps_buffer_free(&proxy), PS_OK);
+    CHECK_STATUS(ps_store_close(s), PS_OK);
+  }
+  free(key0);
+  free(wire);
+  free(obj);
+}
+
+static void evict_seen_elsewhere(void) {
+  char url[4096];
+  snprintf(url, sizeof url, "file://%s/shared", base);
+  ps_store s = 0;
+  CHECK_STATUS(ps_store_open_url("shared", url, &s), PS_OK);
+  unsigned char *obj = make_object(1);
+  ps_key key = {{0}};
+  if (rank == 0) CHECK_STATUS(ps_put(s, obj, object_len(1), &key), PS_OK);
+  int klen = 0;
+  unsigned char *k = broadcast(key.text, strlen(key.text), &klen);
+  ps_buffer got = {0};
+  bool yes = false;
+  CHECK_STATUS(ps_get(s, (const char *)k, &got), PS_OK); /* now in every rank's cache */
+  CHECK(is_object(&got, 1));
+  CHECK_STATUS(ps_buffer_free(&got), PS_OK);
+  CHECK_STATUS(ps_exists(s, (const char *)k, &yes), PS_OK);
+  CHECK(yes);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0) CHECK_STATUS(ps_evict(s, (const char *)k), PS_OK);
+  MPI_Barrier(MPI_COMM_WORLD);
+  CHECK_STATUS(ps_exists(s, (const char *)k, &yes), PS_OK);
+  CHECK(!yes);
+  MPI_Barrier(MPI_COMM_WORLD);
+  CHECK_STATUS(ps_store_close(s), PS_OK);
+  free(k);
+  free(obj);
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -89,6 +180,8 @@ int main(int argc, char **argv) {
   base = argv[1];
   const ps_test tests[] = {
       {"capi::mpi_stores_of_one_name_side_by_side", side_by_side},
+      {"capi::mpi_producer_evicts_by_proxy", evict_by_proxy},
+      {"capi::mpi_evict_seen_by_exists_in_every_process", evict_seen_elsewhere},
   };
   size_t n = sizeof tests / sizeof tests[0];
   int rc;
