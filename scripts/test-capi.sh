@@ -58,7 +58,11 @@ mpicc -std=c11 -Wall -Werror $cflags $src/mpi_proxy.c -o "$out/bin/mpi_proxy" $l
 # shellcheck disable=SC2086
 g++ -std=c++17 -Wall -Wextra -Werror $cflags -I$src $src/raii.cpp -o "$out/bin/raii" $libs
 # shellcheck disable=SC2086
-gfortran -Wall -Werror -std=f2018 $src/fortran_example.f90 -J "$out" -o "$out/bin/fortran_example" $libs
+gfortran -Wall -Werror -std=f2018 $cflags $src/fortran_example.f90 -J "$out" -o "$out/bin/fortran_example" $libs
+# shellcheck disable=SC2086
+mpif90 -Wall -Werror $cflags $src/fortran_mpi.f90 -J "$out" -o "$out/bin/fortran_mpi" $libs
+# shellcheck disable=SC2086
+cc -std=c11 -Wall -Wextra -Werror $cflags capi/tests/c/finalize.c -o "$out/bin/finalize" $libs
 # The static library links too (system libraries from the .pc file: split on purpose).
 # shellcheck disable=SC2086,SC2046
 cc -std=c11 $cflags capi/tests/c/bad_input.c -o "$out/bin/bad_input_static" \
@@ -75,6 +79,16 @@ set -e
 [ $static_rc -eq 0 ] || cat "$out/bad_input_static.log" >&2
 result capi::static_library_runs_the_c_tests $static_rc
 
+echo "== C ABI: the installed library and module" >&2
+soname=$(readelf -d "$prefix/lib/libproxystore.so" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')
+needed=$(readelf -d "$out/bin/finalize" | sed -n 's/.*Shared library: \[\(libproxystore[^]]*\)\].*/\1/p')
+minor=$(awk -F'"' '/^version *=/ {split($2, v, "."); print v[1] "." v[2]; exit}' Cargo.toml)
+echo "SONAME $soname; programs need $needed" >&2
+[ "$soname" = "libproxystore.so.$minor" ] && [ "$needed" = "$soname" ] && [ -e "$prefix/lib/$soname" ]
+result capi::soname_is_versioned $?
+[ -f "$prefix/include/proxystore.f90" ] && [ -f "$prefix/include/proxystore.mod" ]
+result capi::fortran_module_installed $?
+
 echo "== C ABI: 4 MPI ranks (capi/tests/c/mpi_ranks.c)" >&2
 mkdir -p "$scratch/ranks"
 run capi::mpi_ranks mpiexec -n 4 "$out/bin/mpi_ranks" "$scratch/ranks"
@@ -83,6 +97,23 @@ echo "== C ABI: examples over a file store" >&2
 run capi::mpi_example_file mpiexec -n 2 "$out/bin/mpi_proxy" "file://$scratch/mpi" 8388608
 run capi::cpp_raii_example_file "$out/bin/raii" "file://$scratch/raii"
 run capi::fortran_example_file "$out/bin/fortran_example" "file://$scratch/fortran"
+run capi::fortran_mpi_example_file mpiexec -n 4 "$out/bin/fortran_mpi" "file://$scratch/fortran-mpi"
+# ps_finalize leaves nothing behind: valgrind finds 0 bytes definitely lost.
+valgrind_finalize() { # name url
+  if ! command -v valgrind > /dev/null; then
+    ignore "$1" "needs valgrind (apt-get install valgrind)"
+    return
+  fi
+  local rc
+  set +e; valgrind --leak-check=full "$out/bin/finalize" "$2" > "$out/$1.log" 2>&1; rc=$?; set -e
+  if [ $rc -eq 0 ] && ! grep -qE 'definitely lost: 0 bytes|All heap blocks were freed' "$out/$1.log"; then
+    rc=1
+  fi
+  [ $rc -eq 0 ] || { echo "--- $1 failed ($rc):"; cat "$out/$1.log"; } >&2
+  grep -E 'definitely lost|All heap blocks' "$out/$1.log" >&2 || true
+  result "$1" $rc
+}
+valgrind_finalize capi::finalize_valgrind_file "file://$scratch/finalize"
 
 server="$(realpath -m "$tgt")/release/proxystore-ucx-server"
 [ -x "$server" ] || cargo build --release --locked -q -p ucx-connector --bin proxystore-ucx-server
@@ -99,6 +130,8 @@ else
   run capi::mpi_example_ucx mpiexec -n 2 "$out/bin/mpi_proxy" "ucx://$addr" 8388608
   run capi::cpp_raii_example_ucx "$out/bin/raii" "ucx://$addr"
   run capi::fortran_example_ucx "$out/bin/fortran_example" "ucx://$addr"
+  run capi::fortran_mpi_example_ucx mpiexec -n 4 "$out/bin/fortran_mpi" "ucx://$addr"
+  valgrind_finalize capi::finalize_valgrind_ucx "ucx://$addr"
 fi
 
 echo "== C ABI: every store URL scheme" >&2

@@ -70,7 +70,11 @@ pub enum ps_status {
 use ps_status::*;
 
 mod by_proxy;
+mod lifecycle;
 pub use by_proxy::{ps_evict_proxy, ps_proxy_key};
+pub use lifecycle::{
+    PS_VERSION_MAJOR, PS_VERSION_MINOR, PS_VERSION_PATCH, ps_finalize, ps_init,
+};
 
 /// A store handle (0 is never a valid store).
 pub type ps_store = u64;
@@ -162,8 +166,17 @@ fn set_last_error(message: &str) {
     LAST_ERROR.with(|e| *e.borrow_mut() = c);
 }
 
-/// Run one call: connectors registered, panics caught, the message recorded.
+/// Run one call: `PS_ERR_CLOSED` after `ps_finalize`, connectors
+/// registered, panics caught, the message recorded.
 fn call(f: impl FnOnce() -> Res<()>) -> ps_status {
+    call_any(|| {
+        lifecycle::check_open()?;
+        f()
+    })
+}
+
+/// [`call`] that also runs after `ps_finalize`.
+fn call_any(f: impl FnOnce() -> Res<()>) -> ps_status {
     let r = catch_unwind(AssertUnwindSafe(|| {
         proxystore_connectors::register_all();
         f()
@@ -816,13 +829,14 @@ pub unsafe extern "C" fn ps_buffer_free(buf: *mut ps_buffer) -> ps_status {
     })
 }
 
-/// Number of live buffers and open stores (for leak checks in tests).
+/// Number of live buffers and open stores (for leak checks in tests; also
+/// after `ps_finalize`, when both are 0).
 ///
 /// # Safety
 /// `buffers` and `stores` are NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ps_live_handles(buffers: *mut usize, stores: *mut usize) -> ps_status {
-    call(|| {
+    call_any(|| {
         // SAFETY: caller contract of this function.
         let b = unsafe { out_arg(buffers, "buffers") }?;
         // SAFETY: caller contract of this function.
