@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use proxy_core::{Proxy, Store};
 
-use crate::{Res, bytes_arg, call, fail, out_arg, ps_key, ps_status, write_key};
+use crate::{Res, bytes_arg, call, fail, key_out_arg, ps_key, ps_status, write_key};
 
 /// The proxy in `bytes`, and the store it resolves against (found in this
 /// process by name and connector configuration, or opened from the proxy's).
@@ -35,8 +35,7 @@ pub unsafe extern "C" fn ps_proxy_key(
 ) -> ps_status {
     call(|| {
         // SAFETY: caller contract of this function.
-        let key_out = unsafe { out_arg(key_out, "key_out") }?;
-        key_out.text[0] = 0;
+        let key_out = unsafe { key_out_arg(key_out) }?;
         // SAFETY: caller contract of this function.
         let bytes = unsafe { bytes_arg(proxy, len, "proxy") }?;
         let (p, store) = proxy_and_store(bytes)?;

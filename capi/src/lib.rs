@@ -72,9 +72,7 @@ use ps_status::*;
 mod by_proxy;
 mod lifecycle;
 pub use by_proxy::{ps_evict_proxy, ps_proxy_key};
-pub use lifecycle::{
-    PS_VERSION_MAJOR, PS_VERSION_MINOR, PS_VERSION_PATCH, ps_finalize, ps_init,
-};
+pub use lifecycle::{PS_VERSION_MAJOR, PS_VERSION_MINOR, PS_VERSION_PATCH, ps_finalize, ps_init};
 
 /// A store handle (0 is never a valid store).
 pub type ps_store = u64;
@@ -300,6 +298,17 @@ unsafe fn out_arg<'a, T>(p: *mut T, what: &str) -> Res<&'a mut T> {
     unsafe { p.as_mut() }.ok_or_else(|| fail(PS_ERR_NULL_ARGUMENT, format!("{what} is NULL")))
 }
 
+/// The key output of a call, cleared (an empty key if the call fails).
+///
+/// # Safety
+/// `p` is NULL or points to a writable `ps_key` valid for the call.
+unsafe fn key_out_arg<'a>(p: *mut ps_key) -> Res<&'a mut ps_key> {
+    // SAFETY: this function's contract is out_arg's.
+    let k = unsafe { out_arg(p, "key_out") }?;
+    k.text[0] = 0;
+    Ok(k)
+}
+
 /// # Safety
 /// `p` is NULL or points to `n` writable `T`s valid for the call.
 unsafe fn out_array<'a, T>(p: *mut T, n: usize, what: &str) -> Res<&'a mut [T]> {
@@ -519,8 +528,7 @@ pub unsafe extern "C" fn ps_put(
 ) -> ps_status {
     call(|| {
         // SAFETY: caller contract of this function.
-        let key_out = unsafe { out_arg(key_out, "key_out") }?;
-        key_out.text[0] = 0;
+        let key_out = unsafe { key_out_arg(key_out) }?;
         // SAFETY: caller contract of this function.
         let data = unsafe { bytes_arg(data, len, "data") }?;
         let s = store_of(store)?;

@@ -53,7 +53,10 @@ fn fortran_module_matches_the_header() {
         .filter_map(|s| s.split('"').next().map(str::to_string))
         .collect();
     assert!(c_functions.len() >= 23, "{c_functions:?}");
-    assert_eq!(c_functions, f_functions, "functions of the header vs the module");
+    assert_eq!(
+        c_functions, f_functions,
+        "functions of the header vs the module"
+    );
     let (c_consts, f_consts) = (constants(&header), constants(&module));
     assert!(c_consts.len() >= 18, "{c_consts:?}");
     assert_eq!(c_consts, f_consts, "status codes and versions");
