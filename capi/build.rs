@@ -1,6 +1,9 @@
-//! The shared library's SONAME: `libproxystore.so.0.MINOR` before 1.0 (a new
-//! minor version may change the ABI), `libproxystore.so.MAJOR` after;
-//! `scripts/install-capi.sh` installs the file under that name's links.
+//! - The shared library's SONAME: `libproxystore.so.0.MINOR` before 1.0 (a
+//!   new minor version may change the ABI), `libproxystore.so.MAJOR` after;
+//!   `scripts/install-capi.sh` installs the file under that name's links.
+//! - The run path of the UCX this crate links when it lies outside the
+//!   system library directories (`proxystore_sys_probe::forward_rpath`;
+//!   `UCX_SYS_NO_RPATH=1` turns it off).
 fn main() {
     let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_default();
     let minor = std::env::var("CARGO_PKG_VERSION_MINOR").unwrap_or_default();
@@ -10,4 +13,5 @@ fn main() {
         major
     };
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libproxystore.so.{abi}");
+    proxystore_sys_probe::forward_rpath();
 }

@@ -19,11 +19,12 @@
 #   --sizes LIST  object sizes of the store-level benchmark and of the Python
 #                 reference (e.g. 1KB,1MB,100MB; default: the quick or full set)
 #
-# Everything this script starts (redis-server, object servers) is stopped by
-# PID when it ends, also on Ctrl-C. Binaries go to cargo's target directory
-# ($CARGO_TARGET_DIR when set); the Python reference's virtual environment
-# (pinned ProxyStore 1.1.0, made on first use from PyPI) to
-# <target dir>/python-ref-venv.
+# Everything this script starts (redis-server, one object server that serves
+# the ucx, ofi and margo connectors asked for: `proxystore-server --transports
+# ucx,ofi,margo`, 6 GiB) is stopped by PID when it ends, also on Ctrl-C.
+# Binaries go to cargo's target directory ($CARGO_TARGET_DIR when set); the
+# Python reference's virtual environment (pinned ProxyStore 1.1.0, made on
+# first use from PyPI) to <target dir>/python-ref-venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,7 +38,7 @@ while [ $# -gt 0 ]; do
     --connectors) connectors=$2; shift ;;
     --out) out=$2; shift ;;
     --sizes) sizes=$2; shift ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "run-local: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -68,9 +69,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "== building (release)" >&2
-cargo build --release --locked -q -p proxystore-bench -p ucx-connector --bins
-has ofi && cargo build --release --locked -q -p ofi-connector --bins
-has margo && cargo build --release --locked -q -p margo-connector --bins
+cargo build --release --locked -q -p proxystore-bench -p proxystore-server --bins
 # Where cargo put them: honours CARGO_TARGET_DIR and build.target-dir.
 target=$(cargo metadata --format-version 1 --no-deps --locked |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
@@ -91,43 +90,36 @@ if has redis; then
   py_redis=(--redis "127.0.0.1:$port")
 fi
 
-if has ucx; then
-  log=$out/ucx-server.log
-  "$target/release/proxystore-ucx-server" --listen 127.0.0.1:0 --memory-limit 6G > "$log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do grep -q '^LISTEN ' "$log" && break; sleep 0.1; done
-  addr=$(awk '/^LISTEN /{print $2; exit}' "$log")
-  [ -n "$addr" ] || { echo "run-local: the UCX object server did not start (see $log)" >&2; exit 1; }
-  echo "== UCX object server pid ${pids[-1]} on $addr (UCX_TLS=$UCX_TLS)" >&2
-  bench_args+=(--ucx-server "$addr")
-fi
-
+# One object server (proxystore-server) for every fabric connector asked for:
+# the same memory served over UCX, libfabric and Margo at once, at one address.
+transports=()
+has ucx && transports+=(ucx)
 if has ofi; then
+  transports+=(ofi)
   # One node: libfabric's shared-memory provider (cross-memory attach).
   export FI_PROVIDER=${FI_PROVIDER:-shm}
-  log=$out/ofi-server.log
-  "$target/release/proxystore-ofi-server" --listen 127.0.0.1:0 --memory-limit 6G > "$log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do grep -q '^LISTEN ' "$log" && break; sleep 0.1; done
-  addr=$(awk '/^LISTEN /{print $2; exit}' "$log")
-  [ -n "$addr" ] || { echo "run-local: the libfabric object server did not start (see $log)" >&2; exit 1; }
-  echo "== libfabric object server pid ${pids[-1]} on $addr (FI_PROVIDER=$FI_PROVIDER)" >&2
-  bench_args+=(--ofi-server "$addr")
 fi
-
 if has margo; then
+  transports+=(margo)
   # One node: Mercury's shared-memory plugin (bulk pulls by process_vm_readv).
   export PROXYSTORE_MARGO_PROTOCOL=${PROXYSTORE_MARGO_PROTOCOL:-na+sm}
-  log=$out/margo-server.log
-  "$target/release/proxystore-margo-server" --listen 127.0.0.1:0 --memory-limit 6G > "$log" 2>&1 &
+fi
+if [ ${#transports[@]} -gt 0 ]; then
+  list=$(IFS=,; echo "${transports[*]}")
+  log=$out/object-server.log
+  "$target/release/proxystore-server" --transports "$list" --listen 127.0.0.1:0 --memory-limit 6G > "$log" 2>&1 &
   pids+=($!)
-  # Up to 60 s: loading Mercury's plugins loads UCX, which calibrates its
-  # clock pinned to one core (seconds on a loaded machine).
-  for _ in $(seq 600); do grep -q '^LISTEN ' "$log" && break; sleep 0.1; done
+  # Up to 60 s: with Margo, loading Mercury's plugins loads UCX, which
+  # calibrates its clock pinned to one core (seconds on a loaded machine).
+  for _ in $(seq 600); do
+    grep -q '^LISTEN ' "$log" && break
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
   addr=$(awk '/^LISTEN /{print $2; exit}' "$log")
-  [ -n "$addr" ] || { echo "run-local: the Margo object server did not start (see $log)" >&2; exit 1; }
-  echo "== Margo object server pid ${pids[-1]} on $addr (PROXYSTORE_MARGO_PROTOCOL=$PROXYSTORE_MARGO_PROTOCOL)" >&2
-  bench_args+=(--margo-server "$addr")
+  [ -n "$addr" ] || { echo "run-local: the object server did not start (see $log)" >&2; exit 1; }
+  echo "== object server pid ${pids[-1]} on $addr over $list (UCX_TLS=$UCX_TLS${FI_PROVIDER:+, FI_PROVIDER=$FI_PROVIDER}${PROXYSTORE_MARGO_PROTOCOL:+, PROXYSTORE_MARGO_PROTOCOL=$PROXYSTORE_MARGO_PROTOCOL})" >&2
+  for t in "${transports[@]}"; do bench_args+=("--$t-server" "$addr"); done
 fi
 
 # (Commas separate values inside one option argument.)

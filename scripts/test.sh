@@ -15,6 +15,8 @@ echo "== cargo clippy (all targets, warnings denied)" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo doc (no dependencies, warnings denied)" >&2
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+echo "== module cycles (each crate's modules depend one way; known cycles in scripts/module-cycles.allow)" >&2
+python3 scripts/module-cycles.py --allow scripts/module-cycles.allow
 echo "== main job, quick mode (benchmarks end to end)" >&2
 tgt=${CARGO_TARGET_DIR:-target}
 bash scripts/run-local.sh --quick --no-setup --out "$tgt/ci-quick"
@@ -62,6 +64,13 @@ UCX_DIR="$wheel_ucx" CARGO_TARGET_DIR="$tgt/ucx-dir" UCX_WARN_UNUSED_ENV_VARS=n 
 rc2=${PIPESTATUS[0]}
 set -e
 [ "$rc" -ne 0 ] || rc=$rc2
+# proxystore-server and libproxystore.so built the same way carry a run path
+# to that UCX and run against it (readelf -d, /proc/PID/maps).
+echo "== proxystore-server and libproxystore.so against UCX $(ucx_version wheel_info) (run path)" >&2
+set +e
+UCX_DIR="$wheel_ucx" CARGO_TARGET_DIR="$tgt/ucx-dir" bash scripts/test-rpath.sh 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+set -e
 # Its binaries carry a run path to that UCX; a UCX of another version put
 # first on the library path is refused with a clear message.
 echo "== a server built against UCX $(ucx_version wheel_info) run with the system's UCX" >&2

@@ -10,12 +10,14 @@
 //!   resolved there (pair, fan-out, all-to-all), next to MPI point-to-point.
 
 mod chart;
+mod cold_bench;
 mod connectors;
 mod csv;
 mod mpi_bench;
 mod patterns_bench;
 mod progress;
 mod rma;
+mod small_bench;
 mod stats;
 mod store_bench;
 
@@ -62,6 +64,11 @@ enum Cmd {
     /// Internal: a consumer process of `patterns stream`.
     #[command(hide = true)]
     PatternsConsumer { args: Vec<String> },
+    /// A fresh process resolving its first proxy: N processes of the
+    /// command-line tool per connector and size, whole process and resolve alone.
+    Cold(ColdArgs),
+    /// Small objects from one client: gets and get_batch per second per connector.
+    Small(SmallArgs),
     /// Internal: the consumer process of `store`.
     #[command(hide = true)]
     Consumer,
@@ -86,6 +93,46 @@ struct StoreArgs {
     /// Seconds after which a series stops (once it has 5 repetitions).
     #[arg(long, default_value_t = 3.0)]
     series_budget: f64,
+    #[command(flatten)]
+    conn: connectors::ConnectorOpts,
+    /// Write the long-form CSV here.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct SmallArgs {
+    /// Comma-separated connectors (as `store`).
+    #[arg(long, default_value = "local,file", value_delimiter = ',')]
+    connectors: Vec<String>,
+    /// Object size.
+    #[arg(long, default_value = "1KB", value_parser = parse_size)]
+    size: usize,
+    /// Objects per `get_batch`.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Seconds per series.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    #[command(flatten)]
+    conn: connectors::ConnectorOpts,
+}
+
+#[derive(clap::Args)]
+struct ColdArgs {
+    /// Comma-separated connectors (as `store`): local is refused (one process only).
+    #[arg(long, default_value = "file", value_delimiter = ',')]
+    connectors: Vec<String>,
+    /// Comma-separated sizes.
+    #[arg(long, default_value = "1KB,1MB,100MB", value_delimiter = ',', value_parser = parse_size)]
+    sizes: Vec<usize>,
+    /// Fresh processes per connector and size.
+    #[arg(long, default_value_t = 20)]
+    procs: usize,
+    /// The command-line tool the fresh processes run (default: `proxystore`
+    /// next to this binary).
+    #[arg(long)]
+    cli: Option<PathBuf>,
     #[command(flatten)]
     conn: connectors::ConnectorOpts,
     /// Write the long-form CSV here.
@@ -354,6 +401,64 @@ fn main() {
             }
         },
         Cmd::Mpi(a) => run_mpi(a),
+        Cmd::Small(a) => {
+            connectors::register_all();
+            let opts = small_bench::SmallOpts {
+                connectors: a.connectors,
+                size: a.size,
+                batch: a.batch.max(1),
+                seconds: a.seconds.max(0.01),
+                conn: a.conn,
+            };
+            let progress = progress::Progress::new(true);
+            let res = small_bench::run(&opts, &progress);
+            progress.done();
+            match res {
+                Ok(t) => {
+                    println!("{t}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("proxystore-bench small: {e}");
+                    1
+                }
+            }
+        }
+        Cmd::Cold(a) => {
+            connectors::register_all();
+            if a.connectors.iter().any(|c| c == "local") {
+                eprintln!("proxystore-bench cold: the local connector lives in one process");
+                std::process::exit(2);
+            }
+            let opts = cold_bench::ColdOpts {
+                connectors: a.connectors,
+                sizes: a.sizes,
+                procs: a.procs,
+                cli: a.cli,
+                conn: a.conn,
+            };
+            let progress = progress::Progress::new(true);
+            let res = cold_bench::run(&opts, &progress);
+            progress.done();
+            match res {
+                Ok((rows, table)) => {
+                    println!("{table}");
+                    if let Some(p) = &a.csv {
+                        match write_csv(p, &rows) {
+                            Ok(()) => eprintln!("CSV: {}", p.display()),
+                            Err(e) => {
+                                eprintln!("proxystore-bench: cannot write {}: {e}", p.display())
+                            }
+                        }
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("proxystore-bench cold: {e}");
+                    1
+                }
+            }
+        }
         Cmd::PatternsMpi => patterns_bench::mpi_futures(),
         Cmd::PatternsConsumer { args } => match patterns_bench::consumer_main(&args) {
             Ok(()) => 0,

@@ -25,7 +25,7 @@ configuration (--config), also from $PROXYSTORE_STORE.\n\
 Exit status: 0 ok; 1 not stored (get, exists); 2 error; 3 wrong bytes (watch)."
 )]
 struct Cli {
-    /// Store URL: `file:///DIR`, `ucx://HOST:PORT`, `ofi://HOST:PORT`, `margo://HOST:PORT`, `daos://POOL/CONTAINER[/NAMESPACE]`, or `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`.
+    /// Store URL: `file:///DIR`, `ucx://HOST:PORT`, `ofi://HOST:PORT`, `margo://HOST:PORT`, `daos://POOL/CONTAINER[/NAMESPACE]`, or `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`, each optionally followed by `?KEY=VALUE&...` options (each connector's README lists its keys; e.g. `ucx://HOST:PORT?zero_copy=false&timeout_ms=30000`).
     #[arg(long, short, env = "PROXYSTORE_STORE", global = true)]
     store: Option<String>,
     /// TOML store configuration file (as written by `proxystore config`).
@@ -95,6 +95,11 @@ enum Cmd {
         /// Write the encoded object (with its format header) instead of its content.
         #[arg(long)]
         raw: bool,
+        /// Print `resolve_us MICROSECONDS bytes LEN` on stderr: the time from
+        /// reading the proxy to holding its object (deserialize, open the
+        /// store, get), without process start-up and the output's write.
+        #[arg(long)]
+        timing: bool,
     },
     /// Resolve proxies again and again in this one process and print one
     /// line per get, `START LABEL ok|none|error|WRONG GET_MS [DETAIL]` (START:
@@ -175,7 +180,7 @@ fn write_out(output: Option<PathBuf>, body: &[u8]) -> Result<(), Failure> {
 }
 
 /// `resolve`: the proxy's own store, from the proxy alone.
-fn resolve(proxy: &str, output: Option<PathBuf>, raw: bool) -> Result<(), Failure> {
+fn resolve(proxy: &str, output: Option<PathBuf>, raw: bool, timing: bool) -> Result<(), Failure> {
     let text = if proxy == "-" {
         let mut t = String::new();
         std::io::stdin()
@@ -186,12 +191,21 @@ fn resolve(proxy: &str, output: Option<PathBuf>, raw: bool) -> Result<(), Failur
     } else {
         proxy.to_string()
     };
+    let t = std::time::Instant::now();
     let p = proxy_core::Proxy::<Bytes>::from_bytes(&unhex(&text)?)?;
     let f = p.factory();
     let Some(enc) = f.store()?.get_encoded(f.key())? else {
         return Err(Failure::NotFound(format!("{}: not stored", f.key())));
     };
-    write_out(output, &content("the proxy's object", enc, raw)?)
+    let object = content("the proxy's object", enc, raw)?;
+    if timing {
+        eprintln!(
+            "resolve_us {:.1} bytes {}",
+            t.elapsed().as_secs_f64() * 1e6,
+            object.len()
+        );
+    }
+    write_out(output, &object)
 }
 
 /// `watch`: every proxy of `list` resolved every `every_ms` for `for_s`
@@ -284,7 +298,12 @@ fn watch_get(
 fn run(cli: Cli) -> Result<(), Failure> {
     spec::register_all();
     match cli.cmd {
-        Cmd::Resolve { proxy, output, raw } => return resolve(&proxy, output, raw),
+        Cmd::Resolve {
+            proxy,
+            output,
+            raw,
+            timing,
+        } => return resolve(&proxy, output, raw, timing),
         Cmd::Watch {
             list,
             every_ms,

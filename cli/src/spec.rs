@@ -57,6 +57,32 @@ mod tests {
         assert_eq!((r.kind.as_str(), &r.options["db"]), ("redis", &3.into()));
         let e = from_url("redis://bob:pw@host:notaport").unwrap_err();
         assert!(e.contains("bad Redis port") && !e.contains("pw@"), "{e}");
+        // Options in the query, through every scheme's one table of keys.
+        let o = from_url("ucx://10.0.0.1:7700?zero_copy=false&timeout_ms=30000")
+            .unwrap()
+            .connector;
+        assert_eq!(
+            (&o.options["zero_copy"], &o.options["timeout_ms"]),
+            (&false.into(), &30000.into())
+        );
+        let o = from_url("redis://h/0?prefix=run1%3A").unwrap().connector;
+        assert_eq!(o.options["prefix"], "run1:");
+        let o = from_url("daos://p/c?layout=pydaos").unwrap().connector;
+        assert_eq!(o.options["layout"], "pydaos");
+        for (bad, why) in [
+            (
+                "ofi://h:1?zero_copy=sometimes",
+                "bad value \"sometimes\" for query key zero_copy",
+            ),
+            ("margo://h:1?protcol=na+sm", "unknown query key \"protcol\""),
+            (
+                "file:///x?clear=1&clear=0",
+                "query key clear is given twice",
+            ),
+        ] {
+            let e = from_url(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
         // Every registered scheme is listed, redis included.
         let e = from_url("gopher://x").unwrap_err();
         assert!(

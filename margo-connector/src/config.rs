@@ -1,6 +1,7 @@
 //! [`MargoConfig`]: the Margo connector's configuration.
 
-use object_server::{ClientOptions, TransportConfig};
+use object_server::{ClientOptions, ServerBinary, TransportConfig};
+use proxy_core::url::{QueryKey, value};
 use serde::{Deserialize, Serialize};
 
 /// Environment variable naming the Mercury protocol when the configuration
@@ -57,11 +58,25 @@ impl MargoConfig {
 }
 
 impl TransportConfig for MargoConfig {
+    const SERVER: ServerBinary = ServerBinary {
+        name: "proxystore-margo-server",
+        env: "PROXYSTORE_MARGO_SERVER",
+        build: "cargo build --release -p margo-connector --bins",
+    };
+    const QUERY_KEYS: &'static [QueryKey<Self>] =
+        &proxy_core::query_keys![Self; protocol: value::some_text];
+
     fn client(&self) -> &ClientOptions {
         &self.client
     }
     fn client_mut(&mut self) -> &mut ClientOptions {
         &mut self.client
+    }
+    fn server_args(&self) -> Vec<String> {
+        match &self.protocol {
+            Some(p) => vec!["--margo-protocol".into(), p.clone()],
+            None => Vec::new(),
+        }
     }
 }
 

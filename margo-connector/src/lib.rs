@@ -30,13 +30,13 @@ pub type MargoKey = object_server::ObjectKey;
 pub type MargoOwnerConfig = object_server::OwnerOptions<MargoConfig>;
 
 /// Environment variable naming the server binary that spawn on demand starts.
-pub const SERVER_ENV: &str = <Margo as object_server::ClientTransport>::SERVER.env;
+pub const SERVER_ENV: &str = <MargoConfig as TransportConfig>::SERVER.env;
 
 /// The `proxystore-margo-server` binary that spawn on demand would start:
 /// `$PROXYSTORE_MARGO_SERVER`, else next to the current executable, else on
 /// `PATH`. The error lists every place tried.
 pub fn locate_server() -> Result<std::path::PathBuf, String> {
-    object_server::locate_server(&<Margo as object_server::ClientTransport>::SERVER)
+    object_server::locate_server(&<MargoConfig as TransportConfig>::SERVER)
 }
 
 /// Whether Margo can be used in this process: `Ok` with the library loaded,
@@ -97,6 +97,20 @@ mod tests {
         );
         let o: crate::MargoConfig = c.options().unwrap();
         assert_eq!(o, crate::MargoConfig::new("10.0.0.1:7700"));
+        let c = registry::connector_config_from_url(
+            "margo://10.0.0.1:7700?protocol=ofi+tcp://127.0.0.1&max_in_flight=4",
+        )
+        .unwrap();
+        let o: crate::MargoConfig = c.options().unwrap();
+        assert_eq!(o.protocol.as_deref(), Some("ofi+tcp://127.0.0.1"));
+        assert_eq!(o.client.max_in_flight, 4);
+        let e = registry::connector_config_from_url("margo://h:1?proto=na+sm")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown query key \"proto\"") && e.contains("zero_copy, protocol"),
+            "{e}"
+        );
         for bad in [
             "margo://",
             "margo://host",

@@ -1,4 +1,6 @@
-//! The object server of proxystore-rs, shared by every RMA transport.
+#![doc = include_str!("../README.md")]
+//!
+//! ## The crate's API
 //!
 //! One server process per node keeps objects in registered, pre-faulted
 //! segments (the arena), serves a TCP control plane ([`proto`]) with a
@@ -17,6 +19,7 @@ pub(crate) mod arena;
 mod auth;
 pub mod cli;
 mod client;
+mod config;
 pub mod layout;
 mod memory;
 pub mod proto;
@@ -29,9 +32,10 @@ pub mod transport;
 
 pub use auth::{AUTH_ENV, SECRET_ENV, SECRET_FILE_ENV, Secret, USER_SECRET_FILE_ENV};
 pub use client::{
-    ClientOptions, ControlError, MAPPED_COPY_BELOW, ObjectClient, ObjectKey, OwnerOptions,
-    TransportConfig, config_from_url,
+    ControlError, MAPPED_COPY_BELOW, ObjectClient, ObjectKey, OwnerOptions, client_query_keys,
+    config_from_url,
 };
+pub use config::{ClientOptions, TransportConfig};
 pub use memory::{Memory, SlotWriter};
 pub use proto::{DataPath, Stats};
 pub use server::{HELLO_TIMEOUT, MAX_GREETING, Server, ServerOptions};

@@ -281,7 +281,8 @@ unsafe impl Sync for SysvAttach {}
 
 impl SysvAttach {
     /// Attach segment `shmid` read-only, if process `creator` created it
-    /// and it has at least `min_len` bytes.
+    /// and it has at least `min_len` bytes. No page is faulted in: readers
+    /// populate what they read ([`SysvAttach::populate_read`]).
     pub(crate) fn attach(shmid: i32, creator: u32, min_len: u64) -> std::io::Result<SysvAttach> {
         // SAFETY: an all-zero shmid_ds is a valid out-parameter.
         let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
@@ -300,15 +301,31 @@ impl SysvAttach {
         if p as isize == -1 {
             return Err(std::io::Error::last_os_error());
         }
-        let a = SysvAttach {
+        Ok(SysvAttach {
             ptr: p.cast(),
             len: ds.shm_segsz,
+        })
+    }
+
+    /// Fault the pages of `[offset, offset + len)` in for reading, in one
+    /// call (`MADV_POPULATE_READ`, Linux 5.14+; best effort: elsewhere pages
+    /// fault in on first use). Clipped to the segment.
+    pub(crate) fn populate_read(&self, offset: usize, len: usize) {
+        let end = offset.saturating_add(len).min(self.len);
+        if offset >= end {
+            return;
+        }
+        let start = offset & !4095; // shmat attaches page aligned
+        // SAFETY: [ptr + start, ptr + end) lies inside the attached segment;
+        // populating pages for reading changes neither the attachment nor
+        // its contents.
+        unsafe {
+            libc::madvise(
+                self.ptr.add(start).cast_mut().cast(),
+                end - start,
+                libc::MADV_POPULATE_READ,
+            )
         };
-        // Map every page now (as MAP_POPULATE does for files): gets never
-        // fault. Best effort (Linux 5.14+); pages then fault in on first use.
-        // SAFETY: exactly the attached range; populating does not change it.
-        unsafe { libc::madvise(p, a.len, libc::MADV_POPULATE_READ) };
-        Ok(a)
     }
 
     /// The attached bytes.

@@ -32,6 +32,7 @@ use bytes::Bytes;
 use proxy_core::Result;
 use proxy_core::mem::{Allocator, PoolBuf};
 
+use crate::config::TransportConfig;
 use crate::memory::Memory;
 use crate::proto::DataPath;
 
@@ -92,10 +93,9 @@ pub trait ClientTransport: Send + Sync + Sized + 'static {
     /// The name the server knows this transport by; also the connector kind
     /// and the kind named in errors.
     const NAME: &'static str;
-    /// The server program spawned on demand for this transport.
-    const SERVER: crate::spawn::ServerBinary;
-    /// The connector's configuration (shared options + the transport's own).
-    type Config: crate::client::TransportConfig;
+    /// The connector's configuration (shared options + the transport's own,
+    /// and how a server for it is spawned on demand).
+    type Config: TransportConfig;
     /// Registered receive memory for the shared [`proxy_core::mem::BufferPool`].
     type Alloc: Allocator;
     /// A connection to one server.
@@ -107,9 +107,6 @@ pub trait ClientTransport: Send + Sync + Sized + 'static {
 
     /// Initialise the fabric for a client with `cfg`.
     fn new(cfg: &Self::Config) -> Result<Self>;
-    /// Arguments a spawned server needs to serve what `cfg` reads with (e.g.
-    /// the same UCX transports).
-    fn server_args(cfg: &Self::Config) -> Vec<String>;
     /// The server side of this fabric, for an in-process owner.
     fn serve(cfg: &Self::Config) -> Result<Box<dyn ServerTransport>>;
     /// The allocator of this process's receive pool.

@@ -1,6 +1,7 @@
 //! [`OfiConfig`]: the libfabric connector's configuration.
 
-use object_server::{ClientOptions, TransportConfig};
+use object_server::{ClientOptions, ServerBinary, TransportConfig};
+use proxy_core::url::{QueryKey, value};
 use serde::{Deserialize, Serialize};
 
 use crate::ofi::InfoQuery;
@@ -62,11 +63,29 @@ impl OfiConfig {
 }
 
 impl TransportConfig for OfiConfig {
+    const SERVER: ServerBinary = ServerBinary {
+        name: "proxystore-ofi-server",
+        env: "PROXYSTORE_OFI_SERVER",
+        build: "cargo build --release -p ofi-connector --bins",
+    };
+    const QUERY_KEYS: &'static [QueryKey<Self>] =
+        &proxy_core::query_keys![Self; provider: value::some_text, domain: value::some_text];
+
     fn client(&self) -> &ClientOptions {
         &self.client
     }
     fn client_mut(&mut self) -> &mut ClientOptions {
         &mut self.client
+    }
+    fn server_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(p) = &self.provider {
+            a.extend(["--provider".into(), p.clone()]);
+        }
+        if let Some(d) = &self.domain {
+            a.extend(["--domain".into(), d.clone()]);
+        }
+        a
     }
 }
 

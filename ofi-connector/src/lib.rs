@@ -1,10 +1,12 @@
-//! libfabric connector for proxystore-rs: the libfabric transport of the
-//! shared object server (`object-server`), its configuration, and the `ofi`
-//! safe layer over `libfabric-sys`.
+#![doc = include_str!("../README.md")]
 //!
-//! Gets are one-sided `fi_read`s from the server's registered memory into
-//! this process's pooled registered buffers, handed out as `Bytes`. See the
-//! crate README for providers, clusters and numbers.
+//! ## The crate's API
+//!
+//! [`OfiConnector`] is an [`object_server::ObjectClient`] over [`Ofi`], the
+//! libfabric transport of the shared object server; [`OfiConfig`] is its
+//! configuration, [`register`] makes the `ofi` kind and URL scheme known,
+//! [`ofi`] is the safe layer over `libfabric-sys` and [`raw`] the raw
+//! `fi_read` loop the benchmarks compare with.
 #![warn(missing_docs)]
 
 mod config;
@@ -28,13 +30,13 @@ pub type OfiKey = object_server::ObjectKey;
 pub type OfiOwnerConfig = object_server::OwnerOptions<OfiConfig>;
 
 /// Environment variable naming the server binary that spawn on demand starts.
-pub const SERVER_ENV: &str = <Ofi as object_server::ClientTransport>::SERVER.env;
+pub const SERVER_ENV: &str = <OfiConfig as TransportConfig>::SERVER.env;
 
 /// The `proxystore-ofi-server` binary that spawn on demand would start:
 /// `$PROXYSTORE_OFI_SERVER`, else next to the current executable, else on
 /// `PATH`. The error lists every place tried.
 pub fn locate_server() -> Result<std::path::PathBuf, String> {
-    object_server::locate_server(&<Ofi as object_server::ClientTransport>::SERVER)
+    object_server::locate_server(&<OfiConfig as TransportConfig>::SERVER)
 }
 
 /// Whether `provider` (as `fi_getinfo` names it, possibly with `" on

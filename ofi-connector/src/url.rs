@@ -14,6 +14,25 @@ mod tests {
         );
         let o: crate::OfiConfig = c.options().unwrap();
         assert_eq!(o, crate::OfiConfig::new("10.0.0.1:7700"));
+        let c = registry::connector_config_from_url(
+            "ofi://10.0.0.1:7700?provider=tcp%3Bofi_rxm&domain=lo&zero_copy=false",
+        )
+        .unwrap();
+        let o: crate::OfiConfig = c.options().unwrap();
+        assert_eq!(
+            (o.provider.as_deref(), o.domain.as_deref()),
+            (Some("tcp;ofi_rxm"), Some("lo"))
+        );
+        assert!(!o.client.zero_copy);
+        let c = registry::connector_config_from_url("ofi://h:1?provider=shm").unwrap();
+        assert_eq!(c.options["provider"], "shm");
+        let e = registry::connector_config_from_url("ofi://h:1?fabric=x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown query key \"fabric\"") && e.contains("zero_copy, provider, domain"),
+            "{e}"
+        );
         for bad in [
             "ofi://",
             "ofi://host",

@@ -93,5 +93,5 @@ pub use connectors::local::LocalConnector;
 pub use connectors::multi::{MultiConnector, Policy};
 pub use error::{Error, Result};
 pub use key::Key;
-pub use proxy::{LockedProxy, Proxy, StoreFactory};
-pub use store::{IntoDynConnector, ProxyOptions, Store, StoreBuilder};
+pub use proxy::{LockedProxy, Proxy, ProxyOptions, StoreFactory};
+pub use store::{IntoDynConnector, Store, StoreBuilder};

@@ -1,4 +1,6 @@
-//! [`Proxy`]: a lazy reference that resolves from its store on first use.
+//! [`Proxy`]: a lazy reference that resolves from its store on first use,
+//! and [`Store::proxy`] and its siblings, which make proxies (defined here
+//! so that the dependency runs one way: proxies on stores, never back).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -147,6 +149,78 @@ impl StoreFactory {
             );
         }
         Ok(obj)
+    }
+}
+
+/// Per-proxy options (see [`Store::proxy_with`]).
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct ProxyOptions {
+    /// Evict the object from the store when the proxy resolves (once).
+    pub evict: bool,
+    /// Keep the original object in the returned proxy (so the producer never
+    /// resolves it); `None` = the store's default.
+    pub populate_target: Option<bool>,
+}
+
+impl ProxyOptions {
+    /// Evict after the (first) resolve.
+    pub fn evict(mut self, evict: bool) -> Self {
+        self.evict = evict;
+        self
+    }
+
+    /// Keep (or not) the original object in the proxy.
+    pub fn populate_target(mut self, yes: bool) -> Self {
+        self.populate_target = Some(yes);
+        self
+    }
+}
+
+impl Store {
+    /// Store `obj` and return a proxy to it. With the store's default
+    /// `populate_target`, the proxy keeps `obj` and never resolves here.
+    pub fn proxy<T: Object>(&self, obj: T) -> Result<Proxy<T>> {
+        self.proxy_with(obj, ProxyOptions::default())
+    }
+
+    /// [`Store::proxy`] with options.
+    pub fn proxy_with<T: Object>(&self, obj: T, opts: ProxyOptions) -> Result<Proxy<T>> {
+        let key = self.put(&obj)?;
+        Ok(self.make_proxy(key, obj, opts))
+    }
+
+    fn make_proxy<T: Object>(&self, key: Key, obj: T, opts: ProxyOptions) -> Proxy<T> {
+        let factory = StoreFactory::new(self, key, opts.evict);
+        if opts.populate_target.unwrap_or(self.populate_target()) {
+            Proxy::resolved(factory, obj)
+        } else {
+            Proxy::from_factory(factory)
+        }
+    }
+
+    /// Store many objects in one batch and return their proxies, in order.
+    pub fn proxy_batch<T: Object>(
+        &self,
+        objs: Vec<T>,
+        opts: ProxyOptions,
+    ) -> Result<Vec<Proxy<T>>> {
+        let keys = self.put_batch(&objs)?;
+        Ok(keys
+            .into_iter()
+            .zip(objs)
+            .map(|(k, o)| self.make_proxy(k, o, opts))
+            .collect())
+    }
+
+    /// A proxy for an object already stored under `key` (nothing is read now).
+    pub fn proxy_from_key<T: Object>(&self, key: Key, evict: bool) -> Proxy<T> {
+        Proxy::from_factory(StoreFactory::new(self, key, evict))
+    }
+
+    /// Store `obj` and return a proxy that refuses to resolve until unlocked.
+    pub fn locked_proxy<T: Object>(&self, obj: T, opts: ProxyOptions) -> Result<LockedProxy<T>> {
+        Ok(LockedProxy::new(self.proxy_with(obj, opts)?))
     }
 }
 

@@ -200,6 +200,32 @@ mod tests {
         );
         let e = connector_config_from_url("file://relative").unwrap_err();
         assert!(e.to_string().contains("absolute path"), "{e}");
+        let c = connector_config_from_url("file:///dev/shm/x?clear=true").unwrap();
+        assert_eq!(
+            (&c.options["dir"], &c.options["clear"]),
+            (&"/dev/shm/x".into(), &true.into())
+        );
+        let c = connector_config_from_url("file:///dev/shm/x?clear=false").unwrap();
+        assert_eq!(c.options["clear"], false);
+        for (bad, why) in [
+            (
+                "file:///x?clear=yes",
+                "bad value \"yes\" for query key clear",
+            ),
+            (
+                "file:///x?dir=/y",
+                "unknown query key \"dir\" (a file URL accepts clear)",
+            ),
+            ("file:///x?clear", "query pair \"clear\" has no value"),
+        ] {
+            match connector_config_from_url(bad).unwrap_err() {
+                Error::InvalidConfig { connector, reason } => {
+                    assert_eq!(connector.as_deref(), Some("file"), "{bad}");
+                    assert!(reason.contains(why), "{bad}: {reason}");
+                }
+                other => panic!("{bad}: {other}"),
+            }
+        }
         match connector_config_from_url("gopher://u:pw@x").unwrap_err() {
             Error::UnknownScheme { scheme, known } => {
                 assert_eq!(scheme, "gopher");

@@ -1,4 +1,6 @@
-//! [`Store`]: typed put/get/proxy over any connector, with a byte-bounded cache.
+//! [`Store`]: typed put/get over any connector, with a byte-bounded cache
+//! (its proxy-making methods live with [`Proxy`](crate::Proxy), in
+//! [`proxy`](crate::proxy): a store knows nothing of proxies).
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,33 +16,7 @@ use crate::connector::{Connector, DynConnector, Payload};
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::metrics::{Clock, Metrics, Op, Phase};
-use crate::proxy::{LockedProxy, Proxy, StoreFactory};
 use crate::registry;
-
-/// Per-proxy options (see [`Store::proxy_with`]).
-#[derive(Debug, Clone, Copy, Default)]
-#[non_exhaustive]
-pub struct ProxyOptions {
-    /// Evict the object from the store when the proxy resolves (once).
-    pub evict: bool,
-    /// Keep the original object in the returned proxy (so the producer never
-    /// resolves it); `None` = the store's default.
-    pub populate_target: Option<bool>,
-}
-
-impl ProxyOptions {
-    /// Evict after the (first) resolve.
-    pub fn evict(mut self, evict: bool) -> Self {
-        self.evict = evict;
-        self
-    }
-
-    /// Keep (or not) the original object in the proxy.
-    pub fn populate_target(mut self, yes: bool) -> Self {
-        self.populate_target = Some(yes);
-        self
-    }
-}
 
 /// A named key/value store of typed objects over a [`Connector`]; cheap to
 /// clone and shared across threads.
@@ -489,56 +465,6 @@ impl Store {
             .is_some_and(|c| c.lock().contains(key))
     }
 
-    // ---- proxies --------------------------------------------------------------
-
-    /// Store `obj` and return a proxy to it. With the store's default
-    /// `populate_target`, the proxy keeps `obj` and never resolves here.
-    pub fn proxy<T: Object>(&self, obj: T) -> Result<Proxy<T>> {
-        self.proxy_with(obj, ProxyOptions::default())
-    }
-
-    /// [`Store::proxy`] with options.
-    pub fn proxy_with<T: Object>(&self, obj: T, opts: ProxyOptions) -> Result<Proxy<T>> {
-        let key = self.put(&obj)?;
-        Ok(self.make_proxy(key, obj, opts))
-    }
-
-    fn make_proxy<T: Object>(&self, key: Key, obj: T, opts: ProxyOptions) -> Proxy<T> {
-        let factory = StoreFactory::new(self, key, opts.evict);
-        if opts
-            .populate_target
-            .unwrap_or(self.inner.config.populate_target)
-        {
-            Proxy::resolved(factory, obj)
-        } else {
-            Proxy::from_factory(factory)
-        }
-    }
-
-    /// Store many objects in one batch and return their proxies, in order.
-    pub fn proxy_batch<T: Object>(
-        &self,
-        objs: Vec<T>,
-        opts: ProxyOptions,
-    ) -> Result<Vec<Proxy<T>>> {
-        let keys = self.put_batch(&objs)?;
-        Ok(keys
-            .into_iter()
-            .zip(objs)
-            .map(|(k, o)| self.make_proxy(k, o, opts))
-            .collect())
-    }
-
-    /// A proxy for an object already stored under `key` (nothing is read now).
-    pub fn proxy_from_key<T: Object>(&self, key: Key, evict: bool) -> Proxy<T> {
-        Proxy::from_factory(StoreFactory::new(self, key, evict))
-    }
-
-    /// Store `obj` and return a proxy that refuses to resolve until unlocked.
-    pub fn locked_proxy<T: Object>(&self, obj: T, opts: ProxyOptions) -> Result<LockedProxy<T>> {
-        Ok(LockedProxy::new(self.proxy_with(obj, opts)?))
-    }
-
     /// Close the connector and drop the cache. Later operations fail with
     /// [`Error::StoreClosed`], and the [store registry](crate::stores) no
     /// longer returns the store. Idempotent.
@@ -555,6 +481,11 @@ impl Store {
     /// Whether [`Store::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// The store's default for [`ProxyOptions::populate_target`](crate::ProxyOptions::populate_target).
+    pub(crate) fn populate_target(&self) -> bool {
+        self.inner.config.populate_target
     }
 
     pub(crate) fn get_required<T: Object>(&self, key: &Key) -> Result<T> {

@@ -11,7 +11,7 @@ use proxy_core::{
 };
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Value};
 
-use crate::error::unexpected;
+use crate::error::{Failure, RedisFailure, classify, unexpected};
 use crate::key::{RedisKey, glob_escape};
 use crate::options::{RedisConnectorBuilder, RedisOptions};
 use crate::{KIND, PASSWORD_ENV, buf, raw};
@@ -352,6 +352,89 @@ impl FromConfig for RedisConnector {
     fn from_config(config: &ConnectorConfig) -> Result<Self> {
         config.expect_kind(KIND)?;
         Self::from_options(config.options()?)
+    }
+}
+
+/// How Redis errors become [`Error`]s (see `error.rs` for the classes).
+impl RedisConnector {
+    pub(crate) fn map_err(
+        &self,
+        op: &'static str,
+        connecting: bool,
+        e: redis::RedisError,
+    ) -> Error {
+        let what = if connecting {
+            format!("connecting to {}", self.addr())
+        } else {
+            format!("talking to {}", self.addr())
+        };
+        match classify(&e) {
+            Failure::Timeout => Error::Timeout {
+                connector: KIND.into(),
+                operation: op,
+                after: if connecting {
+                    self.connect_timeout()
+                } else {
+                    self.op_timeout().unwrap_or_default()
+                },
+            },
+            Failure::Auth => Error::permanent(
+                KIND,
+                op,
+                RedisFailure {
+                    context: format!(
+                        "{what}: authentication failed (check the username and password, or {PASSWORD_ENV})"
+                    ),
+                    error: e,
+                },
+            ),
+            Failure::Dropped => Error::temporary(
+                KIND,
+                op,
+                RedisFailure {
+                    context: what,
+                    error: e,
+                },
+            ),
+            Failure::Server | Failure::Other => Error::permanent(
+                KIND,
+                op,
+                RedisFailure {
+                    context: what,
+                    error: e,
+                },
+            ),
+        }
+    }
+}
+
+/// Key names (see `key.rs` for the layout).
+impl RedisConnector {
+    /// The Redis key name of a key.
+    pub(crate) fn name(&self, key: &Key) -> Result<Vec<u8>> {
+        let k = RedisKey::from_key(key)?;
+        Ok(self.name_of(&k))
+    }
+
+    pub(crate) fn name_of(&self, k: &RedisKey) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.opts.prefix.len() + 36);
+        v.extend_from_slice(self.opts.prefix.as_bytes());
+        let mut buf = uuid::Uuid::encode_buffer();
+        v.extend_from_slice(
+            uuid::Uuid::from_bytes(k.id)
+                .hyphenated()
+                .encode_lower(&mut buf)
+                .as_bytes(),
+        );
+        v
+    }
+}
+
+impl RedisConnectorBuilder {
+    /// Build the connector. No connection is made yet: the first operation
+    /// connects (use [`RedisConnector::ping`] to check the server now).
+    pub fn build(self) -> Result<RedisConnector> {
+        RedisConnector::from_options(self.opts)
     }
 }
 

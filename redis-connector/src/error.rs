@@ -1,12 +1,11 @@
-//! How Redis failures map to [`proxy_core::Error`].
+//! How Redis failures are classified and reported (the mapping to
+//! [`proxy_core::Error`] is `RedisConnector::map_err`).
 
 use std::fmt;
 
-use proxy_core::Error;
 use redis::Value;
 
-use crate::connector::RedisConnector;
-use crate::{KIND, PASSWORD_ENV, raw};
+use crate::raw;
 
 /// Which kind of failure a Redis error is, for mapping and retrying.
 pub(crate) enum Failure {
@@ -67,7 +66,7 @@ pub(crate) fn unexpected_raw(what: &str, r: &raw::Reply) -> redis::RedisError {
     ))
 }
 
-/// The source of every [`Error::Connector`] this crate returns: the
+/// The source of every [`Error::Connector`](proxy_core::Error::Connector) this crate returns: the
 /// [`redis::RedisError`] (and, through its own source, the `io::Error` of a
 /// broken connection) with the server and what was being done.
 ///
@@ -83,8 +82,8 @@ pub(crate) fn unexpected_raw(what: &str, r: &raw::Reply) -> redis::RedisError {
 /// ```
 #[derive(Debug)]
 pub struct RedisFailure {
-    context: String,
-    error: redis::RedisError,
+    pub(crate) context: String,
+    pub(crate) error: redis::RedisError,
 }
 
 impl RedisFailure {
@@ -101,7 +100,7 @@ impl RedisFailure {
 
 impl fmt::Display for RedisFailure {
     /// The context, then the Redis error's own message (so the message of
-    /// the [`Error`] holding it is complete on its own).
+    /// the [`Error`](proxy_core::Error) holding it is complete on its own).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.context, self.error)
     }
@@ -110,57 +109,5 @@ impl fmt::Display for RedisFailure {
 impl std::error::Error for RedisFailure {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.error)
-    }
-}
-
-impl RedisConnector {
-    pub(crate) fn map_err(
-        &self,
-        op: &'static str,
-        connecting: bool,
-        e: redis::RedisError,
-    ) -> Error {
-        let what = if connecting {
-            format!("connecting to {}", self.addr())
-        } else {
-            format!("talking to {}", self.addr())
-        };
-        match classify(&e) {
-            Failure::Timeout => Error::Timeout {
-                connector: KIND.into(),
-                operation: op,
-                after: if connecting {
-                    self.connect_timeout()
-                } else {
-                    self.op_timeout().unwrap_or_default()
-                },
-            },
-            Failure::Auth => Error::permanent(
-                KIND,
-                op,
-                RedisFailure {
-                    context: format!(
-                        "{what}: authentication failed (check the username and password, or {PASSWORD_ENV})"
-                    ),
-                    error: e,
-                },
-            ),
-            Failure::Dropped => Error::temporary(
-                KIND,
-                op,
-                RedisFailure {
-                    context: what,
-                    error: e,
-                },
-            ),
-            Failure::Server | Failure::Other => Error::permanent(
-                KIND,
-                op,
-                RedisFailure {
-                    context: what,
-                    error: e,
-                },
-            ),
-        }
     }
 }

@@ -7,7 +7,6 @@ use proxy_core::{Error, Key, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::KIND;
-use crate::connector::RedisConnector;
 
 /// The key of one Redis object: a UUID, whose string form (hyphenated lower
 /// case) is the Redis key name, as ProxyStore's `RedisKey.redis_key`.
@@ -55,27 +54,6 @@ impl From<RedisKey> for Key {
 impl fmt::Display for RedisKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redis_key())
-    }
-}
-
-impl RedisConnector {
-    /// The Redis key name of a key.
-    pub(crate) fn name(&self, key: &Key) -> Result<Vec<u8>> {
-        let k = RedisKey::from_key(key)?;
-        Ok(self.name_of(&k))
-    }
-
-    pub(crate) fn name_of(&self, k: &RedisKey) -> Vec<u8> {
-        let mut v = Vec::with_capacity(self.opts.prefix.len() + 36);
-        v.extend_from_slice(self.opts.prefix.as_bytes());
-        let mut buf = uuid::Uuid::encode_buffer();
-        v.extend_from_slice(
-            uuid::Uuid::from_bytes(k.id)
-                .hyphenated()
-                .encode_lower(&mut buf)
-                .as_bytes(),
-        );
-        v
     }
 }
 

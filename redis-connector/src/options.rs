@@ -3,13 +3,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use proxy_core::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::connector::RedisConnector;
 use crate::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECV_POOL_BYTES, DEFAULT_TIMEOUT, REDIS_MAX_STRING};
 
-/// The serializable options of a [`RedisConnector`] (its
+/// The serializable options of a [`RedisConnector`](crate::RedisConnector) (its
 /// [`ConnectorConfig`](proxy_core::ConnectorConfig)).
 ///
 /// `password` is accepted when reading a configuration but never written.
@@ -136,7 +134,7 @@ impl fmt::Debug for RedisOptions {
     }
 }
 
-/// Builder for a [`RedisConnector`] (see [`RedisConnector::builder`]).
+/// Builder for a [`RedisConnector`](crate::RedisConnector) (see [`RedisConnector::builder`](crate::RedisConnector::builder)).
 #[derive(Debug, Clone)]
 pub struct RedisConnectorBuilder {
     pub(crate) opts: RedisOptions,
@@ -196,11 +194,5 @@ impl RedisConnectorBuilder {
     pub fn recv_pool_bytes(mut self, bytes: u64) -> Self {
         self.opts.recv_pool_bytes = bytes;
         self
-    }
-
-    /// Build the connector. No connection is made yet: the first operation
-    /// connects (use [`RedisConnector::ping`] to check the server now).
-    pub fn build(self) -> Result<RedisConnector> {
-        RedisConnector::from_options(self.opts)
     }
 }

@@ -1,9 +1,21 @@
-//! Store URLs of scheme `redis`: `redis://[user[:password]@]host[:port][/db]`.
+//! Store URLs of scheme `redis`:
+//! `redis://[user[:password]@]host[:port][/db][?KEY=VALUE&...]`.
 
-use proxy_core::url::StoreUrl;
+use proxy_core::url::{QueryKey, StoreUrl, value};
 use proxy_core::{ConnectorConfig, Result};
 
 use crate::{KIND, RedisOptions};
+
+/// The query keys of a `redis://` URL: the [`RedisOptions`] fields that are
+/// not in the URL's other parts (the password never is a query key).
+const QUERY_KEYS: &[QueryKey<RedisOptions>] = &proxy_core::query_keys![RedisOptions;
+    prefix: value::text,
+    connect_timeout_ms: value::number,
+    timeout_ms: value::number,
+    clear: value::flag,
+    max_object_size: value::size,
+    recv_pool_bytes: value::size,
+];
 
 /// The connector configuration of a `redis://` URL. Port 6379 and database 0
 /// unless given; a lone user part (`redis://secret@host`) is the password, as
@@ -32,7 +44,7 @@ pub(crate) fn config_from_url(url: &StoreUrl<'_>) -> Result<ConnectorConfig> {
         (Some(lone), None) => (None, Some(lone)),
         (user, password) => (user, password),
     };
-    let opts = RedisOptions {
+    let mut opts = RedisOptions {
         host: host.to_string(),
         port,
         db,
@@ -40,6 +52,7 @@ pub(crate) fn config_from_url(url: &StoreUrl<'_>) -> Result<ConnectorConfig> {
         password: password.map(str::to_string),
         ..RedisOptions::default()
     };
+    url.apply_query(KIND, &mut opts, QUERY_KEYS)?;
     // `RedisOptions` never serializes its password: add it to the options
     // here, where they are read back by this process only.
     let mut cfg = ConnectorConfig::new(KIND, &opts);
@@ -83,7 +96,34 @@ mod tests {
         let r = registry::connector_config_from_url("redis://pw-only@h/").unwrap();
         let o: RedisOptions = r.options().unwrap();
         assert_eq!((o.username, o.password.as_deref()), (None, Some("pw-only")));
+        let r = registry::connector_config_from_url(
+            "redis://bob:pw@h:7/2?prefix=job1%3A&timeout_ms=0&connect_timeout_ms=250&clear=true\
+             &max_object_size=1GiB&recv_pool_bytes=0",
+        )
+        .unwrap();
+        let o: RedisOptions = r.options().unwrap();
+        assert_eq!((o.host.as_str(), o.port, o.db), ("h", 7, 2));
+        assert_eq!(
+            (o.prefix.as_str(), o.timeout_ms, o.connect_timeout_ms),
+            ("job1:", 0, 250)
+        );
+        assert!(o.clear);
+        assert_eq!((o.max_object_size, o.recv_pool_bytes), (1 << 30, 0));
+        assert_eq!(r.options["password"], "pw");
         for (bad, why) in [
+            (
+                "redis://h?db=3",
+                "unknown query key \"db\" (a redis URL accepts prefix, connect_timeout_ms, timeout_ms, clear, max_object_size, recv_pool_bytes)",
+            ),
+            ("redis://h?password=pw", "unknown query key \"password\""),
+            (
+                "redis://h?clear=please",
+                "bad value \"please\" for query key clear: expected true or false",
+            ),
+            (
+                "redis://h?max_object_size=big",
+                "query key max_object_size: not a size",
+            ),
             ("redis://bob:pw@host:notaport", "bad Redis port"),
             ("redis://bob:pw@host/x", "bad Redis database number"),
             ("redis://bob:pw@:6379", "needs a host"),

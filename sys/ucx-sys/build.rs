@@ -12,34 +12,17 @@
 //! time too, not whatever UCX the loader finds first. Its library directory
 //! is embedded as a run path (`DT_RUNPATH`, so `LD_LIBRARY_PATH` still takes
 //! precedence) in this crate's own test binaries and, through the
-//! `DEP_UCP_RPATH` metadata, in every dependent whose build script passes it
-//! on (`ucx-connector`, `cli`, `benches`). Packagers who place UCX themselves
-//! turn it off with `UCX_SYS_NO_RPATH=1`.
+//! `DEP_UCP_RPATH` metadata, in every binary, example, test and `cdylib` of
+//! the crates that link UCX (`proxystore_sys_probe::forward_rpath` in their
+//! build scripts). Packagers who place UCX themselves turn it off with
+//! `UCX_SYS_NO_RPATH=1`.
 
-use proxystore_sys_probe::{Probe, env_var, join_paths, preprocessed_version};
+use proxystore_sys_probe::{Probe, preprocessed_version};
 use std::env;
 use std::path::{Path, PathBuf};
 
 /// First UCX release with the complete `*_nbx` API.
 const MIN_VERSION: &str = "1.10";
-
-/// Whether `dir` is searched by the dynamic loader without being told
-/// (`/usr/lib`, `/lib64`, Debian's `/usr/lib/x86_64-linux-gnu`, ...).
-fn is_system_lib_dir(dir: &Path) -> bool {
-    let plain = ["/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib"];
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    if plain.iter().any(|p| dir == Path::new(p)) {
-        return true;
-    }
-    // Multiarch directories.
-    let under_lib = dir
-        .parent()
-        .is_some_and(|p| p == Path::new("/lib") || p == Path::new("/usr/lib"));
-    under_lib
-        && dir
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().contains("-linux-"))
-}
 
 fn main() {
     for f in [
@@ -81,19 +64,7 @@ fn main() {
     ucx.emit_metadata((major, minor));
 
     // Run path to a UCX outside the system directories (see the module docs).
-    let rpath: Vec<PathBuf> = if env_var("UCX_SYS_NO_RPATH").is_some_and(|v| v != "0") {
-        Vec::new()
-    } else {
-        ucx.lib_dirs
-            .iter()
-            .filter(|d| !is_system_lib_dir(d))
-            .cloned()
-            .collect()
-    };
-    for d in &rpath {
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", d.display());
-    }
-    println!("cargo:rpath={}", join_paths(&rpath));
+    ucx.emit_rpath("UCX_SYS_NO_RPATH");
 
     // The shim: real symbols for macros and inline functions.
     let mut shim = cc::Build::new();

@@ -1,6 +1,7 @@
 //! [`UcxConfig`]: the UCX connector's configuration.
 
-use object_server::{ClientOptions, TransportConfig};
+use object_server::{ClientOptions, ServerBinary, TransportConfig};
+use proxy_core::url::{QueryKey, value};
 use serde::{Deserialize, Serialize};
 
 /// Options of a [`crate::UcxConnector`] (its `ConnectorConfig` options): the
@@ -43,11 +44,25 @@ impl UcxConfig {
 }
 
 impl TransportConfig for UcxConfig {
+    const SERVER: ServerBinary = ServerBinary {
+        name: "proxystore-ucx-server",
+        env: "PROXYSTORE_UCX_SERVER",
+        build: "cargo build --release -p ucx-connector --bins",
+    };
+    const QUERY_KEYS: &'static [QueryKey<Self>] =
+        &proxy_core::query_keys![Self; ucx_tls: value::some_text];
+
     fn client(&self) -> &ClientOptions {
         &self.client
     }
     fn client_mut(&mut self) -> &mut ClientOptions {
         &mut self.client
+    }
+    fn server_args(&self) -> Vec<String> {
+        match &self.ucx_tls {
+            Some(tls) => vec!["--tls".into(), tls.clone()],
+            None => Vec::new(),
+        }
     }
 }
 

@@ -1,8 +1,11 @@
-//! UCX connector for proxystore-rs: the UCX transport of the shared object
-//! server (`object-server`), its configuration, and the `ucx` safe layer.
+#![doc = include_str!("../README.md")]
 //!
-//! See the crate README for the design: an object server keeps objects in
-//! registered memory; readers fetch them with one-sided gets.
+//! ## The crate's API
+//!
+//! [`UcxConnector`] is an [`object_server::ObjectClient`] over [`Ucx`], the
+//! UCX transport of the shared object server ([`UcxServer`] is its server
+//! side); [`UcxConfig`] is its configuration, [`register`] makes the `ucx`
+//! kind and URL scheme known, and [`ucx`] is the safe layer over `ucx-sys`.
 #![warn(missing_docs)]
 
 mod config;
@@ -25,13 +28,13 @@ pub type UcxKey = object_server::ObjectKey;
 pub type UcxOwnerConfig = object_server::OwnerOptions<UcxConfig>;
 
 /// Environment variable naming the server binary that spawn on demand starts.
-pub const SERVER_ENV: &str = <Ucx as object_server::ClientTransport>::SERVER.env;
+pub const SERVER_ENV: &str = <UcxConfig as TransportConfig>::SERVER.env;
 
 /// The `proxystore-ucx-server` binary that spawn on demand would start:
 /// `$PROXYSTORE_UCX_SERVER`, else next to the current executable, else on
 /// `PATH`. The error lists every place tried.
 pub fn locate_server() -> Result<std::path::PathBuf, String> {
-    object_server::locate_server(&<Ucx as object_server::ClientTransport>::SERVER)
+    object_server::locate_server(&<UcxConfig as TransportConfig>::SERVER)
 }
 
 /// Register the `"ucx"` kind with `proxy_core`'s connector registry, so that

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use object_server::{ClientTransport, Operation, ServerBinary, ServerTransport};
+use object_server::{ClientTransport, Operation, ServerTransport};
 use proxy_core::mem::{Allocator, Mmap, PoolBuf, Region};
 use proxy_core::{Error, Result};
 
@@ -90,11 +90,6 @@ impl Margo {
 
 impl ClientTransport for Margo {
     const NAME: &'static str = "margo";
-    const SERVER: ServerBinary = ServerBinary {
-        name: "proxystore-margo-server",
-        env: "PROXYSTORE_MARGO_SERVER",
-        build: "cargo build --release -p margo-connector --bins",
-    };
     type Config = MargoConfig;
     type Alloc = MargoAlloc;
     type Endpoint = Addr;
@@ -106,13 +101,6 @@ impl ClientTransport for Margo {
             inst: Instance::client(&cfg.effective_protocol())?,
             timeout: cfg.client.timeout(),
         })
-    }
-
-    fn server_args(cfg: &MargoConfig) -> Vec<String> {
-        match &cfg.protocol {
-            Some(p) => vec!["--margo-protocol".into(), p.clone()],
-            None => Vec::new(),
-        }
     }
 
     fn serve(cfg: &MargoConfig) -> Result<Box<dyn ServerTransport>> {

@@ -8,10 +8,10 @@ use bytes::Bytes;
 use proxy_core::{Error, Key, Result};
 
 use super::ObjectClient;
+use super::control::{Ctl, Peer, SegHandle};
 use super::key::ObjectKey;
 use super::mapped::Mapped;
-use super::options::TransportConfig;
-use super::peer::{Ctl, Peer, SegHandle};
+use crate::config::TransportConfig;
 use crate::layout;
 use crate::proto::{self, DataPath, Request, Response};
 use crate::transport::{ClientTransport, Operation};

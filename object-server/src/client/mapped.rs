@@ -22,28 +22,24 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use crate::stream::Conn;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use proxy_core::mem::Mmap;
-use proxy_core::{Error, Result};
 
-use super::ObjectClient;
 use super::key::ObjectKey;
-use super::peer::{Ctl, Peer, unexpected};
 use crate::layout;
 use crate::memory::{PIN_SLOTS, PinWords, SysvAttach, copy_shared};
 use crate::proto::{self, Loc, Request, Response, SegmentInfo, ShmSegment};
-use crate::transport::ClientTransport;
 
 /// This process's [`proto::host_id`] (boot id, PID and IPC namespaces), read once.
 pub(crate) static HOST_ID: LazyLock<String> = LazyLock::new(proto::host_id);
 
 /// Locations per pin request (keeps frames well under `proto::MAX_FRAME`).
-const PIN_CHUNK: usize = 4096;
+pub(crate) const PIN_CHUNK: usize = 4096;
 
 /// Objects smaller than this are copied out of the mapping (checked as a
 /// one-sided get is: header and trailer, then the header again) instead of
@@ -58,9 +54,9 @@ pub(crate) struct MappedPeer {
     /// no permission, a server with private segments): gets copy from then on.
     usable: AtomicBoolTrue,
     /// Mapped segments (`None`: the segment is gone).
-    maps: Mutex<HashMap<u32, Option<Arc<Mapping>>>>,
+    pub(super) maps: Mutex<HashMap<u32, Option<Arc<Mapping>>>>,
     /// The connection pins are taken on.
-    pins: Mutex<Option<Arc<PinConn>>>,
+    pub(super) pins: Mutex<Option<Arc<PinConn>>>,
 }
 
 /// An `AtomicBool` that starts `true`.
@@ -78,7 +74,7 @@ impl MappedPeer {
         self.usable.0.load(Ordering::Relaxed)
     }
 
-    fn disable(&self) {
+    pub(super) fn disable(&self) {
         self.usable.0.store(false, Ordering::Relaxed);
     }
 }
@@ -87,7 +83,7 @@ impl MappedPeer {
 /// (it closes, releasing them all on the server, when the last is dropped).
 pub(crate) struct PinConn {
     /// The connection's pin page (`None`: pins are requests).
-    page: Option<ClientPage>,
+    pub(super) page: Option<ClientPage>,
     conn: Mutex<SessionConn>,
     /// Unpins not sent yet (a drop found the connection busy).
     deferred: Mutex<Vec<Loc>>,
@@ -111,14 +107,14 @@ fn encode(out: &mut Vec<u8>, req: &Request) {
 }
 
 /// A pin page mapped here: the words, and which are free.
-struct ClientPage {
+pub(crate) struct ClientPage {
     words: PinWords,
     free: Mutex<Vec<u32>>,
 }
 
 impl ClientPage {
     /// Ask for the connection's pin page on `s` and map it (server `pid`).
-    fn open(s: &mut Conn, pid: u32) -> io::Result<ClientPage> {
+    pub(crate) fn open(s: &mut Conn, pid: u32) -> io::Result<ClientPage> {
         proto::write_frame(s, &Request::PinPage)?;
         let shm = match proto::read_frame::<Response>(s)? {
             Some(Response::PinPage(Some(shm))) => shm,
@@ -146,7 +142,7 @@ impl ClientPage {
     }
 
     /// Hold object `id`: a free word, written (`None`: the page is full).
-    fn hold(&self, id: u64) -> Option<u32> {
+    pub(super) fn hold(&self, id: u64) -> Option<u32> {
         let slot = self.free.lock().pop()?;
         self.words.words()[slot as usize].store(id, Ordering::SeqCst);
         // The server zeroes a header, then reads the pages; we write the
@@ -156,14 +152,14 @@ impl ClientPage {
     }
 
     /// Let go (every read of the object happens before).
-    fn release(&self, slot: u32) {
+    pub(super) fn release(&self, slot: u32) {
         self.words.words()[slot as usize].store(0, Ordering::Release);
         self.free.lock().push(slot);
     }
 }
 
 impl PinConn {
-    fn new(s: Conn, page: Option<ClientPage>) -> PinConn {
+    pub(super) fn new(s: Conn, page: Option<ClientPage>) -> PinConn {
         PinConn {
             page,
             conn: Mutex::new(SessionConn { s, out: Vec::new() }),
@@ -172,7 +168,7 @@ impl PinConn {
         }
     }
 
-    fn broken(&self) -> bool {
+    pub(super) fn broken(&self) -> bool {
         self.broken.load(Ordering::Relaxed)
     }
 
@@ -184,7 +180,7 @@ impl PinConn {
     }
 
     /// Pin `locs`: whether each is stored (and now pinned through this connection).
-    fn pin(&self, locs: &[Loc]) -> io::Result<Vec<bool>> {
+    pub(super) fn pin(&self, locs: &[Loc]) -> io::Result<Vec<bool>> {
         let r = {
             let mut c = self.conn.lock();
             self.exchange(&mut c, locs)
@@ -214,7 +210,7 @@ impl PinConn {
     }
 
     /// Release one pin (from a `Bytes`' drop: never blocks on the network).
-    fn unpin(&self, loc: Loc) {
+    pub(super) fn unpin(&self, loc: Loc) {
         self.deferred.lock().push(loc);
         self.flush_deferred();
     }
@@ -253,12 +249,22 @@ impl PinConn {
     }
 }
 
-/// A segment of the server mapped here, read-only.
+/// Pages are faulted in by chunks of this many bytes of a segment, the first
+/// time a get hands out an object in them.
+const POPULATE_CHUNK: usize = 2 << 20;
+
+/// A segment of the server mapped here, read-only. Mapping it faults no page
+/// in (a fresh reader's first get of a small object costs one page, not the
+/// segment's 256 MiB); a get that hands out an object populates the chunks it
+/// spans once ([`Mapping::populate`]), so readers of it do not fault page by
+/// page.
 pub(crate) struct Mapping {
     view: View,
     /// Where the segment starts in the view.
     delta: usize,
     len: usize,
+    /// One bit per [`POPULATE_CHUNK`] of the segment: populated already.
+    populated: Box<[AtomicU64]>,
 }
 
 enum View {
@@ -267,7 +273,7 @@ enum View {
 }
 
 impl Mapping {
-    fn as_slice(&self) -> &[u8] {
+    pub(super) fn as_slice(&self) -> &[u8] {
         let all = match &self.view {
             View::File(m) => m.as_slice(),
             View::SysV(a) => a.as_slice(),
@@ -275,21 +281,74 @@ impl Mapping {
         &all[self.delta..self.delta + self.len]
     }
 
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.len
+    }
+
+    fn new(view: View, delta: usize, len: usize) -> Mapping {
+        let chunks = len.div_ceil(POPULATE_CHUNK);
+        Mapping {
+            view,
+            delta,
+            len,
+            populated: (0..chunks.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+
+    /// Fault in the pages of `[start, start + len)` of the segment that no
+    /// earlier get populated, a run of chunks per call.
+    pub(super) fn populate(&self, start: usize, len: usize) {
+        if len == 0 || start >= self.len {
+            return;
+        }
+        let first = start / POPULATE_CHUNK;
+        let last = (start + len - 1).min(self.len - 1) / POPULATE_CHUNK;
+        let mut run: Option<usize> = None; // first chunk of a run to populate
+        for c in first..=last + 1 {
+            let todo = c <= last && {
+                let (w, b) = (c / 64, 1u64 << (c % 64));
+                self.populated[w].load(Ordering::Relaxed) & b == 0
+            };
+            match (todo, run) {
+                (true, None) => run = Some(c),
+                (false, Some(r)) => {
+                    let (off, end) = (r * POPULATE_CHUNK, (c * POPULATE_CHUNK).min(self.len));
+                    match &self.view {
+                        View::File(m) => m.populate_read(self.delta + off, end - off),
+                        View::SysV(a) => a.populate_read(self.delta + off, end - off),
+                    }
+                    for d in r..c {
+                        self.populated[d / 64].fetch_or(1 << (d % 64), Ordering::Relaxed);
+                    }
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Chunks populated so far (tests).
+    #[cfg(test)]
+    fn populated_chunks(&self) -> u32 {
+        self.populated
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed).count_ones())
+            .sum()
     }
 }
 
 /// The owner of a `Bytes` handed out by a mapped get: the mapping and the
 /// pin, released on drop.
-struct MappedObject {
-    map: Arc<Mapping>,
-    pins: Arc<PinConn>,
+pub(crate) struct MappedObject {
+    pub(crate) map: Arc<Mapping>,
+    pub(crate) pins: Arc<PinConn>,
     /// The pin-page word holding it (`None`: pinned by a request).
-    slot: Option<u32>,
-    loc: Loc,
-    start: usize,
-    len: usize,
+    pub(crate) slot: Option<u32>,
+    pub(crate) loc: Loc,
+    pub(crate) start: usize,
+    pub(crate) len: usize,
 }
 
 impl AsRef<[u8]> for MappedObject {
@@ -309,7 +368,7 @@ impl Drop for MappedObject {
 
 /// Map segment `info` of the server process `pid` from its shared memory,
 /// after checking it is what the server named.
-fn map_segment(pid: u32, info: &SegmentInfo, shm: &ShmSegment) -> io::Result<Mapping> {
+pub(crate) fn map_segment(pid: u32, info: &SegmentInfo, shm: &ShmSegment) -> io::Result<Mapping> {
     let len = usize::try_from(info.len).map_err(io::Error::other)?;
     match *shm {
         ShmSegment::File {
@@ -326,26 +385,22 @@ fn map_segment(pid: u32, info: &SegmentInfo, shm: &ShmSegment) -> io::Result<Map
                 ));
             }
             let delta = usize::try_from(offset).map_err(io::Error::other)?;
-            Ok(Mapping {
-                view: View::File(Mmap::file(&f, delta + len)?),
+            Ok(Mapping::new(
+                View::File(Mmap::file_lazy(&f, delta + len)?),
                 delta,
                 len,
-            })
+            ))
         }
         ShmSegment::SysV { shmid, offset } => {
             let delta = usize::try_from(offset).map_err(io::Error::other)?;
             let a = SysvAttach::attach(shmid, pid, offset + info.len)?;
-            Ok(Mapping {
-                view: View::SysV(a),
-                delta,
-                len,
-            })
+            Ok(Mapping::new(View::SysV(a), delta, len))
         }
     }
 }
 
 /// Whether the mapping holds object `k` now: its header and trailer.
-fn holds_object(map: &Mapping, k: &ObjectKey) -> bool {
+pub(crate) fn holds_object(map: &Mapping, k: &ObjectKey) -> bool {
     let start = k.offset as usize;
     let len = k.len as usize;
     let s = map.as_slice();
@@ -359,7 +414,7 @@ fn holds_object(map: &Mapping, k: &ObjectKey) -> bool {
 
 /// A small object copied out of the mapping, checked as a one-sided get is
 /// (`None`: not committed, evicted, or reused meanwhile).
-fn copy_checked(map: &Mapping, k: &ObjectKey) -> Option<Bytes> {
+pub(crate) fn copy_checked(map: &Mapping, k: &ObjectKey) -> Option<Bytes> {
     let start = k.offset as usize;
     let len = k.len as usize;
     let wire = &map.as_slice()[start..start + layout::HEADER + len + layout::TRAILER];
@@ -389,188 +444,73 @@ pub(crate) enum Mapped {
     Copy,
 }
 
-impl<T: ClientTransport> ObjectClient<T> {
-    /// The mapping of segment `seg` of `peer` (mapped on first use): `Ok(None)`
-    /// if the segment is gone, `Err(())` if it cannot be mapped here.
-    fn mapping(
-        &self,
-        peer: &Arc<Peer<T>>,
-        m: &MappedPeer,
-        seg: u32,
-    ) -> Result<std::result::Result<Option<Arc<Mapping>>, ()>> {
-        if let Some(s) = m.maps.lock().get(&seg) {
-            return Ok(Ok(s.clone()));
-        }
-        let req = Request::Segment { seg, write: false };
-        let info = match self.call(peer, "get", &req, None)? {
-            Ctl::Done(Response::Segment(info)) => info,
-            Ctl::Done(other) => return Err(unexpected(T::NAME, "get", other)),
-            Ctl::Stale => return Ok(Ok(None)),
-        };
-        let map = match info {
-            None => None,
-            Some(info) => {
-                let Some(shm) = info.shm else {
-                    m.disable();
-                    return Ok(Err(()));
-                };
-                match map_segment(peer.pid, &info, &shm) {
-                    Ok(map) => {
-                        // Forget segments the server has unmapped (their
-                        // pages stay alive while mapped here).
-                        m.maps
-                            .lock()
-                            .retain(|id, _| info.live.binary_search(id).is_ok());
-                        Some(Arc::new(map))
-                    }
-                    Err(_) => {
-                        m.disable();
-                        return Ok(Err(()));
-                    }
-                }
-            }
-        };
-        Ok(Ok(m.maps.lock().entry(seg).or_insert(map).clone()))
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// The pin connection of `peer` (opened on first use, reopened after a failure).
-    fn pins(&self, peer: &Arc<Peer<T>>, m: &MappedPeer) -> Result<Option<Arc<PinConn>>> {
-        let mut g = m.pins.lock();
-        if let Some(s) = g.as_ref().filter(|s| !s.broken()) {
-            return Ok(Some(s.clone()));
-        }
-        let Some(mut s) = self.fresh_connection(peer)? else {
-            return Ok(None);
-        };
-        // Without a page (an old server, no shared memory), pins are requests.
-        let page = ClientPage::open(&mut s, peer.pid).ok();
-        let s = Arc::new(PinConn::new(s, page));
-        *g = Some(s.clone());
-        Ok(Some(s))
-    }
-
-    /// Gets of `keys` (all of `peer`, which is on this node) from the mapped
-    /// segments: pinned, no copy.
-    pub(crate) fn get_mapped(
-        &self,
-        peer: &Arc<Peer<T>>,
-        keys: &[&ObjectKey],
-    ) -> Result<Vec<Mapped>> {
-        let m = peer.mapped.as_ref().expect("a mapped peer");
-        let mut out: Vec<Mapped> = keys.iter().map(|_| Mapped::Copy).collect();
-        // 1. Map the segments; bounds-check the keys.
-        let mut want = Vec::new();
-        for (i, k) in keys.iter().enumerate() {
-            if !m.usable() {
-                return Ok(out);
-            }
-            let map = match self.mapping(peer, m, k.seg)? {
-                Err(()) => return Ok(out),
-                Ok(None) => {
-                    out[i] = Mapped::Done(None);
-                    continue;
-                }
-                Ok(Some(map)) => map,
-            };
-            let fits = layout::wire_len(k.len)
-                .and_then(|w| k.offset.checked_add(w))
-                .is_some_and(|end| end <= map.len() as u64);
-            if !fits {
-                return Err(Error::InvalidKey {
-                    connector: T::NAME.into(),
-                    reason: format!(
-                        "object range {}+{} outside segment {} of {} bytes",
-                        k.offset,
-                        k.len,
-                        k.seg,
-                        map.len()
-                    ),
-                });
-            }
-            if k.len < MAPPED_COPY_BELOW {
-                out[i] = Mapped::Done(copy_checked(&map, k));
+    /// Resident bytes of the mapping that starts at `addr` (`/proc/self/smaps`).
+    fn rss_of(addr: usize) -> usize {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut in_it = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ')
+                && let Some((lo, _)) = range.split_once('-')
+                && let Ok(lo) = usize::from_str_radix(lo, 16)
+                && range.contains('-')
+                && !line.starts_with(|c: char| c.is_ascii_uppercase())
+            {
+                in_it = lo == addr;
                 continue;
             }
-            want.push((i, map));
-        }
-        if want.is_empty() {
-            return Ok(out);
-        }
-        // 2. Pin them: in the pin page (no request), else with a request.
-        let Some(pins) = self.pins(peer, m)? else {
-            for (i, _) in want {
-                out[i] = Mapped::Done(None); // the server restarted
-            }
-            return Ok(out);
-        };
-        if let Some(page) = &pins.page {
-            let mut rest = Vec::new();
-            for (i, map) in want {
-                let k = keys[i];
-                let Some(slot) = page.hold(k.id) else {
-                    rest.push((i, map));
-                    continue;
-                };
-                if !holds_object(&map, k) {
-                    page.release(slot); // evicted (or not committed): None
-                    out[i] = Mapped::Done(None);
-                    continue;
-                }
-                out[i] = Mapped::Done(Some(Bytes::from_owner(MappedObject {
-                    start: k.offset as usize + layout::HEADER,
-                    len: k.len as usize,
-                    map,
-                    pins: pins.clone(),
-                    slot: Some(slot),
-                    loc: k.loc(),
-                })));
-            }
-            want = rest;
-        }
-        for chunk in want.chunks(PIN_CHUNK) {
-            let locs: Vec<Loc> = chunk.iter().map(|(i, _)| keys[*i].loc()).collect();
-            let pinned = match pins.pin(&locs) {
-                Ok(p) => p,
-                Err(e) => {
-                    if !peer.alive() {
-                        self.invalidate(peer);
-                    }
-                    return Err(self.pin_error(peer, e));
-                }
-            };
-            // 3. Hand out the slots themselves.
-            for ((i, map), ok) in chunk.iter().zip(pinned) {
-                if !ok {
-                    out[*i] = Mapped::Done(None);
-                    continue;
-                }
-                let k = keys[*i];
-                let start = k.offset as usize;
-                let h = &map.as_slice()[start..start + layout::HEADER];
-                if !layout::header_matches(h, k.id, k.len) {
-                    // Pinned, so committed and not evicted: the server and
-                    // this mapping disagree. Never hand out other bytes.
-                    pins.unpin(k.loc());
-                    return Err(Error::permanent(
-                        T::NAME,
-                        "get",
-                        format!("mapped segment {} does not hold object {}", k.seg, k.id),
-                    ));
-                }
-                out[*i] = Mapped::Done(Some(Bytes::from_owner(MappedObject {
-                    map: map.clone(),
-                    pins: pins.clone(),
-                    slot: None,
-                    loc: k.loc(),
-                    start: start + layout::HEADER,
-                    len: k.len as usize,
-                })));
+            if in_it && let Some(kb) = line.strip_prefix("Rss:") {
+                return kb
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse::<usize>()
+                    .unwrap()
+                    * 1024;
             }
         }
-        Ok(out)
+        panic!("no mapping at {addr:#x}");
     }
 
-    fn pin_error(&self, peer: &Peer<T>, e: io::Error) -> Error {
-        super::peer::ctl_err(T::NAME, "get", &peer.addr, self.timeout(), e)
+    #[test]
+    fn mapping_populates_only_what_gets_hand_out() {
+        const MIB: usize = 1 << 20;
+        let path = std::env::temp_dir().join(format!("ps-populate-{}", std::process::id()));
+        let mut f = File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(&vec![1u8; 32 * MIB]).unwrap();
+        let map = Mapping::new(
+            View::File(Mmap::file_lazy(&f, 32 * MIB).unwrap()),
+            0,
+            32 * MIB,
+        );
+        std::fs::remove_file(&path).unwrap();
+        let addr = map.as_slice().as_ptr() as usize;
+        assert_eq!(rss_of(addr), 0, "mapping the segment faulted pages in");
+        // An object at 3 MiB of 1 MiB: its chunk (2..4 MiB) only.
+        map.populate(3 * MIB, MIB);
+        assert_eq!(map.populated_chunks(), 1);
+        assert_eq!(rss_of(addr), 2 * MIB);
+        // Across a chunk boundary and to the end.
+        map.populate(3 * MIB, 2 * MIB);
+        assert_eq!(map.populated_chunks(), 2);
+        assert_eq!(rss_of(addr), 4 * MIB);
+        map.populate(30 * MIB + 5, 10 * MIB); // clipped to the segment
+        assert_eq!(map.populated_chunks(), 3);
+        assert_eq!(rss_of(addr), 6 * MIB);
+        map.populate(0, 32 * MIB);
+        assert_eq!(map.populated_chunks(), 16);
+        assert_eq!(rss_of(addr), 32 * MIB);
+        map.populate(0, 0);
+        map.populate(64 * MIB, 1);
+        assert_eq!(map.populated_chunks(), 16);
     }
 }

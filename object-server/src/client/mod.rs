@@ -5,10 +5,11 @@
 //! without a copy (or, on the stream data path, read from the control
 //! connection into the same buffers).
 
+mod control;
 mod get;
 mod key;
 mod mapped;
-mod options;
+mod mapped_get;
 mod peer;
 mod put;
 mod url;
@@ -25,17 +26,17 @@ use proxy_core::{
     Capabilities, Connector, ConnectorConfig, Error, FromConfig, Key, Payload, Result,
 };
 
+pub use control::ControlError;
 pub use key::ObjectKey;
 pub use mapped::MAPPED_COPY_BELOW;
-pub use options::{ClientOptions, TransportConfig};
-pub use peer::ControlError;
-pub use url::config_from_url;
+pub use url::{client_query_keys, config_from_url};
 
 use crate::auth::Secret;
+use crate::config::TransportConfig;
 use crate::proto::{DataPath, Request, Response, Stats};
 use crate::server::{Local, Server, ServerOptions};
 use crate::transport::ClientTransport;
-use peer::{Ctl, Peer, unexpected};
+use control::{Ctl, Peer, unexpected};
 
 /// Options of an in-process owner ([`ObjectClient::owner`]): this process
 /// serves its own objects from its own registered arena.

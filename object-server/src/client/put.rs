@@ -8,10 +8,10 @@ use crate::stream::Conn;
 use proxy_core::{Error, Key, Payload, Result};
 
 use super::ObjectClient;
+use super::control::{Ctl, Peer, ctl_err, send_request, unexpected};
 use super::key::ObjectKey;
-use super::options::TransportConfig;
-use super::peer::{Ctl, Peer, ctl_err, send_request, unexpected};
 use crate::arena::ReserveError;
+use crate::config::TransportConfig;
 use crate::layout;
 use crate::proto::{self, DataPath, Loc, Request, Response};
 use crate::server::Local;

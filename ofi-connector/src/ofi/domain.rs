@@ -7,39 +7,7 @@ use libfabric_sys::*;
 use parking_lot::{Mutex, MutexGuard};
 use proxy_core::Result;
 
-use super::{Info, InfoQuery, check};
-
-/// The provider's `mr_mode` bits (`FI_MR_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MrMode(pub u32);
-
-impl MrMode {
-    /// Bits this layer honours; providers needing others (`FI_MR_RAW`,
-    /// `FI_MR_HMEM`, `FI_MR_MMU_NOTIFY`, ...) do not match at `fi_getinfo`.
-    pub const SUPPORTED: MrMode =
-        MrMode(FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT);
-
-    /// Local buffers must be registered, their `fi_mr_desc` passed along.
-    pub fn local(self) -> bool {
-        self.0 & FI_MR_LOCAL != 0
-    }
-    /// Remote addresses are virtual addresses (else offsets into the MR).
-    pub fn virt_addr(self) -> bool {
-        self.0 & FI_MR_VIRT_ADDR != 0
-    }
-    /// The provider chooses keys (else we request unique ones).
-    pub fn prov_key(self) -> bool {
-        self.0 & FI_MR_PROV_KEY != 0
-    }
-    /// MRs are bound to an endpoint and enabled before use.
-    pub fn endpoint(self) -> bool {
-        self.0 & FI_MR_ENDPOINT != 0
-    }
-    /// Registered memory must be backed (allocated, faulted in).
-    pub fn allocated(self) -> bool {
-        self.0 & FI_MR_ALLOCATED != 0
-    }
-}
+use super::{Info, InfoQuery, MrMode, check};
 
 /// A `fid` whose close waits for the lock, with the parents it needs alive.
 struct Deferred {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 use libfabric_sys::*;
 use proxy_core::{Error, Result};
 
-use super::op::Header;
+use super::completion::Header;
 use super::{Domain, DomainGuard, FiError, KIND, check};
 
 /// An `FI_EP_RDM` endpoint, bound to its own AV and CQ, enabled. Closed (in

@@ -20,15 +20,16 @@
 //! `fi_cq_read`, never delivered through callbacks), so no panic can unwind
 //! across the FFI boundary.
 
+mod completion;
 mod domain;
 mod endpoint;
 mod info;
 mod mr;
 mod op;
 
-pub use domain::{Domain, DomainGuard, MrMode};
+pub use domain::{Domain, DomainGuard};
 pub use endpoint::{Endpoint, PeerAddr};
-pub use info::{Info, InfoQuery};
+pub use info::{Info, InfoQuery, MrMode};
 pub use mr::Mr;
 pub use op::{Op, RmaSource, RmaTarget};
 

@@ -20,6 +20,7 @@ use libfabric_sys::*;
 use parking_lot::Mutex;
 use proxy_core::{Error, Result};
 
+use super::completion::Header;
 use super::endpoint::PeerInner;
 use super::{DomainGuard, FiError, KIND, Mr, PeerAddr, fi_error};
 
@@ -52,39 +53,6 @@ pub unsafe trait RmaSource: Send + 'static {
 unsafe impl RmaSource for bytes::Bytes {
     fn source(&self) -> (*const u8, usize) {
         (self.as_ptr(), self.len())
-    }
-}
-
-/// The part of an operation's state that the completion path sees without
-/// knowing its buffer type. `#[repr(C)]` with the provider's context first:
-/// the context pointer is the header's (and the state's) address.
-#[repr(C)]
-pub(crate) struct Header {
-    ctx: UnsafeCell<fi_context2>,
-    done: AtomicBool,
-    err: AtomicI32,
-    detail: Mutex<Option<String>>,
-    op: &'static str,
-    /// Drops the reference leaked for the completion (knows the state's type).
-    release: unsafe fn(*const Header),
-}
-
-impl Header {
-    /// Record a completion and drop the completion's reference.
-    ///
-    /// # Safety
-    /// `p` must be the context of a posted operation whose completion has
-    /// not been reported before (called once per operation, under the lock).
-    pub(crate) unsafe fn complete(p: *const Header, r: std::result::Result<(), FiError>) {
-        // SAFETY: the leaked reference keeps the state alive until `release`.
-        let h = unsafe { &*p };
-        if let Err(e) = r {
-            h.err.store(e.code.max(1), Ordering::Relaxed);
-            *h.detail.lock() = e.detail;
-        }
-        h.done.store(true, Ordering::Release);
-        // SAFETY: the one release of the completion's reference.
-        unsafe { (h.release)(p) };
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use libfabric_sys::{FI_READ, FI_WRITE};
-use object_server::{ClientTransport, Operation, ServerBinary, ServerTransport};
+use object_server::{ClientTransport, Operation, ServerTransport};
 use proxy_core::mem::{Allocator, Mmap, PoolBuf, Region};
 use proxy_core::{Error, Result};
 
@@ -129,11 +129,6 @@ impl Ofi {
 
 impl ClientTransport for Ofi {
     const NAME: &'static str = "ofi";
-    const SERVER: ServerBinary = ServerBinary {
-        name: "proxystore-ofi-server",
-        env: "PROXYSTORE_OFI_SERVER",
-        build: "cargo build --release -p ofi-connector --bins",
-    };
     type Config = OfiConfig;
     type Alloc = OfiAlloc;
     type Endpoint = PeerAddr;
@@ -154,17 +149,6 @@ impl ClientTransport for Ofi {
             timeout: cfg.client.timeout(),
             max_rma,
         })
-    }
-
-    fn server_args(cfg: &OfiConfig) -> Vec<String> {
-        let mut a = Vec::new();
-        if let Some(p) = &cfg.provider {
-            a.extend(["--provider".into(), p.clone()]);
-        }
-        if let Some(d) = &cfg.domain {
-            a.extend(["--domain".into(), d.clone()]);
-        }
-        a
     }
 
     fn serve(cfg: &OfiConfig) -> Result<Box<dyn ServerTransport>> {

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use super::Ctx;
 use super::data::pattern;
-use super::run::panic_message;
 use crate::connector::{Capabilities, Connector, ConnectorConfig, DynConnector, Payload};
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -261,4 +260,12 @@ fn after_close(c: &DynConnector, config: &ConnectorConfig, caps: Capabilities) {
             Err(e) => refused("new_key", &e),
         }
     }
+}
+
+/// The text of a panic's payload.
+pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-text payload".into())
 }

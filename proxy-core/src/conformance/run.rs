@@ -2,7 +2,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::finish::finish;
+use super::finish::{finish, panic_message};
 use super::{Case, Ctx, case};
 
 /// Run one case on `ctx`, then the end-of-case checks (`close` twice, every
@@ -29,11 +29,4 @@ pub fn run_test(name: &str, make_ctx: impl FnOnce() -> Ctx) {
     if let Err(m) = run_case(case, make_ctx()) {
         panic!("{m}");
     }
-}
-
-pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic with a non-text payload".into())
 }

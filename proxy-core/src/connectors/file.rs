@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::connector::{Capabilities, Connector, ConnectorConfig, Deferrable, FromConfig, Payload};
 use crate::error::{Error, Result};
 use crate::key::Key;
-use crate::url::StoreUrl;
+use crate::url::{QueryKey, StoreUrl, value};
 
 pub(crate) const KIND: &str = "file";
 /// Objects at least this large are memory-mapped instead of read.
@@ -310,30 +310,19 @@ impl FromConfig for FileConnector {
     }
 }
 
+/// The query keys of a `file://` URL.
+const QUERY_KEYS: &[QueryKey<FileOptions>] = &crate::query_keys![FileOptions; clear: value::flag];
+
 /// `file:///DIR` (an absolute path; `?clear=true` deletes it on `close`).
 pub(crate) fn config_from_url(url: &StoreUrl<'_>) -> Result<ConnectorConfig> {
-    let (dir, query) = match url.rest().split_once('?') {
-        Some((d, q)) => (d, Some(q)),
-        None => (url.rest(), None),
-    };
+    let dir = url.rest();
     if !dir.starts_with('/') {
         return Err(url.error(Some(KIND), "a file URL needs an absolute path: file:///DIR"));
     }
-    let clear = match query {
-        None | Some("") | Some("clear=false") => false,
-        Some("clear=true") => true,
-        Some(q) => {
-            return Err(url.error(
-                Some(KIND),
-                format!("unknown file URL option {q:?} (known: clear=true)"),
-            ));
-        }
+    let mut o = FileOptions {
+        dir: dir.into(),
+        clear: false,
     };
-    Ok(ConnectorConfig::new(
-        KIND,
-        FileOptions {
-            dir: dir.into(),
-            clear,
-        },
-    ))
+    url.apply_query(KIND, &mut o, QUERY_KEYS)?;
+    Ok(ConnectorConfig::new(KIND, o))
 }

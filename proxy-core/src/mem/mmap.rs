@@ -60,6 +60,17 @@ impl Mmap {
     /// The first `len` bytes (`len > 0`) of `f`, read-only and shared,
     /// populated at once.
     pub fn file(f: &File, len: usize) -> io::Result<Mmap> {
+        Self::file_read(f, len, true)
+    }
+
+    /// Map the first `len` bytes of `f` read-only without faulting any page
+    /// in: for a large file of which a reader will touch a part, with
+    /// [`Mmap::populate_read`] for the ranges it reads.
+    pub fn file_lazy(f: &File, len: usize) -> io::Result<Mmap> {
+        Self::file_read(f, len, false)
+    }
+
+    fn file_read(f: &File, len: usize, populate: bool) -> io::Result<Mmap> {
         if len == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -73,7 +84,7 @@ impl Mmap {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
+                libc::MAP_SHARED | if populate { libc::MAP_POPULATE } else { 0 },
                 f.as_raw_fd(),
                 0,
             )
@@ -139,6 +150,14 @@ impl Mmap {
         }
     }
 
+    /// Fault the pages of `[offset, offset + len)` of the mapping in, for
+    /// reading, in one call (`MADV_POPULATE_READ`, Linux 5.14+: no fault per
+    /// page later). Best effort: where the kernel cannot, pages fault in on
+    /// first use. The range is clipped to the mapping.
+    pub fn populate_read(&self, offset: usize, len: usize) {
+        populate_read(self.ptr.cast(), self.len, offset, len);
+    }
+
     /// Start of the mapping (for registering it with a fabric).
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.cast()
@@ -182,6 +201,27 @@ impl Drop for Mmap {
             libc::munmap(self.ptr, self.len);
         }
     }
+}
+
+/// `MADV_POPULATE_READ` over `[offset, offset + len)` of the mapping of
+/// `map_len` bytes at `base` (page aligned), clipped to it.
+fn populate_read(base: *const u8, map_len: usize, offset: usize, len: usize) {
+    let end = offset.saturating_add(len).min(map_len);
+    if offset >= end {
+        return;
+    }
+    let page = page_size();
+    let start = offset / page * page;
+    // SAFETY: [base + start, base + end) lies inside the caller's mapping
+    // (start <= offset < end <= map_len, `base` page aligned); populating
+    // pages for reading changes neither the mapping nor its contents.
+    unsafe {
+        libc::madvise(
+            base.add(start).cast_mut().cast(),
+            end - start,
+            libc::MADV_POPULATE_READ,
+        )
+    };
 }
 
 #[cfg(test)]

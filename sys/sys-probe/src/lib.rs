@@ -22,6 +22,12 @@
 //! Every variable read through [`env_var`] is announced to cargo with
 //! `cargo::rerun-if-env-changed`.
 //!
+//! Run paths: a library found outside the system library directories is
+//! embedded as the run path of the `-sys` crate's test binaries and exported
+//! as `DEP_<LINKS>_RPATH` ([`Found::emit_rpath`]); every crate that links a
+//! binary, example, test or `cdylib` against it calls [`forward_rpath`] from
+//! its build script, so all of them load the library they were built against.
+//!
 //! ```no_run
 //! let found = proxystore_sys_probe::Probe::new("ucx-sys", "UCX", "headers and libucp")
 //!     .prefix_var("UCX_DIR")
@@ -33,11 +39,15 @@
 //!     .run()
 //!     .unwrap_or_else(|tried| panic!("{tried}"));
 //! found.link(&["ucp", "uct", "ucs", "ucm"]);
+//! found.emit_rpath("UCX_SYS_NO_RPATH");
 //! ```
 
 /// The pkg-config crate this one probes with, for a build script's other
 /// pkg-config questions.
 pub use pkg_config;
+
+mod rpath;
+pub use rpath::forward_rpath;
 
 use std::env;
 use std::fmt;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use object_server::{ClientTransport, Operation, ServerBinary, ServerTransport};
+use object_server::{ClientTransport, Operation, ServerTransport};
 use proxy_core::Result;
 use proxy_core::mem::{Allocator, PoolBuf, Region};
 use ucx_sys::ucp_mem_h;
@@ -67,11 +67,6 @@ pub struct Ucx {
 
 impl ClientTransport for Ucx {
     const NAME: &'static str = "ucx";
-    const SERVER: ServerBinary = ServerBinary {
-        name: "proxystore-ucx-server",
-        env: "PROXYSTORE_UCX_SERVER",
-        build: "cargo build --release -p ucx-connector --bins",
-    };
     type Config = UcxConfig;
     type Alloc = UcxAlloc;
     type Endpoint = Endpoint;
@@ -86,13 +81,6 @@ impl ClientTransport for Ucx {
             tcp_only: tls.as_deref().is_some_and(tls_is_tcp_only),
             shm_only: tls.as_deref().is_some_and(tls_is_shm_only),
         })
-    }
-
-    fn server_args(cfg: &UcxConfig) -> Vec<String> {
-        match &cfg.ucx_tls {
-            Some(tls) => vec!["--tls".into(), tls.clone()],
-            None => Vec::new(),
-        }
     }
 
     fn serve(cfg: &UcxConfig) -> Result<Box<dyn ServerTransport>> {

@@ -1,12 +1,17 @@
 //! Options every object-server connector shares, and the trait a
-//! transport's configuration implements around them.
+//! transport's configuration implements around them: transport-neutral
+//! types below both the client ([`ObjectClient`](crate::ObjectClient)) and
+//! the transport traits ([`crate::transport`]), which name a configuration
+//! but never the client.
 
 use std::time::Duration;
 
+use proxy_core::url::QueryKey;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::proto::DataPath;
+use crate::spawn::ServerBinary;
 
 pub(crate) const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_MAX_IDLE_BYTES: u64 = 2 << 30;
@@ -145,10 +150,25 @@ impl ClientOptions {
 pub trait TransportConfig:
     Serialize + DeserializeOwned + Clone + Default + std::fmt::Debug + Send + Sync + 'static
 {
+    /// The server program that spawn on demand starts for a connector of
+    /// this configuration (see [`crate::spawn`]).
+    const SERVER: ServerBinary;
+
+    /// The query keys of this transport's own options in its store URLs
+    /// (besides the shared ones of
+    /// [`client_query_keys`](crate::client_query_keys)); none by default.
+    const QUERY_KEYS: &'static [QueryKey<Self>] = &[];
+
     /// The shared options.
     fn client(&self) -> &ClientOptions;
     /// The shared options, mutably.
     fn client_mut(&mut self) -> &mut ClientOptions;
+
+    /// Arguments a spawned server needs to serve what this configuration
+    /// reads with (e.g. the same UCX transports); none by default.
+    fn server_args(&self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Builder: the server address.
     fn with_server(mut self, server: impl Into<String>) -> Self {
