@@ -47,7 +47,7 @@ libdir=\${prefix}/lib
 includedir=\${prefix}/include
 
 Name: proxystore
-Description: proxystore-rs C ABI: transparent object proxies over file, Redis and UCX stores
+Description: proxystore-rs C ABI: transparent object proxies over file, Redis, UCX, libfabric, Margo and DAOS stores
 Version: $version
 Cflags: -I\${includedir}
 Libs: -L\${libdir} -lproxystore
