@@ -1,6 +1,7 @@
 //! Calls on the object behind a serialized proxy: its key, and evicting it
-//! (a producer frees what it broadcast; Rust: `proxy.factory().store()?
-//! .evict(proxy.key())`; Python: `store.evict(proxystore.store.utils.get_key(proxy))`).
+//! (a producer frees what it broadcast; Rust: `proxy.key()`,
+//! `proxy.factory().evict_target()`; Python: `get_key(proxy)` and
+//! `store.evict(get_key(proxy))` from `proxystore.store.utils`).
 
 use bytes::Bytes;
 use proxy_core::{Proxy, Store};
@@ -56,8 +57,8 @@ pub unsafe extern "C" fn ps_evict_proxy(proxy: *const u8, len: usize) -> ps_stat
     call(|| {
         // SAFETY: caller contract of this function.
         let bytes = unsafe { bytes_arg(proxy, len, "proxy") }?;
-        let (p, store) = proxy_and_store(bytes)?;
-        store.evict(p.key())?;
+        let (p, _) = proxy_and_store(bytes)?;
+        p.factory().evict_target()?;
         Ok(())
     })
 }

@@ -490,3 +490,27 @@ fn exists_sees_evicts_of_other_processes() {
     }
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn producer_evicts_by_proxy() {
+    let dir = tmpdir("evict-target");
+    let cfg = StoreConfig::new("evict-target", FileConnector::new(&dir).unwrap().config());
+    let producer = Store::from_config(&cfg).unwrap();
+    let p = producer
+        .proxy_with(
+            vec![3u8; 100],
+            ProxyOptions::default().populate_target(false),
+        )
+        .unwrap();
+    let wire = p.to_bytes().unwrap();
+    let consumer: Proxy<Vec<u8>> = Proxy::from_bytes(&wire).unwrap();
+    assert_eq!(*consumer, vec![3u8; 100]);
+    p.factory().evict_target().unwrap();
+    assert!(!producer.exists(p.key()).unwrap());
+    p.factory()
+        .evict_target()
+        .expect("evicting a gone object is no error");
+    let late: Proxy<Vec<u8>> = Proxy::from_bytes(&wire).unwrap();
+    assert!(matches!(late.resolve(), Err(Error::MissingKey { .. })));
+    std::fs::remove_dir_all(dir).ok();
+}
