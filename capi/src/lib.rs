@@ -55,7 +55,8 @@ pub enum ps_status {
     PS_ERR_CONNECTOR = 8,
     /// A file-system or other I/O error.
     PS_ERR_IO = 9,
-    /// The store was closed.
+    /// The library was finalized (`ps_finalize`: every call after it), or a
+    /// store was closed while a call used it.
     PS_ERR_CLOSED = 10,
     /// The connector does not support this operation.
     PS_ERR_UNSUPPORTED = 11,
