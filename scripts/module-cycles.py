@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Module dependency cycles inside each crate of the workspace.
+"""Module dependency cycles inside each crate of the workspace (its library,
+or its binary where it has no library).
 
 An edge A -> B means: source file A names an item defined in file B (a
 `use` or a path in code, resolved through re-exports to the file that
@@ -125,6 +126,8 @@ class Crate:
         self.root = root
         src = os.path.join(root, "src")
         lib = os.path.join(src, "lib.rs")
+        if not os.path.exists(lib):
+            lib = os.path.join(src, "main.rs")
         self.files = {}  # module path (tuple) -> file
         self.walk((), lib)
         self.code = {m: strip(open(f).read()) for m, f in self.files.items()}
@@ -300,7 +303,7 @@ def main(argv):
     seen = set()
     bad = 0
     for c in crates:
-        if not os.path.exists(os.path.join(c, "src", "lib.rs")):
+        if not any(os.path.exists(os.path.join(c, "src", f)) for f in ("lib.rs", "main.rs")):
             continue
         crate = Crate(c)
         g = crate.edges()

@@ -1,10 +1,14 @@
 //! Side by side in one run, over one Mercury protocol (default `na+sm`):
 //!
 //! 1. **`hg_bw_read`**, Mercury's own bulk-read benchmark from the same
-//!    Mercury build (its `hg_perf_server` pushes `-l` x 64 bulk transfers of
-//!    the size into the client's buffer), when found (`--hg-bin DIR`, else
-//!    `$MARGO_DIR/bin`, else the directory of the loaded Mercury's `../bin`,
-//!    else `PATH`);
+//!    Mercury build, when found (`--hg-bin DIR`, else `$MARGO_DIR/bin`,
+//!    else the directory of the loaded Mercury's `../bin`, else `PATH`), in
+//!    two shapes: per request (one RPC) its `hg_perf_server` pushes `-w`
+//!    bulk transfers of the size into the client's buffer, all in flight at
+//!    once; `-w 1` is the connector's shape (one transfer in flight, server
+//!    to client), `-w 64` the tool's default. The data goes the same way as
+//!    a get's (server to client); the copy is the server's push, where the
+//!    connector's is the client's pull;
 //! 2. **raw bulk pull**: this crate's Margo layer alone, one
 //!    `margo_bulk_ctransfer_timed(HG_BULK_PULL)` at a time of exactly the
 //!    payload, from the server's segment handle into one pooled registered
@@ -77,9 +81,15 @@ fn find_hg_bin(explicit: Option<PathBuf>) -> Option<PathBuf> {
     dirs.into_iter().find(|d| ok(d))
 }
 
-/// One `hg_bw_read` run at `len` with `loops` loops (64 transfers each):
-/// (MiB/s, µs per transfer) as it prints them.
-fn hg_bw_read(bin: &Path, protocol: &str, len: usize, loops: usize) -> Option<(f64, f64)> {
+/// One `hg_bw_read` run at `len` with `loops` loops of `window` transfers
+/// in flight each (`-w`): (MiB/s, µs per transfer) as it prints them.
+fn hg_bw_read(
+    bin: &Path,
+    protocol: &str,
+    len: usize,
+    loops: usize,
+    window: usize,
+) -> Option<(f64, f64)> {
     let na = hg_args(protocol)?;
     let dir = std::env::temp_dir().join(format!("margo-bench-hg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).ok()?;
@@ -107,7 +117,7 @@ fn hg_bw_read(bin: &Path, protocol: &str, len: usize, loops: usize) -> Option<(f
         .arg("-f")
         .arg(&cfg)
         .args(["-y", &len.to_string(), "-z", &len.to_string()])
-        .args(["-l", &loops.to_string()])
+        .args(["-l", &loops.to_string(), "-w", &window.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -119,8 +129,10 @@ fn hg_bw_read(bin: &Path, protocol: &str, len: usize, loops: usize) -> Option<(f
         s
     });
     // Bounded: a client whose server died (seen once on this loaded
-    // machine) would wait for it forever. 64 transfers per loop at 50 MB/s.
-    let bound = Duration::from_secs(60) + Duration::from_secs_f64((64 * loops * len) as f64 / 50e6);
+    // machine) would wait for it forever. Its warm-up (10 loops) and the
+    // loops at 50 MB/s.
+    let bound = Duration::from_secs(60)
+        + Duration::from_secs_f64(((loops + 10) * window * len) as f64 / 50e6);
     let deadline = Instant::now() + bound;
     let finished = loop {
         match client.try_wait() {
@@ -130,7 +142,9 @@ fn hg_bw_read(bin: &Path, protocol: &str, len: usize, loops: usize) -> Option<(f
         }
     };
     if !finished {
-        eprintln!("margo_bench: hg_bw_read at {len} B did not finish in {bound:?}: round left out");
+        eprintln!(
+            "margo_bench: hg_bw_read -w {window} at {len} B did not finish in {bound:?}: round left out"
+        );
         let _ = client.kill();
         let _ = client.wait();
     }
@@ -302,18 +316,18 @@ fn main() {
     }
     println!();
     println!(
-        "| size | hg_bw_read | raw bulk pull | connector get | connector / hg_bw_read | connector / raw |"
+        "| size | hg_bw_read -w 1 (1 in flight) | hg_bw_read -w 64 (64 in flight) | raw bulk pull \
+         | connector get | connector / hg_bw_read -w 1 | connector / hg_bw_read -w 64 | connector / raw |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &len in &sizes {
         let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         let key = conn.put(Payload::from(data)).expect("put");
         let k: MargoKey = key.decode("margo").unwrap();
         let raw = RawPull::new(&cfg, &addr, &k);
-        // Transfers per series and round; hg_bw_read does 64 per loop.
+        // Transfers per series and round (hg_bw_read: -w per loop).
         let n = (per_round / len.max(1)).clamp(5, 20_000);
-        let loops = n.div_ceil(64).max(1);
-        let (mut th, mut tr, mut tc) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut th1, mut th64, mut tr, mut tc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         // Warm-up: buffers mapped and registered, peer looked up.
         for _ in 0..3 {
             raw.once();
@@ -321,8 +335,11 @@ fn main() {
         }
         for _ in 0..rounds {
             if let Some(d) = &hg {
-                if let Some((_, us)) = hg_bw_read(d, &protocol, len, loops) {
-                    th.push(us);
+                for (window, t) in [(1, &mut th1), (64, &mut th64)] {
+                    let loops = n.div_ceil(window).max(1);
+                    if let Some((_, us)) = hg_bw_read(d, &protocol, len, loops, window) {
+                        t.push(us);
+                    }
                 }
             }
             let t = Instant::now();
@@ -347,14 +364,18 @@ fn main() {
             }
         };
         let (r, c) = (median(tr), median(tc));
-        let (h, ratio) = if th.is_empty() {
-            ("-".to_string(), "-".to_string())
-        } else {
-            let h = median(th);
-            (cell(h), format!("{:.0}%", 100.0 * h / c))
+        // The tool's cell and the connector's speed relative to it.
+        let tool = |th: Vec<f64>| {
+            if th.is_empty() {
+                ("-".to_string(), "-".to_string())
+            } else {
+                let h = median(th);
+                (cell(h), format!("{:.0}%", 100.0 * h / c))
+            }
         };
+        let ((h1, ratio1), (h64, ratio64)) = (tool(th1), tool(th64));
         println!(
-            "| {len} | {h} | {} | {} | {ratio} | {:.0}% |",
+            "| {len} | {h1} | {h64} | {} | {} | {ratio1} | {ratio64} | {:.0}% |",
             cell(r),
             cell(c),
             100.0 * r / c

@@ -85,6 +85,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn spawned_server_gets_the_same_protocol() {
+        assert!(MargoConfig::new("h:1").server_args().is_empty());
+        let c = MargoConfig::new("h:1").with_protocol("ofi+tcp");
+        assert_eq!(c.server_args(), ["--margo-protocol", "ofi+tcp"]);
+        assert_eq!(MargoConfig::SERVER.name, "proxystore-margo-server");
+        assert_eq!(MargoConfig::SERVER.env, "PROXYSTORE_MARGO_SERVER");
+    }
+
+    #[test]
     fn flat_config_without_defaults_or_secret() {
         let c = MargoConfig::new("h:1")
             .with_protocol("ofi+tcp")

@@ -111,8 +111,10 @@ pub trait ClientTransport: Send + Sync + Sized + 'static {
     fn serve(cfg: &Self::Config) -> Result<Box<dyn ServerTransport>>;
     /// The allocator of this process's receive pool.
     fn allocator(&self) -> Self::Alloc;
-    /// Whether one-sided reads are slow here (clients on `Auto` stream instead).
-    fn prefers_stream(&self) -> bool;
+    /// Whether one-sided reads are slow with `cfg` (clients on `Auto` stream
+    /// instead). Decided from the configuration alone: it is asked before the
+    /// fabric is initialized.
+    fn prefers_stream(cfg: &Self::Config) -> bool;
     /// The largest one-sided read or write this fabric completes; larger
     /// objects are read and written over the stream path (the control
     /// connection) instead.

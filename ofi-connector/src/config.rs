@@ -94,6 +94,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn spawned_server_gets_the_same_provider_and_domain() {
+        assert!(OfiConfig::new("h:1").server_args().is_empty());
+        let c = OfiConfig::new("h:1")
+            .with_provider("tcp;ofi_rxm")
+            .with_domain("lo");
+        assert_eq!(
+            c.server_args(),
+            ["--provider", "tcp;ofi_rxm", "--domain", "lo"]
+        );
+        assert_eq!(OfiConfig::SERVER.name, "proxystore-ofi-server");
+        assert_eq!(OfiConfig::SERVER.env, "PROXYSTORE_OFI_SERVER");
+    }
+
+    #[test]
     fn flat_config_without_defaults_or_secret() {
         let c = OfiConfig::new("h:1")
             .with_provider("tcp;ofi_rxm")

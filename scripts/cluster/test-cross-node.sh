@@ -8,13 +8,16 @@
 # every step is bounded by a timeout. The cluster comes up at the start and
 # is taken down at the end, also on failure or Ctrl-C (trap): no namespace
 # and no process is left.
-#   a. the conformance suites of the UCX (UCX_TLS=tcp) and libfabric
-#      (tcp;ofi_rxm) connectors on node2 against object servers on node1,
-#      asserting that gets take the one-sided path into the reader's buffers,
-#      never a mapping (tests/cross_node.rs of both crates);
+#   a. the conformance suites of the UCX (UCX_TLS=tcp), libfabric
+#      (tcp;ofi_rxm) and, where the build finds Margo (MARGO_DIR, or
+#      pkg-config margo >= 0.20), Margo (ofi+tcp) connectors on node2 against
+#      object servers on node1, asserting that gets take the one-sided path
+#      into the reader's buffers, never a mapping (tests/cross_node.rs of
+#      each crate);
 #   b. a proxy made on node1 resolved on node2..node4 by a process that has
 #      only the proxy (`proxystore resolve`), for file (the shared
-#      directory), Redis (on node1), UCX and libfabric: the same bytes;
+#      directory), Redis (on node1), UCX, libfabric and Margo (where found):
+#      the same bytes;
 #   c. scripts/slurm/bench.sbatch with sbatch -N 4 in quick mode, every
 #      connector, checked as scripts/slurm/test-local-slurm.sh checks it;
 #   d. faults, each bounded in time, readers watching objects with
@@ -45,11 +48,22 @@ command -v nft > /dev/null || fail "nft not found (scripts/setup.sh installs nft
 # --- binaries -----------------------------------------------------------------------
 target=$(cargo metadata --format-version 1 --no-deps --locked | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 bin=$target/release
+# Margo is in no package registry: tested when a build of it is found (as
+# scripts/run-local.sh finds it).
+crates=(-p ucx-connector -p ofi-connector)
+if [ -n "${MARGO_DIR:-}" ] || pkg-config --exists 'margo >= 0.20' 2>/dev/null; then
+  margo=1
+  crates+=(-p margo-connector)
+else
+  margo=0
+  say "margo: skipped: margo not built (no MARGO_DIR, no pkg-config margo >= 0.20)"
+fi
 say "building the servers, the CLI, the benchmark and the cross-node test binaries (release)"
-cargo build --release --locked -q -p proxystore-bench -p ucx-connector -p ofi-connector -p proxystore-cli --bins
-tests=$(cargo test --release --locked -q -p ucx-connector -p ofi-connector --test cross_node --no-run \
+cargo build --release --locked -q -p proxystore-bench "${crates[@]}" -p proxystore-cli --bins
+tests=$(cargo test --release --locked -q "${crates[@]}" --test cross_node --no-run \
   --message-format=json | sed -n 's/.*"executable":"\([^"]*cross_node[^"]*\)".*/\1/p')
-[ "$(wc -l <<<"$tests")" -eq 2 ] || fail "expected two cross_node test binaries, got: $tests"
+[ "$(wc -l <<<"$tests")" -eq $((${#crates[@]} / 2)) ] ||
+  fail "expected $((${#crates[@]} / 2)) cross_node test binaries, got: $tests"
 started=$SECONDS
 
 # --- the cluster --------------------------------------------------------------------
@@ -114,25 +128,36 @@ ofi_server() { # NODE NAME PORT
     --segment-size 64M --memory-limit 2G
   ready "$2" '^LISTEN '
 }
-# Readers of the libfabric connector pick the provider from the environment.
+margo_server() { # NODE NAME PORT: Mercury's ofi+tcp on the node's address
+  start "$1" "$2" "$bin/proxystore-margo-server" --margo-protocol "ofi+tcp://$("$cluster" addr "$1")" \
+    --listen "0.0.0.0:$3" --segment-size 64M --memory-limit 2G
+  ready "$2" '^LISTEN '
+}
+# Readers of the libfabric connector pick the provider from the environment,
+# and those of the Margo connector the Mercury protocol.
 export FI_PROVIDER='tcp;ofi_rxm'
+export PROXYSTORE_MARGO_PROTOCOL=ofi+tcp
 
 # --- a. conformance across nodes ----------------------------------------------------
 if step a; then
   ucx_server node1 ucx1 7700
   ofi_server node1 ofi1 7710
+  [ "$margo" = 0 ] || margo_server node1 margo1 7720
   # (The suite's child-process entry point, an ignored test, is run by the
   # cross-process cases themselves, not as a test of its own.)
   say "a: the conformance suites on node2 against the servers on node1"
+  [ "$margo" = 1 ] || say "a: margo: skipped: margo not built"
   for t in $tests; do
     say "a: $(basename "$t") --ignored (server $("$cluster" addr node1))"
-    PROXYSTORE_TEST_REMOTE_UCX=node1:7700 PROXYSTORE_TEST_REMOTE_OFI=node1:7710 UCX_TLS=tcp \
+    PROXYSTORE_TEST_REMOTE_UCX=node1:7700 PROXYSTORE_TEST_REMOTE_OFI=node1:7710 \
+      PROXYSTORE_TEST_REMOTE_MARGO=node1:7720 UCX_TLS=tcp \
       waited timeout 300 "$cluster" exec node2 "$t" --ignored --test-threads=2 \
       --skip conformance_child_entry ||
       fail "a: the cross-node tests of $(basename "$t") failed"
   done
   stop node1 ucx1
   stop node1 ofi1
+  [ "$margo" = 0 ] || stop node1 margo1
   say "a: passed ($((SECONDS - started)) s so far)"
 fi
 
@@ -157,12 +182,15 @@ store_toml() { # FILE KIND OPTIONS...
 if step b; then
   ucx_server node1 ucx1 7700
   ofi_server node1 ofi1 7710
+  [ "$margo" = 0 ] || margo_server node1 margo1 7720
   start node1 redis1 redis-server --bind 0.0.0.0 --port 6379 --protected-mode no --save "" --appendonly no
   ready redis1 'Ready to accept connections'
   mkdir -p "$shared/files"
   declare -A url=([file]="file://$shared/files" [redis]="redis://node1:6379/0"
-    [ucx]="ucx://node1:7700" [ofi]="ofi://node1:7710")
-  for c in file redis ucx ofi; do
+    [ucx]="ucx://node1:7700" [ofi]="ofi://node1:7710" [margo]="margo://node1:7720")
+  kinds=(file redis ucx ofi)
+  if [ "$margo" = 1 ]; then kinds+=(margo); else say "b: margo: skipped: margo not built"; fi
+  for c in "${kinds[@]}"; do
     object "$shared/b-$c.bin" "made on node1 for $c" $((3 << 20))
     proxy=$(run node1 "$bin/proxystore" --store "${url[$c]}" put --print proxy "$shared/b-$c.bin")
     for n in node2 node3 node4; do
@@ -176,6 +204,7 @@ if step b; then
   done
   stop node1 ucx1
   stop node1 ofi1
+  [ "$margo" = 0 ] || stop node1 margo1
   stop node1 redis1
   say "b: passed ($((SECONDS - started)) s so far)"
 fi

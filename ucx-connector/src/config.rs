@@ -98,6 +98,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn spawned_server_gets_the_same_transports() {
+        assert!(UcxConfig::new("h:1").server_args().is_empty());
+        let c = UcxConfig::new("h:1").with_ucx_tls("shm,cma,self");
+        assert_eq!(c.server_args(), ["--tls", "shm,cma,self"]);
+        assert_eq!(UcxConfig::SERVER.name, "proxystore-ucx-server");
+        assert_eq!(UcxConfig::SERVER.env, "PROXYSTORE_UCX_SERVER");
+    }
+
+    #[test]
     fn tls() {
         assert!(tls_is_tcp_only("tcp"));
         assert!(tls_is_tcp_only("tcp,self"));

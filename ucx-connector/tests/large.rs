@@ -116,7 +116,7 @@ fn one_gib_round_trip_and_flat_cycles() {
         assert!(c.get(&k).unwrap().is_none(), "round {round}: evicted: None");
         let now = (
             c.server_stats().unwrap().registered,
-            c.pool().allocated_bytes(),
+            c.pool().expect("the fabric").allocated_bytes(),
             shm_mapped(),
         );
         match first {

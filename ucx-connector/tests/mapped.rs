@@ -40,6 +40,39 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// A reader whose gets all read the mapped segments never initializes the
+/// fabric (no UCX context, no endpoint): a fresh process resolving a
+/// same-node proxy skips that cost. A copying reader does initialize it.
+#[test]
+fn mapped_readers_never_initialize_the_fabric() {
+    let server = ServerProcess::start(TLS, &[]);
+    let writer = connector(&server, true);
+    let big = pattern(3 << 20, 7);
+    let small = pattern(100, 8);
+    let kb = writer.put(Payload::from(big.clone())).unwrap();
+    let ks = writer.put(Payload::from(small.clone())).unwrap();
+    let reader = connector(&server, true);
+    assert!(!reader.fabric_initialized());
+    assert_eq!(reader.get(&kb).unwrap().as_deref(), Some(&big[..]));
+    assert_eq!(reader.get(&ks).unwrap().as_deref(), Some(&small[..]));
+    let both = reader.get_batch(&[kb.clone(), ks.clone()]).unwrap();
+    assert_eq!(both[0].as_deref(), Some(&big[..]));
+    assert_eq!(both[1].as_deref(), Some(&small[..]));
+    assert!(reader.exists(&kb).unwrap());
+    assert!(reader.mapped());
+    assert!(
+        !reader.fabric_initialized(),
+        "a mapped reader initialized the fabric"
+    );
+    let copying = connector(&server, false);
+    assert!(!copying.fabric_initialized());
+    assert_eq!(copying.get(&kb).unwrap().as_deref(), Some(&big[..]));
+    assert!(
+        copying.fabric_initialized(),
+        "a one-sided get without the fabric?"
+    );
+}
+
 /// The `Bytes` of a mapped get point into the server's segment: two gets of
 /// one object are the same memory (no copy), a copying client's are not.
 #[test]

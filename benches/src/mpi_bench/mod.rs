@@ -30,6 +30,7 @@
 //! already on its node (`data=mapped`: the file connector's `mmap` of the page
 //! cache), the touch moves nothing and its MB/s cell stays empty.
 
+mod pattern;
 mod patterns;
 mod references;
 mod report;
@@ -45,47 +46,12 @@ use crate::connectors::{self, ConnectorOpts};
 use crate::csv::fmt_size;
 use crate::progress::Progress;
 use crate::rma;
+pub use pattern::Pattern;
 use patterns::{payload, proxy_rep};
 use references::{mpi_get_rep, mpi_rep};
 use report::Sink;
 pub use report::{Series, data_moves, table};
 use setup::{Ctx, agree, close_store, nodes_of, open_store, series_moves, size_limit};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pattern {
-    Pair,
-    Fanout,
-    AllToAll,
-}
-
-impl Pattern {
-    pub fn parse(s: &str) -> std::result::Result<Vec<Pattern>, String> {
-        match s {
-            "pair" => Ok(vec![Pattern::Pair]),
-            "fanout" => Ok(vec![Pattern::Fanout]),
-            "alltoall" => Ok(vec![Pattern::AllToAll]),
-            "all" => Ok(vec![Pattern::Pair, Pattern::Fanout, Pattern::AllToAll]),
-            o => Err(format!(
-                "unknown pattern {o:?} (pair, fanout, alltoall, all)"
-            )),
-        }
-    }
-    /// The ranks that receive rank 0's proxy (pair and fan-out).
-    pub(crate) fn consumers(self, ranks: usize) -> Vec<usize> {
-        match self {
-            Pattern::Pair => vec![1],
-            _ => (1..ranks).collect(),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Pattern::Pair => "pair",
-            Pattern::Fanout => "fanout",
-            Pattern::AllToAll => "alltoall",
-        }
-    }
-}
 
 pub struct MpiOpts {
     pub patterns: Vec<Pattern>,

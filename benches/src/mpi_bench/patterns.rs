@@ -10,7 +10,7 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use proxy_core::{Error, Proxy, ProxyOptions, Result, Store};
 
-use super::Pattern;
+use super::pattern::Pattern;
 use super::report::Series;
 use super::setup::Ctx;
 

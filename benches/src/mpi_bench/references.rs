@@ -8,7 +8,7 @@ use bytes::Bytes;
 use mpi::traits::*;
 use proxy_core::{Error, Result};
 
-use super::Pattern;
+use super::pattern::Pattern;
 use super::patterns::{Rep, Timings, checksum, touch, us};
 use super::setup::Ctx;
 use crate::rma;

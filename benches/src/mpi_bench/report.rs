@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use proxy_core::{Error, Result};
 
-use super::Pattern;
+use super::pattern::Pattern;
 use crate::csv::{HEADER, Row, fmt_size, fmt_us};
 use crate::stats::summarize;
 

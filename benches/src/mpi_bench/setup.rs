@@ -6,7 +6,7 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use proxy_core::{Error, Result, Store};
 
-use super::Pattern;
+use super::pattern::Pattern;
 use crate::connectors::{self, ConnectorOpts};
 use proxy_core::DynConnector;
 

@@ -32,7 +32,7 @@ pub use op::{BulkBuf, Direction, Transfer};
 
 use std::fmt;
 
-use margo_sys::hg_return_t;
+use margo_sys::{hg, hg_return_t};
 use proxy_core::Error;
 
 /// Connector kind named in errors.
@@ -57,31 +57,22 @@ impl HgError {
     /// Whether retrying later (or against a restarted server) may help: the
     /// peer went away, was busy, or the transfer timed out or was canceled.
     pub fn is_temporary(&self) -> bool {
-        use margo_sys::hg;
-        [
-            hg::AGAIN,
-            hg::TIMEOUT,
-            hg::CANCELED,
-            hg::HOSTUNREACH,
-            hg::IO_ERROR,
-            hg::NA_ERROR,
-            hg::NOENTRY,
-            hg::FAULT,
-        ]
-        .contains(&self.code)
+        self.is_peer_failure() || [hg::AGAIN, hg::TIMEOUT, hg::CANCELED].contains(&self.code)
     }
 
     /// Whether the error says the peer (not this operation) is gone: a
     /// failed read of a dead process (`na+sm`: `process_vm_readv` fails with
-    /// `ESRCH` or `EFAULT`), a reset or refused connection (`ofi+tcp`).
+    /// `EFAULT`, or with `ESRCH`, which `na+sm` does not map and reports as
+    /// `HG_PROTOCOL_ERROR`: seen when a pull races a `kill -9` of the server),
+    /// a reset or refused connection (`ofi+tcp`).
     pub fn is_peer_failure(&self) -> bool {
-        use margo_sys::hg;
         [
             hg::HOSTUNREACH,
             hg::IO_ERROR,
             hg::NA_ERROR,
             hg::NOENTRY,
             hg::FAULT,
+            hg::PROTOCOL_ERROR,
         ]
         .contains(&self.code)
     }
@@ -143,5 +134,20 @@ mod tests {
         );
         let err = hg_error("get", margo_sys::hg::NA_ERROR);
         assert!(err.is_temporary(), "{err}");
+    }
+
+    /// A pull of a dead process over `na+sm` (`ESRCH`) comes back as
+    /// `HG_PROTOCOL_ERROR`: the peer is gone, which is temporary (the
+    /// server can be restarted) and marks the address failed.
+    #[test]
+    fn dead_peer_protocol_error_is_temporary() {
+        let e = HgError {
+            code: margo_sys::hg::PROTOCOL_ERROR,
+        };
+        assert!(e.is_temporary() && e.is_peer_failure(), "{e}");
+        assert!(hg_error("get", margo_sys::hg::PROTOCOL_ERROR).is_temporary());
+        for permanent in [margo_sys::hg::PERMISSION, margo_sys::hg::INVALID_ARG] {
+            assert!(!(HgError { code: permanent }).is_temporary());
+        }
     }
 }

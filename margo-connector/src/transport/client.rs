@@ -2,6 +2,7 @@
 //! bulk pulls and pushes, completion waits.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -79,6 +80,7 @@ impl<B: Send + 'static> Operation<B> for Transfer<B> {
 pub struct Margo {
     inst: Arc<Instance>,
     timeout: Duration,
+    pulls: AtomicU64,
 }
 
 impl Margo {
@@ -86,6 +88,20 @@ impl Margo {
     pub fn instance(&self) -> &Arc<Instance> {
         &self.inst
     }
+
+    /// Bulk pulls (`HG_BULK_PULL`) this connector has started: a get over
+    /// the fabric starts at least one; a get of a same-node server's mapped
+    /// segment, or over the stream path, none.
+    pub fn pulls(&self) -> u64 {
+        self.pulls.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether `protocol` is Mercury's shared-memory plugin (`na+sm`, `sm`,
+/// with or without an address).
+fn is_na_sm(protocol: &str) -> bool {
+    let class = protocol.split("://").next().unwrap_or(protocol);
+    matches!(class, "na+sm" | "sm")
 }
 
 impl ClientTransport for Margo {
@@ -100,6 +116,7 @@ impl ClientTransport for Margo {
         Ok(Margo {
             inst: Instance::client(&cfg.effective_protocol())?,
             timeout: cfg.client.timeout(),
+            pulls: AtomicU64::new(0),
         })
     }
 
@@ -113,8 +130,23 @@ impl ClientTransport for Margo {
         }
     }
 
-    fn prefers_stream(&self) -> bool {
+    fn prefers_stream(_: &MargoConfig) -> bool {
         false
+    }
+
+    /// Over `na+sm`, Mercury moves a bulk transfer with one
+    /// `process_vm_readv` (`process_vm_writev`), which Linux caps at
+    /// `MAX_RW_COUNT` (`INT_MAX` rounded down to a page: 2^31 - 4096 with
+    /// 4 KiB pages); a longer pull fails with `HG_MSGSIZE` after a short
+    /// read (`tests/large.rs`, `objects_past_2_gib`, found it). Objects
+    /// longer than 2^31 - 64 KiB (the cap with pages of up to 64 KiB) are
+    /// read and written over the control connection there.
+    fn max_rma_len(&self) -> u64 {
+        if is_na_sm(self.inst.protocol()) {
+            (1 << 31) - (1 << 16)
+        } else {
+            u64::MAX
+        }
     }
 
     fn connect(&self, address: &[u8]) -> Result<Addr> {
@@ -144,7 +176,7 @@ impl ClientTransport for Margo {
         buf: PoolBuf<MargoAlloc>,
     ) -> Result<Transfer<PoolBuf<MargoAlloc>>> {
         let off = remote.offset(addr)?;
-        Transfer::start(
+        let t = Transfer::start(
             ep,
             remote.bulk(),
             off,
@@ -152,7 +184,9 @@ impl ClientTransport for Margo {
             Direction::Pull,
             self.timeout,
             "get",
-        )
+        )?;
+        self.pulls.fetch_add(1, Ordering::Relaxed);
+        Ok(t)
     }
 
     fn put(
@@ -192,6 +226,25 @@ impl ClientTransport for Margo {
                 operation,
                 after: timeout,
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn na_sm_is_recognised_with_or_without_address() {
+        for p in ["na+sm", "sm", "na+sm://1234-0"] {
+            assert!(super::is_na_sm(p), "{p}");
+        }
+        for p in [
+            "ofi+tcp",
+            "ofi+tcp://127.0.0.1",
+            "ucx+all",
+            "ofi+shm",
+            "na+smx",
+        ] {
+            assert!(!super::is_na_sm(p), "{p}");
         }
     }
 }

@@ -21,6 +21,14 @@ impl testkit::Fabric for MargoTests {
     fn config(addr: &str, protocol: &str) -> MargoConfig {
         MargoConfig::new(addr).with_protocol(protocol)
     }
+
+    fn fabric_reads(c: &testkit::Client<Self>) -> Option<u64> {
+        // A client that never needed the fabric pulled nothing.
+        Some(match c.fabric_initialized() {
+            true => c.transport().expect("the fabric").pulls(),
+            false => 0,
+        })
+    }
 }
 
 /// A `proxystore-margo-server` process.
@@ -29,9 +37,11 @@ pub type ServerProcess = testkit::ServerProcess<MargoTests>;
 pub type WithServer = testkit::WithServer<MargoTests>;
 
 /// The conformance suite's `setup` over Mercury protocol `protocol`: a fresh object
-/// server process per case (stopped with it) and a connector to it.
-pub fn conformance_setup(protocol: &str) -> WithServer {
-    testkit::conformance_setup(protocol, None)
+/// server process per case (stopped with it) and a connector to it, reading
+/// the same node's segments in place (`zero_copy`) or pulling every object
+/// over Mercury (each get checked against the connector's count of pulls).
+pub fn conformance_setup(protocol: &str, zero_copy: bool) -> WithServer {
+    testkit::conformance_setup(protocol, Some(zero_copy))
 }
 
 /// Why the tests of this crate are ignored where the build found no Margo.

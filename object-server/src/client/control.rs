@@ -32,7 +32,14 @@ pub(crate) struct Peer<T: ClientTransport> {
     pub(crate) instance: u64,
     pub(crate) pid: u32,
     pub(crate) path: DataPath,
-    pub(crate) ep: Option<T::Endpoint>,
+    /// The server's fabric address (from hello), for [`Peer::ep`].
+    pub(crate) address: Vec<u8>,
+    /// The fabric endpoint of an `Rma` peer, connected when a get or put
+    /// first needs it ([`crate::client::ObjectClient::endpoint`]): a peer
+    /// whose gets all read its mapped segments never connects.
+    pub(crate) ep: std::sync::OnceLock<T::Endpoint>,
+    /// Serializes the connect of `ep`.
+    pub(crate) ep_init: Mutex<()>,
     /// The hello connection, never used for requests: the kernel closes it
     /// when the server process dies, which a one-byte `MSG_PEEK` sees. This
     /// is how a get notices a dead server whose memory is still mapped here
@@ -67,10 +74,6 @@ impl<T: ClientTransport> Peer<T> {
         };
         // 0: orderly close (server gone); -1/EAGAIN: alive and quiet.
         n != 0 && !(n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock)
-    }
-
-    pub(crate) fn endpoint(&self) -> &T::Endpoint {
-        self.ep.as_ref().expect("rma peers have an endpoint")
     }
 }
 

@@ -58,7 +58,10 @@ impl<T: ClientTransport> ObjectClient<T> {
                 }
             }
         }
-        let max_rma = self.inner.transport.max_rma_len();
+        let max_rma = match copy.is_empty() {
+            true => u64::MAX,
+            false => self.fabric()?.transport.max_rma_len(),
+        };
         for (i, peer, k) in copy {
             // Past what one read of the fabric takes: over the stream path.
             let too_long = layout::wire_len(k.len).is_none_or(|w| w > max_rma);
@@ -84,7 +87,7 @@ impl<T: ClientTransport> ObjectClient<T> {
         let mut out: Vec<Option<Bytes>> = vec![None; items.len()];
         let window = self.inner.cfg.client().max_in_flight.max(1);
         let idx: Vec<usize> = (0..items.len()).collect();
-        let pool = &self.inner.pool;
+        let pool = &self.fabric()?.pool;
         for chunk in idx.chunks(window) {
             // 1. Post the data gets.
             let mut posted = Vec::with_capacity(chunk.len());
@@ -166,9 +169,9 @@ impl<T: ClientTransport> ObjectClient<T> {
         offset: u64,
         buf: proxy_core::mem::PoolBuf<T::Alloc>,
     ) -> Result<T::Op<proxy_core::mem::PoolBuf<T::Alloc>>> {
-        self.inner
+        self.fabric()?
             .transport
-            .get(peer.endpoint(), &seg.remote, seg.base + offset, buf)
+            .get(self.endpoint(peer)?, &seg.remote, seg.base + offset, buf)
     }
 
     /// Wait for `ops` (bounded by the timeout; cancel-safe).
@@ -177,17 +180,17 @@ impl<T: ClientTransport> ObjectClient<T> {
         ops: &[&T::Op<B>],
         op: &'static str,
     ) -> Result<()> {
-        self.inner.transport.wait(ops, op, self.timeout())
+        self.fabric()?.transport.wait(ops, op, self.timeout())
     }
 
     /// A get failed in the fabric: forget a failed endpoint; if the object is
     /// gone (segment unmapped, server restarted) it is a `None`, else the error.
     fn after_failure(&self, peer: &Arc<Peer<T>>, e: Error, k: &ObjectKey) -> Result<()> {
-        if peer
-            .ep
-            .as_ref()
-            .is_some_and(|ep| self.inner.transport.failed(ep))
-        {
+        let failed = match (peer.ep.get(), self.inner.fabric.get()) {
+            (Some(ep), Some(f)) => f.transport.failed(ep),
+            _ => false,
+        };
+        if failed {
             self.invalidate(peer);
             return Err(e);
         }
@@ -200,7 +203,7 @@ impl<T: ClientTransport> ObjectClient<T> {
     /// The server writes the bytes to the control connection; they land in
     /// a pooled buffer, handed out without a copy.
     fn get_stream(&self, peer: &Arc<Peer<T>>, k: &ObjectKey) -> Result<Option<Bytes>> {
-        let pool = &self.inner.pool;
+        let pool = &self.fabric()?.pool;
         let r = self.with_conn(peer, "get", |s| {
             proto::write_frame(s, &Request::Read(k.loc()))?;
             match proto::read_frame::<Response>(s)? {

@@ -15,8 +15,8 @@ mod put;
 mod url;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -87,10 +87,21 @@ struct Owner {
     server: Mutex<Option<Server>>,
 }
 
+/// The fabric side of a client: made when a get or put first needs it
+/// ([`ObjectClient::fabric`]), not when the connector is made, so that a
+/// process whose gets all read a same-node server's mapped segments (or
+/// that only puts small objects) never initializes the fabric (UCX's
+/// context, libfabric and its providers: tens to hundreds of milliseconds).
+pub(crate) struct Fabric<T: ClientTransport> {
+    pub(crate) transport: T,
+    pub(crate) pool: BufferPool<T::Alloc>,
+}
+
 struct Inner<T: ClientTransport> {
     cfg: T::Config,
-    transport: T,
-    pool: BufferPool<T::Alloc>,
+    fabric: OnceLock<Fabric<T>>,
+    /// Serializes the making of `fabric`.
+    fabric_init: Mutex<()>,
     peers: Mutex<HashMap<String, Arc<Peer<T>>>>,
     closed: AtomicBool,
     secret: Option<Secret>,
@@ -208,13 +219,11 @@ impl<T: ClientTransport> ObjectClient<T> {
             ));
         }
         let secret = Self::secret_of(&cfg)?;
-        let transport = T::new(&cfg)?;
-        let pool = BufferPool::new(transport.allocator(), cfg.client().max_idle_bytes as usize);
         Ok(ObjectClient {
             inner: Arc::new(Inner {
                 cfg,
-                transport,
-                pool,
+                fabric: OnceLock::new(),
+                fabric_init: Mutex::new(()),
                 peers: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
                 secret,
@@ -233,14 +242,38 @@ impl<T: ClientTransport> ObjectClient<T> {
         &self.inner.cfg
     }
 
-    /// The receive buffer pool (for statistics).
-    pub fn pool(&self) -> &BufferPool<T::Alloc> {
-        &self.inner.pool
+    /// The fabric (transport and receive buffer pool), made on first use.
+    pub(crate) fn fabric(&self) -> Result<&Fabric<T>> {
+        if let Some(f) = self.inner.fabric.get() {
+            return Ok(f);
+        }
+        let _made_once = self.inner.fabric_init.lock();
+        if let Some(f) = self.inner.fabric.get() {
+            return Ok(f);
+        }
+        let transport = T::new(&self.inner.cfg)?;
+        let pool = BufferPool::new(
+            transport.allocator(),
+            self.inner.cfg.client().max_idle_bytes as usize,
+        );
+        Ok(self.inner.fabric.get_or_init(|| Fabric { transport, pool }))
     }
 
-    /// The transport (for statistics and tests).
-    pub fn transport(&self) -> &T {
-        &self.inner.transport
+    /// Whether the fabric was initialized in this connector (a get or put
+    /// needed it, or [`ObjectClient::pool`] or [`ObjectClient::transport`]
+    /// was asked for).
+    pub fn fabric_initialized(&self) -> bool {
+        self.inner.fabric.get().is_some()
+    }
+
+    /// The receive buffer pool (for statistics; initializes the fabric).
+    pub fn pool(&self) -> Result<&BufferPool<T::Alloc>> {
+        Ok(&self.fabric()?.pool)
+    }
+
+    /// The transport (for statistics and tests; initializes the fabric).
+    pub fn transport(&self) -> Result<&T> {
+        Ok(&self.fabric()?.transport)
     }
 
     /// Statistics of the server in the options (this process's own, in
@@ -275,7 +308,7 @@ impl<T: ClientTransport> ObjectClient<T> {
         match c.data_path {
             DataPath::Auto => match self.inner.peers.lock().get(&c.server) {
                 Some(p) => p.path,
-                None if self.inner.transport.prefers_stream() => DataPath::Stream,
+                None if T::prefers_stream(&self.inner.cfg) => DataPath::Stream,
                 None => DataPath::Rma,
             },
             p => p,
@@ -438,7 +471,9 @@ impl<T: ClientTransport> Connector for ObjectClient<T> {
             }
         }
         self.inner.peers.lock().clear();
-        self.inner.transport.quiesce();
+        if let Some(f) = self.inner.fabric.get() {
+            f.transport.quiesce();
+        }
         Ok(())
     }
 

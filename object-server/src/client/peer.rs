@@ -117,6 +117,19 @@ impl<T: ClientTransport> ObjectClient<T> {
         }
     }
 
+    /// The fabric endpoint of `peer` (an `Rma` peer), connected on first use.
+    pub(crate) fn endpoint<'p>(&self, peer: &'p Peer<T>) -> Result<&'p T::Endpoint> {
+        if let Some(ep) = peer.ep.get() {
+            return Ok(ep);
+        }
+        let _connected_once = peer.ep_init.lock();
+        if let Some(ep) = peer.ep.get() {
+            return Ok(ep);
+        }
+        let ep = self.fabric()?.transport.connect(&peer.address)?;
+        Ok(peer.ep.get_or_init(|| ep))
+    }
+
     /// The cached peer for `addr`, created (hello + endpoint) on first use.
     pub(crate) fn peer(&self, addr: &str) -> Result<Arc<Peer<T>>> {
         if let Some(p) = self.inner.peers.lock().get(addr) {
@@ -138,23 +151,28 @@ impl<T: ClientTransport> ObjectClient<T> {
             && host_id == *super::mapped::HOST_ID)
             .then(super::mapped::MappedPeer::default);
         let path = match self.inner.cfg.client().data_path {
-            DataPath::Auto if hint == DataPath::Stream || self.inner.transport.prefers_stream() => {
+            DataPath::Auto if hint == DataPath::Stream || T::prefers_stream(&self.inner.cfg) => {
                 DataPath::Stream
             }
             DataPath::Auto => DataPath::Rma,
             p => p,
         };
-        let ep = if path == DataPath::Rma {
-            Some(self.inner.transport.connect(&address)?)
-        } else {
-            None
-        };
+        // A server elsewhere: connect now, so that an unreachable fabric is
+        // told at first contact. A server on this node is read through its
+        // mapped segments: the endpoint (and the fabric) wait for a get or
+        // put that needs them.
+        let ep = std::sync::OnceLock::new();
+        if path == DataPath::Rma && mapped.is_none() {
+            let _ = ep.set(self.fabric()?.transport.connect(&address)?);
+        }
         let peer = Arc::new(Peer {
             addr: addr.to_string(),
             instance,
             pid,
             path,
+            address,
             ep,
+            ep_init: Mutex::new(()),
             watch: s,
             idle: Mutex::new(Vec::new()),
             quarantine: Mutex::new(Vec::new()),
@@ -273,7 +291,7 @@ impl<T: ClientTransport> ObjectClient<T> {
                 .retain(|id, _| info.live.binary_search(id).is_ok());
         }
         let handle = match info {
-            Some(info) if peer.ep.is_some() => {
+            Some(info) if peer.path == DataPath::Rma => {
                 let same = peer.write_segments.lock().get(&seg).cloned();
                 Some(match same.filter(|h| h.descriptor == info.descriptor) {
                     Some(h) => h,
@@ -296,7 +314,10 @@ impl<T: ClientTransport> ObjectClient<T> {
         Ok(Arc::new(SegHandle {
             base,
             len,
-            remote: self.inner.transport.unpack(peer.endpoint(), &descriptor)?,
+            remote: self
+                .fabric()?
+                .transport
+                .unpack(self.endpoint(peer)?, &descriptor)?,
             descriptor,
         }))
     }

@@ -67,7 +67,10 @@ impl<T: ClientTransport> ObjectClient<T> {
             }
             let threshold = self.inner.cfg.client().rma_put_threshold;
             // Past what one write of the fabric takes: over the stream path.
-            let max_rma = self.inner.transport.max_rma_len();
+            let max_rma = match peer.path {
+                DataPath::Rma => self.fabric()?.transport.max_rma_len(),
+                _ => u64::MAX,
+            };
             let (big, small): (Vec<usize>, Vec<usize>) = (0..data.len()).partition(|&i| {
                 let len = data[i].len() as u64;
                 peer.path == DataPath::Rma && len >= threshold && len <= max_rma
@@ -223,8 +226,8 @@ impl<T: ClientTransport> ObjectClient<T> {
         data: &[&Payload],
         locs: &[Loc],
     ) -> Result<()> {
-        let t = &self.inner.transport;
-        let ep = peer.endpoint();
+        let t = &self.fabric()?.transport;
+        let ep = self.endpoint(peer)?;
         let mut segs = Vec::with_capacity(locs.len());
         for loc in locs {
             segs.push(self.write_segment(peer, s, loc.seg)?);

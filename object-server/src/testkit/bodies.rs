@@ -390,9 +390,21 @@ pub fn old_client_after_restart<F: Fabric>(fabric: &str, zero_copy: bool, reps: 
 /// The server killed (SIGKILL) while another thread reads batches: each
 /// batch is whole and right or a temporary error, never torn or foreign
 /// bytes, never a hang; the client then works with another server.
+/// Objects: the fabric's [`Fabric::KILLED_SERVER_OBJECTS`].
 pub fn killed_server<F: Fabric>(fabric: &str, mode: Mode) {
-    let (count, len) = F::KILLED_SERVER_OBJECTS;
-    let mut server = ServerProcess::<F>::start(fabric, &[]);
+    killed_server_with::<F>(fabric, mode, F::KILLED_SERVER_OBJECTS);
+}
+
+/// [`killed_server`] with `count` objects of `len` bytes: large objects make
+/// the kill land inside a transfer (a get racing the peer's death), where a
+/// fabric reports errors that small ones never see.
+pub fn killed_server_with<F: Fabric>(fabric: &str, mode: Mode, (count, len): (usize, usize)) {
+    // Room for every object, each in a segment of its own if need be.
+    let seg = (len as u64 + (1 << 20)).max(16 << 20);
+    let limit = (seg * (count as u64 + 1)).max(256 << 20);
+    let (seg, limit) = (seg.to_string(), limit.to_string());
+    let mut server =
+        ServerProcess::<F>::start(fabric, &["--segment-size", &seg, "--memory-limit", &limit]);
     let c = connector(&server, mode);
     let keys: Vec<Key> = (0..count)
         .map(|i| c.put(Payload::from(vec![i as u8; len])).unwrap())
@@ -511,11 +523,17 @@ pub fn put_evict_cycles<F: Fabric>(fabric: &str, mode: Mode) {
         }
         c.evict(&k).unwrap();
         if i == n / 10 {
-            first = Some((c.server_stats().unwrap(), c.pool().allocated_bytes()));
+            first = Some((
+                c.server_stats().unwrap(),
+                c.pool().expect("the fabric").allocated_bytes(),
+            ));
         }
     }
     let (s0, p0) = first.unwrap();
-    let (s1, p1) = (c.server_stats().unwrap(), c.pool().allocated_bytes());
+    let (s1, p1) = (
+        c.server_stats().unwrap(),
+        c.pool().expect("the fabric").allocated_bytes(),
+    );
     assert_eq!(s1.objects, 0);
     assert_eq!(s1.used, 0);
     assert_eq!(
@@ -547,6 +565,30 @@ pub fn data_path<F: Fabric>(fabric: &str, mode: Mode, one_sided: bool) {
     }
     let key = c.put(Payload::from(vec![5u8; 4000])).unwrap();
     assert_eq!(c.get(&key).unwrap().as_deref(), Some(&[5u8; 4000][..]));
+    // With its reads counted: one-sided reads of the fabric serve gets with
+    // zero copy off, a mapping (or the stream) with it on (counted from the
+    // second get: the first may read over the fabric before the mapping is
+    // made).
+    if let (Some(zc), Some(before)) = (mode.zero_copy, F::fabric_reads(&c)) {
+        let keys: Vec<Key> = (0..4u8)
+            .map(|i| c.put(Payload::from(vec![i; 70_000])).unwrap())
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(c.get(k).unwrap().as_deref(), Some(&[i as u8; 70_000][..]));
+        }
+        let reads = F::fabric_reads(&c).unwrap() - before;
+        if !zc && one_sided {
+            assert!(
+                reads >= 4,
+                "zero copy off: 4 gets, {reads} reads of the fabric"
+            );
+        } else {
+            assert_eq!(
+                reads, 0,
+                "mapped or stream gets read the fabric (zero copy {zc})"
+            );
+        }
+    }
     assert_eq!(c.capabilities().one_sided_get, one_sided);
     if let Some(zc) = mode.zero_copy {
         assert_eq!(c.capabilities().mapped_get, zc);

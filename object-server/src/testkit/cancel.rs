@@ -55,7 +55,7 @@ pub fn timed_out_get_keeps_its_buffer<F: Fabric>(
     let data = pattern(1 << 20, 4);
     let key = c.put(Payload::from(data.clone())).unwrap();
     assert_eq!(c.get(&key).unwrap().as_deref(), Some(&data[..])); // warm: peer, segment, buffer
-    let pool = c.pool();
+    let pool = c.pool().expect("the fabric");
     let in_use = || pool.allocated_bytes() - pool.idle_bytes();
     assert_eq!(in_use(), 0, "nothing in use before the read");
     let wire = layout::wire_len(data.len() as u64).unwrap() as usize;
@@ -65,11 +65,13 @@ pub fn timed_out_get_keeps_its_buffer<F: Fabric>(
         .segment(&peer, 0)
         .unwrap()
         .expect("segment 0 of the server");
-    let t = c.transport();
+    let t = c.transport().expect("the fabric");
 
     server.freeze(true);
     let buf = pool.acquire(wire).unwrap();
-    let op = t.get(peer.endpoint(), &seg.remote, seg.base, buf).unwrap();
+    let op = t
+        .get(c.endpoint(&peer).unwrap(), &seg.remote, seg.base, buf)
+        .unwrap();
     let gave_up = Instant::now();
     match t.wait(&[&op], "get", WAIT) {
         Ok(()) => panic!(
@@ -130,7 +132,7 @@ pub fn timed_out_get_keeps_its_buffer<F: Fabric>(
     )
     .unwrap();
     assert_eq!(c.get(&key).unwrap().as_deref(), Some(&data[..]));
-    let pool = c.pool();
+    let pool = c.pool().expect("the fabric");
     let in_use = || pool.allocated_bytes() - pool.idle_bytes();
     server.freeze(true);
     let t0 = Instant::now();
@@ -155,7 +157,7 @@ fn returns_its_buffers<T: ClientTransport>(
     key: &proxy_core::Key,
     data: &[u8],
 ) {
-    let pool = c.pool();
+    let pool = c.pool().expect("the fabric");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         assert_eq!(c.get(key).unwrap().as_deref(), Some(data));

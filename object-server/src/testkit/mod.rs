@@ -80,6 +80,15 @@ pub trait Fabric: 'static {
     /// A client configuration for the server at `addr` over `fabric`, all
     /// else default.
     fn config(addr: &str, fabric: &str) -> <Self::Transport as ClientTransport>::Config;
+
+    /// The one-sided reads `c`'s transport has started so far, where the
+    /// transport counts them (`None`: it does not). With a count, the kit
+    /// checks that gets with zero copy off were served by the fabric (the
+    /// count grew by at least one per object read) and that mapped gets were
+    /// not (it stayed put): [`data_path`], [`WithServer`]'s gets.
+    fn fabric_reads(_c: &Client<Self>) -> Option<u64> {
+        None
+    }
 }
 
 /// The connector of fabric `F`.

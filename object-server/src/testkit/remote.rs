@@ -61,7 +61,8 @@ pub fn remote_gets_are_one_sided<F: Fabric>(var: &str, fabric: &str) {
     assert_eq!(c.data_path(), DataPath::Rma);
     // The held objects are in our receive buffers (a one-sided get lands
     // there), not pinned in the server's memory.
-    let in_use = c.pool().allocated_bytes() - c.pool().idle_bytes();
+    let in_use = c.pool().expect("the fabric").allocated_bytes()
+        - c.pool().expect("the fabric").idle_bytes();
     assert!(
         in_use >= (16 << 20) + (1 << 20),
         "{in_use} bytes of receive buffers in use while 17 MiB of objects are held"

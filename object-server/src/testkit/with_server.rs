@@ -18,6 +18,33 @@ pub struct WithServer<F: Fabric> {
     pub conn: Client<F>,
     /// Its server (dropped after the connector).
     pub server: ServerProcess<F>,
+    /// Zero copy is off: every get that finds an object must start one-sided
+    /// reads of the fabric ([`Fabric::fabric_reads`], where it counts them),
+    /// checked on each get.
+    pub fabric_only: bool,
+}
+
+impl<F: Fabric> WithServer<F> {
+    /// Run `get` and, for a connector with zero copy off whose fabric counts
+    /// its reads, check that the `found` objects it returned cost at least as
+    /// many reads of the fabric (none was served by a mapping).
+    fn checked<R>(
+        &self,
+        get: impl FnOnce() -> Result<R>,
+        found: impl Fn(&R) -> usize,
+    ) -> Result<R> {
+        let before = F::fabric_reads(&self.conn).filter(|_| self.fabric_only);
+        let r = get()?;
+        if let (Some(before), Some(after)) = (before, F::fabric_reads(&self.conn)) {
+            let n = found(&r) as u64;
+            assert!(
+                after - before >= n,
+                "{n} object(s) read with {} one-sided read(s) of the fabric: served by a mapping?",
+                after - before
+            );
+        }
+        Ok(r)
+    }
 }
 
 impl<F: Fabric> std::fmt::Debug for WithServer<F> {
@@ -45,10 +72,13 @@ impl<F: Fabric> Connector for WithServer<F> {
         self.conn.put_batch(data)
     }
     fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        self.conn.get(key)
+        self.checked(|| self.conn.get(key), |g| usize::from(g.is_some()))
     }
     fn get_batch(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
-        self.conn.get_batch(keys)
+        self.checked(
+            || self.conn.get_batch(keys),
+            |v| v.iter().filter(|g| g.is_some()).count(),
+        )
     }
     fn exists(&self, key: &Key) -> Result<bool> {
         self.conn.exists(key)
@@ -89,5 +119,6 @@ pub fn conformance_setup<F: Fabric>(fabric: &str, zero_copy: Option<bool>) -> Wi
     WithServer {
         conn: Client::<F>::new(cfg).expect("connector"),
         server,
+        fabric_only: zero_copy == Some(false),
     }
 }

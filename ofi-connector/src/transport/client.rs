@@ -165,7 +165,7 @@ impl ClientTransport for Ofi {
         }
     }
 
-    fn prefers_stream(&self) -> bool {
+    fn prefers_stream(_: &OfiConfig) -> bool {
         false
     }
 

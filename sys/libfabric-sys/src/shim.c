@@ -1,9 +1,12 @@
 #include "shim.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* --- libfabric's exported functions, loaded on first use ------------------ */
 
@@ -41,6 +44,35 @@ static void init_providers(void) {
   p_freeinfo(hints);
 }
 
+/*
+ * The shm provider (libfabric 1.17) names each endpoint's region
+ * /dev/shm/PID:UID:INDEX and unlinks it only when the endpoint is closed (or
+ * on a fatal signal it catches): a process that exits with endpoints open
+ * leaves 16 MiB regions behind, and a later process that gets the same PID
+ * then fails to open its first endpoint (EBUSY). This process's own names
+ * are removed when libfabric is loaded (left by an earlier process with this
+ * PID) and at exit. Mappings of them that peers hold stay valid.
+ */
+static void unlink_own_regions(void) {
+  char prefix[48];
+  size_t n;
+  DIR *d;
+  struct dirent *e;
+  n = (size_t)snprintf(prefix, sizeof(prefix), "%ld:%lu:", (long)getpid(),
+                       (unsigned long)getuid());
+  d = opendir("/dev/shm");
+  if (!d)
+    return;
+  while ((e = readdir(d)) != NULL) {
+    const char *rest = e->d_name + n;
+    if (strncmp(e->d_name, prefix, n) != 0 || *rest == 0 ||
+        strspn(rest, "0123456789") != strlen(rest))
+      continue;
+    unlinkat(dirfd(d), e->d_name, 0);
+  }
+  closedir(d);
+}
+
 int ps_fabric_load(const char *path, char *err, size_t len) {
   void *lib;
   struct sigaction saved[PS_NKEPT];
@@ -76,6 +108,8 @@ int ps_fabric_load(const char *path, char *err, size_t len) {
   init_providers();
   for (i = 0; i < PS_NKEPT; i++)
     sigaction(kept_signals[i], &saved[i], NULL);
+  unlink_own_regions();
+  atexit(unlink_own_regions);
   return 0;
 fail:
   for (i = 0; i < PS_NKEPT; i++)

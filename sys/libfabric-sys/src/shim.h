@@ -82,7 +82,8 @@ char *wrap_fi_tostr(const void *data, enum fi_type datatype);
  * dlopen `path`, resolve the functions above from it and let libfabric load
  * its providers; the handlers of SIGTERM, SIGINT, SIGSEGV, SIGBUS and the
  * other fatal signals are what they were before (providers' libraries may
- * install their own when loaded). 0 on success (and
+ * install their own when loaded). Also removes this process's `shm` provider
+ * regions (/dev/shm/PID:UID:N) now and at exit (see shim.c). 0 on success (and
  * at once if a library is already loaded); -1 with a message in `err`
  * otherwise (nothing is kept of a failed attempt). Not thread-safe: the
  * Rust side calls it under a lock.

@@ -206,6 +206,9 @@ pub mod hg {
     pub const FAULT: hg_return_t = 7;
     /// `HG_INVALID_ARG`.
     pub const INVALID_ARG: hg_return_t = 11;
+    /// `HG_PROTOCOL_ERROR` (also what `na+sm` returns for an errno it does
+    /// not map, such as `ESRCH` from `process_vm_readv` of a dead process).
+    pub const PROTOCOL_ERROR: hg_return_t = 12;
     /// `HG_OVERFLOW`.
     pub const OVERFLOW: hg_return_t = 13;
     /// `HG_HOSTUNREACH`.
@@ -522,6 +525,7 @@ mod header_check {
             (super::hg::ACCESS, real::hg_return_HG_ACCESS),
             (super::hg::FAULT, real::hg_return_HG_FAULT),
             (super::hg::INVALID_ARG, real::hg_return_HG_INVALID_ARG),
+            (super::hg::PROTOCOL_ERROR, real::hg_return_HG_PROTOCOL_ERROR),
             (super::hg::OVERFLOW, real::hg_return_HG_OVERFLOW),
             (super::hg::HOSTUNREACH, real::hg_return_HG_HOSTUNREACH),
             (super::hg::TIMEOUT, real::hg_return_HG_TIMEOUT),

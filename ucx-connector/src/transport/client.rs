@@ -61,7 +61,6 @@ impl<B: Send + 'static> Operation<B> for Request<B> {
 #[derive(Debug)]
 pub struct Ucx {
     worker: Worker,
-    tcp_only: bool,
     shm_only: bool,
 }
 
@@ -78,7 +77,6 @@ impl ClientTransport for Ucx {
         let tls = cfg.tls();
         Ok(Ucx {
             worker: Worker::new(&ctx)?,
-            tcp_only: tls.as_deref().is_some_and(tls_is_tcp_only),
             shm_only: tls.as_deref().is_some_and(tls_is_shm_only),
         })
     }
@@ -93,8 +91,8 @@ impl ClientTransport for Ucx {
         }
     }
 
-    fn prefers_stream(&self) -> bool {
-        self.tcp_only
+    fn prefers_stream(cfg: &UcxConfig) -> bool {
+        cfg.tls().as_deref().is_some_and(tls_is_tcp_only)
     }
 
     /// Just under 2 GiB: UCX 1.22 over `shm,cma` failed a one-sided put of
