@@ -130,7 +130,8 @@ const char *ps_version(void);
 // `redis://[user[:password]@]HOST[:PORT][/DB]`, `ucx://HOST:PORT`,
 // `ofi://HOST:PORT`, `margo://HOST:PORT`, `daos://POOL/CONTAINER[/NAMESPACE]`
 // (every scheme of the command-line tool, parsed as it does). Margo and DAOS
-// are loaded at run time: without them, `PS_ERR_CONNECTOR` says what to install.
+// are loaded at run time: without them, `PS_ERR_CONNECTOR` says what to
+// install (DAOS here; Margo at the first call that needs its fabric).
 // The query key `cache=SIZE` (`?cache=0`, `?cache=16M`) sets the store's
 // cache budget (see "Cache" above); proxies carry it to the stores that
 // resolve them in other processes.

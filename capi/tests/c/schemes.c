@@ -1,9 +1,10 @@
 /* Every store URL scheme of the `proxystore` tool opens from C.
  * Usage:
  *   schemes open URL             open, put/get/exists/proxy/evict 1 MiB, close
- *   schemes absent URL MESSAGE   opening must fail with PS_ERR_CONNECTOR and a
- *                                message containing MESSAGE (the library is not
- *                                installed), never an unknown-scheme error */
+ *   schemes absent URL MESSAGES  the library is not installed: opening, or else
+ *                                the first put, fails with PS_ERR_CONNECTOR and a
+ *                                message containing one of MESSAGES (separated
+ *                                by '|'), never an unknown-scheme error */
 #include <proxystore.h>
 #include <stdlib.h>
 
@@ -43,11 +44,27 @@ static void open_and_round_trip(void) {
   free(data);
 }
 
+static int message_is_one_of(const char *alternatives) {
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", alternatives);
+  for (char *m = strtok(buf, "|"); m != NULL; m = strtok(NULL, "|"))
+    if (strstr(ps_last_error(), m) != NULL) return 1;
+  return 0;
+}
+
 static void absent_library_is_a_clear_error(void) {
   ps_store s = 7;
-  CHECK_STATUS(ps_store_open_url("schemes", url, &s), PS_ERR_CONNECTOR);
-  CHECK(s == 0);
-  CHECK(strstr(ps_last_error(), missing) != NULL);
+  ps_status st = ps_store_open_url("schemes", url, &s);
+  if (st == PS_OK) { /* a connector that loads its library at first use */
+    ps_key key;
+    const unsigned char x = 1;
+    st = ps_put(s, &x, 1, &key);
+    CHECK_STATUS(ps_store_close(s), PS_OK);
+  } else {
+    CHECK(s == 0);
+  }
+  CHECK(st == PS_ERR_CONNECTOR);
+  CHECK(message_is_one_of(missing));
   CHECK(strstr(ps_last_error(), "unsupported store URL scheme") == NULL);
 }
 
