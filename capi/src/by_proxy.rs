@@ -6,7 +6,8 @@
 use bytes::Bytes;
 use proxy_core::{Proxy, Store};
 
-use crate::{Res, bytes_arg, call, fail, key_out_arg, ps_key, ps_status, write_key};
+use crate::args::{bytes_arg, key_out_arg, write_key};
+use crate::{Res, call, fail, ps_key, ps_status};
 
 /// The proxy in `bytes`, and the store it resolves against (found in this
 /// process by name and connector configuration, or opened from the proxy's).
