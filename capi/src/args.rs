@@ -41,13 +41,14 @@ pub(crate) unsafe fn bytes_arg<'a>(p: *const u8, len: usize, what: &str) -> Res<
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
-/// # Safety
-/// `p` is NULL or points to `n` readable `T`s valid for the call.
-pub(crate) unsafe fn array_arg<'a, T>(p: *const T, n: usize, what: &str) -> Res<&'a [T]> {
+/// Whether an array argument of `n` `T`s has elements to read (`false` for
+/// `n == 0`, whatever the pointer); an error for NULL with a count, or a
+/// count no allocation can have.
+fn array_has_elements<T>(is_null: bool, n: usize, what: &str) -> Res<bool> {
     if n == 0 {
-        return Ok(&[]);
+        return Ok(false);
     }
-    if p.is_null() {
+    if is_null {
         return Err(fail(
             PS_ERR_NULL_ARGUMENT,
             format!("{what} is NULL with count {n}"),
@@ -58,6 +59,15 @@ pub(crate) unsafe fn array_arg<'a, T>(p: *const T, n: usize, what: &str) -> Res<
             PS_ERR_INVALID_ARGUMENT,
             format!("{what}: count {n} is not a valid size"),
         ));
+    }
+    Ok(true)
+}
+
+/// # Safety
+/// `p` is NULL or points to `n` readable `T`s valid for the call.
+pub(crate) unsafe fn array_arg<'a, T>(p: *const T, n: usize, what: &str) -> Res<&'a [T]> {
+    if !array_has_elements::<T>(p.is_null(), n, what)? {
+        return Ok(&[]);
     }
     // SAFETY: non-null, `n` readable elements per this function's contract.
     Ok(unsafe { std::slice::from_raw_parts(p, n) })
@@ -84,20 +94,8 @@ pub(crate) unsafe fn key_out_arg<'a>(p: *mut ps_key) -> Res<&'a mut ps_key> {
 /// # Safety
 /// `p` is NULL or points to `n` writable `T`s valid for the call.
 pub(crate) unsafe fn out_array<'a, T>(p: *mut T, n: usize, what: &str) -> Res<&'a mut [T]> {
-    if n == 0 {
+    if !array_has_elements::<T>(p.is_null(), n, what)? {
         return Ok(&mut []);
-    }
-    if p.is_null() {
-        return Err(fail(
-            PS_ERR_NULL_ARGUMENT,
-            format!("{what} is NULL with count {n}"),
-        ));
-    }
-    if n > (isize::MAX as usize) / size_of::<T>().max(1) {
-        return Err(fail(
-            PS_ERR_INVALID_ARGUMENT,
-            format!("{what}: count {n} is not a valid size"),
-        ));
     }
     // SAFETY: non-null, `n` writable elements, exclusive for the call (contract).
     Ok(unsafe { std::slice::from_raw_parts_mut(p, n) })
