@@ -16,6 +16,7 @@ packages=(
   python3 python3-venv python3-pip          # Python ProxyStore: interop tests, benches/python
   python3-dev                               # Python bindings (PyO3, built by maturin)
   g++ gfortran                              # C ABI examples: C++ RAII wrapper, Fortran
+  valgrind                                  # C ABI: nothing definitely lost after ps_finalize
 )
 
 missing=()

@@ -23,6 +23,10 @@ rm -rf "$tgt/wheels"
 export PROXYSTORE_UCX_SERVER=${PROXYSTORE_UCX_SERVER:-$tgt/release/proxystore-ucx-server}
 [ -x "$PROXYSTORE_UCX_SERVER" ] ||
   cargo build --release --locked -q -p ucx-connector --bin proxystore-ucx-server
+# The libfabric object server of test_schemes.py's ofi:// test.
+export PROXYSTORE_OFI_SERVER=${PROXYSTORE_OFI_SERVER:-$tgt/release/proxystore-ofi-server}
+[ -x "$PROXYSTORE_OFI_SERVER" ] ||
+  cargo build --release --locked -q -p ofi-connector --bin proxystore-ofi-server
 log=$(mktemp)
 set +e
 (cd python/tests && "$venv/bin/python" -m pytest -v -p no:cacheprovider "$@") 2>&1 | tee "$log"

@@ -41,14 +41,9 @@ pub struct ConnectorOpts {
 }
 
 /// Make every connector kind this binary links rebuildable from a config (the
-/// consumer side of a proxy), and their store URL schemes known.
-pub fn register_all() {
-    redis_connector::register();
-    ucx_connector::register();
-    ofi_connector::register();
-    daos_connector::register();
-    margo_connector::register();
-}
+/// consumer side of a proxy), and their store URL schemes known (the one list
+/// of `proxystore-connectors`).
+pub use proxystore_connectors::register_all;
 
 /// The default directory of the file connector: on `/dev/shm` when it exists.
 pub fn default_file_dir(tag: &str) -> PathBuf {

@@ -1,112 +1,9 @@
-! The proxystore C ABI from Fortran through iso_c_binding: store a real(8)
-! array, read it back (copy into a Fortran array, and zero-copy through a
-! library buffer), and resolve a proxy. Stops with a non-zero code on a mismatch.
+! The proxystore C ABI from Fortran through the installed module `proxystore`
+! (capi/fortran/proxystore.f90): store a real(8) array, read it back (copy into
+! a Fortran array, and zero-copy through a library buffer), and resolve a
+! proxy. Stops with a non-zero code on a mismatch.
 !   gfortran fortran_example.f90 $(pkg-config --cflags --libs proxystore) -o fortran_example
 !   ./fortran_example file:///dev/shm/ps-fortran
-module proxystore
-  use iso_c_binding
-  implicit none
-  integer(c_int), parameter :: PS_OK = 0, PS_ERR_NOT_FOUND = 4
-  integer, parameter :: PS_KEY_MAX = 1024
-
-  type, bind(c) :: ps_key
-    character(kind=c_char) :: text(PS_KEY_MAX)
-  end type
-
-  type, bind(c) :: ps_buffer
-    type(c_ptr) :: data
-    integer(c_size_t) :: len
-    integer(c_int64_t) :: handle
-  end type
-
-  interface
-    function ps_last_error() bind(c, name="ps_last_error")
-      import :: c_ptr
-      type(c_ptr) :: ps_last_error
-    end function
-    function ps_store_open_url(name, url, store) bind(c, name="ps_store_open_url")
-      import :: c_int, c_char, c_int64_t
-      character(kind=c_char), intent(in) :: name(*), url(*)
-      integer(c_int64_t), intent(out) :: store
-      integer(c_int) :: ps_store_open_url
-    end function
-    function ps_store_close(store) bind(c, name="ps_store_close")
-      import :: c_int, c_int64_t
-      integer(c_int64_t), value :: store
-      integer(c_int) :: ps_store_close
-    end function
-    function ps_put(store, data, len, key) bind(c, name="ps_put")
-      import :: c_int, c_int64_t, c_ptr, c_size_t, ps_key
-      integer(c_int64_t), value :: store
-      type(c_ptr), value :: data
-      integer(c_size_t), value :: len
-      type(ps_key), intent(out) :: key
-      integer(c_int) :: ps_put
-    end function
-    function ps_get(store, key, buf) bind(c, name="ps_get")
-      import :: c_int, c_int64_t, c_char, ps_buffer
-      integer(c_int64_t), value :: store
-      character(kind=c_char), intent(in) :: key(*)
-      type(ps_buffer), intent(out) :: buf
-      integer(c_int) :: ps_get
-    end function
-    function ps_get_into(store, key, dst, cap, len) bind(c, name="ps_get_into")
-      import :: c_int, c_int64_t, c_char, c_ptr, c_size_t
-      integer(c_int64_t), value :: store
-      character(kind=c_char), intent(in) :: key(*)
-      type(c_ptr), value :: dst
-      integer(c_size_t), value :: cap
-      integer(c_size_t), intent(out) :: len
-      integer(c_int) :: ps_get_into
-    end function
-    function ps_evict(store, key) bind(c, name="ps_evict")
-      import :: c_int, c_int64_t, c_char
-      integer(c_int64_t), value :: store
-      character(kind=c_char), intent(in) :: key(*)
-      integer(c_int) :: ps_evict
-    end function
-    function ps_proxy(store, data, len, evict, buf) bind(c, name="ps_proxy")
-      import :: c_int, c_int64_t, c_ptr, c_size_t, c_bool, ps_buffer
-      integer(c_int64_t), value :: store
-      type(c_ptr), value :: data
-      integer(c_size_t), value :: len
-      logical(c_bool), value :: evict
-      type(ps_buffer), intent(out) :: buf
-      integer(c_int) :: ps_proxy
-    end function
-    function ps_proxy_resolve(proxy, len, buf) bind(c, name="ps_proxy_resolve")
-      import :: c_int, c_ptr, c_size_t, ps_buffer
-      type(c_ptr), value :: proxy
-      integer(c_size_t), value :: len
-      type(ps_buffer), intent(out) :: buf
-      integer(c_int) :: ps_proxy_resolve
-    end function
-    function ps_buffer_free(buf) bind(c, name="ps_buffer_free")
-      import :: c_int, ps_buffer
-      type(ps_buffer), intent(inout) :: buf
-      integer(c_int) :: ps_buffer_free
-    end function
-  end interface
-
-contains
-
-  subroutine check(status, what)
-    integer(c_int), intent(in) :: status
-    character(*), intent(in) :: what
-    character(kind=c_char), pointer :: msg(:)
-    integer :: n
-    if (status /= PS_OK) then
-      call c_f_pointer(ps_last_error(), msg, [4096])
-      n = 0
-      do while (msg(n + 1) /= c_null_char)
-        n = n + 1
-      end do
-      print '(a, a, i0, a, 4096a)', what, ' failed with status ', status, ': ', msg(1:n)
-      error stop 1
-    end if
-  end subroutine
-
-end module
 
 program fortran_example
   use iso_c_binding
@@ -161,4 +58,22 @@ program fortran_example
   if (ps_get(store, key%text, buf) /= PS_ERR_NOT_FOUND) error stop 'evicted object still found'
   call check(ps_store_close(store), 'ps_store_close')
   print '(a, i0, a)', 'fortran: ok (', n, ' doubles)'
+contains
+
+  subroutine check(status, what)
+    integer(c_int), intent(in) :: status
+    character(*), intent(in) :: what
+    character(kind=c_char), pointer :: msg(:)
+    integer :: n
+    if (status /= PS_OK) then
+      call c_f_pointer(ps_last_error(), msg, [4096])
+      n = 0
+      do while (msg(n + 1) /= c_null_char)
+        n = n + 1
+      end do
+      print '(a, a, i0, a, 4096a)', what, ' failed with status ', status, ': ', msg(1:n)
+      error stop 1
+    end if
+  end subroutine
+
 end program

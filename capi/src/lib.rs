@@ -23,7 +23,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -56,7 +55,8 @@ pub enum ps_status {
     PS_ERR_CONNECTOR = 8,
     /// A file-system or other I/O error.
     PS_ERR_IO = 9,
-    /// The store was closed.
+    /// The library was finalized (`ps_finalize`: every call after it), or a
+    /// store was closed while a call used it.
     PS_ERR_CLOSED = 10,
     /// The connector does not support this operation.
     PS_ERR_UNSUPPORTED = 11,
@@ -69,6 +69,13 @@ pub enum ps_status {
 }
 
 use ps_status::*;
+
+mod args;
+mod by_proxy;
+mod lifecycle;
+use args::{array_arg, bytes_arg, key_out_arg, out_arg, out_array, parse_key, text_arg, write_key};
+pub use by_proxy::{ps_evict_proxy, ps_proxy_key};
+pub use lifecycle::{PS_VERSION_MAJOR, PS_VERSION_MINOR, PS_VERSION_PATCH, ps_finalize, ps_init};
 
 /// A store handle (0 is never a valid store).
 pub type ps_store = u64;
@@ -160,14 +167,19 @@ fn set_last_error(message: &str) {
     LAST_ERROR.with(|e| *e.borrow_mut() = c);
 }
 
-/// Run one call: connectors registered, panics caught, the message recorded.
+/// Run one call: `PS_ERR_CLOSED` after `ps_finalize`, connectors
+/// registered, panics caught, the message recorded.
 fn call(f: impl FnOnce() -> Res<()>) -> ps_status {
-    static INIT: Once = Once::new();
+    call_any(|| {
+        lifecycle::check_open()?;
+        f()
+    })
+}
+
+/// [`call`] that also runs after `ps_finalize`.
+fn call_any(f: impl FnOnce() -> Res<()>) -> ps_status {
     let r = catch_unwind(AssertUnwindSafe(|| {
-        INIT.call_once(|| {
-            redis_connector::register();
-            ucx_connector::register();
-        });
+        proxystore_connectors::register_all();
         f()
     }));
     match r {
@@ -224,120 +236,6 @@ fn buffer_of(b: Bytes) -> ps_buffer {
     out
 }
 
-// ---- argument checks (the only dereferences of caller pointers) ---------------
-
-/// # Safety
-/// `p` is NULL or points to a NUL-terminated string valid for the call.
-unsafe fn text_arg<'a>(p: *const c_char, what: &str) -> Res<&'a str> {
-    if p.is_null() {
-        return Err(fail(PS_ERR_NULL_ARGUMENT, format!("{what} is NULL")));
-    }
-    // SAFETY: non-null and NUL-terminated per this function's contract.
-    let c = unsafe { CStr::from_ptr(p) };
-    c.to_str()
-        .map_err(|e| fail(PS_ERR_INVALID_ARGUMENT, format!("{what} is not UTF-8: {e}")))
-}
-
-/// # Safety
-/// `p` is NULL or points to `len` readable bytes valid for the call.
-unsafe fn bytes_arg<'a>(p: *const u8, len: usize, what: &str) -> Res<&'a [u8]> {
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if p.is_null() {
-        return Err(fail(
-            PS_ERR_NULL_ARGUMENT,
-            format!("{what} is NULL with length {len}"),
-        ));
-    }
-    if len > isize::MAX as usize {
-        return Err(fail(
-            PS_ERR_INVALID_ARGUMENT,
-            format!("{what}: length {len} is not a valid size"),
-        ));
-    }
-    // SAFETY: non-null, `len` readable bytes per this function's contract.
-    Ok(unsafe { std::slice::from_raw_parts(p, len) })
-}
-
-/// # Safety
-/// `p` is NULL or points to `n` readable `T`s valid for the call.
-unsafe fn array_arg<'a, T>(p: *const T, n: usize, what: &str) -> Res<&'a [T]> {
-    if n == 0 {
-        return Ok(&[]);
-    }
-    if p.is_null() {
-        return Err(fail(
-            PS_ERR_NULL_ARGUMENT,
-            format!("{what} is NULL with count {n}"),
-        ));
-    }
-    if n > (isize::MAX as usize) / size_of::<T>().max(1) {
-        return Err(fail(
-            PS_ERR_INVALID_ARGUMENT,
-            format!("{what}: count {n} is not a valid size"),
-        ));
-    }
-    // SAFETY: non-null, `n` readable elements per this function's contract.
-    Ok(unsafe { std::slice::from_raw_parts(p, n) })
-}
-
-/// # Safety
-/// `p` is NULL or points to a writable `T` valid for the call.
-unsafe fn out_arg<'a, T>(p: *mut T, what: &str) -> Res<&'a mut T> {
-    // SAFETY: NULL or writable and exclusive for the call per this function's contract.
-    unsafe { p.as_mut() }.ok_or_else(|| fail(PS_ERR_NULL_ARGUMENT, format!("{what} is NULL")))
-}
-
-/// # Safety
-/// `p` is NULL or points to `n` writable `T`s valid for the call.
-unsafe fn out_array<'a, T>(p: *mut T, n: usize, what: &str) -> Res<&'a mut [T]> {
-    if n == 0 {
-        return Ok(&mut []);
-    }
-    if p.is_null() {
-        return Err(fail(
-            PS_ERR_NULL_ARGUMENT,
-            format!("{what} is NULL with count {n}"),
-        ));
-    }
-    if n > (isize::MAX as usize) / size_of::<T>().max(1) {
-        return Err(fail(
-            PS_ERR_INVALID_ARGUMENT,
-            format!("{what}: count {n} is not a valid size"),
-        ));
-    }
-    // SAFETY: non-null, `n` writable elements, exclusive for the call (contract).
-    Ok(unsafe { std::slice::from_raw_parts_mut(p, n) })
-}
-
-fn parse_key(store: &Store, text: &str) -> Res<Key> {
-    store.connector().parse_key(text).map_err(|e| {
-        fail(
-            PS_ERR_INVALID_ARGUMENT,
-            format!("bad key {text:?} for store '{}': {e}", store.name()),
-        )
-    })
-}
-
-fn write_key(store: &Store, key: &Key, out: &mut ps_key) -> Res<()> {
-    let text = store.connector().key_to_string(key)?;
-    if text.len() >= PS_KEY_MAX || text.contains('\0') {
-        return Err(fail(
-            PS_ERR_OTHER,
-            format!(
-                "key of {} bytes does not fit PS_KEY_MAX ({PS_KEY_MAX})",
-                text.len()
-            ),
-        ));
-    }
-    for (d, s) in out.text.iter_mut().zip(text.bytes()) {
-        *d = s as c_char;
-    }
-    out.text[text.len()] = 0;
-    Ok(())
-}
-
 // ---- the API ------------------------------------------------------------------
 
 /// This thread's message of its last failed call ("" if none). The string
@@ -388,8 +286,14 @@ pub extern "C" fn ps_version() -> *const c_char {
 }
 
 /// Open a store named `name` at `url`: `file:///DIR`,
-/// `redis://[user[:password]@]HOST[:PORT][/DB]`, `ucx://HOST:PORT` (every
-/// scheme a linked connector crate registers; parsed as the command-line tool does).
+/// `redis://[user[:password]@]HOST[:PORT][/DB]`, `ucx://HOST:PORT`,
+/// `ofi://HOST:PORT`, `margo://HOST:PORT`, `daos://POOL/CONTAINER[/NAMESPACE]`
+/// (every scheme of the command-line tool, parsed as it does). Margo and DAOS
+/// are loaded at run time: without them, `PS_ERR_CONNECTOR` says what to
+/// install (DAOS here; Margo at the first call that needs its fabric).
+/// The query key `cache=SIZE` (`?cache=0`, `?cache=16M`) sets the store's
+/// cache budget (see "Cache" above); proxies carry it to the stores that
+/// resolve them in other processes.
 ///
 /// # Safety
 /// `name` and `url` are NULL or NUL-terminated strings; `out` is NULL or writable.
@@ -407,7 +311,7 @@ pub unsafe extern "C" fn ps_store_open_url(
         let name = unsafe { text_arg(name, "name") }?;
         // SAFETY: caller contract of this function.
         let url = unsafe { text_arg(url, "url") }?;
-        let config = StoreConfig::new(name, registry::connector_config_from_url(url)?);
+        let config = registry::store_config_from_url(name, url)?;
         *out = add_store(Store::from_config(&config)?);
         Ok(())
     })
@@ -503,8 +407,7 @@ pub unsafe extern "C" fn ps_put(
 ) -> ps_status {
     call(|| {
         // SAFETY: caller contract of this function.
-        let key_out = unsafe { out_arg(key_out, "key_out") }?;
-        key_out.text[0] = 0;
+        let key_out = unsafe { key_out_arg(key_out) }?;
         // SAFETY: caller contract of this function.
         let data = unsafe { bytes_arg(data, len, "data") }?;
         let s = store_of(store)?;
@@ -554,7 +457,8 @@ pub unsafe extern "C" fn ps_put_batch(
 }
 
 /// The object under `key`, zero-copy where the connector allows, in a buffer
-/// to free with [`ps_buffer_free`]. A missing object is `PS_ERR_NOT_FOUND`.
+/// to free with [`ps_buffer_free`]. A missing object is `PS_ERR_NOT_FOUND`
+/// (unless this process's cache still holds it: see "Cache" above).
 ///
 /// # Safety
 /// `key` is NULL or a NUL-terminated string; `out` is NULL or writable.
@@ -672,7 +576,9 @@ pub unsafe extern "C" fn ps_get_batch(
     })
 }
 
-/// Whether an object is stored under `key` (written to `out`).
+/// Whether an object is stored under `key` (written to `out`), as the
+/// connector says: never answered by the cache, so an evict by any process
+/// is seen at once.
 ///
 /// # Safety
 /// `key` is NULL or a NUL-terminated string; `out` is NULL or writable.
@@ -742,7 +648,11 @@ pub unsafe extern "C" fn ps_proxy(
 
 /// Resolve a serialized proxy (from [`ps_proxy`], in any process): `out` gets
 /// the object, zero-copy where the connector allows. The store is found in
-/// this process or opened from the configuration the proxy carries.
+/// this process or opened from the configuration the proxy carries, by name
+/// *and* connector configuration: stores of one name over different
+/// connectors (every MPI rank's store "local" on its own directory) live side
+/// by side, and each proxy resolves against its own. A store opened this way
+/// stays open for later proxies.
 ///
 /// # Safety
 /// `proxy` is NULL or `len` readable bytes; `out` is NULL or writable.
@@ -806,13 +716,14 @@ pub unsafe extern "C" fn ps_buffer_free(buf: *mut ps_buffer) -> ps_status {
     })
 }
 
-/// Number of live buffers and open stores (for leak checks in tests).
+/// Number of live buffers and open stores (for leak checks in tests; also
+/// after `ps_finalize`, when both are 0).
 ///
 /// # Safety
 /// `buffers` and `stores` are NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ps_live_handles(buffers: *mut usize, stores: *mut usize) -> ps_status {
-    call(|| {
+    call_any(|| {
         // SAFETY: caller contract of this function.
         let b = unsafe { out_arg(buffers, "buffers") }?;
         // SAFETY: caller contract of this function.

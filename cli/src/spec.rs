@@ -5,14 +5,9 @@ use std::path::Path;
 use proxy_core::{StoreConfig, registry};
 
 /// Make every connector kind (and store URL scheme) this tool links known to
-/// this process.
-pub fn register_all() {
-    redis_connector::register();
-    ucx_connector::register();
-    ofi_connector::register();
-    daos_connector::register();
-    margo_connector::register();
-}
+/// this process: the one list of `proxystore-connectors`, shared with the C
+/// ABI, Python and the benchmarks.
+pub use proxystore_connectors::register_all;
 
 /// The store configuration from `--store URL`, `--config FILE`, or neither (an
 /// error). Call [`register_all`] first: URL schemes are those registered.
@@ -30,9 +25,7 @@ pub fn store_config(url: Option<&str>, file: Option<&Path>) -> Result<StoreConfi
 /// A store named `cli` over the connector the URL names (by the parser its
 /// connector crate registered for the scheme).
 pub fn from_url(url: &str) -> Result<StoreConfig, String> {
-    registry::connector_config_from_url(url)
-        .map(|c| StoreConfig::new("cli", c))
-        .map_err(|e| e.to_string())
+    registry::store_config_from_url("cli", url).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -120,6 +120,14 @@ impl StoreFactory {
             .get_or_try_init(|| stores::get_or_create(&self.config))
     }
 
+    /// Evict the proxied object from its store (no error if it is gone):
+    /// what a producer does once every consumer of a broadcast proxy is done.
+    /// Every process then sees it gone ([`Store::exists`] is false; a get
+    /// misses unless that process's cache still holds it).
+    pub fn evict_target(&self) -> Result<()> {
+        self.store()?.evict(&self.key)
+    }
+
     /// Fetch and decode the object (and evict it if asked).
     pub fn resolve<T: Object>(&self) -> Result<T> {
         let clock = std::time::Instant::now();

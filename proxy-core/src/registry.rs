@@ -39,6 +39,7 @@ use std::sync::Arc;
 use once_cell::sync::Lazy;
 use parking_lot::RwLock;
 
+use crate::config::StoreConfig;
 use crate::connector::{ConnectorConfig, DynConnector, FromConfig};
 use crate::error::{Error, Result};
 use crate::url::StoreUrl;
@@ -125,6 +126,60 @@ pub fn connector_config_from_url(url: &str) -> Result<ConnectorConfig> {
             known: registered_schemes().join(", "),
         }),
     }
+}
+
+/// A store named `name` over the connector a store URL names (see
+/// [`connector_config_from_url`]), with the store's own query key taken out
+/// of the URL before its scheme's parser sees it:
+///
+/// - `cache=SIZE`: the in-process cache budget ([`size`](crate::size) syntax,
+///   `64M`); `cache=0` turns the cache off, so a get after another process
+///   evicted the object misses (see [`Store`](crate::Store)'s cache).
+///
+/// ```
+/// use proxy_core::registry::store_config_from_url;
+/// let c = store_config_from_url("s", "file:///dev/shm/x?cache=0")?;
+/// assert_eq!((c.cache_bytes, &c.connector.options["dir"]), (0, &"/dev/shm/x".into()));
+/// assert_eq!(store_config_from_url("s", "file:///dev/shm/x?cache=1M")?.cache_bytes, 1 << 20);
+/// assert!(store_config_from_url("s", "file:///dev/shm/x?cache=lots").is_err());
+/// # Ok::<(), proxy_core::Error>(())
+/// ```
+pub fn store_config_from_url(name: &str, url: &str) -> Result<StoreConfig> {
+    let (connector_url, cache) = take_store_keys(url)?;
+    let mut config = StoreConfig::new(name, connector_config_from_url(&connector_url)?);
+    if let Some(bytes) = cache {
+        config.cache_bytes = bytes;
+    }
+    Ok(config)
+}
+
+/// `url` without its `cache=` query pairs, and the last one's size.
+fn take_store_keys(url: &str) -> Result<(String, Option<u64>)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), None));
+    };
+    let mut cache = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("cache", v)) => {
+                let bytes = crate::size::parse_size(v).map_err(|e| {
+                    StoreUrl::parse(url).map_or_else(
+                        |parse| parse,
+                        |u| u.error(None, format!("query key cache: {e}")),
+                    )
+                })?;
+                cache = Some(bytes);
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let connector_url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((connector_url, cache))
 }
 
 /// Build the connector a store URL names (see [`connector_config_from_url`]).

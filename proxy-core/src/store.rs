@@ -24,6 +24,14 @@ use crate::registry;
 /// Only the cache takes a lock (briefly); connector I/O from many threads runs
 /// concurrently (unlike ProxyStore's one `RLock` per store).
 ///
+/// **The cache**: gets fill a per-process LRU of decoded bytes
+/// ([`StoreBuilder::cache_bytes`], default 64 MiB); a later get of the same
+/// key in this process is answered from it, also after another process
+/// evicted the object (a key's object never changes, so the bytes are never
+/// wrong, only kept). [`Store::exists`] always asks the connector. Turn the
+/// cache off with `cache_bytes(0)`, `cache_bytes = 0` in TOML, or `?cache=0`
+/// in a store URL ([`registry::store_config_from_url`]).
+///
 /// ```
 /// use proxy_core::{LocalConnector, Store};
 /// let store = Store::new("example", LocalConnector::new())?;
@@ -424,17 +432,13 @@ impl Store {
         decoded
     }
 
-    /// Whether `key` is stored (cache first).
+    /// Whether `key` is stored, as the connector says: never answered by this
+    /// process's cache, so an evict by another process is seen at once.
     pub fn exists(&self, key: &Key) -> Result<bool> {
         self.check_open()?;
         let clock = Clock::start(self.m());
-        let out = if self.is_cached(key) {
-            Ok(true)
-        } else {
-            let r = self.inner.connector.exists(key);
-            clock.since(self.m(), Op::Exists, Phase::Connector);
-            r
-        };
+        let out = self.inner.connector.exists(key);
+        clock.since(self.m(), Op::Exists, Phase::Connector);
         clock.since(self.m(), Op::Exists, Phase::Total);
         out
     }

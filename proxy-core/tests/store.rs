@@ -239,18 +239,60 @@ fn registry_creates_one_store_under_contention() {
             stores[0].connector().as_ref() as *const _ as *const u8
         ));
     }
-    // A different store under the same name is a clear error, not a mix-up.
-    let other = StoreConfig::new(
-        "race",
-        FileConnector::new(dir.join("other")).unwrap().config(),
-    );
-    let err = stores::get_or_create(&other).unwrap_err();
-    assert!(
-        err.to_string().contains("different store named 'race'"),
-        "{err}"
-    );
     stores::unregister("race");
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// Four "ranks" each with a store named "local" over its own directory: all
+/// four proxies resolve in one process, each against its own directory, and
+/// a second round reuses the stores built by the first.
+#[test]
+fn stores_of_one_name_live_side_by_side() {
+    let dirs: Vec<_> = (0..4).map(|i| tmpdir(&format!("side-{i}"))).collect();
+    let configs: Vec<StoreConfig> = dirs
+        .iter()
+        .map(|d| StoreConfig::new("side-by-side", FileConnector::new(d).unwrap().config()))
+        .collect();
+    let wires: Vec<Vec<u8>> = configs
+        .iter()
+        .enumerate()
+        .map(|(i, cfg)| {
+            // Built from the configuration and dropped, as in another process.
+            let store = Store::from_config(cfg).unwrap();
+            let p = store
+                .proxy_with(
+                    i as u64 * 11,
+                    ProxyOptions::default().populate_target(false),
+                )
+                .unwrap();
+            p.to_bytes().unwrap()
+        })
+        .collect();
+    for round in 0..2 {
+        let resolved: Vec<(u64, Store)> = wires
+            .iter()
+            .map(|w| {
+                let p: Proxy<u64> = Proxy::from_bytes(w).unwrap();
+                let v = *p;
+                (v, p.factory().store().unwrap().clone())
+            })
+            .collect();
+        for (i, (v, store)) in resolved.iter().enumerate() {
+            assert_eq!(*v, i as u64 * 11, "round {round}, proxy {i}");
+            assert_eq!(
+                store.config().connector,
+                configs[i].connector,
+                "round {round}: proxy {i} resolved against its own directory"
+            );
+        }
+    }
+    let first = stores::get("side-by-side").expect("the first rebuilt store holds the name");
+    assert_eq!(first.config().connector, configs[0].connector);
+    assert!(stores::unregister("side-by-side").is_some());
+    assert!(stores::get("side-by-side").is_none());
+    for d in dirs {
+        std::fs::remove_dir_all(d).ok();
+    }
 }
 
 #[test]
@@ -396,5 +438,79 @@ fn deferrable_connectors_set_later() {
         let store = Store::builder("defer", conn.clone()).build().unwrap();
         assert_eq!(store.get::<String>(&k).unwrap().as_deref(), Some("later"));
     }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn close_all_closes_registered_and_rebuilt_stores() {
+    let registered = Store::new("close-all-registered", LocalConnector::new()).unwrap();
+    stores::register(&registered, false).unwrap();
+    let dir = tmpdir("close-all");
+    let cfg = StoreConfig::new(
+        "close-all-rebuilt",
+        FileConnector::new(&dir).unwrap().config(),
+    );
+    let rebuilt = stores::get_or_create(&cfg).unwrap();
+    let owned = Store::new("close-all-owned", LocalConnector::new()).unwrap();
+    stores::close_all().unwrap();
+    assert!(registered.is_closed() && rebuilt.is_closed());
+    assert!(
+        !owned.is_closed(),
+        "a store nobody registered belongs to its owner"
+    );
+    assert!(stores::get("close-all-registered").is_none());
+    assert!(stores::get("close-all-rebuilt").is_none());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Two stores over one directory stand for two processes: an evict by one is
+/// seen by the other's `exists` at once, though its cache still holds the
+/// object; with `cache_bytes = 0` (`?cache=0` in a URL) its get misses too.
+#[test]
+fn exists_sees_evicts_of_other_processes() {
+    let dir = tmpdir("other-evicts");
+    for (url_query, cached_get) in [("", true), ("?cache=0", false)] {
+        let url = format!("file://{}{url_query}", dir.display());
+        let cfg = proxy_core::registry::store_config_from_url("evicts", &url).unwrap();
+        let here = Store::from_config(&cfg).unwrap();
+        let there = Store::from_config(&cfg).unwrap();
+        let key = here.put(&vec![7u8; 1000]).unwrap();
+        assert_eq!(here.get::<Vec<u8>>(&key).unwrap(), Some(vec![7u8; 1000]));
+        assert_eq!(here.is_cached(&key), cached_get, "{url}");
+        there.evict(&key).unwrap();
+        assert!(
+            !here.exists(&key).unwrap(),
+            "{url}: exists asks the connector"
+        );
+        assert_eq!(
+            here.get::<Vec<u8>>(&key).unwrap().is_some(),
+            cached_get,
+            "{url}: only the cache answers a get after the evict"
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn producer_evicts_by_proxy() {
+    let dir = tmpdir("evict-target");
+    let cfg = StoreConfig::new("evict-target", FileConnector::new(&dir).unwrap().config());
+    let producer = Store::from_config(&cfg).unwrap();
+    let p = producer
+        .proxy_with(
+            vec![3u8; 100],
+            ProxyOptions::default().populate_target(false),
+        )
+        .unwrap();
+    let wire = p.to_bytes().unwrap();
+    let consumer: Proxy<Vec<u8>> = Proxy::from_bytes(&wire).unwrap();
+    assert_eq!(*consumer, vec![3u8; 100]);
+    p.factory().evict_target().unwrap();
+    assert!(!producer.exists(p.key()).unwrap());
+    p.factory()
+        .evict_target()
+        .expect("evicting a gone object is no error");
+    let late: Proxy<Vec<u8>> = Proxy::from_bytes(&wire).unwrap();
+    assert!(matches!(late.resolve(), Err(Error::MissingKey { .. })));
     std::fs::remove_dir_all(dir).ok();
 }

@@ -126,7 +126,8 @@ impl Buffer {
 }
 
 /// A proxystore-rs connector of any registered kind (`file`, `redis`, `ucx`,
-/// `local`, `multi`), built from its options.
+/// `ofi`, `margo`, `daos`, `local`, `multi`), built from its options or a
+/// store URL.
 #[pyclass(frozen, module = "proxystore_rs._native")]
 #[derive(Debug)]
 pub struct Connector {
@@ -143,6 +144,18 @@ impl Connector {
         let config = ConnectorConfig { kind, options };
         let inner = py
             .detach(|| registry::connector_from_config(&config))
+            .map_err(py_err)?;
+        Ok(Connector { inner })
+    }
+
+    /// Build the connector a store URL names (`file:///DIR`,
+    /// `redis://HOST:PORT/DB`, `ucx://HOST:PORT`, `ofi://HOST:PORT`,
+    /// `margo://HOST:PORT`, `daos://POOL/CONTAINER`: every scheme of
+    /// [`schemes`], parsed as the command-line tool and the C ABI do).
+    #[staticmethod]
+    fn from_url(py: Python<'_>, url: &str) -> PyResult<Self> {
+        let inner = py
+            .detach(|| registry::connector_from_url(url))
             .map_err(py_err)?;
         Ok(Connector { inner })
     }
@@ -229,12 +242,18 @@ impl Connector {
     }
 }
 
+/// The store URL schemes this build opens, sorted.
+#[pyfunction]
+fn schemes() -> Vec<&'static str> {
+    registry::registered_schemes()
+}
+
 /// The extension module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    redis_connector::register();
-    ucx_connector::register();
+    proxystore_connectors::register_all();
     m.add_class::<Connector>()?;
+    m.add_function(wrap_pyfunction!(schemes, m)?)?;
     m.add_class::<Buffer>()?;
     m.add("ProxyStoreRsError", m.py().get_type::<ProxyStoreRsError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, Sequence
 
 from proxystore_rs._native import Buffer, ProxyStoreRsError, __version__
 from proxystore_rs._native import Connector as _NativeConnector
+from proxystore_rs._native import schemes
 
 __all__ = [
     'Buffer',
@@ -40,6 +41,7 @@ __all__ = [
     'UcxConnector',
     '__version__',
     'bytes_serializer',
+    'schemes',
     'view_deserializer',
 ]
 
@@ -102,6 +104,20 @@ class RustConnector:
         if type(self) is RustConnector:
             options['kind'] = self.kind
         return options
+
+    @classmethod
+    def from_url(cls, url: str) -> RustConnector:
+        """The connector a store URL names, of any scheme in ``schemes()``
+        (``file:///DIR``, ``redis://HOST:PORT/DB``, ``ucx://HOST:PORT``,
+        ``ofi://HOST:PORT``, ``margo://HOST:PORT``, ``daos://POOL/CONTAINER``),
+        parsed as the ``proxystore`` tool and the C ABI parse it. A scheme
+        whose library is missing (Margo, DAOS) raises ``ProxyStoreRsError``
+        naming what to install."""
+        native = _NativeConnector.from_url(url)
+        self = RustConnector.__new__(RustConnector)
+        self.kind = native.kind
+        self._native = native
+        return self
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> RustConnector:
