@@ -207,7 +207,7 @@ impl RawPull {
             panic!("no segment {}", key.seg);
         };
         let margo = Margo::new(cfg).unwrap();
-        let peer = margo.connect(&address).unwrap();
+        let peer = margo.connect(&address, false).unwrap();
         let remote = margo.unpack(&peer, &info.descriptor).unwrap();
         let pool = BufferPool::new(margo.allocator(), 4 << 30);
         RawPull {

@@ -121,8 +121,11 @@ pub trait ClientTransport: Send + Sync + Sized + 'static {
     fn max_rma_len(&self) -> u64 {
         u64::MAX
     }
-    /// Connect to a server's [`ServerTransport::address`].
-    fn connect(&self, address: &[u8]) -> Result<Self::Endpoint>;
+    /// Connect to a server's [`ServerTransport::address`]; `same_host`: the
+    /// server runs on this node's kernel, in this process's PID and IPC
+    /// namespaces (its death is seen by the control connection, and
+    /// shared-memory transports may serve the endpoint).
+    fn connect(&self, address: &[u8], same_host: bool) -> Result<Self::Endpoint>;
     /// Whether the endpoint saw its peer fail.
     fn failed(&self, ep: &Self::Endpoint) -> bool;
     /// Unpack a segment's descriptor for use on `ep`.

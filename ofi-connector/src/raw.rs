@@ -115,7 +115,7 @@ impl RawReader {
             ..OfiConfig::default()
         };
         let ofi = Ofi::new(&cfg)?;
-        let peer = ofi.connect(&address)?;
+        let peer = ofi.connect(&address, false)?;
         let remote = ofi.unpack(&peer, &descriptor)?;
         let pool = BufferPool::new(ofi.allocator(), 4 << 30);
         Ok(RawReader {

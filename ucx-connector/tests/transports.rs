@@ -57,6 +57,17 @@ transport_tests!(UcxTests;
     zero_copy = false,
     one_sided = true
 );
+// Every transport UCX has (as with UCX_TLS unset), zero copy off, server on
+// this node: the endpoint goes without peer error handling, so UCX serves
+// it over shared memory, not loopback TCP; a killed or restarted server is
+// still seen (the control connection), and every fault test holds.
+transport_tests!(UcxTests;
+    all_copy,
+    "all",
+    DataPath::Auto,
+    zero_copy = false,
+    one_sided = true
+);
 // Auto picks the stream data path over TCP-only UCX (see the README).
 transport_tests!(UcxTests;
     tcp,

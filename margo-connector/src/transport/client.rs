@@ -149,7 +149,7 @@ impl ClientTransport for Margo {
         }
     }
 
-    fn connect(&self, address: &[u8]) -> Result<Addr> {
+    fn connect(&self, address: &[u8], _same_host: bool) -> Result<Addr> {
         let name = std::str::from_utf8(address).map_err(|_| {
             Error::permanent(
                 crate::KIND,

@@ -34,6 +34,9 @@ pub(crate) struct Peer<T: ClientTransport> {
     pub(crate) path: DataPath,
     /// The server's fabric address (from hello), for [`Peer::ep`].
     pub(crate) address: Vec<u8>,
+    /// The server runs on this node's kernel, in this process's PID and IPC
+    /// namespaces (its host id is ours).
+    pub(crate) same_host: bool,
     /// The fabric endpoint of an `Rma` peer, connected when a get or put
     /// first needs it ([`crate::client::ObjectClient::endpoint`]): a peer
     /// whose gets all read its mapped segments never connects.

@@ -126,7 +126,10 @@ impl<T: ClientTransport> ObjectClient<T> {
         if let Some(ep) = peer.ep.get() {
             return Ok(ep);
         }
-        let ep = self.fabric()?.transport.connect(&peer.address)?;
+        let ep = self
+            .fabric()?
+            .transport
+            .connect(&peer.address, peer.same_host)?;
         Ok(peer.ep.get_or_init(|| ep))
     }
 
@@ -146,9 +149,8 @@ impl<T: ClientTransport> ObjectClient<T> {
         // Same host id: the server runs on this node's kernel, in our PID
         // and IPC namespaces, so its segment files may be opened and its
         // System V segments attached here (checked per segment).
-        let mapped = (self.inner.cfg.client().zero_copy
-            && !host_id.is_empty()
-            && host_id == *super::mapped::HOST_ID)
+        let same_host = !host_id.is_empty() && host_id == *super::mapped::HOST_ID;
+        let mapped = (self.inner.cfg.client().zero_copy && same_host)
             .then(super::mapped::MappedPeer::default);
         let path = match self.inner.cfg.client().data_path {
             DataPath::Auto if hint == DataPath::Stream || T::prefers_stream(&self.inner.cfg) => {
@@ -163,7 +165,7 @@ impl<T: ClientTransport> ObjectClient<T> {
         // put that needs them.
         let ep = std::sync::OnceLock::new();
         if path == DataPath::Rma && mapped.is_none() {
-            let _ = ep.set(self.fabric()?.transport.connect(&address)?);
+            let _ = ep.set(self.fabric()?.transport.connect(&address, same_host)?);
         }
         let peer = Arc::new(Peer {
             addr: addr.to_string(),
@@ -171,6 +173,7 @@ impl<T: ClientTransport> ObjectClient<T> {
             pid,
             path,
             address,
+            same_host,
             ep,
             ep_init: Mutex::new(()),
             watch: s,

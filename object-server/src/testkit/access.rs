@@ -85,7 +85,7 @@ pub fn write_through_reader_descriptor<F: Fabric>(
 
     let cfg = F::config(&server.addr, fabric);
     let fab = F::Transport::new(&cfg).unwrap();
-    let peer = fab.connect(&address).unwrap();
+    let peer = fab.connect(&address, false).unwrap();
     let rkey = fab.unpack(&peer, &forge(&read.descriptor)).unwrap();
     let wkey = fab.unpack(&peer, &write.descriptor).unwrap();
     let at = read.base + loc.offset + layout::HEADER as u64;
@@ -121,7 +121,7 @@ pub fn write_through_reader_descriptor<F: Fabric>(
     // is dropped first, so that it is finalized.
     drop((rkey, wkey, ok, peer, fab));
     let fab = F::Transport::new(&cfg).unwrap();
-    let peer = fab.connect(&address).unwrap();
+    let peer = fab.connect(&address, false).unwrap();
     let rkey = fab.unpack(&peer, &read.descriptor).unwrap();
     let pool = BufferPool::new(fab.allocator(), 1 << 20);
     let buf = pool.acquire(4096).unwrap();

@@ -177,7 +177,7 @@ impl ClientTransport for Ofi {
         self.max_rma
     }
 
-    fn connect(&self, address: &[u8]) -> Result<PeerAddr> {
+    fn connect(&self, address: &[u8], _same_host: bool) -> Result<PeerAddr> {
         let ep = {
             let mut cur = self.ep.lock();
             if cur.reuses_stale_slots() && !self.domain.mr_mode().endpoint() {
