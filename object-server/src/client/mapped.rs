@@ -1,5 +1,6 @@
 //! Same-node gets without a copy: a reader on the server's node maps each
-//! segment's shared memory once (read-only, populated), pins the objects it
+//! segment's shared memory once (read-only; the chunks an object spans are
+//! populated when a get first hands it out), pins the objects it
 //! reads, and hands out `Bytes` that point straight into the mapping;
 //! dropping the last of them unpins. A pin is a word of the pin page of the
 //! reader's pin connection (no request), or, when the page is full or the
