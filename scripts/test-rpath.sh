@@ -78,8 +78,14 @@ from_ucx_dir rpath::server_runs_against_ucx_dir "$mapped"
 
 echo "== a C program on libproxystore.so, through that server" >&2
 mapped=""
+# The program needs the library by its SONAME (libproxystore.so.0.2), which
+# only an install creates: link it here under both names.
+soname=$(readelf -d "$capi" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+mkdir -p "$out/lib"
+ln -sf "$(realpath "$capi")" "$out/lib/libproxystore.so"
+[ -z "$soname" ] || ln -sf "$(realpath "$capi")" "$out/lib/$soname"
 if cc -std=c11 -Wall -Wextra -Werror -Icapi/include capi/tests/c/loaded_ucx.c \
-    -o "$out/loaded_ucx" -L"$tgt/debug" -lproxystore -Wl,-rpath,"$tgt/debug" 2> "$out/cc.log" \
+    -o "$out/loaded_ucx" -L"$out/lib" -lproxystore -Wl,-rpath,"$out/lib" 2> "$out/cc.log" \
   && [ -n "$addr" ] && "$out/loaded_ucx" "ucx://$addr" > "$out/loaded_ucx.log" 2>&1; then
   mapped=$(awk '/^LIBUCP /{print $2; exit}' "$out/loaded_ucx.log")
 else
