@@ -5,7 +5,8 @@
 //! SERVER [--listen ADDR] [--transports LIST] [--segment-size N] [--memory-limit N]
 //!        [--retain N] [--no-prefault] [--no-zero-copy] [--secret-file PATH]
 //!        [--no-auth] [--socket-dir DIR] [--no-unix-socket] [--idle-exit SECS]
-//!        [--exit-with-parent] [transport options]
+//!        [--exit-with-parent] [--advertise HOST:PORT] [--replica-memory N]
+//!        [--no-relay-chain] [--relay-same-host] [--relay-timeout MS] [transport options]
 //! ```
 //! Sizes accept K/M/G suffixes (powers of 1024). `--transports` names the
 //! fabrics to serve the same memory over (default: the first the binary
@@ -96,6 +97,17 @@ fn parse(
             "--no-auth" => a.no_auth = true,
             "--socket-dir" => a.opts.socket_dir = Some(val()?.into()),
             "--no-unix-socket" => a.opts.unix_socket = false,
+            "--advertise" => a.opts.advertise = Some(val()?),
+            "--replica-memory" => a.opts.relay.replica_limit = parse_size(&val()?)?,
+            "--no-relay-chain" => a.opts.relay.chain = false,
+            "--relay-same-host" => a.opts.relay.same_host = true,
+            "--relay-timeout" => {
+                let v = val()?;
+                let ms: u64 = v
+                    .parse()
+                    .map_err(|_| format!("--relay-timeout: not milliseconds: {v:?}"))?;
+                a.opts.relay.timeout = Duration::from_millis(ms.max(1));
+            }
             "--idle-exit" => {
                 let v = val()?;
                 let secs: u64 = v
@@ -137,7 +149,9 @@ fn usage(program: &str, known: &[TransportFactory]) -> String {
     let mut u = format!(
         "usage: {program} [--listen ADDR] [--transports {}] [--segment-size N[K|M|G]] \
          [--memory-limit N[K|M|G]] [--retain N[K|M|G]] [--no-prefault] [--no-zero-copy] [--secret-file PATH] \
-         [--no-auth] [--socket-dir DIR] [--no-unix-socket] [--idle-exit SECS] [--exit-with-parent]",
+         [--no-auth] [--socket-dir DIR] [--no-unix-socket] [--idle-exit SECS] [--exit-with-parent] \
+         [--advertise HOST:PORT] [--replica-memory N[K|M|G]] [--no-relay-chain] [--relay-same-host] \
+         [--relay-timeout MS]",
         known.iter().map(|k| k.name).collect::<Vec<_>>().join(",")
     );
     for k in known {
