@@ -38,6 +38,6 @@ pub use client::{
 pub use config::{ClientOptions, NODE_SERVER_ENV, TransportConfig};
 pub use memory::{Memory, SlotWriter};
 pub use proto::{DataPath, Stats};
-pub use server::{HELLO_TIMEOUT, MAX_GREETING, RelayOptions, Server, ServerOptions};
+pub use server::{HELLO_TIMEOUT, MAX_GREETING, RelayOptions, Server, ServerOptions, remote_stats};
 pub use spawn::{ServerBinary, locate_server};
 pub use transport::{Access, ClientTransport, Operation, Registration, ServerTransport};

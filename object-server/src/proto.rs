@@ -265,6 +265,28 @@ pub struct Stats {
     pub replica_hits: u64,
 }
 
+impl Stats {
+    /// `name value` lines, one per figure (what `SERVER --stats ADDR` prints).
+    pub fn lines(&self) -> String {
+        let f = [
+            ("objects", self.objects),
+            ("used", self.used),
+            ("registered", self.registered),
+            ("limit", self.limit),
+            ("segments", self.segments),
+            ("clients", self.clients),
+            ("pins", self.pins),
+            ("replicas", self.replicas),
+            ("replica_bytes", self.replica_bytes),
+            ("relay_fetches", self.relay_fetches),
+            ("relay_bytes_in", self.relay_bytes_in),
+            ("relay_bytes_out", self.relay_bytes_out),
+            ("replica_hits", self.replica_hits),
+        ];
+        f.iter().map(|(n, v)| format!("{n} {v}\n")).collect()
+    }
+}
+
 /// Server to client.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Response {

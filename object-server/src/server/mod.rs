@@ -159,6 +159,15 @@ impl Shared {
     }
 }
 
+/// Statistics of the server at `addr` (any server binary: its control plane,
+/// as a control-only client with `secret`).
+pub fn remote_stats(addr: &str, secret: Option<Secret>, timeout: Duration) -> io::Result<Stats> {
+    match upstream::Upstream::new(secret, timeout).call(addr, &crate::proto::Request::Stats)? {
+        crate::proto::Response::Stats(s) => Ok(s),
+        other => Err(io::Error::other(format!("unexpected answer: {other:?}"))),
+    }
+}
+
 /// A running server; [`Server::shutdown`] (or drop) stops it.
 #[derive(Debug)]
 pub struct Server {

@@ -416,25 +416,26 @@ impl Relay {
             let Some(p) = pinned else {
                 return proto::write_frame(s, &Response::Read(None));
             };
-            let r = proto::write_frame(s, &Response::Read(Some(len - offset)))
-                .and_then(|()| std::io::Write::write_all(s, &p.as_slice()[offset as usize..]));
+            let r = proto::write_frame(s, &Response::Read(Some(len - offset))).and_then(|()| {
+                // In steps, counted as they go (a reader that fails midway
+                // still took what it took).
+                for step in p.as_slice()[offset as usize..].chunks(1 << 20) {
+                    std::io::Write::write_all(s, step)?;
+                    self.counters
+                        .bytes_out
+                        .fetch_add(step.len() as u64, Ordering::Relaxed);
+                }
+                Ok(())
+            });
             drop(p);
             sh.arena.lock().end_read(&remote.loc);
-            r?;
-            self.counters
-                .bytes_out
-                .fetch_add(len - offset, Ordering::Relaxed);
-            return Ok(());
+            return r;
         }
         let rep = self.replicas.lock().get(remote);
         let Some(rep) = rep.filter(|r| r.phase() != Phase::Failed) else {
             return proto::write_frame(s, &Response::Read(None));
         };
         proto::write_frame(s, &Response::Read(Some(len - offset)))?;
-        let sent = rep.copy_to(s, offset, self.opts.timeout);
-        if let Ok(n) = &sent {
-            self.counters.bytes_out.fetch_add(*n, Ordering::Relaxed);
-        }
-        sent.map(|_| ())
+        rep.copy_to(s, offset, self.opts.timeout, &self.counters.bytes_out)
     }
 }

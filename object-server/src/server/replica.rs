@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -140,14 +141,16 @@ impl Replica {
         }
     }
 
-    /// Write bytes `[from, len)` to `w` as they arrive. Fails if the
-    /// transfer fails, or if no byte arrives for `timeout`.
+    /// Write bytes `[from, len)` to `w` as they arrive, adding what was
+    /// written to `sent_total`. Fails if the transfer fails, or if no byte
+    /// arrives for `timeout`.
     pub(crate) fn copy_to(
         &self,
         w: &mut impl Write,
         from: u64,
         timeout: Duration,
-    ) -> io::Result<u64> {
+        sent_total: &AtomicU64,
+    ) -> io::Result<()> {
         let len = self.len();
         let mut sent = from.min(len);
         while sent < len {
@@ -171,9 +174,10 @@ impl Replica {
             // the filler, never written again; the slot lives as long as `self`.
             let bytes = unsafe { self.slot.filled(sent as usize, avail as usize) };
             w.write_all(bytes)?;
+            sent_total.fetch_add(avail - sent, Ordering::Relaxed);
             sent = avail;
         }
-        Ok(sent - from.min(len))
+        Ok(())
     }
 }
 
