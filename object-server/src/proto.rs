@@ -169,6 +169,10 @@ pub enum Request {
         /// First byte wanted.
         offset: u64,
     },
+    /// From an object's owner to the node servers that received it: it was
+    /// evicted, drop the replica (no answer; memory hygiene only: a replica
+    /// answers no fetch without the owner's word that the object exists).
+    Dropped(Remote),
 }
 
 impl std::fmt::Debug for Request {
@@ -210,6 +214,7 @@ impl std::fmt::Debug for Request {
                 .field("me", me)
                 .field("failed", failed)
                 .finish(),
+            Request::Dropped(r) => f.debug_tuple("Dropped").field(r).finish(),
             Request::RelayRead { remote, offset } => f
                 .debug_struct("RelayRead")
                 .field("remote", remote)

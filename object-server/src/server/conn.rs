@@ -210,7 +210,7 @@ fn serve_requests(mut s: Conn, sh: &Arc<Shared>, id: u64, held: &mut Held) -> io
             Request::Exists(loc) => Response::Bool(sh.arena.lock().exists(&loc)),
             Request::Evict(loc) => {
                 sh.arena.lock().evict(&loc);
-                sh.relay.evicted(&loc);
+                sh.relay.evicted(sh, &loc);
                 Response::Ok
             }
             Request::Segment { seg, write } => {
@@ -282,6 +282,10 @@ fn serve_requests(mut s: Conn, sh: &Arc<Shared>, id: u64, held: &mut Held) -> io
             }
             Request::Source { loc, me, failed } => {
                 Response::Source(sh.relay.source(sh, &loc, &me, &failed))
+            }
+            Request::Dropped(remote) => {
+                sh.relay.dropped(sh, &remote);
+                continue; // no answer
             }
             Request::RelayRead { remote, offset } => {
                 sh.relay.serve_read(sh, &mut s, &remote, offset)?;

@@ -114,7 +114,7 @@ pub(crate) struct Shared {
     /// This process's user: a Unix-domain client of that user needs no secret.
     pub(crate) uid: u32,
     /// Replicas of other servers' objects, and the relay among node servers.
-    pub(crate) relay: relay::Relay,
+    pub(crate) relay: Arc<relay::Relay>,
 }
 
 /// Connections that have not said an accepted hello yet, at most: their
@@ -224,7 +224,11 @@ impl Server {
         if relay_opts.replica_limit == u64::MAX {
             relay_opts.replica_limit = opts.memory_limit / 2;
         }
-        let relay = relay::Relay::new(relay_opts, advertise, opts.secret.clone());
+        let relay = Arc::new(relay::Relay::new(
+            relay_opts,
+            advertise,
+            opts.secret.clone(),
+        ));
         let transports: Arc<[Box<dyn ServerTransport>]> = transports.into();
         let arena = Arena::new(
             transports.clone(),

@@ -127,8 +127,31 @@ impl Relay {
     }
 
     /// The owner evicted `loc`: its chain is over.
-    pub(crate) fn evicted(&self, loc: &Loc) {
-        self.chains.lock().remove(&loc.id);
+    /// The owner evicted `loc`: its chain is over, and the node servers in
+    /// it are told to drop their replicas (in the background, best effort).
+    pub(crate) fn evicted(self: &Arc<Self>, sh: &Shared, loc: &Loc) {
+        let Some(chain) = self.chains.lock().remove(&loc.id) else {
+            return;
+        };
+        let remote = Remote {
+            server: self.advertise.clone(),
+            instance: sh.instance,
+            loc: *loc,
+        };
+        let relay = self.clone();
+        std::thread::spawn(move || {
+            for m in &chain.members {
+                let _ = relay.upstream.send(m, &Request::Dropped(remote.clone()));
+            }
+        });
+    }
+
+    /// [`Request::Dropped`]: the owner evicted the object of this replica.
+    pub(crate) fn dropped(&self, sh: &Shared, remote: &Remote) {
+        let rep = self.replicas.lock().get(remote);
+        if let Some(r) = rep.filter(|r| r.phase() != Phase::Filling) {
+            self.forget(sh, &r);
+        }
     }
 
     /// The owner's answer to [`Request::Source`].

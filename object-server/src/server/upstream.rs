@@ -96,6 +96,22 @@ impl Upstream {
         Ok(g)
     }
 
+    /// One request that has no answer.
+    pub(crate) fn send(&self, addr: &str, req: &Request) -> io::Result<()> {
+        let reused = self.idle.lock().get_mut(addr).and_then(Vec::pop);
+        let mut s = match reused {
+            Some(s) => s,
+            None => self.open(addr)?.0,
+        };
+        proto::write_frame(&mut s, req)?;
+        self.idle
+            .lock()
+            .entry(addr.to_string())
+            .or_default()
+            .push(s);
+        Ok(())
+    }
+
     /// One request and its answer; a reused connection that fails is
     /// replaced by a fresh one once.
     pub(crate) fn call(&self, addr: &str, req: &Request) -> io::Result<Response> {
