@@ -161,7 +161,17 @@ fn node_servers_relay_in_a_chain_and_the_owner_sends_once() {
 
 #[test]
 fn evicted_objects_are_none_through_replicas() {
-    let owner = Server::start(&[]);
+    // The owner advertises another spelling of its address than the keys
+    // carry (a name, not the IP readers were configured with): replicas are
+    // matched by the object, not by how its owner is spelled.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (listen, advertise) = (format!("127.0.0.1:{port}"), format!("localhost:{port}"));
+    let owner = Server::start(&["--listen", &listen, "--advertise", &advertise]);
+    assert_eq!(owner.addr, listen);
     let node = Server::node(&[]);
     let producer = client(&owner.addr, None);
     let reader = client(&owner.addr, Some(&node.addr));

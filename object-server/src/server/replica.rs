@@ -249,10 +249,18 @@ impl Filler {
     }
 }
 
+/// What names an object across servers: its owner's instance (random per
+/// server start) and its location there (with its id, never reused by that
+/// instance). Not the owner's address, which keys may spell differently (a
+/// name, an address).
+fn object_of(r: &Remote) -> (u64, Loc) {
+    (r.instance, r.loc)
+}
+
 /// The replicas of this server, least recently used first out.
 #[derive(Default)]
 pub(crate) struct Replicas {
-    map: HashMap<Remote, (Arc<Replica>, u64)>,
+    map: HashMap<(u64, Loc), (Arc<Replica>, u64)>,
     tick: u64,
     bytes: u64,
 }
@@ -262,7 +270,7 @@ impl Replicas {
     pub(crate) fn get(&mut self, remote: &Remote) -> Option<Arc<Replica>> {
         self.tick += 1;
         let tick = self.tick;
-        self.map.get_mut(remote).map(|(r, t)| {
+        self.map.get_mut(&object_of(remote)).map(|(r, t)| {
             *t = tick;
             r.clone()
         })
@@ -271,7 +279,7 @@ impl Replicas {
     pub(crate) fn insert(&mut self, r: Arc<Replica>) {
         self.tick += 1;
         self.bytes += r.len();
-        if let Some((old, _)) = self.map.insert(r.remote.clone(), (r, self.tick)) {
+        if let Some((old, _)) = self.map.insert(object_of(&r.remote), (r, self.tick)) {
             self.bytes -= old.len();
         }
     }
@@ -289,10 +297,10 @@ impl Replicas {
     ) {
         if self
             .map
-            .get(&r.remote)
+            .get(&object_of(&r.remote))
             .is_some_and(|(x, _)| Arc::ptr_eq(x, r))
         {
-            if let Some((x, _)) = self.map.remove(&r.remote) {
+            if let Some((x, _)) = self.map.remove(&object_of(&r.remote)) {
                 self.bytes -= x.len();
                 arena.evict(&x.loc);
                 gone.push(x);
