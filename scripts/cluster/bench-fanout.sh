@@ -41,6 +41,7 @@
 #    trip) and beta (the one stream), N = the same node counts; the star's
 #    model adds the fresh process's setup (the small resolve minus the round
 #    trip).
+# BCAST_TIMEOUT (seconds, default 300) bounds each MPI_Bcast step.
 # Prints Markdown tables on stdout (progress on stderr), keeps every output in
 # --out (default results/fanout-<time> in the repository; the table also in
 # its fanout.md).
@@ -329,7 +330,7 @@ if [ "$MPI" = 1 ]; then
         # UCX 1.13's tcp transport can hang in MPI_Finalize with > 2 ranks
         # (scripts/cluster/README.md): the figures are printed before it, and
         # the step is bounded.
-        (cd "$SHARED" && timeout 300 bash "$CLUSTER" exec head srun -N "$n" --ntasks-per-node=1 \
+        (cd "$SHARED" && timeout "${BCAST_TIMEOUT:-300}" bash "$CLUSTER" exec head srun -N "$n" --ntasks-per-node=1 \
             --mpi=pmi2 -t 5 "$W/bcast" "$BYTES" "$REPS") > "$W/bcast-$n.txt" 2>&1 || true
         grep -q '^BCAST OK' "$W/bcast-$n.txt" || log "MPI_Bcast N=$n: no OK line (see $W/bcast-$n.txt)"
         awk -v n="$n" '$1 == "BCAST" && NF == 5 { printf "%d,%d,%s\n", n, $4, $5 }' "$W/bcast-$n.txt" >> "$W/bcast.csv"

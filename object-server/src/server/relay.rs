@@ -160,9 +160,6 @@ impl Relay {
             self.chains.lock().remove(&loc.id);
             return Source::Missing;
         }
-        if !self.opts.chain {
-            return Source::Owner;
-        }
         let mut chains = self.chains.lock();
         chains.retain(|_, c| c.joined.elapsed() < CHAIN_IDLE);
         let c = chains.entry(loc.id).or_insert_with(|| Chain {
@@ -180,7 +177,9 @@ impl Relay {
                 c.members.len() - 1
             }
         };
-        match pos.checked_sub(1) {
+        // (Without chaining, members are still recorded: they are told when
+        // the object is evicted.)
+        match pos.checked_sub(1).filter(|_| self.opts.chain) {
             None => Source::Owner,
             Some(p) => Source::Node(c.members[p].clone()),
         }
