@@ -4,8 +4,6 @@
 //! another node). The same on separate nodes of the virtual cluster:
 //! `scripts/cluster/test-cross-node.sh`, step e.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -14,55 +12,29 @@ use object_server::{Stats, proto};
 use proxy_core::{Connector, Key, Payload};
 use ucx_connector::{TransportConfig, UcxConfig, UcxConnector};
 
-struct Server {
-    child: Child,
-    addr: String,
+mod common;
+use common::Server;
+
+trait Relaying {
+    fn start(extra: &[&str]) -> Server;
+    fn node(extra: &[&str]) -> Server;
+    fn stats(&self) -> Stats;
 }
 
-impl Server {
+impl Relaying for Server {
     fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_proxystore-server"))
-            .args(["--listen", "127.0.0.1:0", "--segment-size", "64M"])
-            .args(["--memory-limit", "1G", "--exit-with-parent"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn proxystore-server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("LISTEN ")
-            .unwrap_or_else(|| panic!("unexpected server output {line:?}"))
-            .to_string();
-        Server { child, addr }
+        Server::start_with("64M", "1G", extra)
     }
 
     /// A node server: replicates objects of servers on this host too.
     fn node(extra: &[&str]) -> Server {
         let mut args = vec!["--relay-same-host", "--relay-timeout", "1500"];
         args.extend_from_slice(extra);
-        Server::start(&args)
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
+        Server::start_with("64M", "1G", &args)
     }
 
     fn stats(&self) -> Stats {
         client(&self.addr, None).server_stats().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        self.signal(libc::SIGTERM);
-        let _ = self.child.wait();
     }
 }
 
