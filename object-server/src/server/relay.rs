@@ -222,7 +222,13 @@ impl Relay {
             }
             match rep.wait(self.opts.timeout * 2, progress) {
                 Waited::Done => return self.validate(sh, &rep),
-                Waited::Failed | Waited::Stalled => self.forget(sh, &rep),
+                // Its filler drops it (and may start over on the next fetch).
+                Waited::Failed => {}
+                // Its filler is still at it (its sources have their own
+                // timeouts): this reader does not wait longer.
+                Waited::Stalled => {
+                    return Fetched::Direct("the relay of this object stalled".into());
+                }
             }
         }
         Fetched::Direct("the relay failed twice".into())
@@ -247,11 +253,14 @@ impl Relay {
         gone: &mut Vec<Arc<Replica>>,
     ) -> Result<(Arc<Replica>, Option<Filler>), String> {
         let mut reps = self.replicas.lock();
-        if let Some(r) = reps.get(remote) {
-            return Ok((r, None));
+        let mut arena = sh.arena.lock();
+        match reps.get(remote) {
+            // A failed transfer whose filler has not dropped it yet: start over.
+            Some(r) if r.phase() == Phase::Failed => reps.remove(&r, &mut arena, gone),
+            Some(r) => return Ok((r, None)),
+            None => {}
         }
         let len = remote.loc.len;
-        let mut arena = sh.arena.lock();
         if !reps.make_room(len, self.opts.replica_limit, &mut arena, gone) {
             return Err(format!(
                 "no room for a replica of {len} bytes (replica limit {} bytes)",
