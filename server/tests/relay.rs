@@ -294,3 +294,34 @@ fn relay_requests_without_hello_are_refused() {
     }
     assert_eq!(owner.stats().relay_bytes_out, 0);
 }
+
+/// A producer pushes an object to the node servers before anyone reads it:
+/// they fetch it at once (chained: the owner sends it once), and readers
+/// then find it on their node.
+#[test]
+fn a_broadcast_puts_replicas_on_the_nodes_first() {
+    let owner = Server::start(&[]);
+    let nodes: Vec<Server> = (0..3).map(|_| Server::node(&[])).collect();
+    let data = pattern(20 << 20, 5);
+    let producer = client(&owner.addr, None);
+    let key = producer.put(Payload::from(data.clone())).unwrap();
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let answers = producer.broadcast(&key, &addrs).unwrap();
+    assert_eq!(answers.len(), 3);
+    assert!(answers.iter().all(|a| matches!(a, Ok(true))), "{answers:?}");
+    let o = owner.stats();
+    assert_eq!(o.relay_bytes_out, data.len() as u64, "sent once: {o:?}");
+    for n in &nodes {
+        let got = client(&owner.addr, Some(&n.addr)).get(&key).unwrap();
+        assert_eq!(got.as_deref(), Some(&data[..]));
+        let s = n.stats();
+        assert_eq!((s.relay_fetches, s.replica_hits), (1, 1), "{s:?}");
+    }
+    // A server that is not there: its answer is the error, the others' true.
+    let gone = Server::node(&[]);
+    let addr = gone.addr.clone();
+    drop(gone);
+    let answers = producer.broadcast(&key, &[addrs[0].clone(), addr]).unwrap();
+    assert!(matches!(answers[0], Ok(true)), "{answers:?}");
+    assert!(answers[1].is_err(), "{answers:?}");
+}

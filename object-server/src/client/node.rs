@@ -74,10 +74,63 @@ impl<T: ClientTransport> ObjectClient<T> {
             instance: k.instance,
             loc: k.loc(),
         });
-        // The socket's timeout bounds the wait for each frame: the node
-        // server sends progress while the object arrives.
-        let r = self.with_conn(&peer, "fetch", |s| {
-            proto::write_frame(s, &req)?;
+        let r = self.fetch_exchange(&peer, "fetch", &req);
+        match r {
+            Ok(Ctl::Done(f)) => Some((peer.instance, f)),
+            _ => None,
+        }
+    }
+}
+
+impl<T: ClientTransport> ObjectClient<T> {
+    /// Push the object of `key` to the servers `node_servers` (one per node)
+    /// before its readers ask: each fetches it into a replica as a reader's
+    /// fetch would, all at once, so they form the owner's relay chain. Returns
+    /// when every one of them holds it, with each server's answer (`Ok(true)`:
+    /// a replica is there; `Ok(false)`: the server reads it directly, or the
+    /// object is gone) or error. Readers with `PROXYSTORE_NODE_SERVER`
+    /// naming one of them then read it on their node.
+    pub fn broadcast(&self, key: &Key, node_servers: &[String]) -> Result<Vec<Result<bool>>> {
+        self.check_open("broadcast")?;
+        let k = self.decode(key)?;
+        let answers = std::thread::scope(|s| {
+            let threads: Vec<_> = node_servers
+                .iter()
+                .map(|n| {
+                    let k = &k;
+                    s.spawn(move || self.fetch_on(n, k))
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("a broadcast thread panicked"))
+                .collect()
+        });
+        Ok(answers)
+    }
+
+    fn fetch_on(&self, node: &str, k: &ObjectKey) -> Result<bool> {
+        let peer = self.peer(node)?;
+        let req = Request::Fetch(Remote {
+            server: k.server.clone(),
+            instance: k.instance,
+            loc: k.loc(),
+        });
+        let r = self.fetch_exchange(&peer, "broadcast", &req)?;
+        Ok(matches!(r, Ctl::Done(Fetched::Replica(_))))
+    }
+
+    /// One fetch: its request, progress frames, then its answer. The
+    /// socket's timeout bounds the wait for each frame: the node server
+    /// sends progress while the object arrives.
+    fn fetch_exchange(
+        &self,
+        peer: &std::sync::Arc<super::control::Peer<T>>,
+        op: &'static str,
+        req: &Request,
+    ) -> Result<Ctl<Fetched>> {
+        self.with_conn(peer, op, |s| {
+            proto::write_frame(s, req)?;
             loop {
                 match proto::read_frame::<Response>(s)? {
                     Some(Response::Progress(_)) => {}
@@ -90,10 +143,6 @@ impl<T: ClientTransport> ObjectClient<T> {
                     }
                 }
             }
-        });
-        match r {
-            Ok(Ctl::Done(f)) => Some((peer.instance, f)),
-            _ => None,
-        }
+        })
     }
 }
