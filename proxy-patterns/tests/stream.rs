@@ -12,6 +12,7 @@ use proxy_patterns::stream::channel::ChannelBroker;
 use proxy_patterns::stream::redis::{
     RedisPublisher, RedisQueuePublisher, RedisQueueSubscriber, RedisSubscriber,
 };
+use proxy_patterns::stream::zmq::{ZmqPublisher, ZmqSubscriber};
 use proxy_patterns::stream::{
     EVENT_VERSION, Event, EventBatch, Metadata, Publisher, StreamConsumer, StreamProducer,
     Subscriber,
@@ -370,4 +371,54 @@ fn redis_pubsub_subscriber_reports_a_dead_broker() {
         .send("t", b"x")
         .unwrap_err();
     assert!(err.is_temporary(), "{err}");
+}
+
+#[test]
+fn zmq_stream_filters_topics_and_survives_a_publisher_restart() {
+    let store = Store::new("stream-zmq", LocalConnector::new()).unwrap();
+    let mut publ = ZmqPublisher::bind("127.0.0.1", 0).unwrap();
+    let port = publ.port();
+    assert!(publ.endpoint().ends_with(&format!(":{port}")));
+    // Nobody subscribed: a timeout, not a hang.
+    let t0 = Instant::now();
+    let err = publ
+        .wait_for_subscribers("sim", 1, Duration::from_millis(200))
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    let sub = ZmqSubscriber::connect("127.0.0.1", port, "sim").unwrap();
+    publ.wait_for_subscribers("sim", 1, Duration::from_secs(10))
+        .unwrap();
+    // "sim2" passes ZeroMQ's prefix filter; the subscriber drops it.
+    let mut raw = publ;
+    raw.send("sim2", b"PK\nnot for us").unwrap();
+    let mut p = StreamProducer::new(raw, store.clone());
+    p.send("sim", 1u32, meta(1)).unwrap();
+    let mut c = StreamConsumer::<u32>::new(sub).timeout(Some(Duration::from_secs(5)));
+    assert_eq!(c.next_object().unwrap(), Some(1));
+    // Nothing more: a timeout.
+    let mut c = c.timeout(Some(Duration::from_millis(100)));
+    assert!(matches!(c.next_object(), Err(Error::Timeout { .. })));
+    // The publisher goes away and comes back on the same port: the
+    // subscriber reconnects by itself while it waits for a message (libzmq
+    // completes a reconnection in the calls of the socket's thread).
+    drop(p);
+    let reader = std::thread::spawn(move || {
+        let mut c = c.timeout(Some(Duration::from_secs(20)));
+        (c.next_object(), c.next_object())
+    });
+    let mut publ = loop {
+        match ZmqPublisher::bind("127.0.0.1", port) {
+            Ok(p) => break p,
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    publ.wait_for_subscribers("sim", 1, Duration::from_secs(15))
+        .unwrap();
+    let mut p = StreamProducer::new(publ, store);
+    p.send("sim", 2u32, meta(2)).unwrap();
+    p.close_topic("sim").unwrap();
+    let (first, second) = reader.join().unwrap();
+    assert_eq!(first.unwrap(), Some(2));
+    assert_eq!(second.unwrap(), None, "end of stream");
 }

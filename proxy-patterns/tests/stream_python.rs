@@ -1,8 +1,8 @@
 //! Streams between Rust and the real Python ProxyStore 1.1.0, both ways, in
 //! ProxyStore's event format: a Rust `StreamProducer` feeds a Python
 //! `StreamConsumer` and a Python `StreamProducer` feeds a Rust
-//! `StreamConsumer`, over Redis pub/sub and Redis lists (a private
-//! redis-server), with objects in a file store, a Redis store or the events
+//! `StreamConsumer`, over Redis pub/sub, Redis lists (a private
+//! redis-server) and ZeroMQ PUB/SUB, with objects in a file store, a Redis store or the events
 //! themselves. Every object is checked byte for byte on the other side, the
 //! end of stream is seen, and `evict` is honoured (the store is empty after).
 //!
@@ -23,6 +23,7 @@ use proxy_core::{Bytes, FileConnector, Store};
 use proxy_patterns::stream::redis::{
     RedisPublisher, RedisQueuePublisher, RedisQueueSubscriber, RedisSubscriber,
 };
+use proxy_patterns::stream::zmq::{ZmqPublisher, ZmqSubscriber};
 use proxy_patterns::stream::{
     Metadata, Publisher, StreamConsumer, StreamItem, StreamProducer, Subscriber,
 };
@@ -65,6 +66,7 @@ fn finish(child: Child, what: &str) -> String {
 enum Shim {
     PubSub,
     Queue,
+    Zmq,
 }
 
 impl Shim {
@@ -72,6 +74,7 @@ impl Shim {
         match self {
             Shim::PubSub => "redis",
             Shim::Queue => "redis-queue",
+            Shim::Zmq => "zmq",
         }
     }
 }
@@ -193,9 +196,14 @@ fn rust_to_python(shim: Shim, kind: Kind, evict: bool) {
     let server = RedisServer::start();
     let topic = format!("r2p-{}-{kind:?}", shim.name());
     let ts = TestStore::new(kind, &format!("r2p-{}-{kind:?}", shim.name()), &server);
+    let mut zmq_pub = match shim {
+        Shim::Zmq => Some(ZmqPublisher::bind("127.0.0.1", 0).unwrap()),
+        _ => None,
+    };
+    let broker_port = zmq_pub.as_ref().map_or(server.port, |z| z.port());
     let mut child = py(
         "stream_consume.py",
-        &[shim.name().into(), server.port.to_string(), topic.clone()],
+        &[shim.name().into(), broker_port.to_string(), topic.clone()],
     )
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -215,6 +223,12 @@ fn rust_to_python(shim: Shim, kind: Kind, evict: bool) {
     let publisher: Box<dyn Publisher> = match shim {
         Shim::PubSub => Box::new(RedisPublisher::new("127.0.0.1", server.port).unwrap()),
         Shim::Queue => Box::new(RedisQueuePublisher::new("127.0.0.1", server.port).unwrap()),
+        Shim::Zmq => {
+            let mut z = zmq_pub.take().unwrap();
+            z.wait_for_subscribers(&topic, 1, Duration::from_secs(20))
+                .unwrap();
+            Box::new(z)
+        }
     };
     let mut p = match &ts.store {
         Some(s) => StreamProducer::new(publisher, s.clone()),
@@ -264,7 +278,10 @@ fn python_to_rust(shim: Shim, kind: Kind, evict: bool) {
         dir,
         redis_port: server.port,
     };
-    // Subscribe first: pub/sub drops what nobody hears.
+    // Subscribe first: pub/sub drops what nobody hears. The ZeroMQ
+    // subscriber connects to the Python publisher once it binds, and the
+    // publisher waits a second for it (it cannot see subscriptions).
+    let zmq_port = common::free_port();
     let sub: Box<dyn Subscriber> = match shim {
         Shim::PubSub => {
             Box::new(RedisSubscriber::new("127.0.0.1", server.port, &[&topic]).unwrap())
@@ -272,18 +289,24 @@ fn python_to_rust(shim: Shim, kind: Kind, evict: bool) {
         Shim::Queue => {
             Box::new(RedisQueueSubscriber::new("127.0.0.1", server.port, &topic).unwrap())
         }
+        Shim::Zmq => Box::new(ZmqSubscriber::connect("127.0.0.1", zmq_port, &topic).unwrap()),
+    };
+    let (broker_port, delay) = match shim {
+        Shim::Zmq => (zmq_port, "1.0"),
+        _ => (server.port, "0"),
     };
     let producer = py(
         "stream_produce.py",
         &[
             shim.name().into(),
-            server.port.to_string(),
+            broker_port.to_string(),
             topic.clone(),
             ts.py_kind.into(),
             ts.py_arg.clone(),
             name,
             N.to_string(),
             if evict { "1" } else { "0" }.into(),
+            delay.into(),
         ],
     )
     .stdout(Stdio::piped())
@@ -366,4 +389,24 @@ fn python_to_rust_queue_redis_store() {
 #[test]
 fn python_to_rust_pubsub_inline_objects() {
     python_to_rust(Shim::PubSub, Kind::Inline, false);
+}
+
+#[test]
+fn rust_to_python_zmq_file_store() {
+    rust_to_python(Shim::Zmq, Kind::File, true);
+}
+
+#[test]
+fn rust_to_python_zmq_inline_objects() {
+    rust_to_python(Shim::Zmq, Kind::Inline, false);
+}
+
+#[test]
+fn python_to_rust_zmq_redis_store() {
+    python_to_rust(Shim::Zmq, Kind::Redis, true);
+}
+
+#[test]
+fn python_to_rust_zmq_file_store() {
+    python_to_rust(Shim::Zmq, Kind::File, false);
 }

@@ -10,7 +10,9 @@
 //! pub/sub: fan-out to every subscriber, lossy without subscribers),
 //! [`redis::RedisQueuePublisher`]/[`redis::RedisQueueSubscriber`] (a Redis
 //! list: `RPUSH`/`BLPOP`, each event to one consumer, kept until read), and
-//! [`channel::ChannelBroker`] (in-process `crossbeam` channels).
+//! [`zmq::ZmqPublisher`]/[`zmq::ZmqSubscriber`] (ZeroMQ PUB/SUB, brokerless,
+//! as ProxyStore's ZeroMQ shim) and [`channel::ChannelBroker`] (in-process
+//! `crossbeam` channels).
 //!
 //! ## Event format
 //!
@@ -99,6 +101,7 @@ mod events;
 mod pickle;
 mod pyconfig;
 pub mod redis;
+pub mod zmq;
 
 pub use events::{EVENT_VERSION, Event, EventBatch};
 
