@@ -10,6 +10,9 @@
 //! pub/sub: fan-out to every subscriber, lossy without subscribers),
 //! [`redis::RedisQueuePublisher`]/[`redis::RedisQueueSubscriber`] (a Redis
 //! list: `RPUSH`/`BLPOP`, each event to one consumer, kept until read), and
+//! [`redis_streams::RedisStreamPublisher`]/[`redis_streams::RedisStreamSubscriber`]
+//! (Redis Streams with consumer groups and acknowledgements: a consumer
+//! killed mid-stream loses nothing),
 //! [`zmq::ZmqPublisher`]/[`zmq::ZmqSubscriber`] (ZeroMQ PUB/SUB, brokerless,
 //! as ProxyStore's ZeroMQ shim) and [`channel::ChannelBroker`] (in-process
 //! `crossbeam` channels).
@@ -101,6 +104,7 @@ mod events;
 mod pickle;
 mod pyconfig;
 pub mod redis;
+pub mod redis_streams;
 pub mod zmq;
 
 pub use events::{EVENT_VERSION, Event, EventBatch};
@@ -110,7 +114,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use proxy_core::{Error, Object, Proxy, Result, Store};
+use proxy_core::{Error, Key, Object, Proxy, Result, Store};
 
 /// Free-form metadata of an object in a stream.
 pub type Metadata = serde_json::Map<String, serde_json::Value>;
@@ -130,6 +134,21 @@ pub trait Subscriber: Send {
     /// The next message, waiting up to `timeout` (`None`: no limit);
     /// `Ok(None)` when none arrived in time.
     fn next_message(&mut self, timeout: Option<Duration>) -> Result<Option<Vec<u8>>>;
+
+    /// Acknowledge the messages returned so far, all but the last one when
+    /// `keep_last` (its events are not all handled yet). A broker with
+    /// acknowledgements hands unacknowledged messages of a consumer that
+    /// died to another one. Default: nothing to do.
+    fn ack(&mut self, keep_last: bool) -> Result<()> {
+        let _ = keep_last;
+        Ok(())
+    }
+
+    /// Whether [`Subscriber::ack`] means something here (then a
+    /// [`StreamConsumer`] evicts objects only after their acknowledgement).
+    fn acknowledges(&self) -> bool {
+        false
+    }
 }
 
 impl<P: Publisher + ?Sized> Publisher for Box<P> {
@@ -144,6 +163,12 @@ impl<P: Publisher + ?Sized> Publisher for Box<P> {
 impl<S: Subscriber + ?Sized> Subscriber for Box<S> {
     fn next_message(&mut self, timeout: Option<Duration>) -> Result<Option<Vec<u8>>> {
         (**self).next_message(timeout)
+    }
+    fn ack(&mut self, keep_last: bool) -> Result<()> {
+        (**self).ack(keep_last)
+    }
+    fn acknowledges(&self) -> bool {
+        (**self).acknowledges()
     }
 }
 
@@ -354,6 +379,10 @@ pub struct StreamConsumer<T> {
     filter: Option<Filter>,
     queue: VecDeque<Event>,
     ended: bool,
+    /// Messages received so far.
+    received: u64,
+    /// Objects to evict once the message (by number) is acknowledged.
+    to_evict: Vec<(u64, Store, Key)>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -376,6 +405,8 @@ impl<T: Object> StreamConsumer<T> {
             filter: None,
             queue: VecDeque::new(),
             ended: false,
+            received: 0,
+            to_evict: Vec::new(),
             _t: PhantomData,
         }
     }
@@ -415,7 +446,18 @@ impl<T: Object> StreamConsumer<T> {
                     metadata,
                 }) => {
                     let store = proxy_core::stores::get_or_create(&store)?;
-                    if self.filter.as_ref().is_some_and(|f| f(&metadata)) {
+                    let skip = self.filter.as_ref().is_some_and(|f| f(&metadata));
+                    if evict && self.subscriber.acknowledges() {
+                        // Evicted after the acknowledgement (see `ack`).
+                        self.to_evict
+                            .push((self.received, store.clone(), key.clone()));
+                        if skip {
+                            continue;
+                        }
+                        let p = store.proxy_from_key(key, false);
+                        return Ok(Some((StreamItem::Proxy(p), metadata)));
+                    }
+                    if skip {
                         if evict {
                             store.evict(&key)?;
                         }
@@ -443,9 +485,31 @@ impl<T: Object> StreamConsumer<T> {
                     after: self.timeout.unwrap_or_default(),
                 });
             };
+            self.received += 1;
             self.queue
                 .extend(EventBatch::decode_bytes(msg.into())?.events);
         }
+    }
+
+    /// Acknowledge the events handed out so far (their messages: a message
+    /// whose events are not all handed out yet stays unacknowledged), then
+    /// evict their objects whose events say `evict`. Only subscribers with
+    /// acknowledgements ([`Subscriber::acknowledges`], Redis Streams) need
+    /// it; with them, an `evict` object is evicted here, never when its
+    /// proxy resolves, so a consumer that dies before acknowledging leaves
+    /// it to the consumer that takes the event over.
+    pub fn ack(&mut self) -> Result<()> {
+        let keep_last = !self.queue.is_empty();
+        self.subscriber.ack(keep_last)?;
+        let done = self.received - u64::from(keep_last);
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.to_evict)
+            .into_iter()
+            .partition(|(m, _, _)| *m <= done);
+        self.to_evict = later;
+        for (_, store, key) in now {
+            store.evict(&key)?;
+        }
+        Ok(())
     }
 
     /// The next item; `None` after the end of stream.

@@ -1,0 +1,281 @@
+//! Redis Streams with consumer groups and acknowledgements (beyond the
+//! Python ProxyStore's shims): a consumer that dies loses nothing.
+//!
+//! - [`RedisStreamPublisher`] appends each event batch to the stream named
+//!   after the topic (`XADD topic * m <batch>`); entries stay until trimmed.
+//! - [`RedisStreamSubscriber`] reads as one consumer of a group
+//!   (`XREADGROUP`, the group made with `MKSTREAM` if missing): each entry
+//!   goes to one consumer of the group. An entry stays pending until the
+//!   consumer acknowledges it ([`StreamConsumer::ack`](super::StreamConsumer::ack),
+//!   `XACK`). Before reading new entries, a subscriber takes over (`XAUTOCLAIM`)
+//!   the entries other consumers of its group left pending for longer than
+//!   its `claim_after` (a consumer that was killed, or one that hangs), and
+//!   re-reads its own pending entries when it starts again under the same
+//!   name.
+//!
+//! Delivery is at least once: an entry is read again after a consumer died
+//! before acknowledging it (or took longer than `claim_after`). A
+//! [`StreamConsumer`](super::StreamConsumer) over this subscriber defers the
+//! eviction of `evict` objects to the acknowledgement: an object is evicted
+//! only after its event is acknowledged, so a consumer killed before that
+//! leaves it for the consumer that claims the event (one killed between the
+//! acknowledgement and the eviction leaves the object in the store).
+//!
+//! The end of stream is one event: in a group, one consumer receives it;
+//! the others end on their timeout.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use proxy_core::Result;
+use redis::Value;
+
+use super::redis::Link;
+use super::{Publisher, Subscriber};
+
+const FIELD: &str = "m";
+/// Entries taken over per `XAUTOCLAIM`.
+const CLAIM_COUNT: usize = 100;
+
+/// Appends event batches to a Redis stream per topic (`XADD`).
+#[derive(Debug)]
+pub struct RedisStreamPublisher {
+    link: Link,
+}
+
+impl RedisStreamPublisher {
+    /// A publisher to the server at `host:port` (connects on first send).
+    pub fn new(host: &str, port: u16) -> Result<Self> {
+        Ok(RedisStreamPublisher {
+            link: Link::new(host, port)?,
+        })
+    }
+}
+
+impl Publisher for RedisStreamPublisher {
+    fn send(&mut self, topic: &str, message: &[u8]) -> Result<()> {
+        self.link.run("xadd", |c| {
+            redis::cmd("XADD")
+                .arg(topic)
+                .arg("*")
+                .arg(FIELD)
+                .arg(message)
+                .query::<Value>(c)
+                .map(drop)
+        })
+    }
+}
+
+/// One consumer of a consumer group of a Redis stream.
+#[derive(Debug)]
+pub struct RedisStreamSubscriber {
+    link: Link,
+    topic: String,
+    group: String,
+    consumer: String,
+    claim_after: Duration,
+    /// Entries read but not handed out yet.
+    ready: VecDeque<(String, Vec<u8>)>,
+    /// Entries handed out and not acknowledged, oldest first.
+    delivered: Vec<String>,
+    /// Still re-reading this consumer's own pending entries (from `last`).
+    recovering: Option<String>,
+}
+
+/// `[[id, [field, value, ...]], ...]` -> `(id, value of FIELD)`; entries
+/// without the field (deleted) are skipped.
+fn entries(v: &Value, out: &mut VecDeque<(String, Vec<u8>)>) {
+    let Value::Array(list) = v else { return };
+    for e in list {
+        let Value::Array(pair) = e else { continue };
+        let [Value::BulkString(id), Value::Array(fields)] = pair.as_slice() else {
+            continue;
+        };
+        let id = String::from_utf8_lossy(id).into_owned();
+        for kv in fields.chunks(2) {
+            if let [Value::BulkString(k), Value::BulkString(m)] = kv
+                && k == FIELD.as_bytes()
+            {
+                out.push_back((id.clone(), m.clone()));
+            }
+        }
+    }
+}
+
+/// The entries of `XREADGROUP`'s reply (`[[stream, entries]]` or nil).
+fn read_reply(v: &Value, out: &mut VecDeque<(String, Vec<u8>)>) {
+    let list = match v {
+        Value::Array(l) => l,
+        Value::Map(m) => {
+            for (_, e) in m {
+                entries(e, out);
+            }
+            return;
+        }
+        _ => return,
+    };
+    for s in list {
+        if let Value::Array(pair) = s
+            && let [_, e] = pair.as_slice()
+        {
+            entries(e, out);
+        }
+    }
+}
+
+impl RedisStreamSubscriber {
+    /// Consumer `consumer` of group `group` of the stream `topic` on the
+    /// server at `host:port` (the group is created, reading from the
+    /// stream's start, if missing). Connects now: an unreachable server is
+    /// an error here. Entries pending for longer than 30 s at another
+    /// consumer of the group are taken over (see
+    /// [`RedisStreamSubscriber::claim_after`]).
+    pub fn new(host: &str, port: u16, topic: &str, group: &str, consumer: &str) -> Result<Self> {
+        let mut link = Link::new(host, port)?;
+        link.run("xgroup", |c| {
+            match redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(topic)
+                .arg(group)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query::<Value>(c)
+            {
+                Ok(_) => Ok(()),
+                Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(RedisStreamSubscriber {
+            link,
+            topic: topic.into(),
+            group: group.into(),
+            consumer: consumer.into(),
+            claim_after: Duration::from_secs(30),
+            ready: VecDeque::new(),
+            delivered: Vec::new(),
+            recovering: Some("0".into()),
+        })
+    }
+
+    /// Take over entries pending at another consumer for longer than
+    /// `after` (default 30 s): longer than any consumer takes to handle
+    /// and acknowledge an event, or entries are read twice.
+    pub fn claim_after(mut self, after: Duration) -> Self {
+        self.claim_after = after;
+        self
+    }
+
+    /// Entries handed out and not acknowledged yet.
+    pub fn unacknowledged(&self) -> usize {
+        self.delivered.len()
+    }
+
+    fn fill(&mut self, timeout: Option<Duration>) -> Result<()> {
+        let (topic, group, me) = (
+            self.topic.clone(),
+            self.group.clone(),
+            self.consumer.clone(),
+        );
+        // 1. This consumer's own pending entries (a restart under its name).
+        while let Some(from) = self.recovering.clone() {
+            let v = self.link.run("xreadgroup", |c| {
+                redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(&group)
+                    .arg(&me)
+                    .arg("COUNT")
+                    .arg(CLAIM_COUNT)
+                    .arg("STREAMS")
+                    .arg(&topic)
+                    .arg(&from)
+                    .query::<Value>(c)
+            })?;
+            let before = self.ready.len();
+            read_reply(&v, &mut self.ready);
+            self.recovering = self.ready.back().map(|(id, _)| id.clone());
+            if self.ready.len() == before {
+                self.recovering = None;
+            }
+            if !self.ready.is_empty() {
+                return Ok(());
+            }
+        }
+        // 2. Entries a dead (or stuck) consumer left pending.
+        let idle = self.claim_after.as_millis() as u64;
+        let v = self.link.run("xautoclaim", |c| {
+            redis::cmd("XAUTOCLAIM")
+                .arg(&topic)
+                .arg(&group)
+                .arg(&me)
+                .arg(idle)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(CLAIM_COUNT)
+                .query::<Value>(c)
+        })?;
+        if let Value::Array(parts) = &v
+            && let Some(e) = parts.get(1)
+        {
+            entries(e, &mut self.ready);
+        }
+        if !self.ready.is_empty() {
+            return Ok(());
+        }
+        // 3. New entries, waiting up to the timeout.
+        let block = timeout.map_or(0, |t| (t.as_millis() as u64).max(1));
+        let sock = timeout.map(|t| t + Duration::from_secs(5));
+        let v = self.link.run("xreadgroup", |c| {
+            c.set_read_timeout(sock)?;
+            redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(&group)
+                .arg(&me)
+                .arg("COUNT")
+                .arg(CLAIM_COUNT)
+                .arg("BLOCK")
+                .arg(block)
+                .arg("STREAMS")
+                .arg(&topic)
+                .arg(">")
+                .query::<Value>(c)
+        })?;
+        read_reply(&v, &mut self.ready);
+        Ok(())
+    }
+}
+
+impl Subscriber for RedisStreamSubscriber {
+    fn next_message(&mut self, timeout: Option<Duration>) -> Result<Option<Vec<u8>>> {
+        if self.ready.is_empty() {
+            self.fill(timeout)?;
+        }
+        Ok(self.ready.pop_front().map(|(id, m)| {
+            self.delivered.push(id);
+            m
+        }))
+    }
+
+    fn ack(&mut self, keep_last: bool) -> Result<()> {
+        let n = self.delivered.len() - usize::from(keep_last && !self.delivered.is_empty());
+        if n == 0 {
+            return Ok(());
+        }
+        let ids: Vec<String> = self.delivered[..n].to_vec();
+        let (topic, group) = (self.topic.clone(), self.group.clone());
+        self.link.run("xack", |c| {
+            redis::cmd("XACK")
+                .arg(&topic)
+                .arg(&group)
+                .arg(&ids)
+                .query::<i64>(c)
+                .map(drop)
+        })?;
+        self.delivered.drain(..n);
+        Ok(())
+    }
+
+    fn acknowledges(&self) -> bool {
+        true
+    }
+}
