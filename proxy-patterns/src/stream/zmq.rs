@@ -48,11 +48,21 @@ impl ZmqPublisher {
     /// Bind `tcp://{address}:{port}` (port 0: a free port, see
     /// [`ZmqPublisher::endpoint`]).
     pub fn bind(address: &str, port: u16) -> Result<Self> {
+        Self::bind_with_hwm(address, port, 1000)
+    }
+
+    /// [`ZmqPublisher::bind`] with a high-water mark of `messages` per
+    /// subscriber (0: no limit, nothing dropped, memory grows with a slow
+    /// subscriber; ZeroMQ's default is 1000).
+    pub fn bind_with_hwm(address: &str, port: u16, messages: i32) -> Result<Self> {
         let want = format!("tcp://{address}:{port}");
         let ctx = ::zmq::Context::new();
         let socket = ctx
             .socket(::zmq::XPUB)
             .map_err(|e| err("socket", &want, e))?;
+        socket
+            .set_sndhwm(messages)
+            .map_err(|e| err("setsockopt", &want, e))?;
         // Every subscribe message, also repeated ones (one per subscriber).
         socket
             .set_xpub_verbose(true)
@@ -171,11 +181,20 @@ impl ZmqSubscriber {
     /// [`Subscriber::next_message`] (libzmq finishes a reconnection in the
     /// calls of the socket's thread); what was published meanwhile is lost.
     pub fn connect(address: &str, port: u16, topic: &str) -> Result<Self> {
+        Self::connect_with_hwm(address, port, topic, 1000)
+    }
+
+    /// [`ZmqSubscriber::connect`] with a receive high-water mark of
+    /// `messages` (0: no limit; ZeroMQ's default is 1000).
+    pub fn connect_with_hwm(address: &str, port: u16, topic: &str, messages: i32) -> Result<Self> {
         let endpoint = format!("tcp://{address}:{port}");
         let ctx = ::zmq::Context::new();
         let socket = ctx
             .socket(::zmq::SUB)
             .map_err(|e| err("socket", &endpoint, e))?;
+        socket
+            .set_rcvhwm(messages)
+            .map_err(|e| err("setsockopt", &endpoint, e))?;
         socket
             .set_linger(0)
             .map_err(|e| err("setsockopt", &endpoint, e))?;
