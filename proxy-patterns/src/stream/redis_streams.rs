@@ -171,6 +171,28 @@ impl RedisStreamSubscriber {
         self.delivered.len()
     }
 
+    /// `XREADGROUP ... STREAMS topic from`, blocking `(ms, timeout)` if given.
+    fn xreadgroup(&mut self, from: &str, block: Option<(u64, Option<Duration>)>) -> Result<Value> {
+        let (topic, group, me) = (&self.topic, &self.group, &self.consumer);
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(group).arg(me);
+        cmd.arg("COUNT").arg(CLAIM_COUNT);
+        if let Some((ms, _)) = block {
+            cmd.arg("BLOCK").arg(ms);
+        }
+        cmd.arg("STREAMS").arg(topic).arg(from);
+        // The socket waits a little longer than the server blocks.
+        let sock = block
+            .and_then(|(_, t)| t)
+            .map(|t| t + Duration::from_secs(5));
+        self.link.run("xreadgroup", |c| {
+            if block.is_some() {
+                c.set_read_timeout(sock)?;
+            }
+            cmd.query::<Value>(c)
+        })
+    }
+
     fn fill(&mut self, timeout: Option<Duration>) -> Result<()> {
         let (topic, group, me) = (
             self.topic.clone(),
@@ -179,18 +201,7 @@ impl RedisStreamSubscriber {
         );
         // 1. This consumer's own pending entries (a restart under its name).
         while let Some(from) = self.recovering.clone() {
-            let v = self.link.run("xreadgroup", |c| {
-                redis::cmd("XREADGROUP")
-                    .arg("GROUP")
-                    .arg(&group)
-                    .arg(&me)
-                    .arg("COUNT")
-                    .arg(CLAIM_COUNT)
-                    .arg("STREAMS")
-                    .arg(&topic)
-                    .arg(&from)
-                    .query::<Value>(c)
-            })?;
+            let v = self.xreadgroup(&from, None)?;
             let before = self.ready.len();
             read_reply(&v, &mut self.ready);
             self.recovering = self.ready.back().map(|(id, _)| id.clone());
@@ -222,24 +233,9 @@ impl RedisStreamSubscriber {
         if !self.ready.is_empty() {
             return Ok(());
         }
-        // 3. New entries, waiting up to the timeout.
+        // 3. New entries, waiting up to the timeout (0: forever).
         let block = timeout.map_or(0, |t| (t.as_millis() as u64).max(1));
-        let sock = timeout.map(|t| t + Duration::from_secs(5));
-        let v = self.link.run("xreadgroup", |c| {
-            c.set_read_timeout(sock)?;
-            redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(&group)
-                .arg(&me)
-                .arg("COUNT")
-                .arg(CLAIM_COUNT)
-                .arg("BLOCK")
-                .arg(block)
-                .arg("STREAMS")
-                .arg(&topic)
-                .arg(">")
-                .query::<Value>(c)
-        })?;
+        let v = self.xreadgroup(">", Some((block, timeout)))?;
         read_reply(&v, &mut self.ready);
         Ok(())
     }
