@@ -169,6 +169,10 @@ struct StreamsArgs {
     /// Bytes per run: items = this / size, at least 5, at most 2000.
     #[arg(long, default_value = "1GB", value_parser = parse_size)]
     budget: usize,
+    /// A Python with ProxyStore 1.1 (e.g. the venv of benches/python/run.sh):
+    /// also run its stream, Redis pub/sub shim and Redis store, per size.
+    #[arg(long)]
+    python: Option<PathBuf>,
     #[command(flatten)]
     conn: connectors::ConnectorOpts,
 }
@@ -513,6 +517,7 @@ fn main() {
                 shims: a.shims,
                 sizes: a.sizes,
                 budget: a.budget.max(1),
+                python: a.python,
                 conn: a.conn,
             };
             match streams_bench::run(&opts) {

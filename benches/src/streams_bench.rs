@@ -42,6 +42,9 @@ pub struct StreamsOpts {
     pub sizes: Vec<usize>,
     /// Bytes streamed per run (items = this / size, at least 5, at most 2000).
     pub budget: usize,
+    /// A Python with ProxyStore 1.1: also run its stream (Redis pub/sub
+    /// shim, Redis store) per size.
+    pub python: Option<std::path::PathBuf>,
     pub conn: ConnectorOpts,
 }
 
@@ -241,6 +244,81 @@ fn run_one(
         .wait()
         .map_err(|e| Error::io("waiting for the consumer", e))?;
     redis.del(&topic); // a list or a Redis stream keeps its entries
+    finish(&rest, status, start, items)
+}
+
+/// The Python ProxyStore's stream (Redis pub/sub shim, objects in a Redis
+/// store): `benches/python/stream_bench.py`, producer and consumer in two
+/// Python processes.
+fn run_python(
+    python: &std::path::Path,
+    size: usize,
+    items: usize,
+    redis: &PrivateRedis,
+) -> Result<RunResult> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/stream_bench.py");
+    let topic = format!("py-{size}");
+    let port = redis.port.to_string();
+    let mut child = Command::new(python)
+        .arg(&script)
+        .args(["consumer", &port, &topic])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| Error::io(format!("running {}", python.display()), e))?;
+    let mut out = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    out.read_line(&mut line)
+        .map_err(|e| Error::io("reading the Python consumer", e))?;
+    if line.trim() != "ready" {
+        let _ = child.wait();
+        return Err(bench_err(format!(
+            "Python consumer did not start: {line:?}"
+        )));
+    }
+    let t0 = Instant::now();
+    while redis.numsub(&topic) < 1 {
+        if t0.elapsed() > Duration::from_secs(30) {
+            return Err(bench_err(
+                "the Python consumer did not subscribe within 30 s",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let prod = Command::new(python)
+        .arg(&script)
+        .args([
+            "producer",
+            &port,
+            &topic,
+            &size.to_string(),
+            &items.to_string(),
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| Error::io("running the Python producer", e))?;
+    let so = String::from_utf8_lossy(&prod.stdout);
+    let start: u128 = so
+        .lines()
+        .find_map(|l| l.strip_prefix("start "))
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| bench_err(format!("Python producer failed ({}): {so}", prod.status)))?;
+    let mut rest = String::new();
+    out.read_to_string(&mut rest)
+        .map_err(|e| Error::io("reading the Python consumer", e))?;
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("waiting for the Python consumer", e))?;
+    finish(&rest, status, start, items)
+}
+
+/// The result from a consumer's `done` line.
+fn finish(
+    rest: &str,
+    status: std::process::ExitStatus,
+    start: u128,
+    items: usize,
+) -> Result<RunResult> {
     let f: Vec<u128> = rest
         .lines()
         .find_map(|l| l.strip_prefix("done "))
@@ -306,6 +384,22 @@ pub fn run(o: &StreamsOpts) -> Result<String> {
                 fmt_size(size),
                 cell(&p, size),
                 cell(&b, size)
+            ));
+        }
+    }
+    if let Some(py) = &o.python {
+        for &size in &o.sizes {
+            let items = items_for(size, o.budget);
+            let r = run_python(py, size, items, &redis)?;
+            eprintln!(
+                "streams python {}: {:.1}/s",
+                fmt_size(size),
+                r.items as f64 / r.secs
+            );
+            table.push_str(&format!(
+                "| Python ProxyStore 1.1, Redis pub/sub shim, Redis store | {} | {items} | {} | | | | |\n",
+                fmt_size(size),
+                cell(&r, size)
             ));
         }
     }

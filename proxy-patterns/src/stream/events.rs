@@ -185,8 +185,17 @@ impl EventBatch {
             topic(),
             ("event_type", Val::str("EVENT_BATCH")),
         ]);
-        let mut out = PICKLE_HEADER.to_vec();
-        out.extend_from_slice(&pickle::dumps(&batch)[..]);
+        let inline: usize = self
+            .events
+            .iter()
+            .map(|e| match e {
+                Event::Object { data, .. } => data.len(),
+                _ => 0,
+            })
+            .sum();
+        let mut out = Vec::with_capacity(inline + 1024 * self.events.len() + 64);
+        out.extend_from_slice(PICKLE_HEADER);
+        pickle::dump_into(&mut out, &batch);
         Ok(out)
     }
 

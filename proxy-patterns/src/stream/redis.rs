@@ -154,11 +154,15 @@ impl Subscriber for RedisSubscriber {
             let conn = self.link.conn("subscribe")?;
             match conn.recv_response() {
                 Ok(Value::Array(items)) | Ok(Value::Push { data: items, .. }) => {
-                    if let [Value::BulkString(kind), _, Value::BulkString(payload)] =
-                        items.as_slice()
+                    let mut it = items.into_iter();
+                    if let (
+                        Some(Value::BulkString(kind)),
+                        Some(_),
+                        Some(Value::BulkString(payload)),
+                    ) = (it.next(), it.next(), it.next())
                         && kind == b"message"
                     {
-                        return Ok(Some(payload.clone()));
+                        return Ok(Some(payload));
                     }
                 }
                 Ok(_) => {}

@@ -19,6 +19,8 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 pub(crate) use read::loads;
+pub(crate) use write::dump_into;
+#[cfg(test)]
 pub(crate) use write::dumps;
 
 /// A shared, mutable container (pickle's memo can refer to it again).

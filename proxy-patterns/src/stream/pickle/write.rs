@@ -117,9 +117,17 @@ fn write(out: &mut Vec<u8>, v: &Val, depth: usize) {
 }
 
 /// Write `v` as one pickle.
+#[cfg(test)]
 pub(crate) fn dumps(v: &Val) -> Vec<u8> {
-    let mut out = vec![0x80, 4];
-    write(&mut out, v, 0);
-    out.push(b'.');
+    let mut out = Vec::new();
+    dump_into(&mut out, v);
     out
+}
+
+/// Append `v` as one pickle to `out` (reserve what large values need first:
+/// bytes are copied in once).
+pub(crate) fn dump_into(out: &mut Vec<u8>, v: &Val) {
+    out.extend_from_slice(&[0x80, 4]);
+    write(out, v, 0);
+    out.push(b'.');
 }
