@@ -75,6 +75,9 @@ enum Cmd {
     /// Internal: the consumer process of `streams`.
     #[command(hide = true)]
     StreamsConsumer { args: Vec<String> },
+    /// Internal: a producer process (Python interop tests).
+    #[command(hide = true)]
+    StreamsProducer { args: Vec<String> },
     /// A fresh process resolving its first proxy: N processes of the
     /// command-line tool per connector and size, whole process and resolve alone.
     Cold(ColdArgs),
@@ -508,6 +511,13 @@ fn main() {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("proxystore-bench streams-consumer: {e}");
+                1
+            }
+        },
+        Cmd::StreamsProducer { args } => match streams_bench::producer_main(&args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("proxystore-bench streams-producer: {e}");
                 1
             }
         },

@@ -130,6 +130,57 @@ fn subscriber(shim: &str, port: u16, topic: &str) -> Result<Box<dyn Subscriber>>
     })
 }
 
+/// Item `i` of a run: distinct items (a store or broker that dedups would
+/// cheat otherwise), byte `i % 4 + 1` repeated.
+fn item_data(size: usize, items: usize) -> Vec<Bytes> {
+    (0..items.clamp(1, 4))
+        .map(|i| Bytes::from(vec![(i % 251) as u8 + 1; size]))
+        .collect()
+}
+
+fn publisher(shim: &str, port: u16) -> Result<Box<dyn Publisher>> {
+    Ok(match shim {
+        "redis" => Box::new(RedisPublisher::new("127.0.0.1", port)?),
+        "redis-queue" => Box::new(RedisQueuePublisher::new("127.0.0.1", port)?),
+        "redis-streams" => Box::new(RedisStreamPublisher::new("127.0.0.1", port)?),
+        "zmq" => Box::new(ZmqPublisher::bind_with_hwm("127.0.0.1", port, 0)?),
+        other => return Err(bench_err(format!("unknown shim {other:?} ({SHIMS:?})"))),
+    })
+}
+
+/// A producer process (the Python interop tests' Rust side):
+/// `streams-producer <shim> <port> <topic> <store-url|inline> <items> <size>`
+/// sends `items` items of `size` bytes (byte `i % 4 + 1`), `evict` set,
+/// then the end of stream; prints `sent <items>`.
+pub fn producer_main(args: &[String]) -> Result<()> {
+    crate::connectors::register_all();
+    let get = |i: usize| {
+        args.get(i)
+            .cloned()
+            .ok_or_else(|| bench_err("streams-producer: missing argument"))
+    };
+    let (shim, topic, url) = (get(0)?, get(2)?, get(3)?);
+    let port: u16 = get(1)?.parse().map_err(bench_err)?;
+    let items: usize = get(4)?.parse().map_err(bench_err)?;
+    let size: usize = get(5)?.parse().map_err(bench_err)?;
+    let publ = publisher(&shim, port)?;
+    let mut p = if url == "inline" {
+        StreamProducer::without_store(publ)
+    } else {
+        let c = proxy_core::registry::connector_from_url(&url)?;
+        StreamProducer::new(publ, Store::builder("streams-producer", c).build()?).evict(true)
+    };
+    let data = item_data(size, items);
+    for i in 0..items {
+        let mut m = Metadata::new();
+        m.insert("i".into(), i.into());
+        p.send(&topic, data[i % data.len()].clone(), m)?;
+    }
+    p.close_topic(&topic)?;
+    println!("sent {items}");
+    Ok(())
+}
+
 /// The consumer process: `streams-consumer <shim> <port> <topic>`; prints
 /// `ready`, then `done <end-ns> <items> <p50-ns> <p99-ns>`.
 pub fn consumer_main(args: &[String]) -> Result<()> {
@@ -212,24 +263,20 @@ fn run_one(
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Box::new(RedisPublisher::new("127.0.0.1", redis.port)?)
+            publisher(shim, redis.port)?
         }
-        "redis-queue" => Box::new(RedisQueuePublisher::new("127.0.0.1", redis.port)?),
-        "redis-streams" => Box::new(RedisStreamPublisher::new("127.0.0.1", redis.port)?),
-        _ => {
+        "zmq" => {
             let mut z = zmq_pub.take().expect("made above");
             z.wait_for_subscribers(&topic, 1, Duration::from_secs(30))?;
             Box::new(z)
         }
+        _ => publisher(shim, redis.port)?,
     };
     let mut producer = match store {
         Some(s) => StreamProducer::new(publisher, s.clone()).evict(true),
         None => StreamProducer::without_store(publisher),
     };
-    // Distinct items (a store or broker that dedups would cheat otherwise).
-    let data: Vec<Bytes> = (0..items.min(4))
-        .map(|i| Bytes::from(vec![(i % 251) as u8 + 1; size]))
-        .collect();
+    let data = item_data(size, items);
     let start = now_ns();
     for i in 0..items {
         let mut m = Metadata::new();
