@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::RedisServer;
 use proxy_core::Store;
 use proxy_patterns::stream::redis_streams::{RedisStreamPublisher, RedisStreamSubscriber};
-use proxy_patterns::stream::{Metadata, StreamConsumer, StreamProducer, Subscriber};
+use proxy_patterns::stream::{Metadata, Publisher, StreamConsumer, StreamProducer, Subscriber};
 
 fn meta(i: u64) -> Metadata {
     let mut m = Metadata::new();
@@ -173,7 +173,7 @@ fn eviction_waits_for_the_ack_and_a_restarted_consumer_rereads_its_pending() {
 }
 
 #[test]
-fn a_dead_broker_is_a_clear_temporary_error() {
+fn a_dead_broker_is_a_clear_temporary_error_and_a_restarted_one_is_used_again() {
     let mut server = RedisServer::start();
     let mut sub = RedisStreamSubscriber::new("127.0.0.1", server.port, "t", "g", "c").unwrap();
     assert!(
@@ -189,11 +189,19 @@ fn a_dead_broker_is_a_clear_temporary_error() {
     assert!(err.to_string().contains(&server.port.to_string()), "{err}");
     let err = RedisStreamSubscriber::new("127.0.0.1", server.port, "t", "g", "c").unwrap_err();
     assert!(err.is_temporary(), "{err}");
-    // Back (empty): the subscriber reconnects; its group is gone with the
-    // data, which is an error naming it, not a hang.
+    // Back, empty: the subscriber reconnects and makes its group again.
     server.restart();
-    let err = sub
-        .next_message(Some(Duration::from_millis(50)))
-        .unwrap_err();
-    assert!(err.to_string().contains("NOGROUP"), "{err}");
+    assert!(
+        sub.next_message(Some(Duration::from_millis(50)))
+            .unwrap()
+            .is_none()
+    );
+    let mut p = RedisStreamPublisher::new("127.0.0.1", server.port).unwrap();
+    p.send("t", b"after").unwrap();
+    assert_eq!(
+        sub.next_message(Some(Duration::from_secs(5)))
+            .unwrap()
+            .as_deref(),
+        Some(&b"after"[..])
+    );
 }

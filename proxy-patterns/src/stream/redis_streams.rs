@@ -23,6 +23,11 @@
 //!
 //! The end of stream is one event: in a group, one consumer receives it;
 //! the others end on their timeout.
+//!
+//! A server that goes away is a temporary [`Error::Connector`](proxy_core::Error::Connector)
+//! (the publisher keeps the batch for its next flush); when it comes back
+//! without the stream (no persistence), a subscriber makes the group again
+//! and reads what is published from then on.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -123,6 +128,24 @@ fn read_reply(v: &Value, out: &mut VecDeque<(String, Vec<u8>)>) {
     }
 }
 
+/// `XGROUP CREATE topic group 0 MKSTREAM`; an existing group is fine.
+fn create_group(link: &mut Link, topic: &str, group: &str) -> Result<()> {
+    link.run("xgroup", |c| {
+        match redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(topic)
+            .arg(group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query::<Value>(c)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e),
+        }
+    })
+}
+
 impl RedisStreamSubscriber {
     /// Consumer `consumer` of group `group` of the stream `topic` on the
     /// server at `host:port` (the group is created, reading from the
@@ -132,20 +155,7 @@ impl RedisStreamSubscriber {
     /// [`RedisStreamSubscriber::claim_after`]).
     pub fn new(host: &str, port: u16, topic: &str, group: &str, consumer: &str) -> Result<Self> {
         let mut link = Link::new(host, port)?;
-        link.run("xgroup", |c| {
-            match redis::cmd("XGROUP")
-                .arg("CREATE")
-                .arg(topic)
-                .arg(group)
-                .arg("0")
-                .arg("MKSTREAM")
-                .query::<Value>(c)
-            {
-                Ok(_) => Ok(()),
-                Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-                Err(e) => Err(e),
-            }
-        })?;
+        create_group(&mut link, topic, group)?;
         Ok(RedisStreamSubscriber {
             link,
             topic: topic.into(),
@@ -244,7 +254,16 @@ impl RedisStreamSubscriber {
 impl Subscriber for RedisStreamSubscriber {
     fn next_message(&mut self, timeout: Option<Duration>) -> Result<Option<Vec<u8>>> {
         if self.ready.is_empty() {
-            self.fill(timeout)?;
+            match self.fill(timeout) {
+                // The server lost the stream and its group (a restart without
+                // persistence, a FLUSHALL): make them again and read on.
+                Err(e) if e.to_string().contains("NOGROUP") => {
+                    create_group(&mut self.link, &self.topic, &self.group)?;
+                    self.delivered.clear();
+                    self.fill(timeout)?;
+                }
+                r => r?,
+            }
         }
         Ok(self.ready.pop_front().map(|(id, m)| {
             self.delivered.push(id);
