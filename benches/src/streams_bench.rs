@@ -14,7 +14,8 @@
 //! first send), and the latency of each item from its send to the end of
 //! its resolve in the consumer, p50 and p99. The producer sends as fast as
 //! it can (one event batch per item), so latency includes the time an item
-//! waits behind the ones before it.
+//! waits behind the ones before it; a second table sends 1 KB items one per
+//! millisecond, whose latency is the transport's.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -31,6 +32,10 @@ use proxy_patterns::stream::{Metadata, Publisher, StreamConsumer, StreamProducer
 use crate::connectors::ConnectorOpts;
 use crate::csv::fmt_size;
 use crate::patterns_bench::{PrivateRedis, bench_err, now_ns, touch};
+
+/// Items and their spacing of the latency runs.
+const PACED: usize = 500;
+const PACE_MS: u64 = 1;
 
 /// Shims by name.
 pub const SHIMS: &[&str] = &["redis", "redis-queue", "redis-streams", "zmq"];
@@ -231,6 +236,7 @@ fn run_one(
     store: Option<&Store>,
     redis: &PrivateRedis,
     tag: &str,
+    pace: Option<Duration>,
 ) -> Result<RunResult> {
     let topic = format!("{tag}-{shim}-{size}");
     let mut zmq_pub = if shim == "zmq" {
@@ -282,6 +288,9 @@ fn run_one(
         let mut m = Metadata::new();
         m.insert("t".into(), (now_ns() as u64).into());
         producer.send(&topic, data[i % data.len()].clone(), m)?;
+        if let Some(p) = pace {
+            std::thread::sleep(p);
+        }
     }
     producer.close_topic(&topic)?;
     let mut rest = String::new();
@@ -418,8 +427,8 @@ pub fn run(o: &StreamsOpts) -> Result<String> {
     for shim in &o.shims {
         for &size in &o.sizes {
             let items = items_for(size, o.budget);
-            let p = run_one(shim, size, items, Some(&store), &redis, "proxy")?;
-            let b = run_one(shim, size, items, None, &redis, "inline")?;
+            let p = run_one(shim, size, items, Some(&store), &redis, "proxy", None)?;
+            let b = run_one(shim, size, items, None, &redis, "inline", None)?;
             eprintln!(
                 "streams {shim} {}: proxies {:.1}/s, inline {:.1}/s",
                 fmt_size(size),
@@ -449,6 +458,22 @@ pub fn run(o: &StreamsOpts) -> Result<String> {
                 cell(&r, size)
             ));
         }
+    }
+    // Latency without queueing: 1 KB items, one every millisecond.
+    table.push_str(&format!(
+        "\nLatency of 1KB items sent one per {PACE_MS} ms ({PACED} items):\n\n| shim | with proxies: p50 | p99 | inline: p50 | p99 |\n|---|---:|---:|---:|---:|\n"
+    ));
+    let pace = Some(Duration::from_millis(PACE_MS));
+    for shim in &o.shims {
+        let p = run_one(shim, 1000, PACED, Some(&store), &redis, "paced-proxy", pace)?;
+        let b = run_one(shim, 1000, PACED, None, &redis, "paced-inline", pace)?;
+        table.push_str(&format!(
+            "| {shim} | {} | {} | {} | {} |\n",
+            fmt_lat(p.p50_us),
+            fmt_lat(p.p99_us),
+            fmt_lat(b.p50_us),
+            fmt_lat(b.p99_us)
+        ));
     }
     store.close()?;
     Ok(table)
