@@ -135,6 +135,13 @@ fn subscriber(shim: &str, port: u16, topic: &str) -> Result<Box<dyn Subscriber>>
     })
 }
 
+/// Argument `i` of a subcommand.
+fn arg(args: &[String], i: usize, who: &str) -> Result<String> {
+    args.get(i)
+        .cloned()
+        .ok_or_else(|| bench_err(format!("{who}: missing argument {i}")))
+}
+
 /// Item `i` of a run: distinct items (a store or broker that dedups would
 /// cheat otherwise), byte `i % 4 + 1` repeated.
 fn item_data(size: usize, items: usize) -> Vec<Bytes> {
@@ -159,11 +166,7 @@ fn publisher(shim: &str, port: u16) -> Result<Box<dyn Publisher>> {
 /// then the end of stream; prints `sent <items>`.
 pub fn producer_main(args: &[String]) -> Result<()> {
     crate::connectors::register_all();
-    let get = |i: usize| {
-        args.get(i)
-            .cloned()
-            .ok_or_else(|| bench_err("streams-producer: missing argument"))
-    };
+    let get = |i: usize| arg(args, i, "streams-producer");
     let (shim, topic, url) = (get(0)?, get(2)?, get(3)?);
     let port: u16 = get(1)?.parse().map_err(bench_err)?;
     let items: usize = get(4)?.parse().map_err(bench_err)?;
@@ -190,11 +193,7 @@ pub fn producer_main(args: &[String]) -> Result<()> {
 /// `ready`, then `done <end-ns> <items> <p50-ns> <p99-ns>`.
 pub fn consumer_main(args: &[String]) -> Result<()> {
     crate::connectors::register_all();
-    let get = |i: usize| {
-        args.get(i)
-            .cloned()
-            .ok_or_else(|| bench_err("streams-consumer: missing argument"))
-    };
+    let get = |i: usize| arg(args, i, "streams-consumer");
     let (shim, topic) = (get(0)?, get(2)?);
     let port: u16 = get(1)?.parse().map_err(bench_err)?;
     let sub = subscriber(&shim, port, &topic)?;

@@ -9,7 +9,6 @@ streams-consumer``), over ProxyStore's Redis queue shim. The events name
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 import warnings
@@ -26,21 +25,16 @@ from proxystore.stream.shims.redis import RedisQueuePublisher, RedisQueueSubscri
 
 from proxystore_rs import RustKey, UcxConnector  # noqa: E402
 
-from conftest import REPO  # noqa: E402
+from conftest import built_binary  # noqa: E402
 
 SIZE = 300_000
 ITEMS = 6
 
 
 def bench() -> str:
-    env = os.environ.get('PROXYSTORE_BENCH')
-    if env:
-        return env
-    for profile in ('release', 'debug'):
-        p = REPO / 'target' / profile / 'proxystore-bench'
-        if p.exists():
-            return str(p)
-    pytest.fail('proxystore-bench not built: cargo build --release -p proxystore-bench')
+    return built_binary(
+        'proxystore-bench', 'PROXYSTORE_BENCH', 'cargo build --release -p proxystore-bench',
+    )
 
 
 def item(i: int) -> bytes:
