@@ -340,6 +340,15 @@ fn redis_queue_delivers_each_object_once_and_survives_a_broker_restart() {
     assert!(err.is_temporary(), "{err}");
     // Back up: the kept batch goes first, nothing acknowledged was lost.
     server.restart();
+    // Until its append-only file is loaded, the server answers -LOADING.
+    let t0 = Instant::now();
+    while !server.raw("PING").starts_with("+PONG") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "redis-server stays LOADING"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     p.close_topic("q").unwrap();
     assert_eq!(p.unsent(), 0);
     keys_sum += 30;

@@ -150,6 +150,7 @@ impl EventBatch {
     pub fn encode(&self) -> Result<Vec<u8>> {
         let topic = || ("topic", Val::str(self.topic.clone()));
         let mut events = Vec::with_capacity(self.events.len());
+        let mut last: Option<(StoreConfig, Val)> = None;
         for e in &self.events {
             events.push(match e {
                 Event::ObjectKey {
@@ -159,13 +160,23 @@ impl EventBatch {
                     metadata,
                 } => {
                     let (key_type, raw_key) = key_to_py(store, key)?;
+                    // One configuration object for the events of one store
+                    // (pickled once, then referred to).
+                    let config = match &last {
+                        Some((s, v)) if s == store => v.clone(),
+                        _ => {
+                            let v = store_to_py(store)?;
+                            last = Some((store.clone(), v.clone()));
+                            v
+                        }
+                    };
                     Val::str_dict([
                         topic(),
                         ("key_type", Val::str(key_type)),
                         ("raw_key", raw_key),
                         ("evict", Val::Bool(*evict)),
                         ("metadata", json_to_val(&metadata.clone().into())),
-                        ("store_config", store_to_py(store)?),
+                        ("store_config", config),
                         ("event_type", Val::str("NEW_OBJECT_KEY")),
                     ])
                 }

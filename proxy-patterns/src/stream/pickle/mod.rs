@@ -207,6 +207,31 @@ mod tests {
     }
 
     #[test]
+    fn an_object_written_twice_is_written_once_and_read_back_shared() {
+        let state = Val::str_dict([("big", Val::str("x".repeat(1000)))]);
+        let o = Val::object(Val::global("m", "Config"), vec![], Some(state));
+        let once = dumps(&Val::list(vec![o.clone()]));
+        let twice = dumps(&Val::list(vec![o.clone(), o.clone(), o]));
+        assert!(
+            twice.len() < once.len() + 10,
+            "{} vs {}",
+            twice.len(),
+            once.len()
+        );
+        let Val::List(l) = loads(twice).unwrap() else {
+            panic!("list")
+        };
+        let l = l.borrow();
+        let (Val::Object(a), Val::Object(c)) = (&l[0], &l[2]) else {
+            panic!("objects")
+        };
+        assert!(Rc::ptr_eq(a, c), "the same object");
+        assert!(
+            matches!(a.borrow().state.as_ref().unwrap().get("big"), Some(Val::Str(s)) if s.len() == 1000)
+        );
+    }
+
+    #[test]
     fn bad_input_is_an_error_never_a_panic() {
         for bad in [
             &b""[..],

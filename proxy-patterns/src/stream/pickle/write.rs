@@ -1,6 +1,15 @@
-//! A pickle writer (protocol 4 opcodes, no memo, no frames).
+//! A pickle writer (protocol 4 opcodes, no frames). An object written twice
+//! (the same `Rc`, e.g. one store configuration shared by the events of a
+//! batch) is written once and referred to after (`MEMOIZE`, `BINGET`), as
+//! Python's pickler does.
+
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::Val;
+
+/// Memo indices of the objects written so far, by address.
+type Memo = HashMap<usize, u32>;
 
 /// Containers nested deeper than this are written as `None` (only a value
 /// that contains itself gets there; the stream events never do).
@@ -54,7 +63,7 @@ fn global(out: &mut Vec<u8>, module: &str, name: &str) {
     out.push(b'\n');
 }
 
-fn write(out: &mut Vec<u8>, v: &Val, depth: usize) {
+fn write(out: &mut Vec<u8>, memo: &mut Memo, v: &Val, depth: usize) {
     if depth > MAX_DEPTH {
         out.push(b'N');
         return;
@@ -74,44 +83,59 @@ fn write(out: &mut Vec<u8>, v: &Val, depth: usize) {
         Val::List(l) => {
             out.extend_from_slice(b"](");
             for x in l.borrow().iter() {
-                write(out, x, d);
+                write(out, memo, x, d);
             }
             out.push(b'e');
         }
         Val::Tuple(t) => {
             out.push(b'(');
             for x in t.iter() {
-                write(out, x, d);
+                write(out, memo, x, d);
             }
             out.push(b't');
         }
         Val::Set(s) => {
             out.extend_from_slice(&[0x8f, b'(']);
             for x in s.borrow().iter() {
-                write(out, x, d);
+                write(out, memo, x, d);
             }
             out.push(0x90);
         }
         Val::Dict(m) => {
             out.extend_from_slice(b"}(");
             for (k, x) in m.borrow().iter() {
-                write(out, k, d);
-                write(out, x, d);
+                write(out, memo, k, d);
+                write(out, memo, x, d);
             }
             out.push(b'u');
         }
         Val::Global(g) => global(out, &g.0, &g.1),
-        Val::Object(o) => {
-            let o = o.borrow();
-            write(out, &o.callable, d);
-            write(out, &Val::Tuple(std::rc::Rc::new(o.args.clone())), d);
+        Val::Object(rc) => {
+            let addr = Rc::as_ptr(rc) as usize;
+            if let Some(&i) = memo.get(&addr) {
+                match u8::try_from(i) {
+                    Ok(b) => out.extend_from_slice(&[b'h', b]),
+                    Err(_) => {
+                        out.push(b'j');
+                        out.extend_from_slice(&i.to_le_bytes());
+                    }
+                }
+                return;
+            }
+            let o = rc.borrow();
+            write(out, memo, &o.callable, d);
+            write(out, memo, &Val::Tuple(Rc::new(o.args.clone())), d);
             // A class with a state is made with cls.__new__ (NEWOBJ), as
             // Python pickles it; anything else is called (REDUCE).
             out.push(if o.state.is_some() { 0x81 } else { b'R' });
             if let Some(s) = &o.state {
-                write(out, s, d);
+                write(out, memo, s, d);
                 out.push(b'b');
             }
+            // MEMOIZE: the object gets the next memo index.
+            out.push(0x94);
+            let i = memo.len() as u32;
+            memo.insert(addr, i);
         }
     }
 }
@@ -128,6 +152,6 @@ pub(crate) fn dumps(v: &Val) -> Vec<u8> {
 /// bytes are copied in once).
 pub(crate) fn dump_into(out: &mut Vec<u8>, v: &Val) {
     out.extend_from_slice(&[0x80, 4]);
-    write(out, v, 0);
+    write(out, &mut Memo::new(), v, 0);
     out.push(b'.');
 }
