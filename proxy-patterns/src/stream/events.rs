@@ -69,8 +69,8 @@ fn field(d: &Val, k: &str) -> Result<Val> {
 }
 
 fn str_field(d: &Val, k: &str) -> Result<String> {
-    match field(d, k)? {
-        Val::Str(s) => Ok(s),
+    match &field(d, k)? {
+        Val::Str(s) => Ok(s.clone()),
         other => Err(Error::decode(format!(
             "stream event field {k:?} is a {}, not a str",
             other.type_name()
@@ -273,7 +273,7 @@ impl EventBatch {
             )));
         }
         let topic = str_field(&root, "topic")?;
-        let list = match field(&root, "events")? {
+        let list = match &field(&root, "events")? {
             Val::List(l) => l.borrow().clone(),
             other => {
                 return Err(Error::decode(format!(

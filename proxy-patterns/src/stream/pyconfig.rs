@@ -133,8 +133,8 @@ fn is_kind(kind: &str, full: &str) -> bool {
 /// A Python `StoreConfig` as ours.
 pub(crate) fn store_from_py(v: &Val) -> Result<StoreConfig> {
     let f = model_fields(v, "StoreConfig")?;
-    let name = match f.get("name") {
-        Some(Val::Str(s)) => s,
+    let name = match &f.get("name") {
+        Some(Val::Str(s)) => s.clone(),
         _ => return Err(bad("store_config without a name")),
     };
     let c = model_fields(
@@ -142,8 +142,8 @@ pub(crate) fn store_from_py(v: &Val) -> Result<StoreConfig> {
             .ok_or_else(|| bad("store_config without a connector"))?,
         "ConnectorConfig",
     )?;
-    let kind = match c.get("kind") {
-        Some(Val::Str(s)) => s,
+    let kind = match &c.get("kind") {
+        Some(Val::Str(s)) => s.clone(),
         _ => return Err(bad("connector config without a kind")),
     };
     let opts = match c.get("options").map(|o| val_to_json(&o)).transpose()? {

@@ -108,7 +108,7 @@ impl Val {
             Val::Global(g) => format!("{}.{}", g.0, g.1),
             Val::Object(o) => match &o.borrow().callable {
                 Val::Global(g) => format!("{}.{} object", g.0, g.1),
-                other => format!("object made by {}", other.type_name()),
+                _ => "object made by a call's result".into(),
             },
         }
     }
@@ -125,12 +125,62 @@ impl Val {
         }
     }
 
-    /// The module and name of a global, or of the class that made an object.
+    /// The module and name of a global, or of the class (function) that
+    /// made an object.
     pub(crate) fn class_path(&self) -> Option<(String, String)> {
         match self {
             Val::Global(g) => Some((g.0.clone(), g.1.clone())),
-            Val::Object(o) => o.borrow().callable.class_path(),
+            Val::Object(o) => match &o.borrow().callable {
+                Val::Global(g) => Some((g.0.clone(), g.1.clone())),
+                _ => None,
+            },
             _ => None,
+        }
+    }
+}
+
+/// Moves the children of `v` (when `v` holds the last reference to them)
+/// to `out`.
+fn take_children(v: &mut Val, out: &mut Vec<Val>) {
+    match v {
+        Val::List(rc) | Val::Set(rc) => {
+            if let Some(cell) = Rc::get_mut(rc) {
+                out.append(cell.get_mut());
+            }
+        }
+        Val::Dict(rc) => {
+            if let Some(cell) = Rc::get_mut(rc) {
+                for (k, x) in cell.get_mut().drain(..) {
+                    out.push(k);
+                    out.push(x);
+                }
+            }
+        }
+        Val::Tuple(rc) => {
+            if let Some(t) = Rc::get_mut(rc) {
+                out.append(t);
+            }
+        }
+        Val::Object(rc) => {
+            if let Some(cell) = Rc::get_mut(rc) {
+                let o = cell.get_mut();
+                out.push(std::mem::replace(&mut o.callable, Val::None));
+                out.append(&mut o.args);
+                out.extend(o.state.take());
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Drop for Val {
+    /// Without recursion: a pickle can nest containers as deep as it likes,
+    /// and a recursive drop of that would overflow the stack.
+    fn drop(&mut self) {
+        let mut pending = Vec::new();
+        take_children(self, &mut pending);
+        while let Some(mut v) = pending.pop() {
+            take_children(&mut v, &mut pending);
         }
     }
 }
@@ -167,17 +217,17 @@ mod tests {
         assert!(matches!(r.get("i"), Some(Val::Int(-5))));
         assert!(matches!(r.get("i2"), Some(Val::Int(300))));
         assert!(matches!(r.get("i4"), Some(Val::Int(-70_000))));
-        assert!(matches!(r.get("big"), Some(Val::Int(x)) if x == 1 << 70));
-        assert!(matches!(r.get("neg"), Some(Val::Int(x)) if x == -(1 << 70)));
-        assert!(matches!(r.get("f"), Some(Val::Float(x)) if x == 0.25));
-        assert!(matches!(r.get("s"), Some(Val::Str(s)) if s == "h\u{e9}llo"));
-        assert!(matches!(r.get("long"), Some(Val::Str(s)) if s.len() == 300));
-        assert!(matches!(r.get("b"), Some(Val::Bytes(b)) if b == big));
-        let Some(Val::List(l)) = r.get("l") else {
+        assert!(matches!(r.get("big").as_ref(), Some(Val::Int(x)) if *x == 1 << 70));
+        assert!(matches!(r.get("neg").as_ref(), Some(Val::Int(x)) if *x == -(1 << 70)));
+        assert!(matches!(r.get("f").as_ref(), Some(Val::Float(x)) if *x == 0.25));
+        assert!(matches!(r.get("s").as_ref(), Some(Val::Str(s)) if s == "h\u{e9}llo"));
+        assert!(matches!(r.get("long").as_ref(), Some(Val::Str(s)) if s.len() == 300));
+        assert!(matches!(r.get("b").as_ref(), Some(Val::Bytes(b)) if *b == big));
+        let Some(Val::List(l)) = &r.get("l") else {
             panic!("list")
         };
         assert!(matches!(l.borrow()[1], Val::Str(ref s) if s == "a"));
-        let Some(Val::Set(s)) = r.get("set") else {
+        let Some(Val::Set(s)) = &r.get("set") else {
             panic!("set")
         };
         assert_eq!(s.borrow().len(), 1);
@@ -189,7 +239,7 @@ mod tests {
         let v = Val::object(Val::global("m.sub", "C"), vec![], Some(state));
         let r = roundtrip(&v);
         assert_eq!(r.class_path(), Some(("m.sub".into(), "C".into())));
-        let Val::Object(o) = r else { panic!("object") };
+        let Val::Object(o) = &r else { panic!("object") };
         let o = o.borrow();
         assert!(matches!(
             o.state.as_ref().unwrap().get("x"),
@@ -200,9 +250,8 @@ mod tests {
             vec![Val::Bytes(Bytes::from_static(b"a"))],
             None,
         );
-        let Val::Object(o) = roundtrip(&call) else {
-            panic!("call")
-        };
+        let r = roundtrip(&call);
+        let Val::Object(o) = &r else { panic!("call") };
         assert!(matches!(o.borrow().args[0], Val::Bytes(_)));
     }
 
@@ -218,17 +267,38 @@ mod tests {
             twice.len(),
             once.len()
         );
-        let Val::List(l) = loads(twice).unwrap() else {
-            panic!("list")
-        };
+        let lv = loads(twice).unwrap();
+        let Val::List(l) = &lv else { panic!("list") };
         let l = l.borrow();
         let (Val::Object(a), Val::Object(c)) = (&l[0], &l[2]) else {
             panic!("objects")
         };
         assert!(Rc::ptr_eq(a, c), "the same object");
         assert!(
-            matches!(a.borrow().state.as_ref().unwrap().get("big"), Some(Val::Str(s)) if s.len() == 1000)
+            matches!(a.borrow().state.as_ref().unwrap().get("big"), Some(Val::Str(ref s)) if s.len() == 1000)
         );
+    }
+
+    #[test]
+    fn deep_nesting_neither_overflows_the_stack_nor_converts() {
+        // 99 999 lists, each appended into the one below it.
+        let n = 99_999;
+        let mut p = vec![0x80, 4];
+        p.extend(std::iter::repeat_n(b']', n));
+        p.extend(std::iter::repeat_n(b'a', n - 1));
+        p.push(b'.');
+        let v = loads(p).unwrap();
+        assert!(crate::stream::pyconfig::val_to_json(&v).is_err());
+        drop(v);
+        // A chain of calls, each on the result of the one before.
+        let mut p = b"\x80\x04cm\nf\n".to_vec();
+        for _ in 0..50_000 {
+            p.extend_from_slice(b")R");
+        }
+        p.push(b'.');
+        let v = loads(p).unwrap();
+        assert_eq!(v.type_name(), "object made by a call's result");
+        assert_eq!(v.class_path(), None);
     }
 
     #[test]

@@ -344,15 +344,15 @@ impl Reader {
                 0x93 => {
                     let name = self.pop()?;
                     let module = self.pop()?;
-                    let (Val::Str(module), Val::Str(name)) = (module, name) else {
+                    let (Val::Str(module), Val::Str(name)) = (&module, &name) else {
                         return Err(bad("STACK_GLOBAL needs two str"));
                     };
-                    self.push(Val::global(&module, &name))?;
+                    self.push(Val::global(module, name))?;
                 }
                 b'R' | 0x81 => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
-                    let Val::Tuple(args) = args else {
+                    let Val::Tuple(args) = &args else {
                         return Err(bad(format!("call arguments are a {}", args.type_name())));
                     };
                     self.push(Val::object(callable, args.to_vec(), None))?;
@@ -361,7 +361,7 @@ impl Reader {
                     let _kwargs = self.pop()?;
                     let args = self.pop()?;
                     let callable = self.pop()?;
-                    let Val::Tuple(args) = args else {
+                    let Val::Tuple(args) = &args else {
                         return Err(bad(format!("call arguments are a {}", args.type_name())));
                     };
                     self.push(Val::object(callable, args.to_vec(), None))?;
