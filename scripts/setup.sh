@@ -12,6 +12,7 @@ packages=(
   iproute2                                   # `rdma link` (docker/entrypoint.sh); ip, tc, bridge (scripts/cluster/)
   nftables util-linux                        # scripts/cluster/: partitions (nft), unshare/nsenter
   redis-server redis-tools                  # Redis connector, baselines
+  libzmq3-dev                               # ZeroMQ stream shim (the zmq crate links the system libzmq)
   mpich libmpich-dev                        # MPI-launched benchmarks
   python3 python3-venv python3-pip          # Python ProxyStore: interop tests, benches/python
   python3-dev                               # Python bindings (PyO3, built by maturin)

@@ -23,6 +23,10 @@ rm -rf "$tgt/wheels"
 export PROXYSTORE_UCX_SERVER=${PROXYSTORE_UCX_SERVER:-$tgt/release/proxystore-ucx-server}
 [ -x "$PROXYSTORE_UCX_SERVER" ] ||
   cargo build --release --locked -q -p ucx-connector --bin proxystore-ucx-server
+# The Rust side of test_streams.py (streams-producer, streams-consumer).
+export PROXYSTORE_BENCH=${PROXYSTORE_BENCH:-$tgt/release/proxystore-bench}
+[ -x "$PROXYSTORE_BENCH" ] ||
+  cargo build --release --locked -q -p proxystore-bench --bin proxystore-bench
 # The libfabric object server of test_schemes.py's ofi:// test.
 export PROXYSTORE_OFI_SERVER=${PROXYSTORE_OFI_SERVER:-$tgt/release/proxystore-ofi-server}
 [ -x "$PROXYSTORE_OFI_SERVER" ] ||

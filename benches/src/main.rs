@@ -23,6 +23,7 @@ mod rma;
 mod small_bench;
 mod stats;
 mod store_bench;
+mod streams_bench;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -67,6 +68,16 @@ enum Cmd {
     /// Internal: a consumer process of `patterns stream`.
     #[command(hide = true)]
     PatternsConsumer { args: Vec<String> },
+    /// Streams: one producer, one consumer process, items of each size
+    /// through each shim (Redis pub/sub, list, Streams; ZeroMQ), with
+    /// proxies (UCX store) and inline: items/s, GB/s, p50/p99 latency.
+    Streams(StreamsArgs),
+    /// Internal: the consumer process of `streams`.
+    #[command(hide = true)]
+    StreamsConsumer { args: Vec<String> },
+    /// Internal: a producer process (Python interop tests).
+    #[command(hide = true)]
+    StreamsProducer { args: Vec<String> },
     /// A fresh process resolving its first proxy: N processes of the
     /// command-line tool per connector and size, whole process and resolve alone.
     Cold(ColdArgs),
@@ -144,6 +155,29 @@ struct ColdArgs {
     /// Write the long-form CSV here.
     #[arg(long)]
     csv: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct StreamsArgs {
+    /// Comma-separated shims: redis, redis-queue, redis-streams, zmq.
+    #[arg(
+        long,
+        default_value = "redis,redis-queue,redis-streams,zmq",
+        value_delimiter = ','
+    )]
+    shims: Vec<String>,
+    /// Comma-separated item sizes.
+    #[arg(long, default_value = "1KB,1MB,100MB", value_delimiter = ',', value_parser = parse_size)]
+    sizes: Vec<usize>,
+    /// Bytes per run: items = this / size, at least 5, at most 2000.
+    #[arg(long, default_value = "1GB", value_parser = parse_size)]
+    budget: usize,
+    /// A Python with ProxyStore 1.1 (e.g. the venv of benches/python/run.sh):
+    /// also run its stream, Redis pub/sub shim and Redis store, per size.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    #[command(flatten)]
+    conn: connectors::ConnectorOpts,
 }
 
 #[derive(clap::Args)]
@@ -473,6 +507,40 @@ fn main() {
             }
         },
         Cmd::PatternsMpi => patterns_bench::mpi_futures(),
+        Cmd::StreamsConsumer { args } => match streams_bench::consumer_main(&args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("proxystore-bench streams-consumer: {e}");
+                1
+            }
+        },
+        Cmd::StreamsProducer { args } => match streams_bench::producer_main(&args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("proxystore-bench streams-producer: {e}");
+                1
+            }
+        },
+        Cmd::Streams(a) => {
+            connectors::register_all();
+            let opts = streams_bench::StreamsOpts {
+                shims: a.shims,
+                sizes: a.sizes,
+                budget: a.budget.max(1),
+                python: a.python,
+                conn: a.conn,
+            };
+            match streams_bench::run(&opts) {
+                Ok(table) => {
+                    println!("{table}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("proxystore-bench streams: {e}");
+                    1
+                }
+            }
+        }
         Cmd::PatternsConsumer { args } => match patterns_bench::consumer_main(&args) {
             Ok(()) => 0,
             Err(e) => {

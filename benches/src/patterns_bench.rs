@@ -49,7 +49,7 @@ pub struct PatternsOpts {
     pub conn: ConnectorOpts,
 }
 
-fn bench_err(reason: impl std::fmt::Display) -> Error {
+pub(crate) fn bench_err(reason: impl std::fmt::Display) -> Error {
     Error::InvalidConfig {
         connector: None,
         reason: reason.to_string(),
@@ -58,14 +58,14 @@ fn bench_err(reason: impl std::fmt::Display) -> Error {
 
 // ---- a private redis-server ---------------------------------------------------------
 
-struct PrivateRedis {
-    port: u16,
+pub(crate) struct PrivateRedis {
+    pub(crate) port: u16,
     child: Child,
     dir: std::path::PathBuf,
 }
 
 impl PrivateRedis {
-    fn start() -> Result<PrivateRedis> {
+    pub(crate) fn start() -> Result<PrivateRedis> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| Error::io("finding a free port", e))?
@@ -106,7 +106,16 @@ impl PrivateRedis {
             * 1024
     }
 
-    fn numsub(&self, topic: &str) -> usize {
+    /// Delete `key` (best effort).
+    pub(crate) fn del(&self, key: &str) {
+        if let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            && let Ok(mut conn) = c.get_connection()
+        {
+            let _ = redis::cmd("DEL").arg(key).query::<i64>(&mut conn);
+        }
+    }
+
+    pub(crate) fn numsub(&self, topic: &str) -> usize {
         let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)) else {
             return 0;
         };
@@ -411,14 +420,14 @@ impl proxy_core::Deferrable for PollingFile {
 
 // ---- 2. stream -------------------------------------------------------------------------
 
-fn now_ns() -> u128 {
+pub(crate) fn now_ns() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
 }
 
 /// Touch one byte per page (what a consumer must at least read).
-fn touch(b: &[u8]) -> u64 {
+pub(crate) fn touch(b: &[u8]) -> u64 {
     b.iter().step_by(4096).map(|&x| u64::from(x)).sum::<u64>() + b.len() as u64
 }
 

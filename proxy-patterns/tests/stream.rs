@@ -12,8 +12,10 @@ use proxy_patterns::stream::channel::ChannelBroker;
 use proxy_patterns::stream::redis::{
     RedisPublisher, RedisQueuePublisher, RedisQueueSubscriber, RedisSubscriber,
 };
+use proxy_patterns::stream::zmq::{ZmqPublisher, ZmqSubscriber};
 use proxy_patterns::stream::{
-    EVENT_VERSION, EventBatch, Metadata, Publisher, StreamConsumer, StreamProducer, Subscriber,
+    EVENT_VERSION, Event, EventBatch, Metadata, Publisher, StreamConsumer, StreamProducer,
+    Subscriber,
 };
 
 fn meta(i: u64) -> Metadata {
@@ -92,32 +94,139 @@ fn an_event_whose_object_was_evicted_is_a_missing_key_error() {
 }
 
 #[test]
-fn event_format_is_versioned() {
-    let bad = br#"{"version": 2, "topic": "t", "events": []}"#;
-    let err = EventBatch::decode(bad).unwrap_err();
-    assert!(err.to_string().contains("version 2"), "{err}");
-    assert!(EventBatch::decode(b"not json").is_err());
+fn events_are_in_proxystores_format_and_version_1_json_is_still_read() {
     let store = Store::new("stream-ver", LocalConnector::new()).unwrap();
     let broker = ChannelBroker::new();
     let mut sub = broker.subscribe(&["t"]);
-    let mut p = StreamProducer::new(broker.publisher(), store).evict(true);
+    let mut p = StreamProducer::new(broker.publisher(), store.clone()).evict(true);
     p.send("t", 1u8, meta(1)).unwrap();
     let msg = sub
         .next_message(Some(Duration::from_secs(1)))
         .unwrap()
         .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&msg).unwrap();
+    // proxystore.serialize's pickle identifier, then a pickle (protocol 4).
+    assert_eq!(&msg[..5], b"PK\n\x80\x04", "{msg:?}");
+    let text = String::from_utf8_lossy(&msg);
+    for needle in [
+        "EVENT_BATCH",
+        "NEW_OBJECT_KEY",
+        "proxystore.store.config",
+        "StoreConfig",
+        "proxystore_rs.RustKey",
+        "proxystore_rs.RustConnector",
+    ] {
+        assert!(text.contains(needle), "{needle} in {text}");
+    }
+    let b = EventBatch::decode(&msg).unwrap();
+    assert_eq!(b.topic, "t");
+    let [
+        Event::ObjectKey {
+            store: cfg,
+            key,
+            evict,
+            metadata,
+        },
+    ] = &b.events[..]
+    else {
+        panic!("{:?}", b.events)
+    };
+    assert!(evict);
+    assert_eq!(metadata["i"], 1);
+    assert_eq!(cfg.name, "stream-ver");
+    assert_eq!(cfg.connector.kind, "local");
+    assert_eq!(store.get::<u8>(key).unwrap(), Some(1));
+
+    // Version-1 JSON (this crate's former format) is still read.
+    let v1 = EventBatch::new("t", b.events.clone()).encode_v1().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&v1).unwrap();
     assert_eq!(v["version"], EVENT_VERSION);
     assert_eq!(v["events"][0]["type"], "object_key");
-    assert_eq!(v["events"][0]["evict"], true);
-    assert_eq!(v["events"][0]["metadata"]["i"], 1);
-    assert_eq!(v["events"][0]["store"]["name"], "stream-ver");
-    // A consumer fed a message of another version fails clearly.
-    let b2 = ChannelBroker::new();
+    let b2 = broker.clone();
     let s2 = b2.subscribe(&["t"]);
-    b2.publisher().send("t", bad).unwrap();
-    let mut c = StreamConsumer::<u8>::new(s2);
-    assert!(matches!(c.next_proxy(), Err(Error::Decode { .. })));
+    b2.publisher().send("t", &v1).unwrap();
+    let mut c = StreamConsumer::<u8>::new(s2).timeout(Some(Duration::from_secs(1)));
+    assert_eq!(c.next_object().unwrap(), Some(1));
+
+    // Another JSON version, or neither format: a clear decode error.
+    let bad = br#"{"version": 2, "topic": "t", "events": []}"#;
+    let err = EventBatch::decode(bad).unwrap_err();
+    assert!(err.to_string().contains("version 2"), "{err}");
+    let err = EventBatch::decode(b"not json").unwrap_err();
+    assert!(
+        err.to_string().contains("not a stream event batch"),
+        "{err}"
+    );
+}
+
+/// A pickled event batch written the way Python writes it, with `event`
+/// (pickle opcodes of one event dict) in its list.
+fn py_batch(event: &[u8]) -> Vec<u8> {
+    let mut m = b"PK\n\x80\x04}(\x8c\x06events](".to_vec();
+    m.extend_from_slice(event);
+    m.extend_from_slice(
+        b"e\x8c\x05topic\x8c\x01t\x8c\nevent_type\x8c\x0bEVENT_BATCH\x8c\x00\x8c\x00u.",
+    );
+    m
+}
+
+#[test]
+fn bad_events_are_clear_errors_and_the_stream_goes_on() {
+    let broker = ChannelBroker::new();
+    let sub = broker.subscribe(&["t"]);
+    let mut publ = broker.publisher();
+    let store = Store::new("stream-bad", LocalConnector::new()).unwrap();
+    // 1. Not an event batch at all; 2. a pickle cut short; 3. an unknown
+    // key_type; 4. an unknown event type; 5. an inline object Rust cannot
+    // read (a Python set); 6. a connector this build cannot open.
+    let key_event = |key_type: &str, kind: &str| {
+        let mut e = b"}(\x8c\nevent_type\x8c\x0eNEW_OBJECT_KEY\x8c\x08key_type".to_vec();
+        e.push(0x8c);
+        e.push(key_type.len() as u8);
+        e.extend_from_slice(key_type.as_bytes());
+        e.extend_from_slice(b"\x8c\x07raw_key](\x8c\x01ae\x8c\x05evict\x89\x8c\x0cstore_config}(\x8c\x04name\x8c\x01s\x8c\tconnector}(\x8c\x04kind");
+        e.push(0x8c);
+        e.push(kind.len() as u8);
+        e.extend_from_slice(kind.as_bytes());
+        e.extend_from_slice(b"uuu");
+        e
+    };
+    let bad: Vec<(Vec<u8>, &str)> = vec![
+        (b"\x00\x01garbage".to_vec(), "not a stream event batch"),
+        (py_batch(b"}(")[..20].to_vec(), "malformed pickle"),
+        (
+            py_batch(&key_event("some.module.Key", "file")),
+            "unknown key_type \"some.module.Key\"",
+        ),
+        (
+            py_batch(b"}(\x8c\nevent_type\x8c\x05OTHERu"),
+            "unknown stream event type \"OTHER\"",
+        ),
+        (
+            py_batch(b"}(\x8c\nevent_type\x8c\nNEW_OBJECT\x8c\x03obj\x8f(K\x01\x90u"),
+            "inline stream object of Python type set",
+        ),
+        (
+            py_batch(&key_event(
+                "proxystore.connectors.file.FileKey",
+                "proxystore.connectors.globus.GlobusConnector",
+            )),
+            "GlobusConnector",
+        ),
+    ];
+    for (m, _) in &bad {
+        publ.send("t", m).unwrap();
+    }
+    let mut p = StreamProducer::new(broker.publisher(), store);
+    p.send("t", "after".to_string(), Metadata::new()).unwrap();
+    p.close_topic("t").unwrap();
+    let mut c = StreamConsumer::<String>::new(sub).timeout(Some(Duration::from_secs(1)));
+    for (_, want) in &bad {
+        let err = c.next_object().unwrap_err();
+        assert!(err.to_string().contains(want), "{want}: {err}");
+    }
+    // Each bad message was dropped; the good one after them arrives.
+    assert_eq!(c.next_object().unwrap().as_deref(), Some("after"));
+    assert_eq!(c.next_object().unwrap(), None);
 }
 
 fn worker_consume(kind: &str, port: u16, topic: &str) -> std::process::Child {
@@ -231,6 +340,15 @@ fn redis_queue_delivers_each_object_once_and_survives_a_broker_restart() {
     assert!(err.is_temporary(), "{err}");
     // Back up: the kept batch goes first, nothing acknowledged was lost.
     server.restart();
+    // Until its append-only file is loaded, the server answers -LOADING.
+    let t0 = Instant::now();
+    while !server.raw("PING").starts_with("+PONG") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "redis-server stays LOADING"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     p.close_topic("q").unwrap();
     assert_eq!(p.unsent(), 0);
     keys_sum += 30;
@@ -262,4 +380,54 @@ fn redis_pubsub_subscriber_reports_a_dead_broker() {
         .send("t", b"x")
         .unwrap_err();
     assert!(err.is_temporary(), "{err}");
+}
+
+#[test]
+fn zmq_stream_filters_topics_and_survives_a_publisher_restart() {
+    let store = Store::new("stream-zmq", LocalConnector::new()).unwrap();
+    let mut publ = ZmqPublisher::bind("127.0.0.1", 0).unwrap();
+    let port = publ.port();
+    assert!(publ.endpoint().ends_with(&format!(":{port}")));
+    // Nobody subscribed: a timeout, not a hang.
+    let t0 = Instant::now();
+    let err = publ
+        .wait_for_subscribers("sim", 1, Duration::from_millis(200))
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    let sub = ZmqSubscriber::connect("127.0.0.1", port, "sim").unwrap();
+    publ.wait_for_subscribers("sim", 1, Duration::from_secs(10))
+        .unwrap();
+    // "sim2" passes ZeroMQ's prefix filter; the subscriber drops it.
+    let mut raw = publ;
+    raw.send("sim2", b"PK\nnot for us").unwrap();
+    let mut p = StreamProducer::new(raw, store.clone());
+    p.send("sim", 1u32, meta(1)).unwrap();
+    let mut c = StreamConsumer::<u32>::new(sub).timeout(Some(Duration::from_secs(5)));
+    assert_eq!(c.next_object().unwrap(), Some(1));
+    // Nothing more: a timeout.
+    let mut c = c.timeout(Some(Duration::from_millis(100)));
+    assert!(matches!(c.next_object(), Err(Error::Timeout { .. })));
+    // The publisher goes away and comes back on the same port: the
+    // subscriber reconnects by itself while it waits for a message (libzmq
+    // completes a reconnection in the calls of the socket's thread).
+    drop(p);
+    let reader = std::thread::spawn(move || {
+        let mut c = c.timeout(Some(Duration::from_secs(20)));
+        (c.next_object(), c.next_object())
+    });
+    let mut publ = loop {
+        match ZmqPublisher::bind("127.0.0.1", port) {
+            Ok(p) => break p,
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    publ.wait_for_subscribers("sim", 1, Duration::from_secs(15))
+        .unwrap();
+    let mut p = StreamProducer::new(publ, store);
+    p.send("sim", 2u32, meta(2)).unwrap();
+    p.close_topic("sim").unwrap();
+    let (first, second) = reader.join().unwrap();
+    assert_eq!(first.unwrap(), Some(2));
+    assert_eq!(second.unwrap(), None, "end of stream");
 }

@@ -56,15 +56,23 @@ def redis_server():
     proc.wait(10)
 
 
-def ucx_server_binary() -> str:
-    env = os.environ.get('PROXYSTORE_UCX_SERVER')
-    if env:
-        return env
+def built_binary(name: str, env: str, build: str) -> str:
+    """``$env``, else ``name`` in ``target/release`` or ``target/debug``."""
+    given = os.environ.get(env)
+    if given:
+        return given
     for profile in ('release', 'debug'):
-        p = REPO / 'target' / profile / 'proxystore-ucx-server'
+        p = REPO / 'target' / profile / name
         if p.exists():
             return str(p)
-    pytest.fail('proxystore-ucx-server not built: cargo build --release -p ucx-connector --bins')
+    pytest.fail(f'{name} not built: {build}')
+
+
+def ucx_server_binary() -> str:
+    return built_binary(
+        'proxystore-ucx-server', 'PROXYSTORE_UCX_SERVER',
+        'cargo build --release -p ucx-connector --bins',
+    )
 
 
 @pytest.fixture(scope='session')

@@ -12,6 +12,7 @@
 //! | `arg-sum <hex>` | resolves a task pool `Arg<Vec<u64>>`, prints how it came and its sum |
 //! | `update <hex> <u64>` | replaces a mutably borrowed `Vec<u64>` with `[n]` |
 //! | `consume <redis\|redis-queue> <host:port> <topic> [timeout-ms]` | iterates a stream of `Vec<u8>`, prints the count and the byte sum |
+//! | `stream-group <host:port> <topic> <group> <consumer> <ack-first> <hold> <claim-ms>` | one consumer of a Redis Streams group (see `stream_group`) |
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use proxy_core::{FileConnector, Proxy, Result, Store};
 use proxy_patterns::ProxyFuture;
 use proxy_patterns::lifetime::{StaticLifetime, StoreLifetimeExt};
 use proxy_patterns::ownership::{OwnedProxy, RemoteMut};
-use proxy_patterns::stream::{StreamConsumer, redis as rs};
+use proxy_patterns::stream::{StreamConsumer, redis as rs, redis_streams as rst};
 
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
@@ -92,14 +93,7 @@ fn run(args: &[String]) -> Result<String> {
         }
         "consume" => {
             let kind = arg(args, 2)?;
-            let (host, port) =
-                arg(args, 3)?
-                    .rsplit_once(':')
-                    .ok_or_else(|| proxy_core::Error::InvalidConfig {
-                        connector: None,
-                        reason: "expected host:port".into(),
-                    })?;
-            let port = num(port)? as u16;
+            let (host, port) = host_port(arg(args, 3)?)?;
             let topic = arg(args, 4)?;
             let timeout = args
                 .get(5)
@@ -117,11 +111,63 @@ fn run(args: &[String]) -> Result<String> {
             }
             Ok(format!("{n} {sum}"))
         }
+        "stream-group" => stream_group(args),
         other => Err(proxy_core::Error::InvalidConfig {
             connector: None,
             reason: format!("unknown subcommand {other:?}"),
         }),
     }
+}
+
+/// `stream-group <host:port> <topic> <group> <consumer> <ack-first> <hold> <claim-ms>`:
+/// one consumer of a Redis Streams group reading `u64` objects whose
+/// metadata `i` is their value. It acknowledges each of the first
+/// `ack-first` objects; with `hold` > 0 it then reads `hold` more without
+/// acknowledging them, prints `held <acked> <held>` and waits to be killed;
+/// otherwise it reads (and acknowledges) to the end of stream and prints
+/// the count, the duplicates and the sum of the values.
+fn stream_group(args: &[String]) -> Result<String> {
+    let (host, port) = host_port(arg(args, 2)?)?;
+    let (topic, group, me) = (arg(args, 3)?, arg(args, 4)?, arg(args, 5)?);
+    let (ack_first, hold) = (num(arg(args, 6)?)?, num(arg(args, 7)?)?);
+    let claim = Duration::from_millis(num(arg(args, 8)?)?);
+    let sub = rst::RedisStreamSubscriber::new(host, port, topic, group, me)?.claim_after(claim);
+    let mut c = StreamConsumer::<u64>::new(sub).timeout(Some(Duration::from_secs(30)));
+    let (mut n, mut dups, mut sum) = (0u64, 0u64, 0u64);
+    let mut seen = std::collections::HashSet::new();
+    while let Some((item, meta)) = c.next_with_metadata()? {
+        let v = *item.resolve()?;
+        if meta.get("i").and_then(|i| i.as_u64()) != Some(v) {
+            return Err(proxy_core::Error::decode(format!(
+                "object {v} with metadata {meta:?}"
+            )));
+        }
+        n += 1;
+        sum += v;
+        if !seen.insert(v) {
+            dups += 1;
+        }
+        if hold == 0 || n <= ack_first {
+            c.ack()?;
+        }
+        if hold > 0 && n == ack_first + hold {
+            println!("held {ack_first} {hold}");
+            std::io::Write::flush(&mut std::io::stdout()).ok();
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    c.ack()?; // the end of stream
+    Ok(format!("{n} {dups} {sum}"))
+}
+
+fn host_port(s: &str) -> Result<(&str, u16)> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| proxy_core::Error::InvalidConfig {
+            connector: None,
+            reason: "expected host:port".into(),
+        })?;
+    Ok((host, num(port)? as u16))
 }
 
 fn main() -> ExitCode {

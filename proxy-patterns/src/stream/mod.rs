@@ -10,24 +10,63 @@
 //! pub/sub: fan-out to every subscriber, lossy without subscribers),
 //! [`redis::RedisQueuePublisher`]/[`redis::RedisQueueSubscriber`] (a Redis
 //! list: `RPUSH`/`BLPOP`, each event to one consumer, kept until read), and
-//! [`channel::ChannelBroker`] (in-process `crossbeam` channels).
+//! [`redis_streams::RedisStreamPublisher`]/[`redis_streams::RedisStreamSubscriber`]
+//! (Redis Streams with consumer groups and acknowledgements: a consumer
+//! killed mid-stream loses nothing),
+//! [`zmq::ZmqPublisher`]/[`zmq::ZmqSubscriber`] (ZeroMQ PUB/SUB, brokerless,
+//! as ProxyStore's ZeroMQ shim) and [`channel::ChannelBroker`] (in-process
+//! `crossbeam` channels).
 //!
-//! ## Event format (version 1)
+//! ## Event format
 //!
-//! Each broker message is one JSON object (UTF-8):
+//! Each broker message is one event batch in the Python ProxyStore's format
+//! (`proxystore.stream.events`, ProxyStore 1.1), so a Rust producer feeds a
+//! Python `StreamConsumer` and a Python `StreamProducer` feeds a
+//! [`StreamConsumer`]: the identifier `PK` and a newline, then a pickled
+//! dict (`proxystore.serialize` of the event dict):
 //!
-//! ```json
-//! {"version": 1, "topic": "sim",
-//!  "events": [
-//!    {"type": "object_key", "store": {"name": "...", "connector": {"kind": "redis", "options": {}}, ...},
-//!     "key": "<hex of the encoded key>", "evict": true, "metadata": {"step": 3}},
-//!    {"type": "end_of_stream"}]}
+//! ```text
+//! {"event_type": "EVENT_BATCH", "topic": "sim", "events": [
+//!   {"event_type": "NEW_OBJECT_KEY", "topic": "sim",
+//!    "key_type": "proxystore.connectors.file.FileKey", "raw_key": ["<uuid>"],
+//!    "evict": True, "metadata": {"step": 3},
+//!    "store_config": StoreConfig(name=..., connector=ConnectorConfig(kind=..., options={...}), ...)},
+//!   {"event_type": "NEW_OBJECT", "topic": "sim", "obj": b"...", "metadata": {}},
+//!   {"event_type": "END_OF_STREAM", "topic": "sim"}]}
 //! ```
 //!
-//! `store` is the [`StoreConfig`] a consumer rebuilds the store from (as a
-//! proxy does); `evict` tells the consumer's proxy to evict the object when
-//! it resolves (set it only when each object has one consumer).
-//! A consumer refuses any other `version` with a decode error naming it.
+//! `store_config` is the pydantic `StoreConfig` a consumer rebuilds the
+//! store from (connector and key names below);
+//! `evict` tells the consumer's proxy to evict the object when it resolves
+//! (set it only when each object has one consumer). A `NEW_OBJECT` carries
+//! the object itself ([`StreamProducer::without_store`]): `bytes` and `str`
+//! as themselves, anything else as its encoding.
+//!
+//! Pickles are read by a small reader of the opcodes such data uses, which
+//! never runs code (a class is a name; only `proxystore.store.config`'s two
+//! models and `proxystore.serialize.deserialize` mean anything here).
+//! Metadata must be JSON-like (dicts with str keys, lists, tuples, str,
+//! int, float, bool, None): another value is a decode error naming its type.
+//!
+//! The former JSON format of this crate (version 1, `{"version": 1, ...}`)
+//! is still read, and written by [`EventBatch::encode_v1`], for one release.
+//!
+//! ## Connectors and keys in Python
+//!
+//! | our connector | Python connector (`store_config.connector.kind`) | key (`key_type`, `raw_key`) |
+//! |---|---|---|
+//! | `file` | `proxystore.connectors.file.FileConnector` (`store_dir`) | `proxystore.connectors.file.FileKey`, `[filename]` |
+//! | `redis` (database 0, no prefix, no user) | `proxystore.connectors.redis.RedisConnector` (`hostname`, `port`) | `proxystore.connectors.redis.RedisKey`, `[redis_key]` |
+//! | any other (`ucx`, `ofi`, a `redis` with a prefix, ...) | `proxystore_rs.RustConnector` (`kind` and our options) | `proxystore_rs.RustKey`, `[kind, encoded key]` |
+//!
+//! A Python consumer reads file and Redis streams with the Python ProxyStore
+//! alone, the others with `proxystore_rs` (this repository's `python/`)
+//! installed. Read back, `proxystore_rs.UcxConnector` and its siblings name
+//! their kind, and Python's short names (`file`, `RedisConnector`) are
+//! accepted. `clear` is written and read as false: a consumer never clears
+//! the producer's directory or database. Python's `cache_size` (objects)
+//! maps to our default cache, or none when it is 0; its custom
+//! serializers are ignored (objects are read with our codec).
 //!
 //! ## Failures
 //!
@@ -61,18 +100,21 @@
 //! ```
 
 pub mod channel;
+mod events;
+mod pickle;
+mod pyconfig;
 pub mod redis;
+pub mod redis_streams;
+pub mod zmq;
+
+pub use events::{EVENT_VERSION, Event, EventBatch};
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use proxy_core::{Error, Key, Object, Proxy, Result, Store, StoreConfig};
-use serde::{Deserialize, Serialize};
-
-/// The version of the event format this crate writes and reads.
-pub const EVENT_VERSION: u32 = 1;
+use proxy_core::{Error, Key, Object, Proxy, Result, Store};
 
 /// Free-form metadata of an object in a stream.
 pub type Metadata = serde_json::Map<String, serde_json::Value>;
@@ -92,6 +134,21 @@ pub trait Subscriber: Send {
     /// The next message, waiting up to `timeout` (`None`: no limit);
     /// `Ok(None)` when none arrived in time.
     fn next_message(&mut self, timeout: Option<Duration>) -> Result<Option<Vec<u8>>>;
+
+    /// Acknowledge the messages returned so far, all but the last one when
+    /// `keep_last` (its events are not all handled yet). A broker with
+    /// acknowledgements hands unacknowledged messages of a consumer that
+    /// died to another one. Default: nothing to do.
+    fn ack(&mut self, keep_last: bool) -> Result<()> {
+        let _ = keep_last;
+        Ok(())
+    }
+
+    /// Whether [`Subscriber::ack`] means something here (then a
+    /// [`StreamConsumer`] evicts objects only after their acknowledgement).
+    fn acknowledges(&self) -> bool {
+        false
+    }
 }
 
 impl<P: Publisher + ?Sized> Publisher for Box<P> {
@@ -107,63 +164,11 @@ impl<S: Subscriber + ?Sized> Subscriber for Box<S> {
     fn next_message(&mut self, timeout: Option<Duration>) -> Result<Option<Vec<u8>>> {
         (**self).next_message(timeout)
     }
-}
-
-/// One event of a batch.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Event {
-    /// An object stored under `key` in the store `store`.
-    ObjectKey {
-        /// The store's configuration.
-        store: StoreConfig,
-        /// The object's key.
-        key: Key,
-        /// Whether the consumer's proxy evicts the object when it resolves.
-        evict: bool,
-        /// The producer's metadata.
-        #[serde(default)]
-        metadata: Metadata,
-    },
-    /// The producer closed the topic.
-    EndOfStream,
-}
-
-/// One broker message.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EventBatch {
-    /// [`EVENT_VERSION`].
-    pub version: u32,
-    /// The topic.
-    pub topic: String,
-    /// The events, in order.
-    pub events: Vec<Event>,
-}
-
-impl EventBatch {
-    /// Encode (JSON).
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(self).map_err(|e| Error::Encode {
-            reason: format!("stream event batch: {e}"),
-        })
+    fn ack(&mut self, keep_last: bool) -> Result<()> {
+        (**self).ack(keep_last)
     }
-
-    /// Decode and check the version.
-    pub fn decode(bytes: &[u8]) -> Result<EventBatch> {
-        #[derive(Deserialize)]
-        struct V {
-            version: u32,
-        }
-        let v: V = serde_json::from_slice(bytes)
-            .map_err(|e| Error::decode(format!("not a stream event batch: {e}")))?;
-        if v.version != EVENT_VERSION {
-            return Err(Error::decode(format!(
-                "stream event batch of version {} (this consumer reads version {EVENT_VERSION})",
-                v.version
-            )));
-        }
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::decode(format!("malformed stream event batch: {e}")))
+    fn acknowledges(&self) -> bool {
+        (**self).acknowledges()
     }
 }
 
@@ -174,7 +179,7 @@ pub type Filter = Box<dyn Fn(&Metadata) -> bool + Send>;
 /// one producer per thread).
 pub struct StreamProducer<T> {
     publisher: Box<dyn Publisher>,
-    store: Store,
+    store: Option<Store>,
     batch_size: usize,
     evict: bool,
     filter: Option<Filter>,
@@ -185,7 +190,7 @@ pub struct StreamProducer<T> {
 impl<T> fmt::Debug for StreamProducer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamProducer")
-            .field("store", &self.store.name())
+            .field("store", &self.store.as_ref().map(|s| s.name().to_string()))
             .field("batch_size", &self.batch_size)
             .field("unsent", &self.unsent.len())
             .finish()
@@ -196,9 +201,17 @@ impl<T: Object> StreamProducer<T> {
     /// A producer over `publisher` storing objects in `store` (batch size 1,
     /// no eviction by consumers, no filter).
     pub fn new(publisher: impl Publisher + 'static, store: Store) -> Self {
+        let mut p = Self::without_store(publisher);
+        p.store = Some(store);
+        p
+    }
+
+    /// A producer that sends the objects themselves in the events
+    /// (ProxyStore's `NEW_OBJECT`; no store, every byte through the broker).
+    pub fn without_store(publisher: impl Publisher + 'static) -> Self {
         StreamProducer {
             publisher: Box::new(publisher),
-            store,
+            store: None,
             batch_size: 1,
             evict: false,
             filter: None,
@@ -226,9 +239,9 @@ impl<T: Object> StreamProducer<T> {
         self
     }
 
-    /// The store objects go to.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The store objects go to (`None`: objects go in the events).
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
     }
 
     /// Event batches stored but not yet acknowledged by the broker.
@@ -255,17 +268,30 @@ impl<T: Object> StreamProducer<T> {
             && !buf.is_empty()
         {
             let (objs, metas): (Vec<T>, Vec<Metadata>) = buf.into_iter().unzip();
-            let keys = self.store.put_batch(&objs)?;
-            let events = keys
-                .into_iter()
-                .zip(metas)
-                .map(|(key, metadata)| Event::ObjectKey {
-                    store: self.store.config().clone(),
-                    key,
-                    evict: self.evict,
-                    metadata,
-                })
-                .collect();
+            let events = match &self.store {
+                Some(store) => {
+                    let keys = store.put_batch(&objs)?;
+                    keys.into_iter()
+                        .zip(metas)
+                        .map(|(key, metadata)| Event::ObjectKey {
+                            store: store.config().clone(),
+                            key,
+                            evict: self.evict,
+                            metadata,
+                        })
+                        .collect()
+                }
+                None => objs
+                    .iter()
+                    .zip(metas)
+                    .map(|(o, metadata)| {
+                        Ok(Event::Object {
+                            data: proxy_core::codec::encode(o)?.to_bytes(),
+                            metadata,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            };
             self.queue(topic, events)?;
         }
         self.drain()
@@ -295,12 +321,7 @@ impl<T: Object> StreamProducer<T> {
     }
 
     fn queue(&mut self, topic: &str, events: Vec<Event>) -> Result<()> {
-        let msg = EventBatch {
-            version: EVENT_VERSION,
-            topic: topic.to_string(),
-            events,
-        }
-        .encode()?;
+        let msg = EventBatch::new(topic, events).encode()?;
         self.unsent.push_back((topic.to_string(), msg));
         Ok(())
     }
@@ -314,13 +335,54 @@ impl<T: Object> StreamProducer<T> {
     }
 }
 
-/// Yields a proxy per object of a stream.
+/// One object of a stream: a proxy (the object is in a store) or the object
+/// itself (it came in the event, as ProxyStore's `ProxyOr`).
+#[derive(Debug)]
+pub enum StreamItem<T> {
+    /// The object is in a store; resolving fetches it.
+    Proxy(Proxy<T>),
+    /// The object came in the event.
+    Object(T),
+}
+
+impl<T: Object> StreamItem<T> {
+    /// The object (resolving a proxy now).
+    pub fn resolve(&self) -> Result<&T> {
+        match self {
+            StreamItem::Proxy(p) => p.resolve(),
+            StreamItem::Object(o) => Ok(o),
+        }
+    }
+
+    /// The object, owned ([`Error::MissingKey`] if it was evicted before it
+    /// was read).
+    pub fn into_inner(self) -> Result<T> {
+        match self {
+            StreamItem::Proxy(p) => p.into_inner(),
+            StreamItem::Object(o) => Ok(o),
+        }
+    }
+
+    /// The proxy, if the object is in a store.
+    pub fn proxy(&self) -> Option<&Proxy<T>> {
+        match self {
+            StreamItem::Proxy(p) => Some(p),
+            StreamItem::Object(_) => None,
+        }
+    }
+}
+
+/// Yields a proxy (or the object) per object of a stream.
 pub struct StreamConsumer<T> {
     subscriber: Box<dyn Subscriber>,
     timeout: Option<Duration>,
     filter: Option<Filter>,
     queue: VecDeque<Event>,
     ended: bool,
+    /// Messages received so far.
+    received: u64,
+    /// Objects to evict once the message (by number) is acknowledged.
+    to_evict: Vec<(u64, Store, Key)>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -343,6 +405,8 @@ impl<T: Object> StreamConsumer<T> {
             filter: None,
             queue: VecDeque::new(),
             ended: false,
+            received: 0,
+            to_evict: Vec::new(),
             _t: PhantomData,
         }
     }
@@ -360,8 +424,14 @@ impl<T: Object> StreamConsumer<T> {
         self
     }
 
-    /// The next proxy and its metadata; `None` after the end of stream.
-    pub fn next_with_metadata(&mut self) -> Result<Option<(Proxy<T>, Metadata)>> {
+    /// The next item and its metadata; `None` after the end of stream.
+    ///
+    /// A message that is not an event batch, or an event this consumer
+    /// cannot use (an unknown `key_type`, a connector this build cannot
+    /// open, an inline Python object Rust cannot read), is a
+    /// [`Error::Decode`]/[`Error::InvalidConfig`] error, and its whole
+    /// message is dropped: the next call reads the next message.
+    pub fn next_with_metadata(&mut self) -> Result<Option<(StreamItem<T>, Metadata)>> {
         loop {
             match self.queue.pop_front() {
                 Some(Event::EndOfStream) => {
@@ -376,13 +446,32 @@ impl<T: Object> StreamConsumer<T> {
                     metadata,
                 }) => {
                     let store = proxy_core::stores::get_or_create(&store)?;
-                    if self.filter.as_ref().is_some_and(|f| f(&metadata)) {
+                    let skip = self.filter.as_ref().is_some_and(|f| f(&metadata));
+                    if evict && self.subscriber.acknowledges() {
+                        // Evicted after the acknowledgement (see `ack`).
+                        self.to_evict
+                            .push((self.received, store.clone(), key.clone()));
+                        if skip {
+                            continue;
+                        }
+                        let p = store.proxy_from_key(key, false);
+                        return Ok(Some((StreamItem::Proxy(p), metadata)));
+                    }
+                    if skip {
                         if evict {
                             store.evict(&key)?;
                         }
                         continue;
                     }
-                    return Ok(Some((store.proxy_from_key(key, evict), metadata)));
+                    let p = store.proxy_from_key(key, evict);
+                    return Ok(Some((StreamItem::Proxy(p), metadata)));
+                }
+                Some(Event::Object { data, metadata }) => {
+                    if self.filter.as_ref().is_some_and(|f| f(&metadata)) {
+                        continue;
+                    }
+                    let obj = proxy_core::codec::decode(data)?;
+                    return Ok(Some((StreamItem::Object(obj), metadata)));
                 }
                 None => {}
             }
@@ -396,19 +485,55 @@ impl<T: Object> StreamConsumer<T> {
                     after: self.timeout.unwrap_or_default(),
                 });
             };
-            self.queue.extend(EventBatch::decode(&msg)?.events);
+            self.received += 1;
+            self.queue
+                .extend(EventBatch::decode_bytes(msg.into())?.events);
         }
     }
 
-    /// The next proxy; `None` after the end of stream.
-    pub fn next_proxy(&mut self) -> Result<Option<Proxy<T>>> {
+    /// Acknowledge the events handed out so far (their messages: a message
+    /// whose events are not all handed out yet stays unacknowledged), then
+    /// evict their objects whose events say `evict`. Only subscribers with
+    /// acknowledgements ([`Subscriber::acknowledges`], Redis Streams) need
+    /// it; with them, an `evict` object is evicted here, never when its
+    /// proxy resolves, so a consumer that dies before acknowledging leaves
+    /// it to the consumer that takes the event over.
+    pub fn ack(&mut self) -> Result<()> {
+        let keep_last = !self.queue.is_empty();
+        self.subscriber.ack(keep_last)?;
+        let done = self.received - u64::from(keep_last);
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.to_evict)
+            .into_iter()
+            .partition(|(m, _, _)| *m <= done);
+        self.to_evict = later;
+        for (_, store, key) in now {
+            store.evict(&key)?;
+        }
+        Ok(())
+    }
+
+    /// The next item; `None` after the end of stream.
+    pub fn next_item(&mut self) -> Result<Option<StreamItem<T>>> {
         Ok(self.next_with_metadata()?.map(|(p, _)| p))
+    }
+
+    /// The next proxy; `None` after the end of stream. An object that came
+    /// in its event has no proxy: a [`Error::Decode`] error saying so (use
+    /// [`StreamConsumer::next_item`] on such streams).
+    pub fn next_proxy(&mut self) -> Result<Option<Proxy<T>>> {
+        match self.next_item()? {
+            None => Ok(None),
+            Some(StreamItem::Proxy(p)) => Ok(Some(p)),
+            Some(StreamItem::Object(_)) => Err(Error::decode(
+                "a stream object came in its event (no store): read it with next_item or next_object",
+            )),
+        }
     }
 
     /// The next object, resolved now ([`Error::MissingKey`] if it was
     /// evicted before it was read); `None` after the end of stream.
     pub fn next_object(&mut self) -> Result<Option<T>> {
-        match self.next_proxy()? {
+        match self.next_item()? {
             None => Ok(None),
             Some(p) => p.into_inner().map(Some),
         }
@@ -416,9 +541,9 @@ impl<T: Object> StreamConsumer<T> {
 }
 
 impl<T: Object> Iterator for StreamConsumer<T> {
-    type Item = Result<Proxy<T>>;
+    type Item = Result<StreamItem<T>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_proxy().transpose()
+        self.next_item().transpose()
     }
 }

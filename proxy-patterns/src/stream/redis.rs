@@ -16,7 +16,7 @@ const KIND: &str = "redis-broker";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A lazily (re)connected connection to one server.
-struct Link {
+pub(super) struct Link {
     addr: String,
     client: redis::Client,
     conn: Option<Connection>,
@@ -29,7 +29,7 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
-    fn new(host: &str, port: u16) -> Result<Link> {
+    pub(super) fn new(host: &str, port: u16) -> Result<Link> {
         let addr = format!("{host}:{port}");
         let client = redis::Client::open(format!("redis://{addr}/"))
             .map_err(|e| Error::config(KIND, format!("address {addr}: {e}")))?;
@@ -40,7 +40,7 @@ impl Link {
         })
     }
 
-    fn err(&self, op: &'static str, e: redis::RedisError) -> Error {
+    pub(super) fn err(&self, op: &'static str, e: redis::RedisError) -> Error {
         let temporary = e.is_io_error()
             || e.is_connection_refusal()
             || e.is_connection_dropped()
@@ -48,7 +48,7 @@ impl Link {
         Error::connector(KIND, op, temporary, format!("broker {}: {e}", self.addr))
     }
 
-    fn conn(&mut self, op: &'static str) -> Result<&mut Connection> {
+    pub(super) fn conn(&mut self, op: &'static str) -> Result<&mut Connection> {
         if self.conn.is_none() {
             let c = self
                 .client
@@ -60,7 +60,7 @@ impl Link {
     }
 
     /// Run `f`; a failed connection is dropped (the next call reconnects).
-    fn run<T>(
+    pub(super) fn run<T>(
         &mut self,
         op: &'static str,
         f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
@@ -154,11 +154,15 @@ impl Subscriber for RedisSubscriber {
             let conn = self.link.conn("subscribe")?;
             match conn.recv_response() {
                 Ok(Value::Array(items)) | Ok(Value::Push { data: items, .. }) => {
-                    if let [Value::BulkString(kind), _, Value::BulkString(payload)] =
-                        items.as_slice()
+                    let mut it = items.into_iter();
+                    if let (
+                        Some(Value::BulkString(kind)),
+                        Some(_),
+                        Some(Value::BulkString(payload)),
+                    ) = (it.next(), it.next(), it.next())
                         && kind == b"message"
                     {
-                        return Ok(Some(payload.clone()));
+                        return Ok(Some(payload));
                     }
                 }
                 Ok(_) => {}
