@@ -83,6 +83,22 @@ const fn padded(id: [u8; 2]) -> [u8; PAYLOAD_ALIGN] {
     h
 }
 
+/// An object encoded elsewhere (the Python ProxyStore writes `BS\n` and
+/// `NP\n`) with its bytes or array header padded to [`PAYLOAD_ALIGN`], so
+/// that a connector storing it hands out an aligned payload. No copy: the
+/// padded header and a slice of `buf`. Anything else is returned as it is.
+pub fn align_header(buf: Bytes) -> Payload {
+    match buf.get(..MIN_HEADER) {
+        Some(b"BS\n") => Payload::new()
+            .with(padded_header(BYTES))
+            .with(buf.slice(MIN_HEADER..)),
+        Some(b"NP\n") => Payload::new()
+            .with(padded_header(NUMPY))
+            .with(buf.slice(MIN_HEADER..)),
+        _ => Payload::from(buf),
+    }
+}
+
 /// Split an encoded buffer into its identifier and payload.
 ///
 /// The header is two ASCII letters or digits, then any number of spaces
@@ -550,6 +566,26 @@ mod tests {
             decode::<Bytes>(Bytes::from_static(b"BS   \n  x")).unwrap(),
             &b"  x"[..]
         );
+    }
+
+    #[test]
+    fn align_header_pads_python_headers_only() {
+        let py = Bytes::from_static(b"BS\nabc");
+        let p = align_header(py.clone()).to_bytes();
+        assert_eq!(p, enc(&Bytes::from_static(b"abc")));
+        let np = Bytes::from_static(b"NP\n\x93NUMPY");
+        assert_eq!(
+            &align_header(np).to_bytes()[..],
+            &padded(NUMPY)[..]
+                .iter()
+                .chain(b"\x93NUMPY")
+                .copied()
+                .collect::<Vec<_>>()[..]
+        );
+        for other in [&b"US\nabc"[..], b"PK\n\x80", b"B", b""] {
+            let b = Bytes::copy_from_slice(other);
+            assert_eq!(align_header(b.clone()).to_bytes(), b);
+        }
     }
 
     /// Byte strings and arrays start [`PAYLOAD_ALIGN`] bytes (or a multiple)
