@@ -94,6 +94,17 @@ def ucx_server(tmp_path_factory):
     proc.wait(10)
 
 
+def start_python(code: str) -> subprocess.Popen:
+    """Start ``code`` in a new Python process (this interpreter), its
+    stdin, stdout and stderr piped."""
+    env = dict(os.environ)
+    env.setdefault('UCX_TLS', 'shm,cma,self')
+    return subprocess.Popen(
+        [sys.executable, '-c', code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=env,
+    )
+
+
 def run_python(code: str, stdin: bytes = b'', timeout: float = 60) -> bytes:
     """Run ``code`` in a new Python process (this interpreter); its stdout."""
     env = dict(os.environ)
