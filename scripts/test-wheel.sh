@@ -8,7 +8,9 @@
 #   view (no copy);
 # - with the system's UCX hidden (a private mount namespace in which
 #   libucp.so.0 is an empty file; needs root, else skipped), the import fails
-#   with the message that says what to install, not a bare loader error.
+#   with the message that says what to install, not a bare loader error;
+#   with the libucx wheel (pip install libucx-cu12) installed, the same import
+#   loads that UCX instead.
 #   bash scripts/test-wheel.sh
 # Prints cargo-style `test ...` and `test result:` lines.
 set -euo pipefail
@@ -87,6 +89,29 @@ else
     echo "$out" >&2
     result wheel::missing_ucx_is_a_clear_error 1
   fi
+fi
+
+# The libucx wheel (what UCX-Py and UCXX use) stands in for a missing system
+# UCX: with libucp.so.0 hidden again, the import loads the wheel's UCX. (Its
+# version must match the one the wheel was built against for UCX stores to
+# open; the import itself only needs the libraries.)
+if [ "$(id -u)" -eq 0 ] && [ -n "$libucp" ]; then
+  set +e
+  "$work/venv/bin/pip" install -q --disable-pip-version-check "libucx-cu12==${UCX_WHEEL_VERSION:-1.22.0}" \
+    > "$work/pip-libucx.log" 2>&1
+  rc=$?
+  out=$(unshare -m sh -c 'mount --bind /dev/null "$1" && exec "$2" -c "$3"' sh "$libucp" "$py" '
+import os, proxystore_rs, libucx
+lib = os.path.join(os.path.dirname(libucx.__file__), "lib")
+maps = open("/proc/self/maps").read()
+assert lib in maps and "libucp.so" in maps, maps
+print("UCX from", lib)' 2>&1)
+  code=$?
+  set -e
+  [ $rc -ne 0 ] || rc=$code
+  echo "$out" | tail -n 1 >&2
+  [ $rc -eq 0 ] || { cat "$work/pip-libucx.log"; echo "$out"; } >&2
+  result wheel::libucx_wheel_stands_in_for_the_system_ucx $rc
 fi
 
 printf '\ntest result: %s. %d passed; %d failed; %d ignored; 0 measured; 0 filtered out\n\n' \
