@@ -77,6 +77,7 @@ if [ "$(id -u)" -ne 0 ] || [ -z "$libucp" ]; then
   ignored=$((ignored + 1))
 else
   set +e
+  # shellcheck disable=SC2016  # expanded by the inner sh
   out=$(unshare -m sh -c 'mount --bind /dev/null "$1" && exec "$2" -c "import proxystore_rs"' \
     sh "$libucp" "$py" 2>&1)
   code=$?
@@ -100,6 +101,7 @@ if [ "$(id -u)" -eq 0 ] && [ -n "$libucp" ]; then
   "$work/venv/bin/pip" install -q --disable-pip-version-check "libucx-cu12==${UCX_WHEEL_VERSION:-1.22.0}" \
     > "$work/pip-libucx.log" 2>&1
   rc=$?
+  # shellcheck disable=SC2016  # expanded by the inner sh
   out=$(unshare -m sh -c 'mount --bind /dev/null "$1" && exec "$2" -c "$3"' sh "$libucp" "$py" '
 import os, proxystore_rs, libucx
 lib = os.path.join(os.path.dirname(libucx.__file__), "lib")

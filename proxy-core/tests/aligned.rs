@@ -19,7 +19,11 @@ fn check(store: &Store) {
         let key = store.put(&arr).unwrap();
         let got: NdArray = store.get(&key).unwrap().unwrap();
         assert_eq!(got, arr);
-        assert_eq!(got.data.as_ptr() as usize % PAYLOAD_ALIGN, 0, "array of {n}");
+        assert_eq!(
+            got.data.as_ptr() as usize % PAYLOAD_ALIGN,
+            0,
+            "array of {n}"
+        );
     }
 }
 
