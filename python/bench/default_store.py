@@ -32,16 +32,12 @@ import pickle, struct, sys, time
 import numpy
 from proxystore.proxy import extract
 inp, out = sys.stdin.buffer, sys.stdout.buffer
-while True:
-    head = inp.read(4)
-    if len(head) < 4:
-        break
-    p = pickle.loads(inp.read(struct.unpack('<I', head)[0]))
+while inp.peek(1):
+    p = pickle.load(inp)
     t0 = time.perf_counter()
     arr = extract(p)
     flat = arr.reshape(-1)
-    step = max(1, 4096 // arr.itemsize)
-    float(flat[::step].sum())  # touch every page
+    float(flat[::max(1, 4096 // arr.itemsize)].sum())  # touch every page
     t1 = time.perf_counter()
     # A view of the connector's memory: the array's bases end in a
     # memoryview of a proxystore_rs Buffer.
@@ -75,9 +71,7 @@ def measure(connectors: dict[str, Callable[[], Any]], size: int, reps: int
         views: dict[str, bool] = {}
         for _ in range(reps):
             for name, store in stores.items():
-                p = store.proxy(arr, evict=True)
-                wire = pickle.dumps(p)
-                child.stdin.write(struct.pack('<I', len(wire)) + wire)
+                pickle.dump(store.proxy(arr, evict=True), child.stdin)
                 child.stdin.flush()
                 t, n, view = struct.unpack('<dQ?', child.stdout.read(17))
                 assert n == arr.nbytes, (name, n)

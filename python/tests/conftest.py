@@ -115,3 +115,20 @@ def run_python(code: str, stdin: bytes = b'', timeout: float = 60) -> bytes:
     if r.returncode != 0:
         raise AssertionError(f'child failed ({r.returncode}): {r.stderr.decode()}')
     return r.stdout
+
+
+@pytest.fixture(params=['file', 'redis', 'ucx'])
+def connector(request, tmp_path):
+    """One of our connectors of each kind (file, Redis, UCX), closed after the test."""
+    from proxystore_rs import FileConnector, RedisConnector, UcxConnector
+
+    kind = request.param
+    if kind == 'file':
+        c = FileConnector(str(tmp_path / 'store'))
+    elif kind == 'redis':
+        host, port = request.getfixturevalue('redis_server')
+        c = RedisConnector(host, port)
+    else:
+        c = UcxConnector(request.getfixturevalue('ucx_server'))
+    yield c
+    c.close()

@@ -15,26 +15,9 @@ from proxystore.connectors.file import FileConnector as UpstreamFile
 from proxystore.store import Store
 
 import proxystore_rs
-from proxystore_rs import FileConnector, RedisConnector, UcxConnector
+from proxystore_rs import UcxConnector
 
 from conftest import REPO
-
-KINDS = ['file', 'redis', 'ucx']
-
-
-@pytest.fixture(params=KINDS)
-def connector(request, tmp_path):
-    kind = request.param
-    if kind == 'file':
-        c = FileConnector(str(tmp_path / 'store'))
-    elif kind == 'redis':
-        host, port = request.getfixturevalue('redis_server')
-        c = RedisConnector(host, port)
-    else:
-        c = UcxConnector(request.getfixturevalue('ucx_server'))
-    yield c
-    c.close()
-
 
 def address(a: numpy.ndarray) -> int:
     return a.__array_interface__['data'][0]
