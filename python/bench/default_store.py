@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import shutil
 import statistics
 import struct
 import subprocess
@@ -101,11 +102,14 @@ def main() -> None:
     ap.add_argument('--reps', type=int, default=7)
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(dir='/dev/shm')
-    rows = measure({
-        'upstream FileConnector (/dev/shm)': lambda: UpstreamFile(f'{tmp}/upstream'),
-        'proxystore_rs FileConnector (/dev/shm)': lambda: FileConnector(f'{tmp}/rs'),
-        'proxystore_rs UcxConnector': lambda: UcxConnector(args.ucx_server),
-    }, args.size, args.reps)
+    try:
+        rows = measure({
+            'upstream FileConnector (/dev/shm)': lambda: UpstreamFile(f'{tmp}/upstream'),
+            'proxystore_rs FileConnector (/dev/shm)': lambda: FileConnector(f'{tmp}/rs'),
+            'proxystore_rs UcxConnector': lambda: UcxConnector(args.ucx_server),
+        }, args.size, args.reps)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     base = rows['upstream FileConnector (/dev/shm)'][0]
     print(f'{args.size:,} B NumPy float64 array, default Store settings, median of {args.reps}\n')
     print('| connector | child resolve | resolved array | vs upstream file |')
