@@ -96,6 +96,7 @@ typedef uint64_t ps_store;
 //
 // Buffers from `ps_get`/`ps_proxy_resolve` point into the connector's own
 // memory where it has some (a UCX receive buffer, a file mapping): no copy.
+// Their `data` starts on a 64-byte boundary (see "Alignment" above).
 typedef struct ps_buffer {
   // First byte (NULL when there is no buffer).
   const uint8_t *data;
