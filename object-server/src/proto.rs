@@ -19,8 +19,10 @@
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
-/// Protocol version, checked at hello.
-pub const VERSION: u32 = 5;
+/// Protocol version, checked at hello. 6: slots have a 64-byte header
+/// (`layout::HEADER`, aligned payloads), which readers of version 5 would
+/// misread as evicted objects.
+pub const VERSION: u32 = 6;
 /// Largest control frame accepted (bulk bytes are not framed).
 pub const MAX_FRAME: usize = 1 << 20;
 
