@@ -63,6 +63,9 @@ gfortran -Wall -Werror -std=f2018 $cflags $src/fortran_example.f90 -J "$out" -o 
 mpif90 -Wall -Werror $cflags $src/fortran_mpi.f90 -J "$out" -o "$out/bin/fortran_mpi" $libs
 # shellcheck disable=SC2086
 cc -std=c11 -Wall -Wextra -Werror $cflags capi/tests/c/finalize.c -o "$out/bin/finalize" $libs
+# shellcheck disable=SC2086
+cc -std=c11 -Wall -Wextra -Werror -fsanitize=alignment -fno-sanitize-recover=alignment $cflags \
+  capi/tests/c/aligned.c -o "$out/bin/aligned" $libs
 # The static library links too (system libraries from the .pc file: split on purpose).
 # shellcheck disable=SC2086,SC2046
 cc -std=c11 $cflags capi/tests/c/bad_input.c -o "$out/bin/bad_input_static" \
@@ -98,6 +101,8 @@ run capi::mpi_example_file mpiexec -n 2 "$out/bin/mpi_proxy" "file://$scratch/mp
 run capi::cpp_raii_example_file "$out/bin/raii" "file://$scratch/raii"
 run capi::fortran_example_file "$out/bin/fortran_example" "file://$scratch/fortran"
 run capi::fortran_mpi_example_file mpiexec -n 4 "$out/bin/fortran_mpi" "file://$scratch/fortran-mpi"
+# Object data starts on a 64-byte boundary, 1 B .. 64 MiB (capi/tests/c/aligned.c).
+run capi::aligned_file "$out/bin/aligned" "file://$scratch/aligned"
 # ps_finalize leaves nothing behind: valgrind finds 0 bytes definitely lost.
 valgrind_finalize() { # name url
   if ! command -v valgrind > /dev/null; then
@@ -132,6 +137,8 @@ else
   run capi::fortran_example_ucx "$out/bin/fortran_example" "ucx://$addr"
   run capi::fortran_mpi_example_ucx mpiexec -n 4 "$out/bin/fortran_mpi" "ucx://$addr"
   valgrind_finalize capi::finalize_valgrind_ucx "ucx://$addr"
+  run capi::aligned_ucx_mapped "$out/bin/aligned" "ucx://$addr"
+  run capi::aligned_ucx_rma "$out/bin/aligned" "ucx://$addr?zero_copy=false"
 fi
 
 echo "== C ABI: every store URL scheme" >&2
@@ -142,6 +149,7 @@ if command -v redis-server > /dev/null; then
   other_pids+=($!)
   for _ in $(seq 100); do redis-cli -p "$rport" ping > /dev/null 2>&1 && break; sleep 0.1; done
   run capi::scheme_redis "$out/bin/schemes" open "redis://127.0.0.1:$rport/0"
+  run capi::aligned_redis "$out/bin/aligned" "redis://127.0.0.1:$rport/0"
 else
   ignore capi::scheme_redis "needs redis-server (scripts/setup.sh)"
 fi
@@ -158,6 +166,8 @@ for _ in $(seq 300); do grep -q '^LISTEN ' "$out/ofi-server.log" && break; sleep
 ofi_addr=$(awk '/^LISTEN /{print $2; exit}' "$out/ofi-server.log")
 if [ -n "$ofi_addr" ]; then
   run capi::scheme_ofi env FI_PROVIDER="${FI_PROVIDER:-shm}" "$out/bin/schemes" open "ofi://$ofi_addr"
+  run capi::aligned_ofi_mapped env FI_PROVIDER="${FI_PROVIDER:-shm}" "$out/bin/aligned" "ofi://$ofi_addr"
+  run capi::aligned_ofi_rma env FI_PROVIDER="${FI_PROVIDER:-shm}" "$out/bin/aligned" "ofi://$ofi_addr?zero_copy=false"
 else
   cat "$out/ofi-server.log" >&2
   result capi::scheme_ofi 1

@@ -36,6 +36,9 @@ bash scripts/test-capi.sh 2>&1 | tee -a "$log"
 echo "== Python bindings with the Python ProxyStore 1.1 (pytest)" >&2
 bash scripts/test-python.sh 2>&1 | tee -a "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+echo "== the Python wheel pip-installed into a fresh venv (and a clear error without UCX)" >&2
+bash scripts/test-wheel.sh 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 echo "== the Slurm batch script on a one-node Slurm (slurm-wlm + munge, MpiDefault=none, sbatch -W)" >&2
 bash scripts/slurm/test-local-slurm.sh 2>&1 | tee -a "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "FAILED: scripts/slurm/test-local-slurm.sh" >&2; rc=1; }

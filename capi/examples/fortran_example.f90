@@ -37,8 +37,8 @@ program fortran_example
   call check(ps_get_into(store, key%text, c_loc(back), int(8 * n, c_size_t), got), 'ps_get_into')
   if (got /= 8 * n .or. any(back /= values)) error stop 'ps_get_into: content mismatch'
 
-  ! Zero-copy: view the library's buffer (bytes; objects carry no alignment
-  ! promise) as a Fortran array, then free it.
+  ! Zero-copy: view the library's buffer (64-byte aligned) as a Fortran
+  ! array, then free it.
   raw = transfer(values, raw)
   call check(ps_get(store, key%text, buf), 'ps_get')
   call c_f_pointer(buf%data, view, [8 * n])

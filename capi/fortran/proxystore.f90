@@ -7,9 +7,9 @@
 ! The module has no procedures of its own: nothing to link but the library.
 !
 ! Strings passed in end with c_null_char (trim(url) // c_null_char); keys
-! come back NUL-terminated in ps_key%text. ps_buffer%data carries no
-! alignment promise: copy into a real(8) array with ps_get_into (or transfer)
-! instead of c_f_pointer to real(8). See proxystore.h for what each call does.
+! come back NUL-terminated in ps_key%text. ps_buffer%data starts on a 64-byte
+! boundary (objects this library wrote): c_f_pointer it to a real(8) array and
+! read in place. See proxystore.h for what each call does.
 module proxystore
   use iso_c_binding, only: c_int, c_int32_t, c_int64_t, c_size_t, c_ptr, c_char, c_bool
   implicit none

@@ -13,12 +13,12 @@
  * per thread. A buffer may be read from any thread until it is freed. Only
  * ps_init and ps_finalize must not run while other calls are in flight.
  *
- * Alignment: no alignment is promised for ps_buffer.data. The bytes start
- * where the connector's copy of the object starts, after its codec header
- * (today 3 bytes past an 8-byte boundary for file, Redis and UCX). To read
- * them as double, int64_t or a Fortran real(8) array, copy them (ps_get_into
- * into your own array, or memcpy); casting data to double* is undefined
- * behaviour.
+ * Alignment: ps_buffer.data of an object (ps_get, ps_get_batch,
+ * ps_proxy_resolve) starts on a 64-byte boundary, with every connector, for
+ * objects this library wrote (its codec pads the header before the bytes to
+ * 64): read it in place as double, int64_t or a Fortran real(8) array
+ * (c_f_pointer). Objects the Python ProxyStore wrote (3-byte header) carry
+ * no such promise: ps_get_into copies into your own array.
  *
  * Cache: every store keeps a per-process cache of the objects it got
  * (default 64 MiB; `cache_bytes` in TOML, `?cache=SIZE` in a store URL,
@@ -96,6 +96,7 @@ typedef uint64_t ps_store;
 //
 // Buffers from `ps_get`/`ps_proxy_resolve` point into the connector's own
 // memory where it has some (a UCX receive buffer, a file mapping): no copy.
+// Their `data` starts on a 64-byte boundary (see "Alignment" above).
 typedef struct ps_buffer {
   // First byte (NULL when there is no buffer).
   const uint8_t *data;

@@ -97,6 +97,7 @@ pub struct ps_key {
 ///
 /// Buffers from `ps_get`/`ps_proxy_resolve` point into the connector's own
 /// memory where it has some (a UCX receive buffer, a file mapping): no copy.
+/// Their `data` starts on a 64-byte boundary (see "Alignment" above).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct ps_buffer {

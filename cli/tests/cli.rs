@@ -34,7 +34,10 @@ fn put_get_exists_evict_with_exit_codes() {
     let get = ps(&["--store", &url, "get", &key], b"");
     assert_eq!(get.stdout, b"hello\x00world");
     let raw = ps(&["--store", &url, "get", "--raw", &key], b"");
-    assert_eq!(raw.stdout, b"BS\nhello\x00world");
+    let mut want = b"BS".to_vec();
+    want.extend_from_slice(&[b' '; 61]);
+    want.extend_from_slice(b"\nhello\x00world");
+    assert_eq!(raw.stdout, want);
     assert_eq!(
         text(&ps(&["--store", &url, "exists", &key], b"").stdout),
         "true"

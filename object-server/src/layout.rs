@@ -1,7 +1,11 @@
 //! Object layout in the server's registered segments.
 //!
-//! `[header 32 B | payload | trailer 16 B]`, 64-byte aligned slots. The
-//! header is `magic, id, len, id ^ len ^ CHECK`, the trailer `id, !id`.
+//! `[header 64 B | payload | trailer 16 B]`, 64-byte aligned slots, so the
+//! payload (an encoded object) starts on a 64-byte boundary, and so does the
+//! data after the codec's padded header (`proxy_core::codec::PAYLOAD_ALIGN`):
+//! in the server's segments, in a same-node reader's mapping and in a remote
+//! reader's receive buffer. The header is `magic, id, len, id ^ len ^ CHECK`
+//! and 32 zero bytes, the trailer `id, !id`.
 //! Object ids are never reused within a server instance, and keys also carry
 //! the instance.
 //!
@@ -16,8 +20,8 @@
 /// Header magic ("PSOBJSRV").
 pub const MAGIC: u64 = u64::from_le_bytes(*b"PSOBJSRV");
 const CHECK: u64 = 0x9e37_79b9_7f4a_7c15;
-/// Header bytes before the payload.
-pub const HEADER: usize = 32;
+/// Header bytes before the payload (one [`ALIGN`] unit: payloads are aligned).
+pub const HEADER: usize = ALIGN;
 /// Trailer bytes after the payload.
 pub const TRAILER: usize = 16;
 /// Slot alignment in a segment.
@@ -45,7 +49,9 @@ pub fn slot_len(len: u64) -> Option<u64> {
 }
 
 /// The page phase at which `data`'s payload should start so that its
-/// largest part keeps its own source address's phase (see [`PHASED`]).
+/// largest part keeps its own source address's phase (see [`PHASED`]),
+/// rounded down to [`ALIGN`]: payloads stay aligned, and a destination a
+/// little behind its source modulo a page is not the slow case.
 pub fn payload_phase(data: &proxy_core::Payload) -> u64 {
     let mut at = 0u64;
     let mut best = (0usize, 0u64);
@@ -56,7 +62,7 @@ pub fn payload_phase(data: &proxy_core::Payload) -> u64 {
         }
         at += part.len() as u64;
     }
-    best.1
+    best.1 & !(ALIGN as u64 - 1)
 }
 
 /// The header for object `id` of `len` bytes.
@@ -92,9 +98,9 @@ mod tests {
 
     #[test]
     fn layout() {
-        assert_eq!(slot_len(0), Some(64));
-        assert_eq!(slot_len(16), Some(64));
-        assert_eq!(slot_len(17), Some(128));
+        assert_eq!(slot_len(0), Some(128));
+        assert_eq!(slot_len(48), Some(128));
+        assert_eq!(slot_len(49), Some(192));
         assert_eq!(slot_len(u64::MAX), None);
         let h = header(7, 100);
         assert!(header_matches(&h, 7, 100));
@@ -111,6 +117,7 @@ mod tests {
         let big = bytes::Bytes::from(vec![0u8; 1 << 20]);
         let p = proxy_core::Payload::new().with(small).with(big.clone());
         let want = (big.as_ptr() as u64 % PAGE + PAGE - 10) % PAGE;
-        assert_eq!(payload_phase(&p), want);
+        assert_eq!(payload_phase(&p), want & !63);
+        assert_eq!(payload_phase(&p) % ALIGN as u64, 0);
     }
 }

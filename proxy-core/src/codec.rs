@@ -43,32 +43,89 @@ pub const NUMPY: [u8; 2] = *b"NP";
 /// Rust serde value (postcard).
 pub const POSTCARD: [u8; 2] = *b"RP";
 
-const HEADER_LEN: usize = 3;
+/// Alignment of the payload of byte strings (`BS`) and arrays (`NP`) within
+/// an encoded object: their header line is padded with spaces to this many
+/// bytes (`BS` + 61 spaces + `\n`), so the payload starts on a 64-byte
+/// boundary whenever the object does (every connector that hands out views
+/// starts objects there). The Python ProxyStore reads the padded line
+/// unchanged (it strips the identifier line); it writes the 3-byte form
+/// (`BS\n`), which is read as before.
+pub const PAYLOAD_ALIGN: usize = crate::mem::ALIGN;
 
-fn header(id: [u8; 2]) -> Bytes {
+/// Shortest header: two letters and a newline.
+const MIN_HEADER: usize = 3;
+
+/// The 3-byte header of `id` (strings and postcard: decoded by a copy, so
+/// their payload's alignment does not matter).
+fn short_header(id: [u8; 2]) -> Bytes {
     match id {
-        BYTES => Bytes::from_static(b"BS\n"),
         STR => Bytes::from_static(b"US\n"),
-        NUMPY => Bytes::from_static(b"NP\n"),
         _ => Bytes::from_static(b"RP\n"),
     }
 }
 
+/// The header of `id` padded to [`PAYLOAD_ALIGN`] bytes (bytes and arrays,
+/// whose payloads are handed out in place).
+fn padded_header(id: [u8; 2]) -> Bytes {
+    static BS: [u8; PAYLOAD_ALIGN] = padded(BYTES);
+    static NP: [u8; PAYLOAD_ALIGN] = padded(NUMPY);
+    match id {
+        NUMPY => Bytes::from_static(&NP),
+        _ => Bytes::from_static(&BS),
+    }
+}
+
+const fn padded(id: [u8; 2]) -> [u8; PAYLOAD_ALIGN] {
+    let mut h = [b' '; PAYLOAD_ALIGN];
+    h[0] = id[0];
+    h[1] = id[1];
+    h[PAYLOAD_ALIGN - 1] = b'\n';
+    h
+}
+
+/// An object encoded elsewhere (the Python ProxyStore writes `BS\n` and
+/// `NP\n`) with its bytes or array header padded to [`PAYLOAD_ALIGN`], so
+/// that a connector storing it hands out an aligned payload. No copy: the
+/// padded header and a slice of `buf`. Anything else is returned as it is.
+pub fn align_header(buf: Bytes) -> Payload {
+    match buf.get(..MIN_HEADER) {
+        Some(b"BS\n") => Payload::new()
+            .with(padded_header(BYTES))
+            .with(buf.slice(MIN_HEADER..)),
+        Some(b"NP\n") => Payload::new()
+            .with(padded_header(NUMPY))
+            .with(buf.slice(MIN_HEADER..)),
+        _ => Payload::from(buf),
+    }
+}
+
 /// Split an encoded buffer into its identifier and payload.
+///
+/// The header is two ASCII letters or digits, then any number of spaces
+/// (the padding of [`PAYLOAD_ALIGN`]), then a newline, at most
+/// [`PAYLOAD_ALIGN`] bytes in all.
 pub fn split(buf: &Bytes) -> Result<([u8; 2], Bytes)> {
-    if buf.len() < HEADER_LEN {
+    if buf.len() < MIN_HEADER {
         return Err(Error::decode(format!(
             "buffer of {} bytes is too short for a format header (truncated or not an encoded object)",
             buf.len()
         )));
     }
-    if buf[2] != b'\n' || !buf[0].is_ascii_alphanumeric() || !buf[1].is_ascii_alphanumeric() {
+    let line = &buf[..buf.len().min(PAYLOAD_ALIGN)];
+    let end = line[2..]
+        .iter()
+        .position(|&c| c != b' ')
+        .map(|i| i + 2)
+        .filter(|&i| line[i] == b'\n');
+    let Some(end) =
+        end.filter(|_| line[0].is_ascii_alphanumeric() && line[1].is_ascii_alphanumeric())
+    else {
         return Err(Error::decode(format!(
             "no format header: starts with {:?} (corrupt, or not written by ProxyStore)",
-            String::from_utf8_lossy(&buf[..HEADER_LEN.min(buf.len())])
+            String::from_utf8_lossy(&buf[..MIN_HEADER])
         )));
-    }
-    Ok(([buf[0], buf[1]], buf.slice(HEADER_LEN..)))
+    };
+    Ok(([buf[0], buf[1]], buf.slice(end + 1..)))
 }
 
 fn id_name(id: [u8; 2]) -> String {
@@ -115,16 +172,16 @@ macro_rules! numpy_vec_types {
 pub fn encode<T: Object>(obj: &T) -> Result<Payload> {
     let any = obj as &dyn Any;
     if let Some(b) = any.downcast_ref::<Bytes>() {
-        return Ok(Payload::new().with(header(BYTES)).with(b.clone()));
+        return Ok(Payload::new().with(padded_header(BYTES)).with(b.clone()));
     }
     if let Some(v) = any.downcast_ref::<Vec<u8>>() {
         return Ok(Payload::new()
-            .with(header(BYTES))
+            .with(padded_header(BYTES))
             .with(Bytes::copy_from_slice(v)));
     }
     if let Some(s) = any.downcast_ref::<String>() {
         return Ok(Payload::new()
-            .with(header(STR))
+            .with(short_header(STR))
             .with(Bytes::copy_from_slice(s.as_bytes())));
     }
     if let Some(a) = any.downcast_ref::<NdArray>() {
@@ -139,7 +196,7 @@ pub fn encode<T: Object>(obj: &T) -> Result<Payload> {
     }
     numpy_vec_types!(try_vec);
     let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(b"RP\n");
+    out.extend_from_slice(&short_header(POSTCARD));
     let out = postcard::to_extend(obj, out).map_err(|e| Error::Encode {
         reason: format!("postcard cannot encode {}: {e}", std::any::type_name::<T>()),
     })?;
@@ -399,7 +456,7 @@ impl NdArray {
                 ),
             });
         }
-        let mut h = b"NP\n".to_vec();
+        let mut h = padded_header(NUMPY).to_vec();
         h.extend_from_slice(&self.npy_header());
         Ok(Payload::new().with(h).with(self.data.clone()))
     }
@@ -491,10 +548,72 @@ mod tests {
 
     #[test]
     fn python_compatible_prefixes() {
-        assert_eq!(&enc(&Bytes::from_static(b"abc"))[..], b"BS\nabc");
-        assert_eq!(&enc(&b"abc".to_vec())[..], b"BS\nabc");
+        // Python's `deserialize` reads `readline().strip()`: the padded
+        // line names the same serializer as `BS\n`.
+        let bs = format!("BS{}\nabc", " ".repeat(61));
+        assert_eq!(&enc(&Bytes::from_static(b"abc"))[..], bs.as_bytes());
+        assert_eq!(&enc(&b"abc".to_vec())[..], bs.as_bytes());
         assert_eq!(&enc(&"abc".to_string())[..], b"US\nabc");
-        assert!(enc(&vec![1.0f64, 2.0]).starts_with(b"NP\n\x93NUMPY\x01\x00"));
+        let np = enc(&vec![1.0f64, 2.0]);
+        assert!(np.starts_with(b"NP  "));
+        assert_eq!(&np[63..72], b"\n\x93NUMPY\x01\x00");
+        // And what Python writes decodes as before.
+        assert_eq!(
+            decode::<Bytes>(Bytes::from_static(b"BS\nabc")).unwrap(),
+            &b"abc"[..]
+        );
+        assert_eq!(
+            decode::<Bytes>(Bytes::from_static(b"BS   \n  x")).unwrap(),
+            &b"  x"[..]
+        );
+    }
+
+    #[test]
+    fn align_header_pads_python_headers_only() {
+        let py = Bytes::from_static(b"BS\nabc");
+        let p = align_header(py.clone()).to_bytes();
+        assert_eq!(p, enc(&Bytes::from_static(b"abc")));
+        let np = Bytes::from_static(b"NP\n\x93NUMPY");
+        assert_eq!(
+            &align_header(np).to_bytes()[..],
+            &padded(NUMPY)[..]
+                .iter()
+                .chain(b"\x93NUMPY")
+                .copied()
+                .collect::<Vec<_>>()[..]
+        );
+        for other in [&b"US\nabc"[..], b"PK\n\x80", b"B", b""] {
+            let b = Bytes::copy_from_slice(other);
+            assert_eq!(align_header(b.clone()).to_bytes(), b);
+        }
+    }
+
+    /// Byte strings and arrays start [`PAYLOAD_ALIGN`] bytes (or a multiple)
+    /// into the encoded object, whatever their size.
+    #[test]
+    fn payloads_of_bytes_and_arrays_are_aligned() {
+        for n in [0usize, 1, 3, 64, 1000] {
+            let e = enc(&Bytes::from(vec![7u8; n]));
+            assert_eq!(e.len(), PAYLOAD_ALIGN + n);
+            let d: Bytes = decode(e.clone()).unwrap();
+            assert_eq!(d.as_ptr() as usize - e.as_ptr() as usize, PAYLOAD_ALIGN);
+            let a = NdArray::from_slice(&vec![1.5f64; n]);
+            let e = enc(&a);
+            let d: NdArray = decode(e.clone()).unwrap();
+            assert_eq!(
+                (d.data.as_ptr() as usize - e.as_ptr() as usize) % PAYLOAD_ALIGN,
+                0
+            );
+            assert_eq!(d, a);
+        }
+        // A header line longer than the alignment is not one.
+        let long = format!("BS{}\nx", " ".repeat(62));
+        let e = decode::<Bytes>(Bytes::from(long)).unwrap_err().to_string();
+        assert!(e.contains("no format header"), "{e}");
+        let e = decode::<Bytes>(Bytes::from_static(b"BS  x\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no format header"), "{e}");
     }
 
     #[test]
@@ -504,7 +623,7 @@ mod tests {
         let d: Bytes = decode(e.clone()).unwrap();
         assert_eq!(d, b);
         // Zero-copy: the decoded bytes point into the encoded buffer.
-        assert_eq!(d.as_ptr(), e[3..].as_ptr());
+        assert_eq!(d.as_ptr(), e[PAYLOAD_ALIGN..].as_ptr());
         assert_eq!(
             decode::<String>(enc(&"héllo".to_string())).unwrap(),
             "héllo"
@@ -655,9 +774,10 @@ mod tests {
     #[test]
     fn npy_header_is_aligned() {
         let e = enc(&vec![1.0f64; 3]);
-        let hlen = u16::from_le_bytes([e[3 + 8], e[3 + 9]]) as usize;
+        let h = PAYLOAD_ALIGN;
+        let hlen = u16::from_le_bytes([e[h + 8], e[h + 9]]) as usize;
         assert_eq!((10 + hlen) % 64, 0);
-        assert_eq!(e[3 + 10 + hlen - 1], b'\n');
+        assert_eq!(e[h + 10 + hlen - 1], b'\n');
     }
 
     #[test]

@@ -62,12 +62,12 @@ impl Payload {
         match self.parts.as_slice() {
             [] => Bytes::new(),
             [one] => one.clone(),
-            many => {
-                let mut v = Vec::with_capacity(self.len);
-                for p in many {
-                    v.extend_from_slice(p);
-                }
-                Bytes::from(v)
+            // Joined in an aligned buffer, so that the payload after a
+            // padded codec header stays aligned (the local connector keeps this).
+            _ => {
+                let mut buf = crate::mem::AlignedBuf::zeroed(self.len);
+                self.copy_to_slice(buf.as_mut_slice());
+                buf.into_bytes()
             }
         }
     }

@@ -145,12 +145,21 @@ pub fn connector_config_from_url(url: &str) -> Result<ConnectorConfig> {
 /// # Ok::<(), proxy_core::Error>(())
 /// ```
 pub fn store_config_from_url(name: &str, url: &str) -> Result<StoreConfig> {
-    let (connector_url, cache) = take_store_keys(url)?;
-    let mut config = StoreConfig::new(name, connector_config_from_url(&connector_url)?);
+    let (connector, cache) = connector_config_from_store_url(url)?;
+    let mut config = StoreConfig::new(name, connector);
     if let Some(bytes) = cache {
         config.cache_bytes = bytes;
     }
     Ok(config)
+}
+
+/// The connector configuration of a store URL and its `cache=SIZE` budget
+/// (`None` when the URL has no `cache` key): for bindings whose stores are
+/// not [`crate::Store`]s (the Python ProxyStore's) and that apply the budget
+/// their own way.
+pub fn connector_config_from_store_url(url: &str) -> Result<(ConnectorConfig, Option<u64>)> {
+    let (connector_url, cache) = take_store_keys(url)?;
+    Ok((connector_config_from_url(&connector_url)?, cache))
 }
 
 /// `url` without its `cache=` query pairs, and the last one's size.

@@ -7,12 +7,15 @@
 //!   of the UCX connector, a file mapping) exposed through Python's buffer
 //!   protocol, read-only, without a copy;
 //! - `put` of a `bytes` object hands the object's memory to the connector
-//!   without a copy (other bytes-like objects are copied once).
+//!   without a copy (other bytes-like objects are copied once); the Python
+//!   ProxyStore's `BS\n` and `NP\n` headers are stored padded to 64 bytes
+//!   (`proxy_core::codec::align_header`, which Python reads unchanged), so
+//!   the payload a later `get` hands out is 64-byte aligned.
 
 use std::ffi::{c_int, c_void};
 
 use bytes::Bytes;
-use proxy_core::{ConnectorConfig, DynConnector, Key, Payload, registry};
+use proxy_core::{ConnectorConfig, DynConnector, Key, codec, registry};
 use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
@@ -160,6 +163,43 @@ impl Connector {
         Ok(Connector { inner })
     }
 
+    /// The connector of a store URL and the store's cache budget from its
+    /// `cache=SIZE` query key (`None` when the URL has none), the URL parsed
+    /// as the `proxystore` tool and the C ABI parse it.
+    #[staticmethod]
+    fn from_store_url(py: Python<'_>, url: &str) -> PyResult<(Self, Option<u64>)> {
+        let (inner, cache) = py
+            .detach(|| {
+                let (connector, cache) = registry::connector_config_from_store_url(url)?;
+                Ok::<_, proxy_core::Error>((registry::connector_from_config(&connector)?, cache))
+            })
+            .map_err(py_err)?;
+        Ok((Connector { inner }, cache))
+    }
+
+    /// Whether keys can be minted before their object is stored
+    /// ([`Connector::new_key`], [`Connector::set`]).
+    #[getter]
+    fn deferrable(&self) -> bool {
+        self.inner.as_deferrable().is_some()
+    }
+
+    /// A new key with no object yet (deferrable connectors).
+    fn new_key<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let d = self.deferrable_or_err()?;
+        let key = py.detach(|| d.new_key()).map_err(py_err)?;
+        Ok(PyBytes::new(py, key.as_bytes()))
+    }
+
+    /// Store `obj` under `key` (from `new_key`, or replace the object of a
+    /// key from `put`), deferrable connectors.
+    fn set(&self, key: &[u8], obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        let d = self.deferrable_or_err()?;
+        let key = Key::from_bytes(Bytes::copy_from_slice(key));
+        let data = codec::align_header(to_bytes(obj)?);
+        obj.py().detach(|| d.set(&key, data)).map_err(py_err)
+    }
+
     /// The connector kind.
     #[getter]
     fn kind(&self) -> &'static str {
@@ -174,7 +214,7 @@ impl Connector {
     /// Store one bytes-like object; returns its key (bytes).
     fn put<'py>(&self, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
         let py = obj.py();
-        let data = Payload::from(to_bytes(obj)?);
+        let data = codec::align_header(to_bytes(obj)?);
         let key = py.detach(|| self.inner.put(data)).map_err(py_err)?;
         Ok(PyBytes::new(py, key.as_bytes()))
     }
@@ -187,7 +227,7 @@ impl Connector {
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let data = objs
             .iter()
-            .map(|o| to_bytes(o).map(Payload::from))
+            .map(|o| to_bytes(o).map(codec::align_header))
             .collect::<PyResult<Vec<_>>>()?;
         let keys = py.detach(|| self.inner.put_batch(data)).map_err(py_err)?;
         Ok(keys
@@ -239,6 +279,17 @@ impl Connector {
 
     fn __repr__(&self) -> String {
         format!("<proxystore_rs Connector {:?}>", self.inner)
+    }
+}
+
+impl Connector {
+    fn deferrable_or_err(&self) -> PyResult<&dyn proxy_core::Deferrable> {
+        self.inner.as_deferrable().ok_or_else(|| {
+            ProxyStoreRsError::new_err(format!(
+                "a {} connector cannot mint keys (its keys are where the object was stored)",
+                self.inner.kind()
+            ))
+        })
     }
 }
 

@@ -102,6 +102,17 @@ def ucx_server(tmp_path_factory):
     proc.wait(10)
 
 
+def start_python(code: str) -> subprocess.Popen:
+    """Start ``code`` in a new Python process (this interpreter), its
+    stdin, stdout and stderr piped."""
+    env = dict(os.environ)
+    env.setdefault('UCX_TLS', 'shm,cma,self')
+    return subprocess.Popen(
+        [sys.executable, '-c', code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=env,
+    )
+
+
 def run_python(code: str, stdin: bytes = b'', timeout: float = 60) -> bytes:
     """Run ``code`` in a new Python process (this interpreter); its stdout."""
     env = dict(os.environ)
@@ -112,3 +123,20 @@ def run_python(code: str, stdin: bytes = b'', timeout: float = 60) -> bytes:
     if r.returncode != 0:
         raise AssertionError(f'child failed ({r.returncode}): {r.stderr.decode()}')
     return r.stdout
+
+
+@pytest.fixture(params=['file', 'redis', 'ucx'])
+def connector(request, tmp_path):
+    """One of our connectors of each kind (file, Redis, UCX), closed after the test."""
+    from proxystore_rs import FileConnector, RedisConnector, UcxConnector
+
+    kind = request.param
+    if kind == 'file':
+        c = FileConnector(str(tmp_path / 'store'))
+    elif kind == 'redis':
+        host, port = request.getfixturevalue('redis_server')
+        c = RedisConnector(host, port)
+    else:
+        c = UcxConnector(request.getfixturevalue('ucx_server'))
+    yield c
+    c.close()

@@ -17,29 +17,12 @@ from proxystore.store.config import StoreConfig
 from proxystore.store.utils import get_key
 
 import proxystore_rs
-from proxystore_rs import FileConnector, RedisConnector, RustKey, UcxConnector
+from proxystore_rs import RedisConnector, RustKey
 
 from conftest import run_python
 
-KINDS = ['file', 'redis', 'ucx']
-
-
 def test_real_proxystore_1_1():
     assert proxystore.__version__.startswith('1.1.'), proxystore.__version__
-
-
-@pytest.fixture(params=KINDS)
-def connector(request, tmp_path):
-    kind = request.param
-    if kind == 'file':
-        c = FileConnector(str(tmp_path / 'store'))
-    elif kind == 'redis':
-        host, port = request.getfixturevalue('redis_server')
-        c = RedisConnector(host, port)
-    else:
-        c = UcxConnector(request.getfixturevalue('ucx_server'))
-    yield c
-    c.close()
 
 
 def test_implements_the_connector_protocol(connector):

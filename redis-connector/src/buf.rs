@@ -16,7 +16,7 @@
 //! 100 MB get from ~0.17 s to ~0.55 s.
 
 use bytes::Bytes;
-use proxy_core::mem::{AnonAllocator, BufferPool, PoolBuf};
+use proxy_core::mem::{AlignedBuf, AnonAllocator, BufferPool, PoolBuf};
 
 /// Values at least this large are received into pooled mappings.
 pub(crate) const POOL_THRESHOLD: usize = 256 << 10;
@@ -37,9 +37,11 @@ impl Pool {
     }
 }
 
-/// A buffer of exactly `len` writable bytes.
+/// A buffer of exactly `len` writable bytes, starting on a 64-byte boundary
+/// (pooled mappings start on a page), so that payloads after the codec's
+/// padded header are aligned (`proxy_core::codec::PAYLOAD_ALIGN`).
 pub(crate) enum RecvBuf {
-    Heap(Vec<u8>),
+    Heap(AlignedBuf),
     Pooled(PoolBuf<AnonAllocator>),
 }
 
@@ -50,20 +52,19 @@ impl RecvBuf {
                 return RecvBuf::Pooled(b);
             }
         }
-        // Zeroed: large sizes come from calloc/mmap and need no memset.
-        RecvBuf::Heap(vec![0u8; len])
+        RecvBuf::Heap(AlignedBuf::zeroed(len))
     }
 
     pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
         match self {
-            RecvBuf::Heap(v) => v,
+            RecvBuf::Heap(v) => v.as_mut_slice(),
             RecvBuf::Pooled(b) => b.as_mut_slice(),
         }
     }
 
     pub(crate) fn into_bytes(self) -> Bytes {
         match self {
-            RecvBuf::Heap(v) => Bytes::from(v),
+            RecvBuf::Heap(v) => v.into_bytes(),
             RecvBuf::Pooled(b) => {
                 let len = b.len();
                 b.into_bytes(0..len)
@@ -89,8 +90,12 @@ mod tests {
         assert!(pool.0.idle_bytes() >= 3 << 20);
         let b = RecvBuf::new(3 << 20, &pool).into_bytes();
         assert_eq!((b.as_ptr(), b.len()), (ptr, 3 << 20));
-        // Small values are plain heap buffers.
+        // Small values are heap buffers; every buffer is aligned.
         assert!(matches!(RecvBuf::new(100, &pool), RecvBuf::Heap(_)));
+        for len in [1, 100, 3 << 20] {
+            let b = RecvBuf::new(len, &pool).into_bytes();
+            assert_eq!(b.as_ptr() as usize % 64, 0, "{len}");
+        }
         drop(b);
         pool.clear();
         assert_eq!(pool.0.idle_bytes(), 0);

@@ -419,9 +419,10 @@ pub(crate) fn copy_checked(map: &Mapping, k: &ObjectKey) -> Option<Bytes> {
     let start = k.offset as usize;
     let len = k.len as usize;
     let wire = &map.as_slice()[start..start + layout::HEADER + len + layout::TRAILER];
-    let mut buf = vec![0u8; wire.len()];
-    copy_shared(wire, &mut buf);
-    if !layout::header_matches(&buf, k.id, k.len)
+    let mut aligned = proxy_core::mem::AlignedBuf::zeroed(wire.len());
+    let buf = aligned.as_mut_slice();
+    copy_shared(wire, buf);
+    if !layout::header_matches(buf, k.id, k.len)
         || !layout::trailer_matches(&buf[layout::HEADER + len..], k.id)
     {
         return None;
@@ -434,7 +435,11 @@ pub(crate) fn copy_checked(map: &Mapping, k: &ObjectKey) -> Option<Bytes> {
     if !layout::header_matches(&h, k.id, k.len) {
         return None;
     }
-    Some(Bytes::from(buf).slice(layout::HEADER..layout::HEADER + len))
+    Some(
+        aligned
+            .into_bytes()
+            .slice(layout::HEADER..layout::HEADER + len),
+    )
 }
 
 /// What a mapped get of one key came to.

@@ -142,9 +142,13 @@ impl FileConnector {
         if len >= MMAP_THRESHOLD {
             return crate::mem::Mmap::file(&f, len).map(|m| Some(Bytes::from_owner(m)));
         }
-        let mut buf = Vec::with_capacity(len);
-        f.read_to_end(&mut buf)?;
-        Ok(Some(Bytes::from(buf)))
+        // Aligned as the mapping is, so that payloads start on a 64-byte
+        // boundary (see `proxy_core::mem::ALIGN`). A file that grew since
+        // `metadata` was read is a writer's temporary file, never a final one
+        // (objects are renamed into place whole).
+        let mut buf = crate::mem::AlignedBuf::zeroed(len);
+        f.read_exact(buf.as_mut_slice())?;
+        Ok(Some(buf.into_bytes()))
     }
 }
 

@@ -7,10 +7,12 @@
 //! get slices, `Bytes` ([`PoolBuf::into_bytes`], no copy) and, for fabrics,
 //! the start address of a region they registered themselves.
 
+mod aligned;
 mod inotify;
 mod mmap;
 mod pool;
 
+pub use aligned::{ALIGN, AlignedBuf};
 pub use inotify::DirWatch;
 pub use mmap::Mmap;
 pub use pool::{Allocator, AnonAllocator, BufferPool, LARGE, PoolBuf, Region, size_class};
