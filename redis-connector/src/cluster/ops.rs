@@ -190,11 +190,16 @@ impl RedisClusterConnector {
         for _ in 0..CHUNK_RETRIES {
             let (size, chunk) = match self.manifest(op, name, false)? {
                 Manifest::Gone => return Ok(None),
-                // Replaced by a plain value since the GET: read it again.
+                // Neither a string (GET said so) nor a hash (a list, a set).
                 Manifest::Plain => {
-                    return self
-                        .get_names(op, &[name.to_vec()])
-                        .map(|mut v| v.remove(0));
+                    return Err(Error::permanent(
+                        KIND,
+                        op,
+                        format!(
+                            "{}: WRONGTYPE: holds neither a value nor a chunk manifest",
+                            String::from_utf8_lossy(name)
+                        ),
+                    ));
                 }
                 Manifest::Chunked(s, c) => (s, c),
             };

@@ -59,6 +59,13 @@ impl RedisCluster {
                         // Reads of other slots go on while one fails over.
                         "--cluster-require-full-coverage",
                         "no",
+                        // Replicas sync at once (the default waits 5 s for
+                        // more replicas), so a fresh cluster can fail over.
+                        "--repl-diskless-sync-delay",
+                        "0",
+                        // DEBUG SEGFAULT from the test (loopback only).
+                        "--enable-debug-command",
+                        "local",
                     ],
                 )
             })
@@ -80,7 +87,61 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         cluster.wait_ok(Duration::from_secs(30));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cluster.replicas_up() < 3 {
+            assert!(
+                Instant::now() < deadline,
+                "the replicas did not synchronize in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         cluster
+    }
+
+    /// `INFO replication` of the server on `port`.
+    fn replication(&self, port: u16) -> String {
+        let a = ["-p", &port.to_string(), "info", "replication"].map(String::from);
+        String::from_utf8_lossy(&self.cli_out(&a).stdout).into_owned()
+    }
+
+    /// How many live servers are replicas synchronized with their master.
+    pub fn replicas_up(&self) -> usize {
+        self.servers
+            .iter()
+            .filter(|s| s.pid().is_some())
+            .filter(|s| self.replication(s.port).contains("master_link_status:up"))
+            .count()
+    }
+
+    /// Wait until every replica has received everything its master wrote
+    /// (replication is asynchronous: a write not yet sent is lost with its
+    /// master).
+    pub fn wait_replicated(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for (_, port) in self.masters() {
+            loop {
+                let info = self.replication(port);
+                let field = |name: &str| {
+                    info.lines()
+                        .find_map(|l| l.trim().strip_prefix(name))
+                        .map(str::to_string)
+                };
+                let master: Option<u64> = field("master_repl_offset:").and_then(|v| v.parse().ok());
+                let replicas: Vec<u64> = info
+                    .lines()
+                    .filter(|l| l.starts_with("slave") && l.contains("offset="))
+                    .filter_map(|l| l.split("offset=").nth(1)?.split(',').next()?.parse().ok())
+                    .collect();
+                if !replicas.is_empty() && replicas.iter().all(|&o| Some(o) == master) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "replicas of {port} did not catch up: {info}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 
     /// Run `redis-cli` with these arguments (its output returned).
@@ -104,8 +165,10 @@ impl RedisCluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Wait until `redis-cli --cluster check` passes on a live node and
-    /// every live node reports `cluster_state:ok`.
+    /// Wait until `redis-cli --cluster check` passes on a live node, every
+    /// live node reports `cluster_state:ok` and every live replica has
+    /// synchronized with its master (a replica that never did cannot be
+    /// promoted).
     pub fn wait_ok(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
@@ -119,6 +182,9 @@ impl RedisCluster {
                 let mut a = vec!["-p".to_string(), p.to_string()];
                 a.extend(["cluster", "info"].map(String::from));
                 String::from_utf8_lossy(&self.cli_out(&a).stdout).contains("cluster_state:ok")
+            }) && live.iter().all(|&p| {
+                let info = self.replication(p);
+                info.contains("role:master") || info.contains("master_link_status:up")
             }) && {
                 let a = ["--cluster", "check", &format!("127.0.0.1:{}", live[0])].map(String::from);
                 let out = self.cli_out(&a);
@@ -148,7 +214,8 @@ impl RedisCluster {
         RedisClusterConnector::builder(self.seeds())
     }
 
-    /// `(node id, port)` of every master, from `CLUSTER NODES` of a live node.
+    /// `(node id, port)` of every master that serves slots, from
+    /// `CLUSTER NODES` of a live node.
     pub fn masters(&self) -> Vec<(String, u16)> {
         let live = self
             .servers
@@ -157,9 +224,12 @@ impl RedisCluster {
             .expect("a live node");
         self.cli(live.port, &["cluster", "nodes"])
             .lines()
-            .filter(|l| l.contains("master") && !l.contains("fail"))
             .filter_map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
+                // id addr flags master ping pong epoch link slots...
+                if !f.get(2)?.contains("master") || f[2].contains("fail") || f.len() < 9 {
+                    return None;
+                }
                 let port = f.get(1)?.split(['@', ':']).nth(1)?.parse().ok()?;
                 Some((f[0].to_string(), port))
             })
