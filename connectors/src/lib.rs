@@ -8,8 +8,8 @@
 //!
 //! The crate graph stays one-way: this crate depends on the connectors, the
 //! connectors never depend on it (nor on each other). Each connector is a
-//! cargo feature (`redis`, `ucx`, `ofi`, `daos`, `margo`; all on by
-//! default). Connectors whose native library is loaded at run time (DAOS,
+//! cargo feature (`redis` (with `redis+cluster`), `ucx`, `ofi`, `daos`,
+//! `margo`; all on by default). Connectors whose native library is loaded at run time (DAOS,
 //! Margo) are always registered when linked: opening their URLs without the
 //! library fails with a message naming what to install, never "unknown scheme".
 //!
@@ -35,6 +35,8 @@ pub const SCHEMES: &[&str] = &[
     "ofi",
     #[cfg(feature = "redis")]
     "redis",
+    #[cfg(feature = "redis")]
+    "redis+cluster",
     #[cfg(feature = "ucx")]
     "ucx",
 ];
@@ -131,6 +133,7 @@ mod tests {
         for url in [
             "file:///dev/shm/x",
             "redis://127.0.0.1:6379/0",
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
             "ucx://127.0.0.1:7700",
             "ofi://127.0.0.1:7701",
             "margo://127.0.0.1:7702",
