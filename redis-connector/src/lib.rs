@@ -1,5 +1,8 @@
 //! # redis-connector
 //!
+//! Two connectors: [`RedisConnector`], one Redis server (below), and
+//! [`RedisClusterConnector`], a Redis Cluster (see its docs).
+//!
 //! A [`Connector`] for proxystore-rs that keeps objects in a Redis server,
 //! compatible with the Python ProxyStore's `RedisConnector`
 //! (`proxystore.connectors.redis`): an object one side stores is read by the
@@ -75,6 +78,7 @@
 //! | `buf` | the recycled receive buffers of large values |
 //! | `error` | how Redis failures map to `proxy_core::Error` |
 //! | `url` | `redis://` store URLs |
+//! | `cluster` | [`RedisClusterConnector`] (`redis+cluster://`): slots, routing and redirects (`route`), pipelined commands (`cmd`), chunked objects and the operations (`ops`), options, URLs |
 //!
 //! [`Connector`]: proxy_core::Connector
 //! [`Connector::config`]: proxy_core::Connector::config

@@ -1,32 +1,5 @@
-//! [`RedisClusterConnector`]: objects in a Redis Cluster.
-//!
-//! - **Routing.** Every key name is `prefix{uuid}`: its hash tag is the
-//!   object's UUID, so an object's key and all of its chunks live in one
-//!   slot. The slot map is read with `CLUSTER SLOTS` from any reachable node
-//!   (the configured seeds, then the masters learned), at first use and
-//!   again after a `MOVED` or an unreachable master.
-//! - **Redirects.** `MOVED` updates the slot map and refreshes it; `ASK`
-//!   (a slot being migrated) sends that one command to the importing node
-//!   after `ASKING`; `TRYAGAIN`, `CLUSTERDOWN` and a master that cannot be
-//!   reached (a failover under way) are retried with a growing pause until
-//!   [`failover_timeout_ms`](ClusterOptions::failover_timeout_ms), then fail
-//!   with a temporary error. When no node of the cluster answers at all an
-//!   operation fails at once (temporary).
-//! - **Batches.** `put_batch` and `get_batch` are one pipeline per node
-//!   (all commands sent, then all replies read): one round trip per node,
-//!   not per object. (`MGET`/`MSET` cannot span slots.)
-//! - **Large objects.** An object larger than
-//!   [`chunk_size`](ClusterOptions::chunk_size) (default 64 MiB) is stored as
-//!   chunks `prefix{uuid}:0`, `:1`, ... and then, last, a manifest hash under
-//!   `prefix{uuid}` (fields `size`, `chunk`), so a reader sees the whole
-//!   object or nothing. A get whose `GET` meets the hash (`WRONGTYPE`) reads
-//!   the manifest, then receives the chunks straight into one pooled buffer
-//!   of the object's size: the returned `Bytes` is that one buffer.
-//! - **Not deferrable** (no proxy futures): keys are minted by `put` only.
-//!
-//! The data path is the Redis connector's: the minimal RESP reader, values
-//! written from the payload's own buffers, large values received into
-//! recycled buffers.
+//! [`RedisClusterConnector`]: objects in a Redis Cluster (see its docs for
+//! the layout, routing and guarantees).
 
 mod cmd;
 mod ops;
@@ -56,7 +29,35 @@ use crate::{PASSWORD_ENV, buf};
 pub const CLUSTER_KIND: &str = "redis+cluster";
 pub(crate) const KIND: &str = CLUSTER_KIND;
 
-/// Objects in a Redis Cluster (see the [module docs](self)).
+/// Objects in a Redis Cluster.
+///
+/// - **Routing.** Every key name is `prefix{uuid}`: its hash tag is the
+///   object's UUID, so an object's key and all of its chunks live in one
+///   slot. The slot map is read with `CLUSTER SLOTS` from any reachable node
+///   (the configured seeds, then the masters learned), at first use and
+///   again after a `MOVED` or an unreachable master.
+/// - **Redirects.** `MOVED` updates the slot map and refreshes it; `ASK`
+///   (a slot being migrated) sends that one command to the importing node
+///   after `ASKING`; `TRYAGAIN`, `CLUSTERDOWN` and a master that cannot be
+///   reached (a failover under way) are retried with a growing pause until
+///   [`failover_timeout_ms`](ClusterOptions::failover_timeout_ms), then fail
+///   with a temporary error. When no node of the cluster answers at all an
+///   operation fails at once (temporary).
+/// - **Batches.** `put_batch` and `get_batch` are one pipeline per node
+///   (all commands sent, then all replies read): one round trip per node,
+///   not per object. (`MGET`/`MSET` cannot span slots.)
+/// - **Large objects.** An object larger than
+///   [`chunk_size`](ClusterOptions::chunk_size) (default 64 MiB) is stored as
+///   chunks `prefix{uuid}:0`, `:1`, ... and then, last, a manifest hash under
+///   `prefix{uuid}` (fields `size`, `chunk`), so a reader sees the whole
+///   object or nothing. A get whose `GET` meets the hash (`WRONGTYPE`) reads
+///   the manifest, then receives the chunks straight into one pooled buffer
+///   of the object's size: the returned `Bytes` is that one buffer.
+/// - **Not deferrable** (no proxy futures): keys are minted by `put` only.
+///
+/// The data path is the Redis connector's: the minimal RESP reader, values
+/// written from the payload's own buffers, large values received into
+/// recycled buffers.
 pub struct RedisClusterConnector {
     pub(crate) opts: ClusterOptions,
     /// Resolved password (config or environment); never printed.
