@@ -82,16 +82,25 @@ fn io_error(op: &'static str, what: &str, e: std::io::Error, after: Duration) ->
     }
 }
 
+impl EndpointOptions {
+    /// These endpoints, every other option at its default.
+    pub fn new(endpoints: Vec<String>) -> Self {
+        EndpointOptions {
+            endpoints,
+            proxystore_dir: None,
+            connect_timeout_ms: default_connect_ms(),
+            timeout_ms: default_timeout_ms(),
+        }
+    }
+}
+
 impl EndpointConnector {
     /// Connect to the first of `endpoints` (UUIDs) configured on this host
     /// that answers with its UUID.
     pub fn new<S: Into<String>>(endpoints: impl IntoIterator<Item = S>) -> Result<Self> {
-        Self::from_options(EndpointOptions {
-            endpoints: endpoints.into_iter().map(Into::into).collect(),
-            proxystore_dir: None,
-            connect_timeout_ms: default_connect_ms(),
-            timeout_ms: default_timeout_ms(),
-        })
+        Self::from_options(EndpointOptions::new(
+            endpoints.into_iter().map(Into::into).collect(),
+        ))
     }
 
     /// From options: find the local endpoint as ProxyStore does.

@@ -12,6 +12,7 @@
 //! | `key` | [`EndpointKey`] (Python's `EndpointKey(object_id, endpoint_id)`) |
 //! | `discover` | endpoint configurations under ProxyStore's home directory |
 //! | `http` | the minimal HTTP/1.1 client |
+//! | `url` | `endpoint://UUID[,UUID...]` store URLs |
 
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ mod connector;
 mod discover;
 mod http;
 mod key;
+mod url;
 
 pub use connector::{EndpointConnector, EndpointOptions};
 pub use key::EndpointKey;
@@ -26,7 +28,9 @@ pub use key::EndpointKey;
 /// The connector kind, as used in configurations.
 pub const KIND: &str = "endpoint";
 
-/// Register the `endpoint` connector kind in this process. Idempotent.
+/// Register the `endpoint` connector kind and the
+/// `endpoint://UUID[,UUID...]` store URL scheme in this process. Idempotent.
 pub fn register() {
     proxy_core::registry::register_connector::<EndpointConnector>();
+    proxy_core::registry::register_scheme(KIND, url::config_from_url);
 }
