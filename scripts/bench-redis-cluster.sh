@@ -7,6 +7,8 @@
 #   bash scripts/bench-redis-cluster.sh [OUT_DIR] [-- extra proxystore-bench store options]
 #
 # Builds proxystore-bench (release) unless PROXYSTORE_BENCH_BIN names it.
+# REPLICAS=0 makes a cluster of 3 masters without replicas (to see what
+# replication costs the writes).
 # Writes OUT_DIR/store.csv (default results/redis-cluster-<date>) and the
 # load average before and after (uptime) to OUT_DIR/load.txt.
 set -euo pipefail
@@ -49,14 +51,15 @@ start() { # port, extra options...
   echo "redis-server on $port did not start: $(tail -5 "$dir/$port/log")" >&2; exit 1
 }
 single=$(free_port); start "$single"
+replicas=${REPLICAS:-1}
 nodes=()
-for _ in 1 2 3 4 5 6; do
+for _ in $(seq $((3 * (replicas + 1)))); do
   p=$(free_port)
   start "$p" --cluster-enabled yes --cluster-config-file nodes.conf \
     --cluster-node-timeout 2000 --repl-diskless-sync-delay 0
   nodes+=("127.0.0.1:$p")
 done
-redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >/dev/null
+redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$replicas" --cluster-yes >/dev/null
 for _ in $(seq 150); do
   redis-cli --cluster check "${nodes[0]}" 2>/dev/null | grep -q '\[OK\] All 16384 slots covered' &&
     ! redis-cli --cluster check "${nodes[0]}" | grep -q '\[ERR\]' && break
