@@ -27,6 +27,26 @@ fn data(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Store objects `0..n` with `len(i)` bytes each; their keys and bytes.
+fn store_objects(
+    c: &RedisClusterConnector,
+    n: u64,
+    len: impl Fn(u64) -> usize,
+) -> Vec<(Key, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let d = data(i, len(i));
+            (c.put(Payload::from(d.clone())).unwrap(), d)
+        })
+        .collect()
+}
+
+/// One object put and read back.
+fn round_trip(c: &RedisClusterConnector, seed: u64, len: usize) {
+    let k = c.put(Payload::from(data(seed, len))).unwrap();
+    assert_eq!(c.get(&k).unwrap().unwrap(), data(seed, len));
+}
+
 /// No node listens: every operation fails fast with a temporary error
 /// naming the seeds.
 #[test]
@@ -84,8 +104,7 @@ fn dead_seed_is_skipped() {
     let c = RedisClusterConnector::new(seeds).unwrap();
     c.ping().unwrap();
     assert_eq!(c.masters().unwrap().len(), 3);
-    let k = c.put(Payload::from(data(1, 1000))).unwrap();
-    assert_eq!(c.get(&k).unwrap().unwrap(), data(1, 1000));
+    round_trip(&c, 1, 1000);
 }
 
 /// A chunked object: evict removes its chunks; a missing chunk or a value
@@ -162,12 +181,7 @@ fn chunked_objects_damaged_and_evicted() {
 fn reshard_under_load() {
     let cluster = RedisCluster::start();
     let c = cluster.builder().chunk_size(64 << 10).build().unwrap();
-    let before: Vec<(Key, Vec<u8>)> = (0..300u64)
-        .map(|i| {
-            let d = data(i, 100 + (i as usize * 997) % 200_000);
-            (c.put(Payload::from(d.clone())).unwrap(), d)
-        })
-        .collect();
+    let before = store_objects(&c, 300, |i| 100 + (i as usize * 997) % 200_000);
     let masters = cluster.masters();
     let (from, to) = (&masters[0], &masters[1]);
     let stop = AtomicBool::new(false);
@@ -276,12 +290,7 @@ fn master_killed_failover() {
         .failover_timeout(failover)
         .build()
         .unwrap();
-    let objs: Vec<(Key, Vec<u8>)> = (0..300u64)
-        .map(|i| {
-            let d = data(i, 1000 + i as usize);
-            (c.put(Payload::from(d.clone())).unwrap(), d)
-        })
-        .collect();
+    let objs = store_objects(&c, 300, |i| 1000 + i as usize);
     // Let the replicas catch up (replication is asynchronous: a write the
     // master acknowledged but had not yet sent to its replica is lost with it).
     cluster.wait_replicated();
@@ -323,8 +332,7 @@ fn master_killed_failover() {
     assert!(!after.contains(&format!("127.0.0.1:{victim}")), "{after:?}");
     assert_ne!(before, after);
     // Writes go to the new master too.
-    let k = c.put(Payload::from(data(9, 500))).unwrap();
-    assert_eq!(c.get(&k).unwrap().unwrap(), data(9, 500));
+    round_trip(&c, 9, 500);
 }
 
 /// A 1 GiB object goes in 16 chunks of 64 MiB and comes back whole.

@@ -66,8 +66,10 @@ pub struct RedisClusterConnector {
     pub(crate) nodes: Mutex<HashMap<Arc<str>, Arc<route::Node>>>,
     /// Which master serves each slot (`None` until first read).
     pub(crate) slots: RwLock<Option<Arc<slots::SlotMap>>>,
-    /// When the slot map was last read.
-    pub(crate) last_refresh: Mutex<Option<Instant>>,
+    /// When the slot map was last read, and the node that answered (asked
+    /// first next time: a dead master that drops packets would otherwise
+    /// cost a connect timeout on every refresh).
+    pub(crate) last_refresh: Mutex<(Option<Instant>, Option<Arc<str>>)>,
     /// Recycled receive buffers of large values.
     pub(crate) recv_pool: Arc<buf::Pool>,
 }
@@ -104,7 +106,7 @@ impl RedisClusterConnector {
             password,
             nodes: Mutex::new(HashMap::new()),
             slots: RwLock::new(None),
-            last_refresh: Mutex::new(None),
+            last_refresh: Mutex::new((None, None)),
             recv_pool: buf::Pool::new(pool),
         })
     }

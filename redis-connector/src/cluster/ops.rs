@@ -374,9 +374,7 @@ impl Connector for RedisClusterConnector {
     }
 
     fn parse_key(&self, s: &str) -> Result<Key> {
-        RedisKey::from_redis_key(s)
-            .map(Key::from)
-            .or_else(|e| Key::from_hex(s).map_err(|_| e))
+        RedisKey::parse_any(s)
     }
 }
 

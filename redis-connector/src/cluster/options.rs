@@ -185,35 +185,7 @@ pub struct ClusterConnectorBuilder {
 }
 
 impl ClusterConnectorBuilder {
-    /// ACL user name.
-    pub fn username(mut self, user: impl Into<String>) -> Self {
-        self.opts.username = Some(user.into());
-        self
-    }
-
-    /// Password (otherwise `PROXYSTORE_REDIS_PASSWORD` is read, if set).
-    pub fn password(mut self, password: impl Into<String>) -> Self {
-        self.opts.password = Some(password.into());
-        self
-    }
-
-    /// Key prefix (default empty).
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.opts.prefix = prefix.into();
-        self
-    }
-
-    /// Connect timeout (default 5 s).
-    pub fn connect_timeout(mut self, t: Duration) -> Self {
-        self.opts.connect_timeout_ms = t.as_millis().max(1) as u64;
-        self
-    }
-
-    /// Operation timeout (default 60 s); `Duration::ZERO` disables it.
-    pub fn timeout(mut self, t: Duration) -> Self {
-        self.opts.timeout_ms = t.as_millis() as u64;
-        self
-    }
+    crate::options::common_setters!("4 GiB");
 
     /// How long an operation waits for its slot's master (default 20 s).
     pub fn failover_timeout(mut self, t: Duration) -> Self {
@@ -224,24 +196,6 @@ impl ClusterConnectorBuilder {
     /// Chunk size of large objects (default 64 MiB).
     pub fn chunk_size(mut self, bytes: u64) -> Self {
         self.opts.chunk_size = bytes;
-        self
-    }
-
-    /// Delete the data on `close` (default false).
-    pub fn clear(mut self, clear: bool) -> Self {
-        self.opts.clear = clear;
-        self
-    }
-
-    /// Largest object accepted (default 4 GiB).
-    pub fn max_object_size(mut self, bytes: u64) -> Self {
-        self.opts.max_object_size = bytes;
-        self
-    }
-
-    /// Receive-buffer bytes kept for reuse (default 256 MiB; 0 disables).
-    pub fn recv_pool_bytes(mut self, bytes: u64) -> Self {
-        self.opts.recv_pool_bytes = bytes;
         self
     }
 

@@ -198,15 +198,21 @@ impl RedisClusterConnector {
     /// unless `force`. Fails (temporary) when no node answers at all.
     pub(crate) fn refresh(&self, op: &'static str, force: bool) -> Result<()> {
         let mut last = self.last_refresh.lock();
-        if !force && last.is_some_and(|t| t.elapsed() < REFRESH_GAP) {
+        if !force && last.0.is_some_and(|t| t.elapsed() < REFRESH_GAP) {
             return Ok(());
         }
-        let mut candidates: Vec<Arc<str>> = self
+        let mut candidates: Vec<Arc<str>> = last.1.iter().cloned().collect();
+        for m in self
             .slots
             .read()
             .as_ref()
             .map(|m| m.masters())
-            .unwrap_or_default();
+            .unwrap_or_default()
+        {
+            if !candidates.contains(&m) {
+                candidates.push(m);
+            }
+        }
         for s in &self.opts.nodes {
             if !candidates.iter().any(|c| c.as_ref() == s) {
                 candidates.push(s.as_str().into());
@@ -222,7 +228,7 @@ impl RedisClusterConnector {
                         match SlotMap::parse(&reply, host) {
                             Ok(m) => {
                                 *self.slots.write() = Some(Arc::new(m));
-                                *last = Some(Instant::now());
+                                *last = (Some(Instant::now()), Some(addr));
                                 return Ok(());
                             }
                             Err(why) => errors.push(format!("{addr}: {why}")),

@@ -68,18 +68,14 @@ pub(crate) fn config_from_url(url: &StoreUrl<'_>) -> Result<ConnectorConfig> {
         .split(',')
         .map(|s| node(url, s.trim()))
         .collect::<Result<Vec<_>>>()?;
-    let (username, password) = match (url.user(), url.password()) {
-        (Some(lone), None) => (None, Some(lone)),
-        (user, password) => (user, password),
-    };
+    let (username, password) = crate::url::credentials(url);
     let mut opts = ClusterOptions::new(nodes);
     opts.username = username.map(str::to_string);
     url.apply_query(KIND, &mut opts, QUERY_KEYS)?;
-    let mut cfg = ConnectorConfig::new(KIND, &opts);
-    if let Some(p) = password {
-        cfg.options["password"] = p.into();
-    }
-    Ok(cfg)
+    Ok(crate::url::with_password(
+        ConnectorConfig::new(KIND, &opts),
+        password,
+    ))
 }
 
 #[cfg(test)]
