@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{NODE_TIMEOUT_MS, RedisCluster};
 use common::free_port;
-use proxy_core::{Connector, Error, Key, Payload};
+use proxy_core::{Connector, Deferrable, Error, Key, Payload};
 use redis_connector::{RedisClusterConnector, RedisKey};
 
 /// Bytes of object `seed` of length `len` (cheap to make and check).
@@ -143,7 +143,10 @@ fn chunked_objects_damaged_and_evicted() {
     // A chunk deleted behind the connector's back.
     let k = c.put(Payload::from(d.clone())).unwrap();
     let uuid2 = RedisKey::from_key(&k).unwrap().redis_key();
-    let chunk = format!("{prefix}{{{uuid2}}}:2");
+    let chunk = cluster
+        .keys(&format!("{prefix}{{{uuid2}}}:*:2"))
+        .pop()
+        .expect("chunk 2");
     let port = cluster
         .masters()
         .iter()
@@ -174,8 +177,8 @@ fn chunked_objects_damaged_and_evicted() {
 }
 
 /// `redis-cli --cluster reshard` moves 4000 slots from one master to
-/// another and back while 8 threads put, get (single and batched) and evict
-/// objects of 100 B to 300 KB (chunks of 64 KiB above that): no operation
+/// another and back while 8 threads put, get (single and batched), replace
+/// (`set`) and evict objects of 100 B to 300 KB (chunks of 64 KiB above that): no operation
 /// fails and no byte is wrong; objects stored before are all read back.
 #[test]
 fn reshard_under_load() {
@@ -237,6 +240,17 @@ fn reshard_under_load() {
                         Ok(_) => fail("get_batch: wrong or lost".into()),
                         Err(e) => fail(format!("get_batch: {e}")),
                     }
+                    // Replace it (deferrable `set`: chunks, then a manifest
+                    // renamed over the name) and read the new bytes.
+                    let d2 = data(!seed, 100 + (seed as usize * 104_729) % 300_000);
+                    match c
+                        .set(&k, Payload::from(d2.clone()))
+                        .and_then(|()| c.get(&k))
+                    {
+                        Ok(Some(b)) if b == d2 => {}
+                        Ok(_) => fail("get after set: wrong or lost".into()),
+                        Err(e) => fail(format!("set: {e}")),
+                    }
                     if let Err(e) = c.evict(&k) {
                         fail(format!("evict: {e}"));
                     }
@@ -245,7 +259,7 @@ fn reshard_under_load() {
                         Ok(Some(_)) => fail("get after evict: still there".into()),
                         Err(e) => fail(format!("get after evict: {e}")),
                     }
-                    ops.fetch_add(5, Ordering::Relaxed);
+                    ops.fetch_add(7, Ordering::Relaxed);
                 }
             });
         }

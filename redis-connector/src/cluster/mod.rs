@@ -1,6 +1,7 @@
 //! [`RedisClusterConnector`]: objects in a Redis Cluster (see its docs for
 //! the layout, routing and guarantees).
 
+mod chunks;
 mod cmd;
 mod ops;
 mod options;
@@ -48,12 +49,14 @@ pub(crate) const KIND: &str = CLUSTER_KIND;
 ///   not per object. (`MGET`/`MSET` cannot span slots.)
 /// - **Large objects.** An object larger than
 ///   [`chunk_size`](ClusterOptions::chunk_size) (default 64 MiB) is stored as
-///   chunks `prefix{uuid}:0`, `:1`, ... and then, last, a manifest hash under
-///   `prefix{uuid}` (fields `size`, `chunk`), so a reader sees the whole
+///   chunks `prefix{uuid}:GEN:0`, `:GEN:1`, ... and then, last, a manifest
+///   hash under `prefix{uuid}` (fields `size`, `chunk`, `gen`), so a reader sees the whole
 ///   object or nothing. A get whose `GET` meets the hash (`WRONGTYPE`) reads
 ///   the manifest, then receives the chunks straight into one pooled buffer
 ///   of the object's size: the returned `Bytes` is that one buffer.
-/// - **Not deferrable** (no proxy futures): keys are minted by `put` only.
+/// - **Deferrable** (proxy futures): `set` replaces an object atomically for
+///   readers (chunks of a fresh generation, then a manifest renamed over the
+///   name); `wait_for` polls.
 ///
 /// The data path is the Redis connector's: the minimal RESP reader, values
 /// written from the payload's own buffers, large values received into

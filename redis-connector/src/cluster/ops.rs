@@ -3,23 +3,17 @@
 
 use bytes::Bytes;
 use proxy_core::{
-    Capabilities, Connector, ConnectorConfig, Error, FromConfig, Key, Payload, Result,
+    Capabilities, Connector, ConnectorConfig, Deferrable, Error, FromConfig, Key, Payload, Result,
 };
 
 use super::KIND;
 use super::RedisClusterConnector;
+use super::chunks::is_wrongtype;
 use super::cmd::{Answer, Cmd};
 use super::route::Outcome;
-use crate::buf::RecvBuf;
 use crate::error::unexpected_raw;
 use crate::key::{RedisKey, glob_escape};
 use crate::raw::Reply;
-
-/// Chunk bytes of one object read in one pipeline at most (bounds what a
-/// node holds in its output buffer for us): 4 chunks of the default size.
-const WINDOW_BYTES: u64 = 256 << 20;
-/// A get that finds a chunk gone re-reads the object this many times.
-const CHUNK_RETRIES: usize = 4;
 
 /// `prefix{uuid}`: the UUID is the hash tag.
 fn name_of(prefix: &str, k: &RedisKey) -> Vec<u8> {
@@ -33,48 +27,6 @@ fn name_of(prefix: &str, k: &RedisKey) -> Vec<u8> {
     v.extend_from_slice(id.as_bytes());
     v.push(b'}');
     v
-}
-
-/// The name of chunk `i` of the object named `name` (same hash tag).
-fn chunk_name(name: &[u8], i: usize) -> Vec<u8> {
-    let mut v = name.to_vec();
-    v.push(b':');
-    v.extend_from_slice(i.to_string().as_bytes());
-    v
-}
-
-/// The payload's bytes `start..end` as slices of its own buffers.
-fn slice_parts(data: &Payload, start: usize, end: usize) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut off = 0;
-    for p in data.parts() {
-        let (ps, pe) = (off, off + p.len());
-        off = pe;
-        let (s, e) = (start.max(ps), end.min(pe));
-        if s < e {
-            out.push(p.slice(s - ps..e - ps));
-        }
-    }
-    out
-}
-
-fn is_wrongtype(r: &Outcome) -> bool {
-    matches!(r, Err(e) if e.code() == Some("WRONGTYPE"))
-}
-
-fn bulk_u64(r: &Reply) -> Option<u64> {
-    match r {
-        Reply::Bulk(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        _ => None,
-    }
-}
-
-/// A manifest read with `HMGET name size chunk`: `(size, chunk)`, `None`
-/// when the key is gone.
-enum Manifest {
-    Gone,
-    Plain,
-    Chunked(u64, u64),
 }
 
 impl RedisClusterConnector {
@@ -94,165 +46,12 @@ impl RedisClusterConnector {
     }
 
     /// A server error or an unexpected reply of one command, as an [`Error`].
-    fn failed(&self, op: &'static str, what: &str, r: Outcome) -> Error {
+    pub(crate) fn failed(&self, op: &'static str, what: &str, r: Outcome) -> Error {
         match r {
             Err(e) => self.map_err(op, "", e),
             Ok(Answer::Reply(r)) => self.map_err(op, "", unexpected_raw(what, &r)),
             Ok(_) => self.map_err(op, "", unexpected_raw(what, &Reply::Nil)),
         }
-    }
-
-    /// Store each `(name, value)`: one `SET` each, or chunks and then their
-    /// manifest; pipelined per node.
-    fn write_objects(&self, op: &'static str, items: &[(Vec<u8>, &Payload)]) -> Result<()> {
-        let chunk = self.opts.chunk_size as usize;
-        let mut cmds = Vec::with_capacity(items.len());
-        let mut manifests = Vec::new();
-        for (name, data) in items {
-            if data.len() <= chunk {
-                cmds.push(Cmd::keyed_value(&[b"SET", name], data.parts().to_vec()));
-                continue;
-            }
-            for (i, start) in (0..data.len()).step_by(chunk).enumerate() {
-                let end = (start + chunk).min(data.len());
-                let cname = chunk_name(name, i);
-                cmds.push(Cmd::keyed_value(
-                    &[b"SET", &cname],
-                    slice_parts(data, start, end),
-                ));
-            }
-            let size = data.len().to_string();
-            let chunk = chunk.to_string();
-            manifests.push(Cmd::keyed(&[
-                b"HSET",
-                name,
-                b"size",
-                size.as_bytes(),
-                b"chunk",
-                chunk.as_bytes(),
-            ]));
-        }
-        for r in self.exec(op, &mut cmds)? {
-            if !matches!(&r, Ok(Answer::Reply(Reply::Status(s))) if s == "OK") {
-                return Err(self.failed(op, "SET", r));
-            }
-        }
-        if !manifests.is_empty() {
-            for r in self.exec(op, &mut manifests)? {
-                if !matches!(r, Ok(Answer::Reply(Reply::Int(_)))) {
-                    return Err(self.failed(op, "HSET", r));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// `HMGET name size chunk` (and, for `evict`, `DEL name` in the same
-    /// pipeline).
-    fn manifest(&self, op: &'static str, name: &[u8], delete: bool) -> Result<Manifest> {
-        let mut cmds = vec![Cmd::keyed(&[b"HMGET", name, b"size", b"chunk"])];
-        if delete {
-            cmds.push(Cmd::keyed(&[b"DEL", name]));
-        }
-        let mut res = self.exec(op, &mut cmds)?.into_iter();
-        let m = match res.next() {
-            Some(r) if is_wrongtype(&r) => Manifest::Plain,
-            Some(Ok(Answer::Reply(Reply::Array(f)))) => match f.as_slice() {
-                [Reply::Nil, Reply::Nil] => Manifest::Gone,
-                [s, c] => match (bulk_u64(s), bulk_u64(c)) {
-                    (Some(s), Some(c)) if c > 0 => Manifest::Chunked(s, c),
-                    _ => {
-                        return Err(Error::permanent(
-                            KIND,
-                            op,
-                            format!(
-                                "{}: not an object of this connector (a hash without size and chunk)",
-                                String::from_utf8_lossy(name)
-                            ),
-                        ));
-                    }
-                },
-                _ => return Err(self.failed(op, "HMGET", Ok(Answer::Reply(Reply::Array(f))))),
-            },
-            Some(r) => return Err(self.failed(op, "HMGET", r)),
-            None => return Err(self.failed(op, "HMGET", Ok(Answer::Nil))),
-        };
-        for r in res {
-            if !matches!(r, Ok(Answer::Reply(Reply::Int(_)))) {
-                return Err(self.failed(op, "DEL", r));
-            }
-        }
-        Ok(m)
-    }
-
-    /// Read a chunked object into one (pooled) buffer of its size.
-    fn read_chunked(&self, op: &'static str, name: &[u8]) -> Result<Option<Bytes>> {
-        for _ in 0..CHUNK_RETRIES {
-            let (size, chunk) = match self.manifest(op, name, false)? {
-                Manifest::Gone => return Ok(None),
-                // Neither a string (GET said so) nor a hash (a list, a set).
-                Manifest::Plain => {
-                    return Err(Error::permanent(
-                        KIND,
-                        op,
-                        format!(
-                            "{}: WRONGTYPE: holds neither a value nor a chunk manifest",
-                            String::from_utf8_lossy(name)
-                        ),
-                    ));
-                }
-                Manifest::Chunked(s, c) => (s, c),
-            };
-            if size > self.opts.max_object_size || chunk > crate::REDIS_MAX_STRING {
-                return Err(Error::permanent(
-                    KIND,
-                    op,
-                    format!(
-                        "{}: an object of {size} bytes in chunks of {chunk}, over this connector's max_object_size of {}",
-                        String::from_utf8_lossy(name),
-                        self.opts.max_object_size
-                    ),
-                ));
-            }
-            let mut buf = RecvBuf::new(size as usize, &self.recv_pool);
-            let mut slices: Vec<&mut [u8]> =
-                buf.as_mut_slice().chunks_mut(chunk as usize).collect();
-            let per = (WINDOW_BYTES / chunk).max(1) as usize;
-            let mut missing = false;
-            for (w, window) in slices.chunks_mut(per).enumerate() {
-                let mut cmds: Vec<Cmd<'_>> = window
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(j, dst)| {
-                        let cname = chunk_name(name, w * per + j);
-                        Cmd::keyed(&[b"GET", &cname]).into_slice(dst)
-                    })
-                    .collect();
-                for r in self.exec(op, &mut cmds)? {
-                    match r {
-                        Ok(Answer::Filled) => {}
-                        Ok(Answer::Nil) => missing = true,
-                        r => return Err(self.failed(op, "GET", r)),
-                    }
-                }
-                if missing {
-                    break;
-                }
-            }
-            if !missing {
-                return Ok(Some(buf.into_bytes()));
-            }
-            // A chunk is gone: the object was evicted meanwhile (or is
-            // being): look at its manifest again.
-        }
-        Err(Error::permanent(
-            KIND,
-            op,
-            format!(
-                "{}: chunks missing under a manifest that stays (a damaged object)",
-                String::from_utf8_lossy(name)
-            ),
-        ))
     }
 
     pub(crate) fn get_names(
@@ -292,7 +91,7 @@ impl Connector for RedisClusterConnector {
     fn put(&self, data: Payload) -> Result<Key> {
         self.check_size(data.len())?;
         let k = RedisKey::new_v4();
-        self.write_objects("put", &[(name_of(&self.opts.prefix, &k), &data)])?;
+        self.write_objects("put", &[(name_of(&self.opts.prefix, &k), &data)], false)?;
         Ok(k.into())
     }
 
@@ -306,7 +105,7 @@ impl Connector for RedisClusterConnector {
             .map(|k| name_of(&self.opts.prefix, k))
             .zip(data.iter())
             .collect();
-        self.write_objects("put_batch", &items)?;
+        self.write_objects("put_batch", &items, false)?;
         Ok(keys.into_iter().map(Key::from).collect())
     }
 
@@ -339,18 +138,8 @@ impl Connector for RedisClusterConnector {
     /// chunked object, its chunks.
     fn evict(&self, key: &Key) -> Result<()> {
         let name = self.name(key)?;
-        if let Manifest::Chunked(size, chunk) = self.manifest("evict", &name, true)? {
-            let n = size.div_ceil(chunk) as usize;
-            let names: Vec<Vec<u8>> = (0..n).map(|i| chunk_name(&name, i)).collect();
-            let mut cmds: Vec<Cmd<'_>> =
-                names.iter().map(|c| Cmd::keyed(&[b"UNLINK", c])).collect();
-            for r in self.exec("evict", &mut cmds)? {
-                if !matches!(r, Ok(Answer::Reply(Reply::Int(_)))) {
-                    return Err(self.failed("evict", "UNLINK", r));
-                }
-            }
-        }
-        Ok(())
+        let m = self.manifest("evict", &name, true)?;
+        self.unlink_chunks("evict", &name, &m)
     }
 
     fn close(&self) -> Result<()> {
@@ -375,6 +164,26 @@ impl Connector for RedisClusterConnector {
 
     fn parse_key(&self, s: &str) -> Result<Key> {
         RedisKey::parse_any(s)
+    }
+
+    fn as_deferrable(&self) -> Option<&dyn Deferrable> {
+        Some(self)
+    }
+}
+
+/// Keys minted before their objects (proxy futures). `set` replaces an
+/// object atomically for readers (`SET`, or chunks and a manifest renamed
+/// over the name), then deletes the chunks of what it replaced. `wait_for`
+/// polls (the trait's default).
+impl Deferrable for RedisClusterConnector {
+    fn new_key(&self) -> Result<Key> {
+        Ok(RedisKey::new_v4().into())
+    }
+
+    fn set(&self, key: &Key, data: Payload) -> Result<()> {
+        let name = self.name(key)?;
+        self.check_size(data.len())?;
+        self.set_object("set", &name, &data)
     }
 }
 
@@ -452,25 +261,11 @@ mod tests {
     use crate::cluster::slots::slot_of;
 
     #[test]
-    fn names_share_the_slot() {
+    fn names_carry_the_uuid_as_hash_tag() {
         let k = RedisKey::new_v4();
         let n = name_of("job:", &k);
-        assert!(n.starts_with(b"job:{") && n.ends_with(b"}"));
-        for i in [0, 1, 17, 4095] {
-            assert_eq!(slot_of(&chunk_name(&n, i)), slot_of(&n));
-        }
-    }
-
-    #[test]
-    fn slices_of_parts() {
-        let p = Payload::new()
-            .with(Bytes::from_static(b"abc"))
-            .with(Bytes::from_static(b"defgh"));
-        let cat = |v: Vec<Bytes>| v.concat();
-        assert_eq!(cat(slice_parts(&p, 0, 8)), b"abcdefgh");
-        assert_eq!(cat(slice_parts(&p, 2, 5)), b"cde");
-        assert_eq!(cat(slice_parts(&p, 3, 8)), b"defgh");
-        assert!(slice_parts(&p, 4, 4).is_empty());
+        assert_eq!(n, format!("job:{{{}}}", k.redis_key()).into_bytes());
+        assert_eq!(slot_of(&n), slot_of(k.redis_key().as_bytes()));
     }
 
     #[test]
