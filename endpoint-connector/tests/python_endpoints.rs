@@ -78,15 +78,15 @@ fn venv_bin() -> &'static PathBuf {
                 "python3 -m venv --upgrade",
             );
             run(
-                Command::new(dir.join("bin/pip"))
+                Command::new(dir.join("bin/python"))
                     .args([
+                        "-m",
+                        "pip",
                         "install",
                         "--quiet",
                         "--disable-pip-version-check",
-                        "--force-reinstall",
-                        "--no-deps",
                     ])
-                    .arg("proxystore==1.1.0"),
+                    .args(["--force-reinstall", "--no-deps", "proxystore==1.1.0"]),
                 "reinstalling proxystore's scripts",
             );
             assert!(

@@ -78,7 +78,7 @@
 //! | `buf` | the recycled receive buffers of large values |
 //! | `error` | how Redis failures map to `proxy_core::Error` |
 //! | `url` | `redis://` store URLs |
-//! | `cluster` | [`RedisClusterConnector`] (`redis+cluster://`): slots, routing and redirects (`route`), pipelined commands (`cmd`), chunked objects and the operations (`ops`), options, URLs |
+//! | `cluster` | [`RedisClusterConnector`] (`redis+cluster://`): slots, routing and redirects (`route`), pipelined commands (`cmd`), chunked objects (`chunks`), the operations (`ops`), options, URLs |
 //!
 //! [`Connector`]: proxy_core::Connector
 //! [`Connector::config`]: proxy_core::Connector::config
