@@ -622,6 +622,7 @@ impl Arena {
             segments: self.segments.len() as u64,
             clients: 0,
             pins: self.pins + self.pin_pages.iter().map(|p| p.count()).sum::<u64>(),
+            ..Stats::default()
         }
     }
 }

@@ -5,7 +5,9 @@
 //! SERVER [--listen ADDR] [--transports LIST] [--segment-size N] [--memory-limit N]
 //!        [--retain N] [--no-prefault] [--no-zero-copy] [--secret-file PATH]
 //!        [--no-auth] [--socket-dir DIR] [--no-unix-socket] [--idle-exit SECS]
-//!        [--exit-with-parent] [transport options]
+//!        [--exit-with-parent] [--advertise HOST:PORT] [--replica-memory N]
+//!        [--no-relay-chain] [--relay-same-host] [--relay-timeout MS] [transport options]
+//! SERVER --stats HOST:PORT     (print a running server's statistics)
 //! ```
 //! Sizes accept K/M/G suffixes (powers of 1024). `--transports` names the
 //! fabrics to serve the same memory over (default: the first the binary
@@ -96,6 +98,17 @@ fn parse(
             "--no-auth" => a.no_auth = true,
             "--socket-dir" => a.opts.socket_dir = Some(val()?.into()),
             "--no-unix-socket" => a.opts.unix_socket = false,
+            "--advertise" => a.opts.advertise = Some(val()?),
+            "--replica-memory" => a.opts.relay.replica_limit = parse_size(&val()?)?,
+            "--no-relay-chain" => a.opts.relay.chain = false,
+            "--relay-same-host" => a.opts.relay.same_host = true,
+            "--relay-timeout" => {
+                let v = val()?;
+                let ms: u64 = v
+                    .parse()
+                    .map_err(|_| format!("--relay-timeout: not milliseconds: {v:?}"))?;
+                a.opts.relay.timeout = Duration::from_millis(ms.max(1));
+            }
             "--idle-exit" => {
                 let v = val()?;
                 let secs: u64 = v
@@ -137,7 +150,9 @@ fn usage(program: &str, known: &[TransportFactory]) -> String {
     let mut u = format!(
         "usage: {program} [--listen ADDR] [--transports {}] [--segment-size N[K|M|G]] \
          [--memory-limit N[K|M|G]] [--retain N[K|M|G]] [--no-prefault] [--no-zero-copy] [--secret-file PATH] \
-         [--no-auth] [--socket-dir DIR] [--no-unix-socket] [--idle-exit SECS] [--exit-with-parent]",
+         [--no-auth] [--socket-dir DIR] [--no-unix-socket] [--idle-exit SECS] [--exit-with-parent] \
+         [--advertise HOST:PORT] [--replica-memory N[K|M|G]] [--no-relay-chain] [--relay-same-host] \
+         [--relay-timeout MS]",
         known.iter().map(|k| k.name).collect::<Vec<_>>().join(",")
     );
     for k in known {
@@ -152,6 +167,10 @@ fn usage(program: &str, known: &[TransportFactory]) -> String {
 /// the default). Exits the process: 0 after a clean stop, 1 if the server
 /// cannot start, 2 on a bad command line.
 pub fn main(program: &str, known: &[TransportFactory]) -> ! {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--stats") {
+        std::process::exit(print_stats(program, &argv[1..]));
+    }
     let args = match parse(std::env::args().skip(1), known) {
         Ok(Some(a)) => a,
         Ok(None) => {
@@ -164,6 +183,33 @@ pub fn main(program: &str, known: &[TransportFactory]) -> ! {
         }
     };
     std::process::exit(run(program, known, args))
+}
+
+/// `SERVER --stats HOST:PORT`: print the statistics of a running server
+/// (`name value` lines), with the job's secret from the environment or the
+/// user's file, as clients find it.
+fn print_stats(program: &str, rest: &[String]) -> i32 {
+    let [addr] = rest else {
+        eprintln!("usage: {program} --stats HOST:PORT");
+        return 2;
+    };
+    let secret = match Secret::for_client(None) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            return 1;
+        }
+    };
+    match crate::server::remote_stats(addr, secret, Duration::from_secs(10)) {
+        Ok(s) => {
+            print!("{}", s.lines());
+            0
+        }
+        Err(e) => {
+            eprintln!("{program}: statistics of {addr}: {e}");
+            1
+        }
+    }
 }
 
 fn run(program: &str, known: &[TransportFactory], mut args: Args) -> i32 {

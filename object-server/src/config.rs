@@ -99,7 +99,18 @@ pub struct ClientOptions {
     /// part of a proxy.
     #[serde(skip_serializing)]
     pub secret: Option<String>,
+    /// `host:port` of this node's object server, through which objects of
+    /// servers on other nodes are read (fetched once per node into a replica
+    /// there, read in place here: see the crate README, "One object, many
+    /// nodes"); when absent, [`NODE_SERVER_ENV`] is read. A property of the
+    /// process where a proxy resolves, never of the proxy: never serialized.
+    #[serde(skip)]
+    pub node_server: Option<String>,
 }
+
+/// The environment variable naming this node's object server
+/// ([`ClientOptions::node_server`]); empty or unset: none.
+pub const NODE_SERVER_ENV: &str = "PROXYSTORE_NODE_SERVER";
 
 impl std::fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,6 +126,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("spawn_idle_exit_s", &self.spawn_idle_exit_s)
             .field("zero_copy", &self.zero_copy)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("node_server", &self.node_server)
             .finish()
     }
 }
@@ -133,6 +145,7 @@ impl Default for ClientOptions {
             spawn_idle_exit_s: DEFAULT_SPAWN_IDLE_EXIT_S,
             zero_copy: true,
             secret: None,
+            node_server: None,
         }
     }
 }
@@ -201,6 +214,12 @@ pub trait TransportConfig:
     /// Builder: set the timeout.
     fn with_timeout(mut self, t: Duration) -> Self {
         self.client_mut().timeout_ms = t.as_millis() as u64;
+        self
+    }
+    /// Builder: this node's object server (never serialized; see
+    /// [`ClientOptions::node_server`]).
+    fn with_node_server(mut self, server: impl Into<String>) -> Self {
+        self.client_mut().node_server = Some(server.into());
         self
     }
     /// Builder: the job's secret (never serialized).

@@ -35,9 +35,9 @@ pub use client::{
     ControlError, MAPPED_COPY_BELOW, ObjectClient, ObjectKey, OwnerOptions, client_query_keys,
     config_from_url,
 };
-pub use config::{ClientOptions, TransportConfig};
+pub use config::{ClientOptions, NODE_SERVER_ENV, TransportConfig};
 pub use memory::{Memory, SlotWriter};
 pub use proto::{DataPath, Stats};
-pub use server::{HELLO_TIMEOUT, MAX_GREETING, Server, ServerOptions};
+pub use server::{HELLO_TIMEOUT, MAX_GREETING, RelayOptions, Server, ServerOptions, remote_stats};
 pub use spawn::{ServerBinary, locate_server};
 pub use transport::{Access, ClientTransport, Operation, Registration, ServerTransport};

@@ -460,6 +460,69 @@ impl SlotWriter {
     }
 }
 
+/// A reserved slot's payload filled front to back by one writer while
+/// readers copy out what is filled (a replica being relayed on: see
+/// `server/replica.rs`). The holder keeps the mark between the two: bytes
+/// below it are written once and never again, bytes above it are the
+/// writer's alone.
+pub(crate) struct FillSlot {
+    mem: Arc<Memory>,
+    offset: u64,
+    len: usize,
+}
+
+impl FillSlot {
+    pub(crate) fn new(w: SlotWriter) -> FillSlot {
+        FillSlot {
+            mem: w.mem,
+            offset: w.offset,
+            len: w.len,
+        }
+    }
+
+    /// The payload length.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The payload bytes `[from, to)`, writable.
+    ///
+    /// # Safety
+    /// Nobody else reads or writes `[from, to)` while the slice lives: the
+    /// caller is the slot's one writer and the range is above the filled mark.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn unfilled(&self, from: usize, to: usize) -> &mut [u8] {
+        assert!(
+            from <= to && to <= self.len,
+            "range {from}..{to} of {}",
+            self.len
+        );
+        // SAFETY: in bounds (checked at creation and above); exclusive by the
+        // caller's contract; the memory is kept alive by the Arc.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.mem.ptr.add(self.offset as usize + from), to - from)
+        }
+    }
+
+    /// The payload bytes `[from, to)`.
+    ///
+    /// # Safety
+    /// `[from, to)` is below the filled mark (written, and never written
+    /// again while the slice lives).
+    pub(crate) unsafe fn filled(&self, from: usize, to: usize) -> &[u8] {
+        assert!(
+            from <= to && to <= self.len,
+            "range {from}..{to} of {}",
+            self.len
+        );
+        // SAFETY: in bounds; nobody writes the range (caller's contract); the
+        // memory is kept alive by the Arc.
+        unsafe {
+            std::slice::from_raw_parts(self.mem.ptr.add(self.offset as usize + from), to - from)
+        }
+    }
+}
+
 /// Shared read access to a pinned object's payload: nobody writes or frees
 /// it until the pin is released.
 pub(crate) struct PinnedSlice {

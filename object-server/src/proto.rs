@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
 /// Protocol version, checked at hello.
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 /// Largest control frame accepted (bulk bytes are not framed).
 pub const MAX_FRAME: usize = 1 << 20;
 
@@ -35,6 +35,50 @@ pub struct Loc {
     pub len: u64,
     /// Object id (never reused by a server instance).
     pub id: u64,
+}
+
+/// The transport a hello names for a connection that only uses the control
+/// plane (a node server talking to an object's owner or to another node
+/// server, see [`Request::Fetch`]): it gets no fabric address and no
+/// descriptor.
+pub const CONTROL_ONLY: &str = "control";
+
+/// An object of some server, named by what its key carries: the owner's
+/// `host:port`, its instance and the location there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Remote {
+    /// `host:port` of the owner's control plane.
+    pub server: String,
+    /// The owner's instance that stored it.
+    pub instance: u64,
+    /// Where it is on the owner.
+    pub loc: Loc,
+}
+
+/// Answer to [`Request::Fetch`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Fetched {
+    /// A replica in this server's arena, read like any of its objects.
+    Replica(Loc),
+    /// Read it from its owner yourself, this time (why: no room for a
+    /// replica, the relay failed, the owner did not answer).
+    Direct(String),
+    /// Read it from its owner yourself, always: the owner is this server or
+    /// another server on this node (read in place).
+    SameNode,
+    /// The owner does not have it (evicted, or another instance's).
+    Missing,
+}
+
+/// Answer to [`Request::Source`]: where a node server reads an object from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Source {
+    /// From the owner itself.
+    Owner,
+    /// From this node server (`host:port`), which holds or is receiving it.
+    Node(String),
+    /// The owner does not have it.
+    Missing,
 }
 
 /// Client to server.
@@ -97,6 +141,38 @@ pub enum Request {
     /// reads it before it frees an evicted object, and forgets it when the
     /// connection closes. Answered with [`Response::PinPage`].
     PinPage,
+    // Version 6: node-level dedup and relay (see the crate README, "One
+    // object, many nodes").
+    /// To this node's server, from a reader on its node: the object of
+    /// another server, through a replica here (fetched once, whoever asks,
+    /// and checked with its owner on every fetch). Answered with zero or more
+    /// [`Response::Progress`] frames, then [`Response::Fetched`].
+    Fetch(Remote),
+    /// To an object's owner, from a node server about to fetch it: whom to
+    /// read it from (`me`: the asker's `host:port`; `failed`: sources that
+    /// failed it). Answered with [`Response::Source`].
+    Source {
+        /// The object, on the owner.
+        loc: Loc,
+        /// The asking node server's advertised `host:port`.
+        me: String,
+        /// Node servers that failed the asker (dropped from the relay).
+        failed: Vec<String>,
+    },
+    /// Send the object's bytes from `offset` on as they arrive: the owner
+    /// its object, a node server its replica (complete or being received).
+    /// Answered like [`Request::Read`] (`Some(len - offset)` then the bytes;
+    /// `None`: not here); a relay that fails midway closes the connection.
+    RelayRead {
+        /// The object.
+        remote: Remote,
+        /// First byte wanted.
+        offset: u64,
+    },
+    /// From an object's owner to the node servers that received it: it was
+    /// evicted, drop the replica (no answer; memory hygiene only: a replica
+    /// answers no fetch without the owner's word that the object exists).
+    Dropped(Remote),
 }
 
 impl std::fmt::Debug for Request {
@@ -131,6 +207,19 @@ impl std::fmt::Debug for Request {
             Request::Pin(l) => f.debug_tuple("Pin").field(&l.len()).finish(),
             Request::Unpin(l) => f.debug_tuple("Unpin").field(&l.len()).finish(),
             Request::PinPage => f.write_str("PinPage"),
+            Request::Fetch(r) => f.debug_tuple("Fetch").field(r).finish(),
+            Request::Source { loc, me, failed } => f
+                .debug_struct("Source")
+                .field("loc", loc)
+                .field("me", me)
+                .field("failed", failed)
+                .finish(),
+            Request::Dropped(r) => f.debug_tuple("Dropped").field(r).finish(),
+            Request::RelayRead { remote, offset } => f
+                .debug_struct("RelayRead")
+                .field("remote", remote)
+                .field("offset", offset)
+                .finish(),
         }
     }
 }
@@ -166,6 +255,41 @@ pub struct Stats {
     pub clients: u64,
     /// Pins held by same-node readers (counted once per pin).
     pub pins: u64,
+    /// Replicas of other servers' objects held (complete or being received).
+    pub replicas: u64,
+    /// Bytes of those replicas.
+    pub replica_bytes: u64,
+    /// Objects of other servers this server received for its node (each
+    /// once, however many readers asked: [`Request::Fetch`]).
+    pub relay_fetches: u64,
+    /// Bytes received for them.
+    pub relay_bytes_in: u64,
+    /// Bytes this server sent to other servers ([`Request::RelayRead`]).
+    pub relay_bytes_out: u64,
+    /// Fetches answered from a replica already here.
+    pub replica_hits: u64,
+}
+
+impl Stats {
+    /// `name value` lines, one per figure (what `SERVER --stats ADDR` prints).
+    pub fn lines(&self) -> String {
+        let f = [
+            ("objects", self.objects),
+            ("used", self.used),
+            ("registered", self.registered),
+            ("limit", self.limit),
+            ("segments", self.segments),
+            ("clients", self.clients),
+            ("pins", self.pins),
+            ("replicas", self.replicas),
+            ("replica_bytes", self.replica_bytes),
+            ("relay_fetches", self.relay_fetches),
+            ("relay_bytes_in", self.relay_bytes_in),
+            ("relay_bytes_out", self.relay_bytes_out),
+            ("replica_hits", self.replica_hits),
+        ];
+        f.iter().map(|(n, v)| format!("{n} {v}\n")).collect()
+    }
 }
 
 /// Server to client.
@@ -225,6 +349,13 @@ pub enum Response {
     /// Answer to `PinPage`: where the page is (`None`: no page, pin with
     /// `Pin` requests).
     PinPage(Option<ShmSegment>),
+    /// Bytes of a [`Request::Fetch`] received so far (sent while it runs, so
+    /// that the reader bounds the time without progress, not the transfer).
+    Progress(u64),
+    /// Answer to `Fetch`.
+    Fetched(Fetched),
+    /// Answer to `Source`.
+    Source(Source),
 }
 
 /// Where a registered segment is, and the descriptor to access it.

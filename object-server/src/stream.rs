@@ -243,6 +243,21 @@ pub(crate) fn connect_local(addr: &SocketAddr) -> Option<UnixStream> {
     })
 }
 
+/// This host's name (`gethostname`), if it has one.
+pub(crate) fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname writes at
+    // most that many and we look for the terminating NUL ourselves.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return None;
+    }
+    let n = buf.iter().position(|&b| b == 0)?;
+    String::from_utf8(buf[..n].to_vec())
+        .ok()
+        .filter(|h| !h.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

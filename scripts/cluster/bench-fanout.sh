@@ -28,13 +28,20 @@
 #    --ranks processes on each of node2..nodeN; a repetition's time is from
 #    that instant to the last process's end (process start included). The
 #    bytes node1's interface sent are counted too;
-# 3. MPI_Bcast (benches/mpi/bcast.c, MPICH over UCX's tcp) of the same bytes
+# 3. the relay (node-level dedup + the pipelined chain among node servers,
+#    the object server README's "One object, many nodes"): the same server
+#    program on every node, readers with PROXYSTORE_NODE_SERVER naming their
+#    node's; for each N and repetition a fresh object (same bytes, new key,
+#    evicted after), read as in 2.; node1's interface and its server's
+#    relay counter count what left the owner;
+# 4. MPI_Bcast (benches/mpi/bcast.c, MPICH over UCX's tcp) of the same bytes
 #    from node1 to node1..nodeN, one rank per node, under the cluster's Slurm
 #    (`srun --mpi=pmi2`), --reps repetitions after one warm-up;
-# 4. `proxystore-bench relay-sim` with the measured alpha (the TCP round
+# 5. `proxystore-bench relay-sim` with the measured alpha (the TCP round
 #    trip) and beta (the one stream), N = the same node counts; the star's
 #    model adds the fresh process's setup (the small resolve minus the round
 #    trip).
+# BCAST_TIMEOUT (seconds, default 300) bounds each MPI_Bcast step.
 # Prints Markdown tables on stdout (progress on stderr), keeps every output in
 # --out (default results/fanout-<time> in the repository; the table also in
 # its fanout.md).
@@ -60,7 +67,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0; shift ;;
         --no-mpi) MPI=0; shift ;;
         --out) OUT="$2"; shift 2 ;;
-        -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,47p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -276,7 +283,44 @@ for n in ${NODES//,/ }; do
     done
 done
 
-# --- 3. MPI_Bcast -----------------------------------------------------------------------
+# --- 3. the relay -----------------------------------------------------------------------
+log "the same server on node2..node$MAXN (node servers)"
+for i in $(seq 2 "$MAXN"); do
+    on "node$i" bash -c "'$T/proxystore-ofi-server' --provider '$FI_PROVIDER' --listen '0.0.0.0:7710' \
+        --segment-size 256M --memory-limit 2G >'$W/server-node$i.log' 2>&1 &
+        for i in \$(seq 600); do grep -q '^LISTEN' '$W/server-node$i.log' && exit 0; sleep 0.1; done
+        echo 'the server did not start' >&2; exit 1"
+done
+relay_out() { on node1 "$T/proxystore-ofi-server" --stats node1:7710 | awk '$1 == "relay_bytes_out" { print $2 }'; }
+echo "nodes,ranks,rep,seconds,max_resolve_s,owner_tx_bytes,owner_relay_out" > "$W/relay.csv"
+for n in ${NODES//,/ }; do
+    for rep in $(seq "$REPS"); do
+        # A fresh object each time: no replica of an earlier one helps.
+        json=$(on node1 "$T/proxystore" -c "$W/store.toml" put --print json "$W/object.bin")
+        rproxy=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["proxy_hex"])' "$json")
+        rkey=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key_hex"])' "$json")
+        before=$(tx_bytes)
+        out0=$(relay_out)
+        at=$(( $(date +%s%N) + 1500000000 ))
+        pids=()
+        for i in $(seq 2 "$n"); do
+            on "node$i" env PROXYSTORE_NODE_SERVER="node$i:7710" python3 "$W/reader.py" "$T/proxystore" \
+                "$rproxy" "$at" "$RANKS" "node$i" > "$W/relay-$n-$rep-node$i.txt" &
+            pids+=($!)
+        done
+        for p in "${pids[@]}"; do wait "$p" || die "a relay reader failed (N=$n rep $rep; see $W/relay-$n-$rep-*.txt)"; done
+        after=$(tx_bytes)
+        out1=$(relay_out)
+        on node1 "$T/proxystore" -c "$W/store.toml" evict "$rkey"
+        cat "$W"/relay-"$n"-"$rep"-node*.txt | awk -v n="$n" -v k="$RANKS" -v rep="$rep" -v tx=$((after - before)) \
+            -v ro=$((out1 - out0)) \
+            '{ t = ($4 - $3) / 1e9; if (t > m) m = t; if ($5 / 1e6 > r) r = $5 / 1e6 }
+             END { printf "%d,%d,%d,%.4f,%.4f,%.0f,%.0f\n", n, k, rep, m, r, tx, ro }' >> "$W/relay.csv"
+        log "relay N=$n rep $rep: $(tail -n 1 "$W/relay.csv")"
+    done
+done
+
+# --- 4. MPI_Bcast -----------------------------------------------------------------------
 echo "nodes,rep,seconds" > "$W/bcast.csv"
 if [ "$MPI" = 1 ]; then
     bash "$SLURM" up >&2
@@ -286,14 +330,14 @@ if [ "$MPI" = 1 ]; then
         # UCX 1.13's tcp transport can hang in MPI_Finalize with > 2 ranks
         # (scripts/cluster/README.md): the figures are printed before it, and
         # the step is bounded.
-        (cd "$SHARED" && timeout 300 bash "$CLUSTER" exec head srun -N "$n" --ntasks-per-node=1 \
+        (cd "$SHARED" && timeout "${BCAST_TIMEOUT:-300}" bash "$CLUSTER" exec head srun -N "$n" --ntasks-per-node=1 \
             --mpi=pmi2 -t 5 "$W/bcast" "$BYTES" "$REPS") > "$W/bcast-$n.txt" 2>&1 || true
         grep -q '^BCAST OK' "$W/bcast-$n.txt" || log "MPI_Bcast N=$n: no OK line (see $W/bcast-$n.txt)"
         awk -v n="$n" '$1 == "BCAST" && NF == 5 { printf "%d,%d,%s\n", n, $4, $5 }' "$W/bcast-$n.txt" >> "$W/bcast.csv"
     done
 fi
 
-# --- 4. the model with the measured figures --------------------------------------------
+# --- 5. the model with the measured figures --------------------------------------------
 # Per-hop alpha: one round trip (a get asks and is answered; a relay among
 # servers that are up and connected pays no more). A fresh process's resolve
 # pays a one-time setup on top (connect, hello, buffers): the small resolve
@@ -310,6 +354,7 @@ setup = max(0.0, small - rtt) / 1e6
 get_rate = size / ((big - small) / 1e6)  # B/s of one get, the setup taken out
 star = list(csv.DictReader(open(f"{out}/star.csv")))
 bc = list(csv.DictReader(open(f"{out}/bcast.csv")))
+rl = list(csv.DictReader(open(f"{out}/relay.csv")))
 tcp = {int(r["nodes"]): float(r["aggregate_mbs"]) for r in csv.DictReader(open(f"{out}/tcp-star.csv"))}
 model = {(r["shape"], int(r["nodes"])): float(r["sim_s"]) for r in csv.DictReader(open(f"{out}/model.csv")) if r["sim_s"]}
 med = lambda v: statistics.median(v) if v else float("nan")
@@ -335,5 +380,22 @@ for n in sorted({int(r["nodes"]) for r in star}):
     print(f"| {n} | {s:.2f} | {m:.2f} | {s / m:.2f} | {m2:.2f} | {s / m2:.2f} | {agg:.0f} | "
           f"{tx / ((n - 1) * ranks * size):.3f} | {b:.2f} | {mb:.2f} | {b / mb:.2f} | "
           f"{g('pipelined-chain'):.2f} | {g('pipelined-tree'):.2f} | {g('pipelined-two-tree'):.2f} |")
+one = big / 1e6
+print(f"\nThe relay (node servers on every node, readers through their node's), same run. One transfer "
+      f"(one {size / 2**20:.0f} MiB resolve alone, setup included): {one:.2f} s. Goal at 8 nodes: "
+      f"<= 1.3 x one transfer + 8 alpha = {1.3 * one + 8 * rtt / 1e6:.2f} s, and <= MPI_Bcast.\n")
+print("| N | relay measured | relay / one transfer | star measured | star / relay | MPI_Bcast | relay / MPI_Bcast | owner's interface sent / S | owner's server relayed / S | pipelined-chain model | measured / model |")
+print("|---:|" + "---:|" * 10)
+for n in sorted({int(r["nodes"]) for r in rl}):
+    r = med([float(x["seconds"]) for x in rl if int(x["nodes"]) == n])
+    s = med([float(x["seconds"]) for x in star if int(x["nodes"]) == n])
+    b = med([float(x["seconds"]) for x in bc if int(x["nodes"]) == n])
+    tx = med([int(x["owner_tx_bytes"]) for x in rl if int(x["nodes"]) == n])
+    ro = med([int(x["owner_relay_out"]) for x in rl if int(x["nodes"]) == n])
+    # A relay reader maps its node server's replica: no fabric to set up,
+    # so the model is the chain's alone (no fresh-process setup added).
+    pc = model.get(("pipelined-chain", n), float("nan"))
+    print(f"| {n} | {r:.2f} | {r / one:.2f} | {s:.2f} | {s / r:.1f} | {b:.2f} | {r / b:.2f} | "
+          f"{tx / size:.3f} | {ro / size:.3f} | {pc:.2f} | {r / pc:.2f} |")
 EOF
 log "raw outputs in $OUT"

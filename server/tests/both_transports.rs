@@ -5,8 +5,7 @@
 //! asserts it mapped nothing), and, named as such, with same-node mapped
 //! reads.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use margo_connector::{MargoConfig, MargoConnector};
@@ -15,44 +14,11 @@ use ofi_connector::{OfiConfig, OfiConnector};
 use proxy_core::{Connector, Payload};
 use ucx_connector::{DataPath, TransportConfig, UcxConfig, UcxConnector};
 
-struct Server(Child, String);
+mod common;
+use common::Server;
 
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_proxystore-server"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--segment-size",
-                "16M",
-                "--memory-limit",
-                "256M",
-            ])
-            .args(["--exit-with-parent"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn proxystore-server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("LISTEN ")
-            .unwrap_or_else(|| panic!("unexpected server output {line:?}"))
-            .to_string();
-        Server(child, addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
+fn start(args: &[&str]) -> Server {
+    Server::start_with("16M", "256M", args)
 }
 
 /// UCX and libfabric clients of the server at `addr`: one-sided gets over
@@ -84,7 +50,7 @@ fn rma_clients(
 }
 
 fn both(tls: &str, provider: &str, zero_copy: bool) {
-    let s = Server::start(&[
+    let s = start(&[
         "--transports",
         "ucx,ofi",
         "--tls",
@@ -92,7 +58,7 @@ fn both(tls: &str, provider: &str, zero_copy: bool) {
         "--provider",
         provider,
     ]);
-    let (ucx, ofi) = rma_clients(&s.1, tls, provider, zero_copy);
+    let (ucx, ofi) = rma_clients(&s.addr, tls, provider, zero_copy);
     // Sizes below and above the one-sided put threshold (256 KiB).
     for (i, len) in [10usize, 100_000, 3 << 20].into_iter().enumerate() {
         let a = pattern(len, i as u8);
@@ -147,9 +113,9 @@ fn ucx_and_ofi_share_objects_mapped_on_the_same_node() {
 
 #[test]
 fn a_transport_the_server_does_not_serve_is_refused() {
-    let s = Server::start(&["--transports", "ucx", "--tls", "shm,cma,self"]);
+    let s = start(&["--transports", "ucx", "--tls", "shm,cma,self"]);
     let ofi = OfiConnector::new(
-        OfiConfig::new(&s.1)
+        OfiConfig::new(&s.addr)
             .with_provider("shm")
             .with_timeout(Duration::from_secs(5)),
     )
@@ -163,7 +129,7 @@ fn a_transport_the_server_does_not_serve_is_refused() {
 /// over each of the others with one-sided gets (Margo: bulk pulls over
 /// `protocol`).
 fn three(tls: &str, provider: &str, protocol: &str) {
-    let s = Server::start(&[
+    let s = start(&[
         "--transports",
         "ucx,ofi,margo",
         "--tls",
@@ -173,9 +139,9 @@ fn three(tls: &str, provider: &str, protocol: &str) {
         "--margo-protocol",
         protocol,
     ]);
-    let (ucx, ofi) = rma_clients(&s.1, tls, provider, false);
+    let (ucx, ofi) = rma_clients(&s.addr, tls, provider, false);
     let margo = MargoConnector::new(
-        MargoConfig::new(&s.1)
+        MargoConfig::new(&s.addr)
             .with_protocol(protocol)
             .with_data_path(DataPath::Rma)
             .with_zero_copy(false)

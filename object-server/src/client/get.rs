@@ -21,6 +21,14 @@ type PeerKeys<T> = (Arc<Peer<T>>, Vec<(usize, ObjectKey)>);
 
 impl<T: ClientTransport> ObjectClient<T> {
     pub(crate) fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
+        match self.inner.node.as_deref() {
+            Some(node) => self.get_via_node(node, keys),
+            None => self.get_direct(keys),
+        }
+    }
+
+    /// Gets from the servers the keys name.
+    pub(super) fn get_direct(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
         let mut out = vec![None; keys.len()];
         let mut rma = Vec::new();
         let mut rma_idx = Vec::new();

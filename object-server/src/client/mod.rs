@@ -10,6 +10,7 @@ mod get;
 mod key;
 mod mapped;
 mod mapped_get;
+mod node;
 mod peer;
 mod put;
 mod url;
@@ -107,6 +108,10 @@ struct Inner<T: ClientTransport> {
     secret: Option<Secret>,
     /// In-process owner mode: this process's own server.
     owner: Option<Owner>,
+    /// This node's server, through which objects of other nodes are read.
+    node: Option<String>,
+    /// Servers the node server said are on this node (read directly).
+    same_node: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A connector to an object server over transport `T` (see the module docs).
@@ -129,20 +134,6 @@ impl<T: ClientTransport> std::fmt::Debug for ObjectClient<T> {
             .field("config", &self.inner.cfg)
             .finish()
     }
-}
-
-fn hostname() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname writes at
-    // most that many and we look for the terminating NUL ourselves.
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if r != 0 {
-        return None;
-    }
-    let n = buf.iter().position(|&b| b == 0)?;
-    String::from_utf8(buf[..n].to_vec())
-        .ok()
-        .filter(|h| !h.is_empty())
 }
 
 impl<T: ClientTransport> ObjectClient<T> {
@@ -177,6 +168,8 @@ impl<T: ClientTransport> ObjectClient<T> {
                 zero_copy: cfg.options.client().zero_copy,
                 unix_socket: true,
                 socket_dir: None,
+                advertise: cfg.advertise.clone(),
+                ..ServerOptions::default()
             },
             vec![T::serve(&cfg.options)?],
         )?;
@@ -184,7 +177,7 @@ impl<T: ClientTransport> ObjectClient<T> {
         let addr = match cfg.advertise {
             Some(a) => a,
             None if bound.ip().is_unspecified() => {
-                let host = hostname().ok_or_else(|| {
+                let host = crate::stream::hostname().ok_or_else(|| {
                     Error::config(
                         T::NAME,
                         "cannot tell this host's name: set 'advertise' (host:port readers connect to)",
@@ -219,6 +212,12 @@ impl<T: ClientTransport> ObjectClient<T> {
             ));
         }
         let secret = Self::secret_of(&cfg)?;
+        let node = cfg
+            .client()
+            .node_server
+            .clone()
+            .or_else(|| std::env::var(crate::config::NODE_SERVER_ENV).ok())
+            .filter(|s| !s.trim().is_empty());
         Ok(ObjectClient {
             inner: Arc::new(Inner {
                 cfg,
@@ -228,6 +227,8 @@ impl<T: ClientTransport> ObjectClient<T> {
                 closed: AtomicBool::new(false),
                 secret,
                 owner,
+                node,
+                same_node: Mutex::new(Default::default()),
             }),
         })
     }

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use super::Shared;
 use crate::arena::ReserveError;
 use crate::memory::PinWords;
-use crate::proto::{self, Loc, Request, Response};
+use crate::proto::{self, DataPath, Loc, Request, Response};
 use crate::stream::Conn;
 use crate::transport::Access;
 
 /// What an accepted hello established for the connection.
 struct Session {
-    /// Index of the hello's transport among the server's.
-    transport: usize,
+    /// Index of the hello's transport among the server's (`None`: a
+    /// control-only client, another server: no descriptors).
+    transport: Option<usize>,
 }
 
 /// What a connection holds in the arena, released when it closes.
@@ -30,7 +31,7 @@ struct Held {
 
 /// Serve `s` until it closes; reservations it did not commit and pins it
 /// did not release are released then (a reader that dies releases its pins).
-pub(super) fn serve(s: Conn, sh: &Shared, id: u64) -> io::Result<()> {
+pub(super) fn serve(s: Conn, sh: &Arc<Shared>, id: u64) -> io::Result<()> {
     let mut held = Held::default();
     let r = serve_requests(s, sh, id, &mut held);
     if let Some(p) = &held.page {
@@ -102,6 +103,17 @@ fn hello(
             return (Response::Unauthorized(m.into()), None);
         }
     }
+    if transport == proto::CONTROL_ONLY {
+        let r = Response::Hello {
+            version: proto::VERSION,
+            instance: sh.instance,
+            address: Vec::new(),
+            data_path: DataPath::Stream,
+            pid: std::process::id(),
+            host_id: sh.host_id.clone(),
+        };
+        return (r, Some(Session { transport: None }));
+    }
     let Some((index, address, data_path)) = sh.transport(transport) else {
         let offered: Vec<&str> = sh.transports.iter().map(|t| t.name()).collect();
         let m = format!(
@@ -118,10 +130,15 @@ fn hello(
         pid: std::process::id(),
         host_id: sh.host_id.clone(),
     };
-    (r, Some(Session { transport: index }))
+    (
+        r,
+        Some(Session {
+            transport: Some(index),
+        }),
+    )
 }
 
-fn serve_requests(mut s: Conn, sh: &Shared, id: u64, held: &mut Held) -> io::Result<()> {
+fn serve_requests(mut s: Conn, sh: &Arc<Shared>, id: u64, held: &mut Held) -> io::Result<()> {
     let pending = &mut held.pending;
     let pins = &mut held.pins;
     let page = &mut held.page;
@@ -193,6 +210,7 @@ fn serve_requests(mut s: Conn, sh: &Shared, id: u64, held: &mut Held) -> io::Res
             Request::Exists(loc) => Response::Bool(sh.arena.lock().exists(&loc)),
             Request::Evict(loc) => {
                 sh.arena.lock().evict(&loc);
+                sh.relay.evicted(sh, &loc);
                 Response::Ok
             }
             Request::Segment { seg, write } => {
@@ -200,13 +218,15 @@ fn serve_requests(mut s: Conn, sh: &Shared, id: u64, held: &mut Held) -> io::Res
                     Response::Unauthorized(format!(
                         "unauthorized: write access to segment {seg} needs a reservation in it on this connection"
                     ))
-                } else {
+                } else if let Some(t) = sess.transport {
                     let access = if write {
                         Access::ReadWrite
                     } else {
                         Access::Read
                     };
-                    Response::Segment(sh.arena.lock().segment(seg, sess.transport, access))
+                    Response::Segment(sh.arena.lock().segment(seg, t, access))
+                } else {
+                    Response::Error("a control-only connection gets no segment descriptors".into())
                 }
             }
             Request::Stats => Response::Stats(sh.stats()),
@@ -247,6 +267,29 @@ fn serve_requests(mut s: Conn, sh: &Shared, id: u64, held: &mut Held) -> io::Res
                     }
                 }
                 continue; // no answer
+            }
+            Request::Fetch(remote) => {
+                // Progress frames while the object arrives (a reader that
+                // went away stops getting them; the fetch goes on for others).
+                let mut open = true;
+                let mut progress = |n: u64| {
+                    if open {
+                        open = proto::write_frame(&mut s, &Response::Progress(n)).is_ok();
+                    }
+                };
+                let f = sh.relay.fetch(sh, &remote, &mut progress);
+                Response::Fetched(f)
+            }
+            Request::Source { loc, me, failed } => {
+                Response::Source(sh.relay.source(sh, &loc, &me, &failed))
+            }
+            Request::Dropped(remote) => {
+                sh.relay.dropped(sh, &remote);
+                continue; // no answer
+            }
+            Request::RelayRead { remote, offset } => {
+                sh.relay.serve_read(sh, &mut s, &remote, offset)?;
+                continue;
             }
             Request::Read(loc) => {
                 let pinned = sh.arena.lock().begin_read(&loc);

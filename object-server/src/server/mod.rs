@@ -12,6 +12,9 @@
 
 mod conn;
 mod local;
+mod relay;
+mod replica;
+mod upstream;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -34,6 +37,7 @@ use crate::stream::Conn;
 use crate::transport::ServerTransport;
 
 pub(crate) use local::Local;
+pub use relay::RelayOptions;
 
 /// Options of a server.
 #[derive(Debug, Clone)]
@@ -67,6 +71,12 @@ pub struct ServerOptions {
     pub unix_socket: bool,
     /// The directory of that socket (default: [`crate::stream::socket_dir`]).
     pub socket_dir: Option<PathBuf>,
+    /// `host:port` other servers reach this one at (the relay names it to
+    /// them). Default: the bound address, or this host's name with the bound
+    /// port when listening on an unspecified address (`0.0.0.0`, `::`).
+    pub advertise: Option<String>,
+    /// Replicas and the relay (see the crate README, "One object, many nodes").
+    pub relay: RelayOptions,
 }
 
 impl Default for ServerOptions {
@@ -82,6 +92,8 @@ impl Default for ServerOptions {
             zero_copy: true,
             unix_socket: true,
             socket_dir: None,
+            advertise: None,
+            relay: RelayOptions::default(),
         }
     }
 }
@@ -101,6 +113,8 @@ pub(crate) struct Shared {
     greeting: Mutex<VecDeque<(u64, Conn)>>,
     /// This process's user: a Unix-domain client of that user needs no secret.
     pub(crate) uid: u32,
+    /// Replicas of other servers' objects, and the relay among node servers.
+    pub(crate) relay: Arc<relay::Relay>,
 }
 
 /// Connections that have not said an accepted hello yet, at most: their
@@ -125,6 +139,7 @@ impl Shared {
             a.stats()
         };
         s.clients = self.conns.lock().len() as u64;
+        self.relay.stats(&mut s);
         s
     }
 
@@ -141,6 +156,15 @@ impl Shared {
             .enumerate()
             .find(|(_, t)| t.name() == name)
             .map(|(i, t)| (i, t.address(), t.data_path_hint()))
+    }
+}
+
+/// Statistics of the server at `addr` (any server binary: its control plane,
+/// as a control-only client with `secret`).
+pub fn remote_stats(addr: &str, secret: Option<Secret>, timeout: Duration) -> io::Result<Stats> {
+    match upstream::Upstream::new(secret, timeout).call(addr, &crate::proto::Request::Stats)? {
+        crate::proto::Response::Stats(s) => Ok(s),
+        other => Err(io::Error::other(format!("unexpected answer: {other:?}"))),
     }
 }
 
@@ -188,6 +212,23 @@ impl Server {
         } else {
             None
         };
+        let advertise = match &opts.advertise {
+            Some(a) => a.clone(),
+            None if addr.ip().is_unspecified() => match crate::stream::hostname() {
+                Some(h) => format!("{h}:{}", addr.port()),
+                None => addr.to_string(),
+            },
+            None => addr.to_string(),
+        };
+        let mut relay_opts = opts.relay.clone();
+        if relay_opts.replica_limit == u64::MAX {
+            relay_opts.replica_limit = opts.memory_limit / 2;
+        }
+        let relay = Arc::new(relay::Relay::new(
+            relay_opts,
+            advertise,
+            opts.secret.clone(),
+        ));
         let transports: Arc<[Box<dyn ServerTransport>]> = transports.into();
         let arena = Arena::new(
             transports.clone(),
@@ -208,6 +249,7 @@ impl Server {
             host_id: crate::proto::host_id(),
             stop: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
+            relay,
         });
         let mut threads = Vec::new();
         for i in 0..shared.transports.len() {
@@ -244,6 +286,11 @@ impl Server {
     /// Current statistics.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// The `host:port` other servers reach this one at.
+    pub fn advertised(&self) -> &str {
+        &self.shared.relay.advertise
     }
 
     /// This server instance's random id (keys carry it).
