@@ -7,7 +7,16 @@ use proxy_core::{DynConnector, LocalConnector, Result};
 
 /// Names accepted by `--connectors`.
 pub const KNOWN: &[&str] = &[
-    "local", "file", "redis", "ucx", "ofi", "margo", "daos", "ucx-copy", "ofi-copy",
+    "local",
+    "file",
+    "redis",
+    "redis-cluster",
+    "ucx",
+    "ofi",
+    "margo",
+    "daos",
+    "ucx-copy",
+    "ofi-copy",
 ];
 
 /// Options shared by the connectors.
@@ -38,6 +47,10 @@ pub struct ConnectorOpts {
     /// `host:port` of a running Redis server (for the redis connector).
     #[arg(long, env = "PROXYSTORE_BENCH_REDIS", default_value = "127.0.0.1:6379")]
     pub redis: String,
+    /// `host:port[,host:port...]` of nodes of a running Redis Cluster (for
+    /// the redis-cluster connector; one reachable node is enough).
+    #[arg(long, env = "PROXYSTORE_BENCH_REDIS_CLUSTER")]
+    pub redis_cluster: Option<String>,
 }
 
 /// Make every connector kind this binary links rebuildable from a config (the
@@ -57,8 +70,9 @@ pub fn default_file_dir(tag: &str) -> PathBuf {
 
 /// The connector `name` stands for: `local`, or a connector built from a
 /// store URL by the scheme parsers its crate registered (the same parsing as
-/// the command-line tool's `--store`): `file`, `redis`, `ucx`, `ofi` and
-/// `margo` take their URL from the options (`file://DIR`, `redis://HOST:PORT`,
+/// the command-line tool's `--store`): `file`, `redis`, `redis-cluster`, `ucx`,
+/// `ofi` and `margo` take their URL from the options (`file://DIR`,
+/// `redis://HOST:PORT`, `redis+cluster://HOST:PORT,...`,
 /// `ucx://HOST:PORT`, `ofi://HOST:PORT`, `margo://HOST:PORT`; `ucx-copy` and
 /// `ofi-copy` are those of `ucx` and `ofi` with zero copy off, so that
 /// same-node gets copy over the transport),
@@ -84,6 +98,18 @@ fn url_of(name: &str, opts: &ConnectorOpts) -> Result<String> {
             format!("file://{}", dir.display())
         }
         "redis" => format!("redis://{}", opts.redis),
+        "redis-cluster" => {
+            let nodes =
+                opts.redis_cluster
+                    .clone()
+                    .ok_or_else(|| proxy_core::Error::InvalidConfig {
+                        connector: Some("redis+cluster".into()),
+                        reason:
+                            "no Redis Cluster given: pass --redis-cluster HOST:PORT[,HOST:PORT...]"
+                                .into(),
+                    })?;
+            format!("redis+cluster://{nodes}")
+        }
         // Zero copy off: same-node gets copy over the transport (the
         // object server's `?zero_copy=false`), to compare with the mapped path.
         "ucx-copy" | "ofi-copy" => format!(
@@ -181,6 +207,7 @@ mod tests {
             daos: Some("pool1/cont1".into()),
             margo_server: Some("10.0.0.4:7702".into()),
             redis: "10.0.0.2:6380".into(),
+            redis_cluster: Some("10.0.0.5:7000,10.0.0.6:7001".into()),
         }
     }
 
@@ -191,6 +218,26 @@ mod tests {
         assert_eq!(url_of("file", &o).unwrap(), "file:///dev/shm/x");
         assert_eq!(url_of("redis", &o).unwrap(), "redis://10.0.0.2:6380");
         assert_eq!(url_of("ucx", &o).unwrap(), "ucx://10.0.0.1:7700");
+        let cfg =
+            proxy_core::registry::connector_config_from_url(&url_of("redis-cluster", &o).unwrap())
+                .unwrap();
+        assert_eq!(
+            (cfg.kind.as_str(), cfg.options["nodes"].to_string()),
+            (
+                "redis+cluster",
+                r#"["10.0.0.5:7000","10.0.0.6:7001"]"#.into()
+            )
+        );
+        let e = make(
+            "redis-cluster",
+            &ConnectorOpts {
+                redis_cluster: None,
+                ..opts()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--redis-cluster"), "{e}");
         assert_eq!(url_of("ofi", &o).unwrap(), "ofi://10.0.0.3:7701");
         assert_eq!(url_of("margo", &o).unwrap(), "margo://10.0.0.4:7702");
         let cfg =
@@ -216,7 +263,10 @@ mod tests {
             (&"10.0.0.2".into(), &6380.into())
         );
         let e = make("warp", &o).unwrap_err().to_string();
-        assert!(e.contains("file, redis, ucx, ofi, margo, daos"), "{e}");
+        assert!(
+            e.contains("file, redis, redis-cluster, ucx, ofi, margo, daos"),
+            "{e}"
+        );
         let bad = ConnectorOpts {
             redis: "10.0.0.2:notaport".into(),
             ..opts()

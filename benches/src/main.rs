@@ -93,8 +93,9 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct StoreArgs {
-    /// Comma-separated connectors: local, file, redis, ucx, ofi, margo, daos, or
-    /// store URLs (file:///DIR, redis://HOST:PORT/DB, ucx://HOST:PORT,
+    /// Comma-separated connectors: local, file, redis, redis-cluster, ucx, ofi,
+    /// margo, daos, or store URLs (file:///DIR, redis://HOST:PORT/DB,
+    /// redis+cluster://HOST:PORT (one seed node), ucx://HOST:PORT,
     /// ofi://HOST:PORT, margo://HOST:PORT, daos://POOL/CONTAINER).
     #[arg(long, default_value = "local,file", value_delimiter = ',')]
     connectors: Vec<String>,

@@ -25,7 +25,7 @@ configuration (--config), also from $PROXYSTORE_STORE.\n\
 Exit status: 0 ok; 1 not stored (get, exists); 2 error; 3 wrong bytes (watch)."
 )]
 struct Cli {
-    /// Store URL: `file:///DIR`, `ucx://HOST:PORT`, `ofi://HOST:PORT`, `margo://HOST:PORT`, `daos://POOL/CONTAINER[/NAMESPACE]`, or `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`, each optionally followed by `?KEY=VALUE&...` options (each connector's README lists its keys; e.g. `ucx://HOST:PORT?zero_copy=false&timeout_ms=30000`).
+    /// Store URL: `file:///DIR`, `ucx://HOST:PORT`, `ofi://HOST:PORT`, `margo://HOST:PORT`, `daos://POOL/CONTAINER[/NAMESPACE]`, `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`, `redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]` (a Redis Cluster), or `endpoint://UUID[,UUID...]` (a ProxyStore endpoint on this host), each optionally followed by `?KEY=VALUE&...` options (each connector's README lists its keys; e.g. `ucx://HOST:PORT?zero_copy=false&timeout_ms=30000`).
     #[arg(long, short, env = "PROXYSTORE_STORE", global = true)]
     store: Option<String>,
     /// TOML store configuration file (as written by `proxystore config`).

@@ -87,7 +87,7 @@ mod tests {
         let e = from_url("gopher://x").unwrap_err();
         assert!(
             e.contains("unsupported store URL scheme 'gopher'")
-                && e.contains("file, margo, ofi, redis, ucx"),
+                && e.contains("endpoint, file, margo, ofi, redis, redis+cluster, ucx"),
             "{e}"
         );
     }

@@ -156,7 +156,7 @@ fn errors_are_clear_and_exit_2() {
         ),
         (
             vec!["--store", "gopher://x", "get", "x"],
-            "registered here: daos, file, margo, ofi, redis, ucx",
+            "registered here: daos, endpoint, file, margo, ofi, redis, redis+cluster, ucx",
         ),
         (vec!["--store", "file://rel", "get", "x"], "absolute path"),
         (

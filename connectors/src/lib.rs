@@ -8,8 +8,8 @@
 //!
 //! The crate graph stays one-way: this crate depends on the connectors, the
 //! connectors never depend on it (nor on each other). Each connector is a
-//! cargo feature (`redis`, `ucx`, `ofi`, `daos`, `margo`; all on by
-//! default). Connectors whose native library is loaded at run time (DAOS,
+//! cargo feature (`redis` (with `redis+cluster`), `endpoint`, `ucx`, `ofi`,
+//! `daos`, `margo`; all on by default). Connectors whose native library is loaded at run time (DAOS,
 //! Margo) are always registered when linked: opening their URLs without the
 //! library fails with a message naming what to install, never "unknown scheme".
 //!
@@ -28,6 +28,8 @@ use std::sync::Once;
 pub const SCHEMES: &[&str] = &[
     #[cfg(feature = "daos")]
     "daos",
+    #[cfg(feature = "endpoint")]
+    "endpoint",
     "file",
     #[cfg(feature = "margo")]
     "margo",
@@ -35,6 +37,8 @@ pub const SCHEMES: &[&str] = &[
     "ofi",
     #[cfg(feature = "redis")]
     "redis",
+    #[cfg(feature = "redis")]
+    "redis+cluster",
     #[cfg(feature = "ucx")]
     "ucx",
 ];
@@ -46,6 +50,8 @@ pub fn register_all() {
     ONCE.call_once(|| {
         #[cfg(feature = "redis")]
         redis_connector::register();
+        #[cfg(feature = "endpoint")]
+        endpoint_connector::register();
         #[cfg(feature = "ucx")]
         ucx_connector::register();
         #[cfg(feature = "ofi")]
@@ -131,10 +137,12 @@ mod tests {
         for url in [
             "file:///dev/shm/x",
             "redis://127.0.0.1:6379/0",
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
             "ucx://127.0.0.1:7700",
             "ofi://127.0.0.1:7701",
             "margo://127.0.0.1:7702",
             "daos://pool/container",
+            "endpoint://774ebd02-b442-4dea-870b-843b74b67737",
         ] {
             let scheme = url.split_once("://").unwrap().0;
             let cfg =

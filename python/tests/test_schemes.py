@@ -21,7 +21,7 @@ from proxystore_rs import ProxyStoreRsError, RustConnector
 
 from conftest import REPO
 
-CLI_SCHEMES = {'file', 'redis', 'ucx', 'ofi', 'margo', 'daos'}
+CLI_SCHEMES = {'file', 'redis', 'redis+cluster', 'endpoint', 'ucx', 'ofi', 'margo', 'daos'}
 
 
 def test_every_cli_scheme_is_registered():

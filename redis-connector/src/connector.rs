@@ -269,9 +269,7 @@ impl Connector for RedisConnector {
 
     /// A UUID key name (or the hex form of an encoded key).
     fn parse_key(&self, s: &str) -> Result<Key> {
-        RedisKey::from_redis_key(s)
-            .map(Key::from)
-            .or_else(|e| Key::from_hex(s).map_err(|_| e))
+        RedisKey::parse_any(s)
     }
 
     fn as_deferrable(&self) -> Option<&dyn Deferrable> {

@@ -39,6 +39,14 @@ impl RedisKey {
             })
     }
 
+    /// A key from its text: a UUID key name, or the hex form of an
+    /// encoded key (what both connectors' `parse_key` accept).
+    pub(crate) fn parse_any(s: &str) -> Result<Key> {
+        RedisKey::from_redis_key(s)
+            .map(Key::from)
+            .or_else(|e| Key::from_hex(s).map_err(|_| e))
+    }
+
     /// Decode a proxy-core [`Key`] minted by this connector.
     pub fn from_key(key: &Key) -> Result<Self> {
         key.decode(KIND)

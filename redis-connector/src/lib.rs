@@ -1,5 +1,8 @@
 //! # redis-connector
 //!
+//! Two connectors: [`RedisConnector`], one Redis server (below), and
+//! [`RedisClusterConnector`], a Redis Cluster (see its docs).
+//!
 //! A [`Connector`] for proxystore-rs that keeps objects in a Redis server,
 //! compatible with the Python ProxyStore's `RedisConnector`
 //! (`proxystore.connectors.redis`): an object one side stores is read by the
@@ -75,6 +78,7 @@
 //! | `buf` | the recycled receive buffers of large values |
 //! | `error` | how Redis failures map to `proxy_core::Error` |
 //! | `url` | `redis://` store URLs |
+//! | `cluster` | [`RedisClusterConnector`] (`redis+cluster://`): slots, routing and redirects (`route`), pipelined commands (`cmd`), chunked objects (`chunks`), the operations (`ops`), options, URLs |
 //!
 //! [`Connector`]: proxy_core::Connector
 //! [`Connector::config`]: proxy_core::Connector::config
@@ -87,6 +91,7 @@
 #![warn(missing_docs)]
 
 mod buf;
+mod cluster;
 mod connector;
 mod error;
 mod key;
@@ -99,6 +104,10 @@ mod write;
 
 use std::time::Duration;
 
+pub use cluster::{
+    CLUSTER_KIND, ClusterConnectorBuilder, ClusterOptions, DEFAULT_CHUNK_SIZE,
+    DEFAULT_CLUSTER_MAX_OBJECT, DEFAULT_FAILOVER_TIMEOUT, RedisClusterConnector,
+};
 pub use connector::RedisConnector;
 pub use error::RedisFailure;
 pub use key::RedisKey;
@@ -122,11 +131,15 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default of [`RedisOptions::recv_pool_bytes`]: 256 MiB.
 pub const DEFAULT_RECV_POOL_BYTES: u64 = 256 << 20;
 
-/// Register the `redis` connector kind in this process, so that stores and
-/// proxies whose configuration names it can be rebuilt, and the `redis://`
-/// store URL scheme (`redis://[user[:password]@]host[:port][/db]`).
+/// Register the `redis` and `redis+cluster` connector kinds in this
+/// process, so that stores and proxies whose configuration names them can be
+/// rebuilt, and their store URL schemes
+/// (`redis://[user[:password]@]host[:port][/db]`,
+/// `redis+cluster://[user[:password]@]host:port[,host:port...]`).
 /// Idempotent.
 pub fn register() {
     proxy_core::registry::register_connector::<RedisConnector>();
     proxy_core::registry::register_scheme("redis", url::config_from_url);
+    proxy_core::registry::register_connector::<RedisClusterConnector>();
+    proxy_core::registry::register_scheme(CLUSTER_KIND, cluster::config_from_url);
 }

@@ -1,7 +1,6 @@
 //! The connector's serializable options and its builder.
 
 use std::fmt;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -147,52 +146,62 @@ impl RedisConnectorBuilder {
         self
     }
 
-    /// ACL user name.
-    pub fn username(mut self, user: impl Into<String>) -> Self {
-        self.opts.username = Some(user.into());
-        self
-    }
-
-    /// Password (otherwise `PROXYSTORE_REDIS_PASSWORD` is read, if set).
-    pub fn password(mut self, password: impl Into<String>) -> Self {
-        self.opts.password = Some(password.into());
-        self
-    }
-
-    /// Key prefix (default empty: the ProxyStore-compatible layout).
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.opts.prefix = prefix.into();
-        self
-    }
-
-    /// Connect timeout (default 5 s).
-    pub fn connect_timeout(mut self, t: Duration) -> Self {
-        self.opts.connect_timeout_ms = t.as_millis().max(1) as u64;
-        self
-    }
-
-    /// Operation timeout (default 60 s): the longest wait for the server in
-    /// one socket read or write; `Duration::ZERO` disables it.
-    pub fn timeout(mut self, t: Duration) -> Self {
-        self.opts.timeout_ms = t.as_millis() as u64;
-        self
-    }
-
-    /// Delete the data on `close` (default false).
-    pub fn clear(mut self, clear: bool) -> Self {
-        self.opts.clear = clear;
-        self
-    }
-
-    /// Largest object accepted (default 512 MiB).
-    pub fn max_object_size(mut self, bytes: u64) -> Self {
-        self.opts.max_object_size = bytes;
-        self
-    }
-
-    /// Receive-buffer bytes kept for reuse (default 256 MiB; 0 disables).
-    pub fn recv_pool_bytes(mut self, bytes: u64) -> Self {
-        self.opts.recv_pool_bytes = bytes;
-        self
-    }
+    common_setters!("512 MiB");
 }
+
+/// The builder setters of the options both connectors have (`$max`: the
+/// default of `max_object_size`, for its docs).
+macro_rules! common_setters {
+    ($max:literal) => {
+        /// ACL user name.
+        pub fn username(mut self, user: impl Into<String>) -> Self {
+            self.opts.username = Some(user.into());
+            self
+        }
+
+        /// Password (otherwise `PROXYSTORE_REDIS_PASSWORD` is read, if set).
+        pub fn password(mut self, password: impl Into<String>) -> Self {
+            self.opts.password = Some(password.into());
+            self
+        }
+
+        /// Key prefix (default empty; empty is the ProxyStore-compatible
+        /// layout of the single-server connector).
+        pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+            self.opts.prefix = prefix.into();
+            self
+        }
+
+        /// Connect timeout (default 5 s).
+        pub fn connect_timeout(mut self, t: std::time::Duration) -> Self {
+            self.opts.connect_timeout_ms = t.as_millis().max(1) as u64;
+            self
+        }
+
+        /// Operation timeout (default 60 s): the longest wait for a server
+        /// in one socket read or write; `Duration::ZERO` disables it.
+        pub fn timeout(mut self, t: std::time::Duration) -> Self {
+            self.opts.timeout_ms = t.as_millis() as u64;
+            self
+        }
+
+        /// Delete the data on `close` (default false).
+        pub fn clear(mut self, clear: bool) -> Self {
+            self.opts.clear = clear;
+            self
+        }
+
+        #[doc = concat!("Largest object accepted (default ", $max, ").")]
+        pub fn max_object_size(mut self, bytes: u64) -> Self {
+            self.opts.max_object_size = bytes;
+            self
+        }
+
+        /// Receive-buffer bytes kept for reuse (default 256 MiB; 0 disables).
+        pub fn recv_pool_bytes(mut self, bytes: u64) -> Self {
+            self.opts.recv_pool_bytes = bytes;
+            self
+        }
+    };
+}
+pub(crate) use common_setters;

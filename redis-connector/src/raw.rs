@@ -254,6 +254,51 @@ impl RawConn {
         Ok(v.into_bytes())
     }
 
+    /// Read one reply that must be a bulk string of exactly `dst.len()`
+    /// bytes (a chunk of a larger value) straight into `dst`: `Ok(true)`
+    /// when filled, `Ok(false)` for nil. A server error is an `Err` with its
+    /// code (the connection stays usable); any other reply is a protocol
+    /// error and the connection is not reused.
+    pub(crate) fn read_bulk_into(&mut self, dst: &mut [u8]) -> RedisResult<bool> {
+        if self.start == self.end {
+            self.fill()?;
+        }
+        if self.buf[self.start] != b'$' {
+            return match self.read_reply()? {
+                Reply::Nil => Ok(false),
+                other => {
+                    self.open = false;
+                    Err(protocol(format!(
+                        "expected a value of {} bytes, got {}",
+                        dst.len(),
+                        other.describe()
+                    )))
+                }
+            };
+        }
+        let (s, e) = self.line()?;
+        match self.int(s + 1, e)? {
+            -1 => Ok(false),
+            n if n >= 0 && n as u64 == dst.len() as u64 => {
+                self.read_exact_into(dst)?;
+                let mut crlf = [0u8; 2];
+                self.read_exact_into(&mut crlf)?;
+                if &crlf != b"\r\n" {
+                    self.open = false;
+                    return Err(protocol("bulk string not terminated by CRLF".into()));
+                }
+                Ok(true)
+            }
+            n => {
+                self.open = false;
+                Err(protocol(format!(
+                    "expected a value of {} bytes, got one of {n}",
+                    dst.len()
+                )))
+            }
+        }
+    }
+
     /// Read one reply; a server error reply is an `Err` with its code.
     pub(crate) fn read_reply(&mut self) -> RedisResult<Reply> {
         if self.start == self.end {

@@ -40,10 +40,7 @@ pub(crate) fn config_from_url(url: &StoreUrl<'_>) -> Result<ConnectorConfig> {
                 url.error(Some(KIND), format!("bad Redis database number {db:?}"))
             })?,
         };
-    let (username, password) = match (url.user(), url.password()) {
-        (Some(lone), None) => (None, Some(lone)),
-        (user, password) => (user, password),
-    };
+    let (username, password) = credentials(url);
     let mut opts = RedisOptions {
         host: host.to_string(),
         port,
@@ -53,13 +50,25 @@ pub(crate) fn config_from_url(url: &StoreUrl<'_>) -> Result<ConnectorConfig> {
         ..RedisOptions::default()
     };
     url.apply_query(KIND, &mut opts, QUERY_KEYS)?;
-    // `RedisOptions` never serializes its password: add it to the options
-    // here, where they are read back by this process only.
-    let mut cfg = ConnectorConfig::new(KIND, &opts);
+    Ok(with_password(ConnectorConfig::new(KIND, &opts), password))
+}
+
+/// `(user, password)` of a URL; a lone user part (`redis://secret@host`) is
+/// the password, as with `redis-cli -u`.
+pub(crate) fn credentials<'a>(url: &StoreUrl<'a>) -> (Option<&'a str>, Option<&'a str>) {
+    match (url.user(), url.password()) {
+        (Some(lone), None) => (None, Some(lone)),
+        (user, password) => (user, password),
+    }
+}
+
+/// The options never serialize their password: add it to the configuration
+/// here, where it is read back by this process only.
+pub(crate) fn with_password(mut cfg: ConnectorConfig, password: Option<&str>) -> ConnectorConfig {
     if let Some(p) = password {
         cfg.options["password"] = p.into();
     }
-    Ok(cfg)
+    cfg
 }
 
 #[cfg(test)]

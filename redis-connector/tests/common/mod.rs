@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod python;
+pub mod cluster;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -46,6 +47,11 @@ impl RedisServer {
 
     /// Start a server with extra command-line options (e.g. `["--requirepass", "pw"]`).
     pub fn start_with(extra: &[&str]) -> RedisServer {
+        Self::start_on(free_port, extra)
+    }
+
+    /// Start a server on a port `pick` chooses, with extra options.
+    pub fn start_on(pick: fn() -> u16, extra: &[&str]) -> RedisServer {
         let dir = std::env::temp_dir().join(format!(
             "proxystore-redis-test-{}-{}",
             std::process::id(),
@@ -55,7 +61,7 @@ impl RedisServer {
         let mut last = String::new();
         for _ in 0..5 {
             let mut s = RedisServer {
-                port: free_port(),
+                port: pick(),
                 extra: extra.iter().map(|s| s.to_string()).collect(),
                 dir: dir.clone(),
                 server: None,
