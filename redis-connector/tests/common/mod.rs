@@ -7,8 +7,8 @@
 //! destructor, SIGKILL): its stdin is a pipe that closes with this process.
 #![allow(dead_code)]
 
-pub mod python;
 pub mod cluster;
+pub mod python;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
