@@ -121,7 +121,9 @@ valgrind_finalize() { # name url
 valgrind_finalize capi::finalize_valgrind_file "file://$scratch/finalize"
 
 server="$(realpath -m "$tgt")/release/proxystore-ucx-server"
-[ -x "$server" ] || cargo build --release --locked -q -p ucx-connector --bin proxystore-ucx-server
+# Built (or found up to date) every time: a server binary left from another
+# commit may speak a protocol of the same version with another slot layout.
+cargo build --release --locked -q -p ucx-connector --bin proxystore-ucx-server
 export UCX_TLS=${UCX_TLS:-shm,cma,self}
 "$server" --listen 127.0.0.1:0 --idle-exit 300 > "$out/ucx-server.log" 2>&1 &
 server_pid=$!
@@ -159,7 +161,7 @@ else
   ignore capi::scheme_ucx "the UCX object server did not start"
 fi
 ofi_server="$(realpath -m "$tgt")/release/proxystore-ofi-server"
-[ -x "$ofi_server" ] || cargo build --release --locked -q -p ofi-connector --bin proxystore-ofi-server
+cargo build --release --locked -q -p ofi-connector --bin proxystore-ofi-server
 FI_PROVIDER=${FI_PROVIDER:-shm} "$ofi_server" --listen 127.0.0.1:0 --idle-exit 300 > "$out/ofi-server.log" 2>&1 &
 other_pids+=($!)
 for _ in $(seq 300); do grep -q '^LISTEN ' "$out/ofi-server.log" && break; sleep 0.1; done
@@ -172,6 +174,34 @@ else
   cat "$out/ofi-server.log" >&2
   result capi::scheme_ofi 1
 fi
+# Redis Cluster: three masters of Debian's redis-server, no replicas.
+if command -v redis-server > /dev/null && command -v redis-cli > /dev/null; then
+  cports=()
+  for i in 1 2 3; do
+    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    mkdir -p "$out/rc-$i"
+    redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --save '' --appendonly no \
+      --dir "$out/rc-$i" --cluster-config-file "$out/rc-$i/nodes.conf" > "$out/rc-$i.log" 2>&1 &
+    other_pids+=($!)
+    cports+=("$p")
+  done
+  for p in "${cports[@]}"; do
+    for _ in $(seq 100); do redis-cli -p "$p" ping > /dev/null 2>&1 && break; sleep 0.1; done
+  done
+  redis-cli --cluster create "${cports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes > "$out/rc-create.log" 2>&1 || true
+  for _ in $(seq 100); do
+    redis-cli -p "${cports[0]}" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && break
+    sleep 0.1
+  done
+  cluster_list=$(printf '127.0.0.1:%s,' "${cports[@]}")
+  run capi::scheme_redis_cluster "$out/bin/schemes" open "redis+cluster://${cluster_list%,}"
+else
+  ignore capi::scheme_redis_cluster "needs redis-server and redis-cli (scripts/setup.sh)"
+fi
+# ProxyStore endpoints: with none configured for this user, opening one is a
+# connector error that says so, never an unknown scheme.
+run capi::scheme_endpoint env PROXYSTORE_HOME="$out/no-endpoints" "$out/bin/schemes" absent \
+  "endpoint://00000000-0000-4000-8000-000000000000" "no endpoint of"
 # Margo and DAOS are loaded at run time: without the library, their URLs must
 # fail with a connector error that says what is missing, never "unknown scheme".
 runtime_scheme() { # scheme library url-var example-url missing-message

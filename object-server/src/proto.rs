@@ -19,12 +19,13 @@
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
-/// Protocol version, checked at hello. 6: slots have a 64-byte header
-/// (`layout::HEADER`, aligned payloads), which readers of version 5 would
-/// misread as evicted objects; node-level dedup and the relay
+/// Protocol version, checked at hello. 7 (6 was never released on its own):
+/// slots have a 64-byte header (`layout::HEADER`, aligned payloads), which
+/// readers of version 5 would misread as evicted objects; node-level dedup
+/// and the relay
 /// ([`Request::Fetch`], [`Request::Source`], [`Request::RelayRead`],
 /// [`Request::Dropped`], [`CONTROL_ONLY`]).
-pub const VERSION: u32 = 6;
+pub const VERSION: u32 = 7;
 /// Largest control frame accepted (bulk bytes are not framed).
 pub const MAX_FRAME: usize = 1 << 20;
 
