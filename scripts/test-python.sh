@@ -21,16 +21,15 @@ rm -rf "$tgt/wheels"
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$tgt"/wheels/proxystore_rs-*.whl
 # The UCX object server the tests start (built by the workspace's release build).
 export PROXYSTORE_UCX_SERVER=${PROXYSTORE_UCX_SERVER:-$tgt/release/proxystore-ucx-server}
-[ -x "$PROXYSTORE_UCX_SERVER" ] ||
-  cargo build --release --locked -q -p ucx-connector --bin proxystore-ucx-server
+# Built (or found up to date) every time: a binary left from another commit
+# may speak the same protocol version with another layout.
+cargo build --release --locked -q -p ucx-connector --bin proxystore-ucx-server
 # The Rust side of test_streams.py (streams-producer, streams-consumer).
 export PROXYSTORE_BENCH=${PROXYSTORE_BENCH:-$tgt/release/proxystore-bench}
-[ -x "$PROXYSTORE_BENCH" ] ||
-  cargo build --release --locked -q -p proxystore-bench --bin proxystore-bench
+cargo build --release --locked -q -p proxystore-bench --bin proxystore-bench
 # The libfabric object server of test_schemes.py's ofi:// test.
 export PROXYSTORE_OFI_SERVER=${PROXYSTORE_OFI_SERVER:-$tgt/release/proxystore-ofi-server}
-[ -x "$PROXYSTORE_OFI_SERVER" ] ||
-  cargo build --release --locked -q -p ofi-connector --bin proxystore-ofi-server
+cargo build --release --locked -q -p ofi-connector --bin proxystore-ofi-server
 log=$(mktemp)
 set +e
 (cd python/tests && "$venv/bin/python" -m pytest -v -p no:cacheprovider "$@") 2>&1 | tee "$log"

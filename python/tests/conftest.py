@@ -2,7 +2,9 @@
 
 - ``redis_server``: a ``redis-server`` on a free port (``$REDIS_SERVER`` or PATH);
 - ``ucx_server``: a ``proxystore-ucx-server`` (``$PROXYSTORE_UCX_SERVER``, else
-  ``target/release`` or ``target/debug`` of this repository) on a free port.
+  ``target/release`` or ``target/debug`` of this repository) on a free port;
+- ``ofi_server``: a ``proxystore-ofi-server`` over libfabric ``shm`` (found the
+  same way, ``$PROXYSTORE_OFI_SERVER``).
 """
 
 from __future__ import annotations
@@ -140,3 +142,35 @@ def connector(request, tmp_path):
         c = UcxConnector(request.getfixturevalue('ucx_server'))
     yield c
     c.close()
+
+
+@pytest.fixture(scope='session')
+def ofi_server(tmp_path_factory):
+    exe = os.environ.get('PROXYSTORE_OFI_SERVER')
+    if not exe:
+        found = [REPO / 'target' / p / 'proxystore-ofi-server' for p in ('release', 'debug')]
+        found = [str(p) for p in found if p.exists()]
+        exe = found[0] if found else shutil.which('proxystore-ofi-server')
+    if not exe:
+        pytest.skip('needs proxystore-ofi-server: cargo build --release -p ofi-connector --bins')
+    log = tmp_path_factory.mktemp('ofi') / 'server.log'
+    env = dict(os.environ)
+    env.setdefault('FI_PROVIDER', 'shm')
+    with open(log, 'w') as out:
+        proc = subprocess.Popen(
+            [exe, '--listen', '127.0.0.1:0', '--idle-exit', '600'],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )
+    addr = None
+    deadline = time.time() + 30
+    while time.time() < deadline and addr is None and proc.poll() is None:
+        addr = next((ln.split()[1] for ln in log.read_text().splitlines()
+                     if ln.startswith('LISTEN ')), None)
+        time.sleep(0.05)
+    if addr is None:
+        proc.kill()
+        pytest.fail(f'proxystore-ofi-server did not start: {log.read_text()}')
+    os.environ.setdefault('FI_PROVIDER', 'shm')
+    yield addr
+    proc.terminate()
+    proc.wait(10)

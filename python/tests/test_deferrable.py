@@ -19,13 +19,17 @@ from proxystore.store.ref import borrow, mut_borrow, update
 from proxystore.store.utils import get_key
 
 import proxystore_rs
-from proxystore_rs import FileConnector, ProxyStoreRsError, RedisConnector, RustKey, UcxConnector
+from proxystore_rs import (
+    FileConnector, ProxyStoreRsError, RedisConnector, RustConnector, RustKey, UcxConnector,
+)
 
 from conftest import start_python
 
-# Ours (the UCX connector names its objects in a file or Redis store), and
+# Ours (the UCX and libfabric connectors name their objects in a file or
+# Redis store), and
 # upstream's File and Redis connectors: every test runs on each.
-KINDS = ['file', 'redis', 'ucx-names-file', 'ucx-names-redis', 'upstream-file', 'upstream-redis']
+KINDS = ['file', 'redis', 'ucx-names-file', 'ucx-names-redis', 'ofi-names-file', 'upstream-file',
+         'upstream-redis']
 OURS = [k for k in KINDS if not k.startswith('upstream')]
 
 
@@ -43,6 +47,9 @@ def make(kind: str, request, tmp_path):
         return UcxConnector(request.getfixturevalue('ucx_server'), names=f'file://{tmp_path}/names')
     if kind == 'ucx-names-redis':
         return UcxConnector(request.getfixturevalue('ucx_server'), names=redis_url())
+    if kind == 'ofi-names-file':
+        return RustConnector.from_url(f"ofi://{request.getfixturevalue('ofi_server')}",
+                                      names=f'file://{tmp_path}/names')
     if kind == 'upstream-file':
         return UpstreamFile(str(tmp_path / 'upstream'))
     host, port = request.getfixturevalue('redis_server')
