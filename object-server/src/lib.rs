@@ -20,6 +20,7 @@ mod auth;
 pub mod cli;
 mod client;
 mod config;
+mod cooling;
 pub mod layout;
 mod memory;
 pub mod proto;
@@ -36,6 +37,7 @@ pub use client::{
     config_from_url,
 };
 pub use config::{ClientOptions, TransportConfig};
+pub use cooling::REUSE_GRACE;
 pub use memory::{Memory, SlotWriter};
 pub use proto::{DataPath, Stats};
 pub use server::{HELLO_TIMEOUT, MAX_GREETING, Server, ServerOptions};

@@ -19,8 +19,10 @@
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
-/// Protocol version, checked at hello.
-pub const VERSION: u32 = 5;
+/// Protocol version, checked at hello. Version 6: a server reuses a freed
+/// slot no sooner than [`crate::REUSE_GRACE`] after it hid the object in
+/// it, so that clients may skip the header re-read of a fast get.
+pub const VERSION: u32 = 6;
 /// Largest control frame accepted (bulk bytes are not framed).
 pub const MAX_FRAME: usize = 1 << 20;
 

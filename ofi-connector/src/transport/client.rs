@@ -192,6 +192,14 @@ impl ClientTransport for Ofi {
         ep.failed()
     }
 
+    /// No provider reads a dead process's memory: `shm` reads with
+    /// `process_vm_readv`, which fails once the server has exited (the
+    /// read completes with `FI_EIO`), and the network providers lose the
+    /// connection or the registration with the process.
+    fn reads_outlive_server(&self) -> bool {
+        false
+    }
+
     fn unpack(&self, _ep: &PeerAddr, descriptor: &[u8]) -> Result<OfiRemote> {
         OfiRemote::unpack(descriptor)
     }
@@ -232,12 +240,11 @@ impl ClientTransport for Ofi {
             timeout,
             || self.domain().lock(),
             |g| {
-                // Each endpoint the operations were posted on, once.
-                let mut seen: Vec<*const Endpoint> = Vec::with_capacity(1);
-                for op in ops {
+                // Each endpoint the operations were posted on, once (no
+                // allocation: there is one endpoint but after a restart).
+                for (i, op) in ops.iter().enumerate() {
                     let ep = op.endpoint();
-                    if !seen.contains(&Arc::as_ptr(ep)) {
-                        seen.push(Arc::as_ptr(ep));
+                    if !ops[..i].iter().any(|o| Arc::ptr_eq(o.endpoint(), ep)) {
                         ep.progress(g);
                     }
                 }
