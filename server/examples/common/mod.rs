@@ -48,6 +48,20 @@ pub fn getter(
     (key, get)
 }
 
+/// A closure that puts one object of `len` bytes (a copy made untimed
+/// before, its pages written), returns the time and evicts it (untimed).
+pub fn putter(len: usize) -> impl Fn(&dyn Connector) -> Duration {
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    move |c: &dyn Connector| {
+        let p = Payload::from(data.clone());
+        let t = Instant::now();
+        let key = c.put(p).expect("put");
+        let d = t.elapsed();
+        c.evict(&key).expect("evict");
+        d
+    }
+}
+
 /// Latency below 1 MiB, bandwidth from 1 MiB.
 pub fn fmt(d: Duration, len: usize) -> String {
     if len >= 1 << 20 {
