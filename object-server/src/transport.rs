@@ -130,10 +130,19 @@ pub trait ClientTransport: Send + Sync + Sized + 'static {
     fn failed(&self, ep: &Self::Endpoint) -> bool;
     /// Whether a one-sided read from a server that has died may still
     /// succeed (e.g. UCX's shared-memory transports map the server's memory,
-    /// which outlives it). When `false`, such a read fails by itself, so a
-    /// get that reads one-sided skips the liveness check of the server's
-    /// watch connection (a system call per get).
+    /// which outlives it). When `false`, such a read fails or never
+    /// completes, so a single get skips the liveness check of the server's
+    /// watch connection (a system call per get) and checks it only when its
+    /// read has not completed within a millisecond
+    /// ([`wait_within`](Self::wait_within), which such a transport
+    /// implements).
     fn reads_outlive_server(&self) -> bool {
+        true
+    }
+    /// Progress until every one of `ops` is done or `within` has passed;
+    /// whether they are done. Nothing is canceled. The default waits for
+    /// nothing and says `true`.
+    fn wait_within<B: Send + 'static>(&self, _ops: &[&Self::Op<B>], _within: Duration) -> bool {
         true
     }
     /// Unpack a segment's descriptor for use on `ep`.

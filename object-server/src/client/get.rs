@@ -38,6 +38,10 @@ enum Route<T: ClientTransport> {
     Copy(Arc<Peer<T>>, ObjectKey),
 }
 
+/// How long a single get's read may take before the server's liveness is
+/// checked (when the get skipped the check: `peer_for_get`).
+const LIVENESS_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Whether a one-sided read posted at `posted_at`, complete now, needs no
 /// header re-read: it completed within half the server's reuse grace, so
 /// its header saw no eviction and no byte it read was another object's
@@ -54,14 +58,20 @@ fn intact(s: &[u8], k: &ObjectKey) -> bool {
 }
 
 impl<T: ClientTransport> ObjectClient<T> {
-    fn route(&self, key: &Key) -> Result<Route<T>> {
+    /// Where `key`'s get goes; `one`: a single get, which may skip the
+    /// liveness check of the server (see `get_rma_one`).
+    fn route(&self, key: &Key, one: bool) -> Result<Route<T>> {
         let k = self.decode(key)?;
         if let Some(local) = self.local_for(&k) {
             // This process's own arena: the slot itself, pinned, no copy.
             let same = k.instance == local.instance();
             return Ok(Route::Done(same.then(|| local.get(&k.loc())).flatten()));
         }
-        let Some(peer) = self.peer_for_get(&k.server, k.instance)? else {
+        let peer = match one {
+            true => self.peer_for_get(&k.server, k.instance)?,
+            false => self.peer_for(&k.server, k.instance)?,
+        };
+        let Some(peer) = peer else {
             return Ok(Route::Done(None));
         };
         if peer.mapped.as_ref().is_some_and(|m| m.usable()) {
@@ -82,7 +92,7 @@ impl<T: ClientTransport> ObjectClient<T> {
 
     /// One key: [`get_many`](Self::get_many) without its batch bookkeeping.
     pub(crate) fn get_one(&self, key: &Key) -> Result<Option<Bytes>> {
-        let (peer, k) = match self.route(key)? {
+        let (peer, k) = match self.route(key, true)? {
             Route::Done(b) => return Ok(b),
             Route::Mapped(peer, k) => match self.get_mapped(&peer, &[&k])?.pop() {
                 Some(Mapped::Done(b)) => return Ok(b),
@@ -103,7 +113,7 @@ impl<T: ClientTransport> ObjectClient<T> {
         let mut copy = Vec::new();
         let mut mapped: Vec<PeerKeys<T>> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
-            match self.route(key)? {
+            match self.route(key, false)? {
                 Route::Done(b) => out[i] = b,
                 Route::Mapped(peer, k) => {
                     match mapped.iter_mut().find(|(p, _)| Arc::ptr_eq(p, &peer)) {
@@ -199,12 +209,33 @@ impl<T: ClientTransport> ObjectClient<T> {
     }
 
     /// The one-sided get of one object (as [`get_rma`](Self::get_rma),
-    /// without its batch bookkeeping).
+    /// without its batch bookkeeping). Where the liveness check was skipped
+    /// (`peer_for_get`), a read still in flight after [`LIVENESS_AFTER`]
+    /// makes up for it: from a dead server it may never complete (libfabric
+    /// 1.17's `shm` reports a failed read without its context), so the
+    /// get then fails (or is `None` for a restarted server) at once rather
+    /// than at the timeout.
     fn get_rma_one(&self, peer: &Arc<Peer<T>>, k: &ObjectKey) -> Result<Option<Bytes>> {
         let posted_at = Instant::now();
         let Some((seg, req)) = self.post_object(peer, k)? else {
             return Ok(None);
         };
+        let transport = &self.fabric()?.transport;
+        if !transport.reads_outlive_server()
+            && !transport.wait_within(&[&req], LIVENESS_AFTER)
+            && !peer.alive()
+        {
+            // The read keeps its buffer until the fabric is done with it.
+            self.invalidate(peer);
+            return match self.peer_for(&k.server, k.instance)? {
+                None => Ok(None),
+                Some(_) => Err(Error::temporary(
+                    T::NAME,
+                    "get",
+                    "the server died during the get",
+                )),
+            };
+        }
         self.wait(&[&req], "get")?;
         let fast = fast(posted_at);
         let Some(buf) = self.completed(peer, k, req.take().expect("done"))? else {

@@ -108,6 +108,8 @@ pub struct Ofi {
     /// Puts complete at `FI_TRANSMIT_COMPLETE` and a flush reads back (see
     /// `put`), else they complete at `FI_DELIVERY_COMPLETE`.
     transmit_complete: bool,
+    /// The provider is `shm`.
+    shm: bool,
 }
 
 impl Ofi {
@@ -122,6 +124,18 @@ impl Ofi {
 
     fn deadline(&self) -> Instant {
         Instant::now() + self.timeout
+    }
+
+    /// Progress each endpoint `ops` were posted on, once (no allocation:
+    /// there is one endpoint but after a restart); whether all are done.
+    fn progress_all<B>(&self, ops: &[&Op<B>], g: &crate::ofi::DomainGuard<'_>) -> bool {
+        for (i, op) in ops.iter().enumerate() {
+            let ep = op.endpoint();
+            if !ops[..i].iter().any(|o| Arc::ptr_eq(o.endpoint(), ep)) {
+                ep.progress(g);
+            }
+        }
+        ops.iter().all(|r| r.is_done())
     }
 
     /// The provider and domain in use.
@@ -146,13 +160,15 @@ impl ClientTransport for Ofi {
         } else {
             info.max_msg_size()
         };
-        let transmit_complete = info.provider() == "shm" && !domain.mr_mode().local();
+        let shm = info.provider() == "shm";
+        let transmit_complete = shm && !domain.mr_mode().local();
         Ok(Ofi {
             ep: parking_lot::Mutex::new(Endpoint::open(&domain)?),
             domain,
             timeout: cfg.client.timeout(),
             max_rma,
             transmit_complete,
+            shm,
         })
     }
 
@@ -197,12 +213,33 @@ impl ClientTransport for Ofi {
         ep.failed()
     }
 
-    /// No provider reads a dead process's memory: `shm` reads with
-    /// `process_vm_readv`, which fails once the server has exited (the
-    /// read completes with `FI_EIO`), and the network providers lose the
-    /// connection or the registration with the process.
+    /// `false` over `shm`: it never reads a dead process's memory (a read
+    /// is `process_vm_readv`, which fails once the server has exited;
+    /// libfabric 1.17 then reports the error without the operation's
+    /// context, so the read never completes here, which `wait_within`
+    /// notices within a millisecond). `true` elsewhere, although the
+    /// network providers do not read a dead process's memory either:
+    /// `tcp;ofi_rxm` refuses a read posted to a dead peer with `-FI_EAGAIN`
+    /// until the timeout, so the liveness check before it is what fails
+    /// such a get fast (and costs little next to a read over TCP).
     fn reads_outlive_server(&self) -> bool {
-        false
+        !self.shm
+    }
+
+    fn wait_within<B: Send + 'static>(&self, ops: &[&Op<B>], within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            {
+                let g = self.domain().lock();
+                if self.progress_all(ops, &g) {
+                    return true;
+                }
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::yield_now();
+        }
     }
 
     fn unpack(&self, _ep: &PeerAddr, descriptor: &[u8]) -> Result<OfiRemote> {
@@ -285,17 +322,7 @@ impl ClientTransport for Ofi {
             operation,
             timeout,
             || self.domain().lock(),
-            |g| {
-                // Each endpoint the operations were posted on, once (no
-                // allocation: there is one endpoint but after a restart).
-                for (i, op) in ops.iter().enumerate() {
-                    let ep = op.endpoint();
-                    if !ops[..i].iter().any(|o| Arc::ptr_eq(o.endpoint(), ep)) {
-                        ep.progress(g);
-                    }
-                }
-                ops.iter().all(|r| r.is_done())
-            },
+            |g| self.progress_all(ops, g),
             |g| ops.iter().for_each(|r| r.cancel(g)),
         )
     }
