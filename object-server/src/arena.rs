@@ -252,7 +252,10 @@ impl Arena {
             f => f,
         };
         let mem = match fabric {
-            Some(m) => m,
+            Some(mut m) => {
+                m.advise_huge_pages(shm.is_some());
+                m
+            }
             None if self.shared => {
                 let name = format!("proxystore-segment-{}", self.next_seg);
                 let m = Memory::shared(size as usize, self.prefault, &name)

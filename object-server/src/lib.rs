@@ -21,6 +21,7 @@ pub mod cli;
 mod client;
 mod config;
 mod cooling;
+mod hugepages;
 pub mod layout;
 mod memory;
 pub mod proto;
@@ -38,6 +39,7 @@ pub use client::{
 };
 pub use config::{ClientOptions, TransportConfig};
 pub use cooling::REUSE_GRACE;
+pub use hugepages::HUGE_PAGES_ENV;
 pub use memory::{Memory, SlotWriter};
 pub use proto::{DataPath, Stats};
 pub use server::{HELLO_TIMEOUT, MAX_GREETING, Server, ServerOptions};

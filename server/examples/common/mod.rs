@@ -82,6 +82,11 @@ impl ServerChild {
     /// Start `proxystore-server --listen 127.0.0.1:0 ARGS` and wait for its
     /// `LISTEN` line.
     pub fn start(args: &[&str]) -> ServerChild {
+        Self::start_env(args, &[])
+    }
+
+    /// [`start`](Self::start) with `env` added to its environment.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> ServerChild {
         let bin = object_server::locate_server(&ServerBinary {
             name: "proxystore-server",
             env: "PROXYSTORE_SERVER",
@@ -92,6 +97,7 @@ impl ServerChild {
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .arg("--exit-with-parent")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("start proxystore-server");
@@ -100,6 +106,13 @@ impl ServerChild {
             .expect("LISTEN line")
             .to_string();
         ServerChild { child, addr }
+    }
+}
+
+impl ServerChild {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
