@@ -221,22 +221,22 @@ impl<T: ClientTransport> ObjectClient<T> {
             return Ok(None);
         };
         let transport = &self.fabric()?.transport;
-        if !transport.reads_outlive_server()
-            && !transport.wait_within(&[&req], LIVENESS_AFTER)
-            && !peer.alive()
-        {
-            // The read keeps its buffer until the fabric is done with it.
-            self.invalidate(peer);
-            return match self.peer_for(&k.server, k.instance)? {
-                None => Ok(None),
-                Some(_) => Err(Error::temporary(
-                    T::NAME,
-                    "get",
-                    "the server died during the get",
-                )),
-            };
+        let checks_late = !transport.reads_outlive_server();
+        if !(checks_late && transport.wait_within(&[&req], LIVENESS_AFTER)) {
+            if checks_late && !peer.alive() {
+                // The read keeps its buffer until the fabric is done with it.
+                self.invalidate(peer);
+                return match self.peer_for(&k.server, k.instance)? {
+                    None => Ok(None),
+                    Some(_) => Err(Error::temporary(
+                        T::NAME,
+                        "get",
+                        "the server died during the get",
+                    )),
+                };
+            }
+            self.wait(&[&req], "get")?;
         }
-        self.wait(&[&req], "get")?;
         let fast = fast(posted_at);
         let Some(buf) = self.completed(peer, k, req.take().expect("done"))? else {
             return Ok(None);
