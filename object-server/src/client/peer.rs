@@ -202,10 +202,10 @@ impl<T: ClientTransport> ObjectClient<T> {
         self.peer_checked(server, instance, true)
     }
 
-    /// [`peer_for`](Self::peer_for) for a get: without the liveness check
-    /// where only a one-sided read follows and such a read fails by itself
-    /// once the server is dead (`ClientTransport::reads_outlive_server`);
-    /// the get's failure then refreshes the peer (`after_failure`).
+    /// [`peer_for`](Self::peer_for) for a single get: without the liveness
+    /// check where only a one-sided read follows and such a read cannot
+    /// return a dead server's bytes (`ClientTransport::reads_outlive_server`);
+    /// the get checks after all if its read is slow (`get_rma_one`).
     pub(crate) fn peer_for_get(&self, server: &str, instance: u64) -> Result<Option<Arc<Peer<T>>>> {
         let fails_alone = self
             .inner
