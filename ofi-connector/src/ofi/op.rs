@@ -258,9 +258,11 @@ impl PeerAddr {
     pub fn read_back(&self, g: &DomainGuard<'_>, deadline: Instant) -> Result<Op<()>> {
         let last = LAST_WRITE.with(|w| {
             let mut w = w.borrow_mut();
-            let i = w
-                .iter()
-                .position(|(p, _, _)| std::ptr::eq(p.as_ptr(), &*self.inner))?;
+            // A live weak reference to this allocation is this peer (a dead
+            // one may share the address of a newer peer).
+            let i = w.iter().position(|(p, _, _)| {
+                p.strong_count() > 0 && std::ptr::eq(p.as_ptr(), &*self.inner)
+            })?;
             let (_, addr, key) = w.swap_remove(i);
             Some((addr, key))
         });
