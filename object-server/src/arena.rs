@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::cooling::Cooling;
 use crate::layout;
 use crate::memory::{Memory, PinWords, PinnedSlice, SlotWriter};
 use crate::proto::{Loc, SegmentInfo, Stats};
@@ -138,6 +139,8 @@ pub struct Arena {
     pin_pages: Vec<Arc<PinWords>>,
     /// Evicted objects whose slots a pin page still holds.
     deferred: Vec<u64>,
+    /// Freed slots not yet reusable (see `cooling.rs`).
+    cooling: Cooling,
 }
 
 impl std::fmt::Debug for Arena {
@@ -222,6 +225,7 @@ impl Arena {
             pins: 0,
             pin_pages: Vec::new(),
             deferred: Vec::new(),
+            cooling: Cooling::default(),
         };
         a.add_segment(segment_size)?;
         Ok(a)
@@ -248,7 +252,10 @@ impl Arena {
             f => f,
         };
         let mem = match fabric {
-            Some(m) => m,
+            Some(mut m) => {
+                m.advise_huge_pages(shm.is_some());
+                m
+            }
             None if self.shared => {
                 let name = format!("proxystore-segment-{}", self.next_seg);
                 let m = Memory::shared(size as usize, self.prefault, &name)
@@ -301,47 +308,32 @@ impl Arena {
                 limit: self.limit,
             });
         };
-        // First fit over the segments in order, except that an object larger
-        // than a default segment takes the smallest segment that holds it
-        // (so a retained 1 GiB segment is not split by a 300 MiB object when
-        // a 400 MiB one is free).
-        let found = if size > self.segment_size {
-            let best = self
-                .segments
-                .iter()
-                .filter(|(_, g)| g.free.values().any(|&l| l >= size))
-                .min_by_key(|(_, g)| g.free.values().copied().filter(|&l| l >= size).min())
-                .map(|(&s, _)| s);
-            best.and_then(|s| {
-                self.segments
-                    .get_mut(&s)
-                    .and_then(|g| g.alloc(size))
-                    .map(|o| (s, o))
-            })
-        } else {
-            self.segments
-                .iter_mut()
-                .find_map(|(&s, seg)| seg.alloc(size).map(|o| (s, o)))
-        };
-        let (seg, start) = match found {
-            Some(x) => x,
-            None => {
-                let new_size = round_up(size.max(self.segment_size), GRANULE);
-                if self.registered + new_size > self.limit && !self.make_room(new_size) {
-                    return Err(ReserveError::Full {
-                        size,
-                        used: self.used(),
-                        limit: self.limit,
-                    });
-                }
-                let s = self.add_segment(new_size).map_err(ReserveError::Map)?;
-                let o = self
-                    .segments
-                    .get_mut(&s)
-                    .and_then(|g| g.alloc(size))
-                    .expect("fresh segment fits");
-                (s, o)
+        let (seg, start) = loop {
+            if let Some(x) = self.fit(size) {
+                break x;
             }
+            // Freed slots still cooling come back within REUSE_GRACE: wait
+            // for them rather than grow (or refuse).
+            if !self.cooling.is_empty() {
+                self.cooling.wait_oldest();
+                self.settle();
+                continue;
+            }
+            let new_size = round_up(size.max(self.segment_size), GRANULE);
+            if self.registered + new_size > self.limit && !self.make_room(new_size) {
+                return Err(ReserveError::Full {
+                    size,
+                    used: self.used(),
+                    limit: self.limit,
+                });
+            }
+            let s = self.add_segment(new_size).map_err(ReserveError::Map)?;
+            let o = self
+                .segments
+                .get_mut(&s)
+                .and_then(|g| g.alloc(size))
+                .expect("fresh segment fits");
+            break (s, o);
         };
         // The slot starts where its payload gets the asked-for page phase.
         let offset = match phase {
@@ -382,6 +374,32 @@ impl Arena {
             },
         );
         Ok(Reservation { loc, writer })
+    }
+
+    /// A free range of `size` bytes in the segments mapped now: first fit
+    /// over the segments in order, except that an object larger than a
+    /// default segment takes the smallest segment that holds it (so a
+    /// retained 1 GiB segment is not split by a 300 MiB object when a
+    /// 400 MiB one is free).
+    fn fit(&mut self, size: u64) -> Option<(u32, u64)> {
+        if size > self.segment_size {
+            let best = self
+                .segments
+                .iter()
+                .filter(|(_, g)| g.free.values().any(|&l| l >= size))
+                .min_by_key(|(_, g)| g.free.values().copied().filter(|&l| l >= size).min())
+                .map(|(&s, _)| s);
+            best.and_then(|s| {
+                self.segments
+                    .get_mut(&s)
+                    .and_then(|g| g.alloc(size))
+                    .map(|o| (s, o))
+            })
+        } else {
+            self.segments
+                .iter_mut()
+                .find_map(|(&s, seg)| seg.alloc(size).map(|o| (s, o)))
+        }
     }
 
     /// Make a reserved object visible (after its payload was written): write
@@ -444,8 +462,10 @@ impl Arena {
         }
     }
 
-    /// Free the evicted objects no pin page holds any more.
+    /// Free the evicted objects no pin page holds any more, and reuse the
+    /// slots that have cooled.
     pub(crate) fn reclaim(&mut self) {
+        self.settle();
         if self.deferred.is_empty() {
             return;
         }
@@ -495,10 +515,23 @@ impl Arena {
             return;
         };
         self.hide(&o.loc);
-        let Some(seg) = self.segments.get_mut(&o.loc.seg) else {
+        // Reused only after REUSE_GRACE (`settle`): a one-sided read that
+        // began before the hide is over by then, or re-reads the header.
+        self.cooling.push(o.loc.seg, o.start, o.slot);
+    }
+
+    /// Hand the slots that have cooled for `REUSE_GRACE` back to their
+    /// segments.
+    fn settle(&mut self) {
+        let ready = self.cooling.ready();
+        if ready.is_empty() {
             return;
-        };
-        seg.release(o.start, o.slot);
+        }
+        for (seg, start, size) in ready {
+            if let Some(s) = self.segments.get_mut(&seg) {
+                s.release(start, size);
+            }
+        }
         self.trim();
     }
 
@@ -608,8 +641,10 @@ impl Arena {
         })
     }
 
+    /// Bytes of stored (and reserved) objects; slots still cooling are
+    /// free already for this count, though not yet for reuse.
     fn used(&self) -> u64 {
-        self.segments.values().map(|s| s.used).sum()
+        self.segments.values().map(|s| s.used).sum::<u64>() - self.cooling.bytes()
     }
 
     /// Statistics.
@@ -629,8 +664,77 @@ impl Arena {
 
 #[cfg(test)]
 mod tests {
-    use super::ObjectIds;
+    use super::{Arena, ObjectIds};
+    use crate::REUSE_GRACE;
+    use crate::memory::Memory;
+    use crate::transport::{Access, Registration, ServerTransport};
     use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Instant;
+
+    /// A transport that registers nothing (the arena's own logic only).
+    struct NoFabric;
+    struct NoRegistration;
+    impl Registration for NoRegistration {
+        fn descriptor(&self, _: Access) -> &[u8] {
+            &[]
+        }
+    }
+    impl ServerTransport for NoFabric {
+        fn name(&self) -> &'static str {
+            "none"
+        }
+        fn address(&self) -> &[u8] {
+            &[]
+        }
+        fn register(&self, _: &Memory) -> proxy_core::Result<Box<dyn Registration>> {
+            Ok(Box::new(NoRegistration))
+        }
+        fn enforces_read_only(&self) -> bool {
+            false
+        }
+        fn progress(&self, _: &AtomicBool) {}
+    }
+
+    fn arena(limit: u64) -> Arena {
+        let t: Arc<[Box<dyn ServerTransport>]> = Arc::new([Box::new(NoFabric) as _]);
+        Arena::new(t, 2 << 20, limit, 0, false, false).unwrap()
+    }
+
+    /// An evicted object's slot is not handed out again within
+    /// REUSE_GRACE (what lets fast one-sided gets skip the header re-read),
+    /// and is after it; the evicted bytes count as free at once.
+    #[test]
+    fn freed_slots_are_reused_only_after_the_grace() {
+        let mut a = arena(64 << 20);
+        let first = a.reserve(1000, None).unwrap().loc;
+        a.commit(&first);
+        a.evict(&first);
+        assert_eq!(a.stats().used, 0, "evicted bytes are not in use");
+        let second = a.reserve(1000, None).unwrap().loc;
+        assert_ne!(second.offset, first.offset, "reused within the grace");
+        std::thread::sleep(REUSE_GRACE);
+        let third = a.reserve(1000, None).unwrap().loc;
+        assert_eq!(third.offset, first.offset, "first fit after the grace");
+    }
+
+    /// With no other room under the limit, a reservation waits for a
+    /// cooling slot (no more than the grace) instead of failing or growing.
+    #[test]
+    fn a_full_arena_waits_for_the_grace() {
+        let mut a = arena(2 << 20);
+        let big = a.reserve(1 << 20, None).unwrap().loc;
+        a.commit(&big);
+        let t = Instant::now();
+        a.evict(&big);
+        let again = a.reserve(1 << 20, None).unwrap().loc;
+        let waited = t.elapsed();
+        assert_eq!(again.offset, big.offset);
+        assert!(waited >= REUSE_GRACE, "reused after {waited:?}");
+        assert!(waited < REUSE_GRACE * 50, "waited {waited:?}");
+        assert_eq!(a.stats().registered, 2 << 20, "no segment added");
+    }
 
     #[test]
     fn object_ids_are_unique_and_unguessable() {

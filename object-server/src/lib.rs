@@ -20,6 +20,8 @@ mod auth;
 pub mod cli;
 mod client;
 mod config;
+mod cooling;
+mod hugepages;
 pub mod layout;
 mod memory;
 pub mod proto;
@@ -36,6 +38,8 @@ pub use client::{
     config_from_url,
 };
 pub use config::{ClientOptions, NODE_SERVER_ENV, TransportConfig};
+pub use cooling::REUSE_GRACE;
+pub use hugepages::HUGE_PAGES_ENV;
 pub use memory::{Memory, SlotWriter};
 pub use proto::{DataPath, Stats};
 pub use server::{HELLO_TIMEOUT, MAX_GREETING, RelayOptions, Server, ServerOptions, remote_stats};

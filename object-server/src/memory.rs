@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use proxy_core::mem::{Mmap, Region};
 
+use crate::hugepages::{self, Backing};
 use crate::proto::ShmSegment;
 
 /// Segment memory backed by a `memfd`, mapped shared: readers on this node
@@ -47,6 +48,8 @@ unsafe impl Region for SharedFile {
 pub struct Memory {
     ptr: *mut u8,
     len: usize,
+    /// Transparent huge pages asked for (`hugepages.rs`).
+    huge: bool,
     owner: Box<dyn Any + Send + Sync>,
 }
 
@@ -69,13 +72,20 @@ impl Memory {
         Memory {
             ptr: owner.as_ptr(),
             len: owner.len(),
+            huge: false,
             owner: Box::new(owner),
         }
     }
 
-    /// `len` bytes of anonymous memory mapped by the server.
+    /// `len` bytes of anonymous memory mapped by the server, in transparent
+    /// huge pages where the system offers them (`hugepages.rs`).
     pub fn anonymous(len: usize, prefault: bool) -> std::io::Result<Memory> {
-        Mmap::anonymous(len, prefault).map(Memory::new)
+        let map = Mmap::anonymous(len, false)?;
+        let huge = hugepages::advise(map.as_ptr(), map.len(), Backing::Anonymous);
+        if prefault {
+            map.prefault();
+        }
+        Ok(Memory::new(map).with_huge_pages(huge))
     }
 
     /// `len` bytes of a fresh anonymous shared-memory file (`memfd`, named
@@ -91,13 +101,42 @@ impl Memory {
         let file = unsafe { File::from_raw_fd(fd) };
         file.set_len(len as u64)?;
         let meta = file.metadata()?;
-        let map = Mmap::shared(&file, len, prefault)?;
+        let map = Mmap::shared(&file, len, false)?;
+        let huge = hugepages::advise(map.as_ptr(), map.len(), Backing::Shmem);
+        if prefault {
+            map.prefault();
+        }
         Ok(Memory::new(SharedFile {
             map,
             ino: meta.ino(),
             dev: meta.dev(),
             file,
-        }))
+        })
+        .with_huge_pages(huge))
+    }
+
+    fn with_huge_pages(mut self, huge: bool) -> Memory {
+        self.huge = huge;
+        self
+    }
+
+    /// Ask for transparent huge pages for memory mapped elsewhere (a
+    /// fabric's allocation; `shared`: shared memory), where the system
+    /// offers them. Pages faulted in already stay small until the kernel's
+    /// `khugepaged` collapses them.
+    pub(crate) fn advise_huge_pages(&mut self, shared: bool) {
+        let backing = if shared {
+            Backing::Shmem
+        } else {
+            Backing::Anonymous
+        };
+        self.huge = hugepages::advise(self.ptr, self.len, backing);
+    }
+
+    /// Whether transparent huge pages were asked for (and the kernel took
+    /// the advice) for this memory.
+    pub fn huge_pages(&self) -> bool {
+        self.huge
     }
 
     /// Where a same-node reader finds this memory: the server's own shared

@@ -21,10 +21,11 @@ use std::io::{self, Read, Write};
 
 /// Protocol version, checked at hello. 7 (6 was never released on its own):
 /// slots have a 64-byte header (`layout::HEADER`, aligned payloads), which
-/// readers of version 5 would misread as evicted objects; node-level dedup
-/// and the relay
-/// ([`Request::Fetch`], [`Request::Source`], [`Request::RelayRead`],
-/// [`Request::Dropped`], [`CONTROL_ONLY`]).
+/// readers of version 5 would misread as evicted objects; a server reuses a
+/// freed slot no sooner than [`crate::REUSE_GRACE`] after it hid the object
+/// in it, so that clients may skip the header re-read of a fast get;
+/// node-level dedup and the relay ([`Request::Fetch`], [`Request::Source`],
+/// [`Request::RelayRead`], [`Request::Dropped`], [`CONTROL_ONLY`]).
 pub const VERSION: u32 = 7;
 /// Largest control frame accepted (bulk bytes are not framed).
 pub const MAX_FRAME: usize = 1 << 20;

@@ -128,6 +128,23 @@ pub trait ClientTransport: Send + Sync + Sized + 'static {
     fn connect(&self, address: &[u8], same_host: bool) -> Result<Self::Endpoint>;
     /// Whether the endpoint saw its peer fail.
     fn failed(&self, ep: &Self::Endpoint) -> bool;
+    /// Whether a one-sided read from a server that has died may still
+    /// succeed (e.g. UCX's shared-memory transports map the server's memory,
+    /// which outlives it). When `false`, such a read fails or never
+    /// completes, so a single get skips the liveness check of the server's
+    /// watch connection (a system call per get) and checks it only when its
+    /// read has not completed within a millisecond
+    /// ([`wait_within`](Self::wait_within), which such a transport
+    /// implements).
+    fn reads_outlive_server(&self) -> bool {
+        true
+    }
+    /// Progress until every one of `ops` is done or `within` has passed;
+    /// whether they are done. Nothing is canceled. The default waits for
+    /// nothing and says `true`.
+    fn wait_within<B: Send + 'static>(&self, _ops: &[&Self::Op<B>], _within: Duration) -> bool {
+        true
+    }
     /// Unpack a segment's descriptor for use on `ep`.
     fn unpack(&self, ep: &Self::Endpoint, descriptor: &[u8]) -> Result<Self::Remote>;
     /// Post a one-sided read of `buf.len()` bytes at remote address `addr`.

@@ -43,16 +43,19 @@ pub fn locate_server() -> Result<std::path::PathBuf, String> {
 /// DOMAIN"`) refuses a remote write through a key registered with
 /// `FI_REMOTE_READ` only.
 ///
-/// Measured here with libfabric 1.17 (`tests/access.rs`): `shm` and
-/// `tcp;ofi_rxm` check the key's access in software at the target (`tcp`
-/// fails the write with `FI_ECANCELED` and drops the connection; `shm`
-/// never completes it); neither lets the bytes land. `verbs`, `cxi` and
-/// `efa` check MR access in the NIC (their documented behaviour, not tested
-/// here). Other providers: `false` (not known).
+/// Measured here with libfabric 1.17 (`tests/access.rs`): `tcp;ofi_rxm`
+/// checks the key's access in software at the target (it fails the write
+/// with `FI_ECANCELED` and drops the connection); the bytes never land.
+/// `shm` does not: a write without `FI_DELIVERY_COMPLETE` (how this
+/// connector's puts go, see `Ofi::put`) is a `process_vm_writev` by the
+/// writer that never looks at the key, as its reads are (only a process
+/// with ptrace rights over the server, its own user, can do either).
+/// `verbs`, `cxi` and `efa` check MR access in the NIC (their documented
+/// behaviour, not tested here). Other providers: `false` (not known).
 pub fn enforces_read_only(provider: &str) -> bool {
     let name = provider.split(" on ").next().unwrap_or(provider);
     let core = name.split(';').next().unwrap_or(name);
-    matches!(core, "shm" | "tcp" | "verbs" | "cxi" | "efa")
+    matches!(core, "tcp" | "verbs" | "cxi" | "efa")
 }
 
 /// Register the `"ofi"` kind with `proxy_core`'s connector registry, so that

@@ -274,7 +274,10 @@ impl Attacker {
         for _ in 0..10_000 {
             let r = if write {
                 let src = Bytes::from(vec![0xEEu8; PROBE]);
-                self.post_and_finish(|g, d| self.peer.write(g, at, key, src, d))
+                // Complete only once delivered: a write that never lands
+                // never completes.
+                let delivered = libfabric_sys::FI_DELIVERY_COMPLETE as u64;
+                self.post_and_finish(|g, d| self.peer.write(g, at, key, src, delivered, d))
                     .map(|_| None)
             } else {
                 let buf = self.pool.acquire(PROBE).unwrap();

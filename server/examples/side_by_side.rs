@@ -5,13 +5,17 @@
 //! ```text
 //! cargo build --release -p proxystore-server --bins --examples
 //! target/release/examples/side_by_side [--provider shm] [--tls shm,cma,self] [--sizes 1K,1M,64M] [--iters N]
-//!     [--ucx-path rma|auto|stream] [--server HOST:PORT --raw-target 'RAW ...']
+//!     [--ucx-path rma|auto|stream] [--server HOST:PORT --raw-target 'RAW ...'] [--puts 1]
 //! target/release/examples/side_by_side --target LEN --provider P --hold 1
 //! ```
 //! Gets are timed one at a time (median and best of `--iters`), each into
 //! the connector's pooled registered buffer, the returned `Bytes` dropped
 //! before the next; the raw reads go into one registered buffer, one
 //! `fi_read` at a time, from a separate target process.
+//!
+//! With `--puts 1`, a second table times the two connectors' puts the
+//! same way (interleaved; each put's payload copied untimed before it,
+//! the object evicted untimed after it).
 //!
 //! Across nodes (`scripts/cluster/bench-two-nodes.sh`): the server and the
 //! raw target run on another node (`--target LEN --hold 1` prints the
@@ -29,7 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{ServerChild, first_line, fmt, getter, parse_size, stats};
+use common::{ServerChild, first_line, fmt, getter, parse_size, putter, stats};
 use ofi_connector::raw::{RawReader, RawTarget};
 use ofi_connector::{OfiConfig, OfiConnector};
 use proxy_core::Connector;
@@ -60,6 +64,7 @@ fn main() {
     let mut ucx_path = DataPath::Rma;
     let mut remote_server: Option<String> = None;
     let mut remote_raw: Option<String> = None;
+    let mut puts = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().expect("value");
@@ -80,6 +85,7 @@ fn main() {
             }
             "--server" => remote_server = Some(v),
             "--raw-target" => remote_raw = Some(v),
+            "--puts" => puts = v == "1",
             other => panic!("unknown option {other}"),
         }
     }
@@ -195,6 +201,33 @@ fn main() {
             om.as_nanos(),
             um.as_nanos()
         );
+    }
+    if puts {
+        println!("\n| size | ofi connector put | ucx connector put | ofi / ucx |");
+        println!("|---:|---:|---:|---:|");
+        for &len in &sizes {
+            let n = iters.min((8usize << 30) / len.max(1)).max(5);
+            let put = putter(len);
+            let (mut to, mut tu) = (Vec::new(), Vec::new());
+            for i in 0..n + 3 {
+                let o = put(&ofi);
+                let u = put(&ucx);
+                if i >= 3 {
+                    to.push(o);
+                    tu.push(u);
+                }
+            }
+            let ((om, ob), (um, ub)) = (stats(to), stats(tu));
+            println!(
+                "| {len} | {} ({}) | {} ({}) | {:.2}x |",
+                fmt(om, len),
+                fmt(ob, len),
+                fmt(um, len),
+                fmt(ub, len),
+                om.as_secs_f64() / um.as_secs_f64()
+            );
+            println!("CSV-PUT,{len},{},{}", om.as_nanos(), um.as_nanos());
+        }
     }
     if let Some(mut child) = raw_target {
         drop(child.stdin.take());

@@ -287,6 +287,16 @@ impl Mapping {
     }
 
     fn new(view: View, delta: usize, len: usize) -> Mapping {
+        // Map the server's huge pages as such, where the system has them.
+        let all = match &view {
+            View::File(m) => m.as_slice(),
+            View::SysV(a) => a.as_slice(),
+        };
+        crate::hugepages::advise(
+            all.as_ptr().cast_mut(),
+            all.len(),
+            crate::hugepages::Backing::Shmem,
+        );
         let chunks = len.div_ceil(POPULATE_CHUNK);
         Mapping {
             view,

@@ -427,7 +427,7 @@ impl<T: ClientTransport> Connector for ObjectClient<T> {
 
     fn get(&self, key: &Key) -> Result<Option<Bytes>> {
         self.check_open("get")?;
-        Ok(self.get_many(std::slice::from_ref(key))?.pop().flatten())
+        self.get_one(key)
     }
 
     fn get_batch(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {

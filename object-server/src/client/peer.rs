@@ -199,8 +199,32 @@ impl<T: ClientTransport> ObjectClient<T> {
     /// from a newer instance or the cached server died. `None`: the key's
     /// server instance is gone (its objects with it).
     pub(crate) fn peer_for(&self, server: &str, instance: u64) -> Result<Option<Arc<Peer<T>>>> {
+        self.peer_checked(server, instance, true)
+    }
+
+    /// [`peer_for`](Self::peer_for) for a single get: without the liveness
+    /// check where only a one-sided read follows and such a read cannot
+    /// return a dead server's bytes (`ClientTransport::reads_outlive_server`);
+    /// the get checks after all if its read is slow (`get_rma_one`).
+    pub(crate) fn peer_for_get(&self, server: &str, instance: u64) -> Result<Option<Arc<Peer<T>>>> {
+        let fails_alone = self
+            .inner
+            .fabric
+            .get()
+            .is_some_and(|f| !f.transport.reads_outlive_server());
+        self.peer_checked(server, instance, !fails_alone)
+    }
+
+    fn peer_checked(
+        &self,
+        server: &str,
+        instance: u64,
+        mut check: bool,
+    ) -> Result<Option<Arc<Peer<T>>>> {
         let p = self.peer(server)?;
-        if p.instance == instance && p.alive() {
+        // Mapped reads and the stream path always check.
+        check |= p.path == DataPath::Stream || p.mapped.as_ref().is_some_and(|m| m.usable());
+        if p.instance == instance && (!check || p.alive()) {
             return Ok(Some(p));
         }
         // Our cached view may be the stale one: ask again.

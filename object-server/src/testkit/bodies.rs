@@ -95,7 +95,9 @@ pub fn evicted_then_reused<F: Fabric>(fabric: &str, mode: Mode) {
     let c = connector(&server, mode);
     let a = c.put(Payload::from(vec![0xAA; 10_000])).unwrap();
     c.evict(&a).unwrap();
-    // Same size: the allocator hands out the same slot again.
+    // Same size, once the reuse grace has passed: the allocator hands out
+    // the same slot again.
+    std::thread::sleep(crate::REUSE_GRACE * 2);
     let b = c.put(Payload::from(vec![0xBB; 10_000])).unwrap();
     let (ka, kb) = (decode::<F>(&a), decode::<F>(&b));
     assert_eq!((ka.seg, ka.offset), (kb.seg, kb.offset), "slot reused");
@@ -515,6 +517,15 @@ pub fn put_evict_cycles<F: Fabric>(fabric: &str, mode: Mode) {
     let n = F::CYCLES;
     let server = ServerProcess::<F>::start(fabric, &[]);
     let c = connector(&server, mode);
+    // Two receive buffers of the small size class at once (what a get whose
+    // read was slow holds: the object and its header re-read), so that the
+    // pool is warm whichever way the gets below go.
+    let warm: Vec<Key> = (0..2)
+        .map(|_| c.put(Payload::from(vec![1u8; 100])).unwrap())
+        .collect();
+    let held = c.get_batch(&warm).unwrap();
+    drop(held);
+    warm.iter().for_each(|k| c.evict(k).unwrap());
     let mut first = None;
     for i in 0..n {
         let k = c.put(Payload::from(vec![i as u8; 1 + i % 3000])).unwrap();

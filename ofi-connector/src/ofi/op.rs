@@ -65,6 +65,8 @@ struct OpState<B> {
     _mr: Option<Mr>,
     /// The peer: its AV entry stays while the operation is in flight.
     peer: Arc<PeerInner>,
+    /// A flush's destination byte, released with the state.
+    scratch: Mutex<Option<Box<[u8; 1]>>>,
 }
 
 /// # Safety
@@ -111,7 +113,17 @@ fn new_state<B: Send + 'static>(
         keep: Mutex::new(Some(keep)),
         _mr: mr,
         peer: peer.inner.clone(),
+        scratch: Mutex::new(None),
     })
+}
+
+thread_local! {
+    /// Per peer, where this thread's last write went (address, key) since
+    /// its last flush of that peer: a put's writes and its flush run on the
+    /// caller's thread, so a flush reads back after that put's own writes
+    /// (another thread's flush may run in between, and covers its own).
+    static LAST_WRITE: std::cell::RefCell<Vec<(std::sync::Weak<PeerInner>, u64, u64)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Post with `call(context)`, retrying `-FI_EAGAIN` (progressing the CQ in
@@ -184,13 +196,15 @@ impl PeerAddr {
     }
 
     /// Post a one-sided write of `source` to the peer's `addr` under `key`,
-    /// completed only once delivered at the target (`FI_DELIVERY_COMPLETE`).
+    /// completed at the level `completion` asks for (`FI_DELIVERY_COMPLETE`
+    /// or `FI_TRANSMIT_COMPLETE`; see `Ofi::put` for when which suffices).
     pub fn write<S: RmaSource>(
         &self,
         g: &DomainGuard<'_>,
         addr: u64,
         key: u64,
         source: S,
+        completion: u64,
         deadline: Instant,
     ) -> Result<Op<S>> {
         let (ptr, len) = source.source();
@@ -207,7 +221,7 @@ impl PeerAddr {
         let raw = ep.raw();
         let dest = self.inner.addr;
         let state = new_state("fi_write", source, mr, self);
-        post(g, self, state, deadline, |ctx| {
+        let op = post(g, self, state, deadline, |ctx| {
             let iov = libc::iovec {
                 iov_base: ptr.cast_mut().cast(),
                 iov_len: len,
@@ -226,7 +240,47 @@ impl PeerAddr {
             // SAFETY: lock held; the message and its iovecs live across the
             // call (providers copy them); the source stays valid until
             // completion (it lives in the state); `desc` covers it.
-            unsafe { fi_writemsg(raw, &msg, (FI_COMPLETION | FI_DELIVERY_COMPLETE) as u64) }
+            unsafe { fi_writemsg(raw, &msg, FI_COMPLETION as u64 | completion) }
+        })?;
+        LAST_WRITE.with(|w| {
+            let mut w = w.borrow_mut();
+            w.retain(|(p, _, _)| p.strong_count() > 0 && !std::ptr::eq(p.as_ptr(), &*self.inner));
+            w.push((Arc::downgrade(&self.inner), addr, key));
+        });
+        Ok(op)
+    }
+
+    /// Post a one-byte read of where this thread's last write to this peer
+    /// went (a flush: see `Ofi::flush`) into a byte the operation owns;
+    /// without a write by this thread since its last flush, an operation
+    /// complete at once. Only for providers without `FI_MR_LOCAL` (the byte
+    /// is not registered).
+    pub fn read_back(&self, g: &DomainGuard<'_>, deadline: Instant) -> Result<Op<()>> {
+        let last = LAST_WRITE.with(|w| {
+            let mut w = w.borrow_mut();
+            // A live weak reference to this allocation is this peer (a dead
+            // one may share the address of a newer peer).
+            let i = w.iter().position(|(p, _, _)| {
+                p.strong_count() > 0 && std::ptr::eq(p.as_ptr(), &*self.inner)
+            })?;
+            let (_, addr, key) = w.swap_remove(i);
+            Some((addr, key))
+        });
+        let Some((addr, key)) = last else {
+            return Ok(Op::ready(self, "flush", ()));
+        };
+        let mut byte = Box::new([0u8; 1]);
+        let dst = byte.as_mut_ptr();
+        let ep = self.endpoint().raw();
+        let src = self.inner.addr;
+        let state = new_state("flush", (), None, self);
+        *state.scratch.lock() = Some(byte);
+        post(g, self, state, deadline, |ctx| {
+            // SAFETY: lock held; the byte lives on the heap in the state
+            // (never moved out before the completion releases the state); no
+            // descriptor is needed without FI_MR_LOCAL; `ctx` points to the
+            // state's fi_context2.
+            unsafe { fi_read(ep, dst.cast(), 1, std::ptr::null_mut(), src, addr, key, ctx) }
         })
     }
 }

@@ -139,8 +139,9 @@ impl Mmap {
     /// Fault every page in, writable. `MADV_POPULATE_WRITE` (Linux 5.14+)
     /// has the kernel do it without a fault per page; elsewhere every page is
     /// written once (it is still zero: nobody else knows the mapping yet; a
-    /// shared file is fresh, as its creator alone knows it yet).
-    fn prefault(&self) {
+    /// shared file is fresh, as its creator alone knows it yet). For a
+    /// mapping made without `prefault`, before anyone else writes it.
+    pub fn prefault(&self) {
         // SAFETY: the range is exactly this mapping (page aligned by mmap);
         // populating pages does not change their contents.
         let r = unsafe { libc::madvise(self.ptr, self.len, libc::MADV_POPULATE_WRITE) };

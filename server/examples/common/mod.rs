@@ -48,6 +48,20 @@ pub fn getter(
     (key, get)
 }
 
+/// A closure that puts one object of `len` bytes (a copy made untimed
+/// before, its pages written), returns the time and evicts it (untimed).
+pub fn putter(len: usize) -> impl Fn(&dyn Connector) -> Duration {
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    move |c: &dyn Connector| {
+        let p = Payload::from(data.clone());
+        let t = Instant::now();
+        let key = c.put(p).expect("put");
+        let d = t.elapsed();
+        c.evict(&key).expect("evict");
+        d
+    }
+}
+
 /// Latency below 1 MiB, bandwidth from 1 MiB.
 pub fn fmt(d: Duration, len: usize) -> String {
     if len >= 1 << 20 {
@@ -68,6 +82,11 @@ impl ServerChild {
     /// Start `proxystore-server --listen 127.0.0.1:0 ARGS` and wait for its
     /// `LISTEN` line.
     pub fn start(args: &[&str]) -> ServerChild {
+        Self::start_env(args, &[])
+    }
+
+    /// [`start`](Self::start) with `env` added to its environment.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> ServerChild {
         let bin = object_server::locate_server(&ServerBinary {
             name: "proxystore-server",
             env: "PROXYSTORE_SERVER",
@@ -78,6 +97,7 @@ impl ServerChild {
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .arg("--exit-with-parent")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("start proxystore-server");
@@ -86,6 +106,13 @@ impl ServerChild {
             .expect("LISTEN line")
             .to_string();
         ServerChild { child, addr }
+    }
+}
+
+impl ServerChild {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

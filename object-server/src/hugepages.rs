@@ -1,0 +1,133 @@
+//! Transparent huge pages for segment memory: a reader that touches a
+//! 1 GiB object walks 512 2 MiB pages instead of 262,144 4 KiB ones (TLB
+//! entries, page faults, `get_user_pages` of a cross-memory-attach read).
+//!
+//! Segments ask for them with `madvise(MADV_HUGEPAGE)` where the kernel
+//! would honour it, before they are faulted in: anonymous memory when
+//! `/sys/kernel/mm/transparent_hugepage/enabled` is `always` or `madvise`,
+//! shared memory (`memfd`, System V, `/dev/shm`) when `shmem_enabled` is
+//! `always`, `within_size`, `advise` or `force`. Elsewhere (`never`,
+//! `deny`, no such files, a kernel that refuses) nothing is asked and
+//! segments keep 4 KiB pages: the fallback is silent. `PROXYSTORE_HUGE_PAGES=off`
+//! in a process's environment keeps it from asking (to compare).
+
+use std::sync::OnceLock;
+
+/// What backs a mapping, as far as THP policy goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backing {
+    /// Private anonymous memory (`THP enabled`).
+    Anonymous,
+    /// Shared memory: `memfd`, System V, `/dev/shm` (`shmem_enabled`).
+    Shmem,
+}
+
+const SYS: &str = "/sys/kernel/mm/transparent_hugepage";
+
+/// The variable that turns huge pages off (`off`, `0`, `no`, `never`).
+pub const HUGE_PAGES_ENV: &str = "PROXYSTORE_HUGE_PAGES";
+
+/// The bracketed choice of a THP control file: `"always [madvise] never"`
+/// gives `"madvise"`.
+fn selected(s: &str) -> Option<&str> {
+    let a = s.find('[')?;
+    let b = a + s[a..].find(']')?;
+    Some(&s[a + 1..b])
+}
+
+/// Whether `MADV_HUGEPAGE` gets `backing` huge pages under the settings
+/// `enabled` and `shmem_enabled` (the files' contents, if readable).
+fn allows(backing: Backing, enabled: Option<&str>, shmem_enabled: Option<&str>) -> bool {
+    match backing {
+        Backing::Anonymous => matches!(enabled.and_then(selected), Some("always" | "madvise")),
+        Backing::Shmem => matches!(
+            shmem_enabled.and_then(selected),
+            Some("always" | "within_size" | "advise" | "force")
+        ),
+    }
+}
+
+/// Whether this system gives `backing` transparent huge pages on request
+/// (read once per process).
+pub(crate) fn available(backing: Backing) -> bool {
+    static SETTINGS: OnceLock<(Option<String>, Option<String>)> = OnceLock::new();
+    let (enabled, shmem) = SETTINGS.get_or_init(|| {
+        let off = std::env::var(HUGE_PAGES_ENV)
+            .is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "no" | "never"));
+        let read = |f: &str| (!off).then(|| std::fs::read_to_string(format!("{SYS}/{f}")).ok())?;
+        (read("enabled"), read("shmem_enabled"))
+    });
+    allows(backing, enabled.as_deref(), shmem.as_deref())
+}
+
+/// Ask for huge pages over the mapping `[ptr, ptr + len)` (page aligned)
+/// where the system offers them for `backing`; whether it was asked and
+/// accepted. Best effort: `false` leaves the mapping as it was.
+pub(crate) fn advise(ptr: *mut u8, len: usize, backing: Backing) -> bool {
+    if len == 0 || !available(backing) {
+        return false;
+    }
+    // SAFETY: advice on a range of this process's own mapping (the caller's),
+    // which changes no content and no access rights; failure is reported.
+    unsafe { libc::madvise(ptr.cast(), len, libc::MADV_HUGEPAGE) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_read_from_the_brackets() {
+        let anon = |s| allows(Backing::Anonymous, Some(s), None);
+        let shmem = |s| allows(Backing::Shmem, None, Some(s));
+        assert!(anon("always [madvise] never"));
+        assert!(anon("[always] madvise never"));
+        assert!(!anon("always madvise [never]"));
+        assert!(!anon("no brackets"));
+        assert!(shmem("always within_size [advise] never deny force"));
+        assert!(shmem("always [within_size] advise never deny force"));
+        assert!(!shmem("always within_size advise [never] deny force"));
+        assert!(!shmem("always within_size advise never [deny] force"));
+        // Missing files (no THP in this kernel): nothing is asked.
+        assert!(!allows(Backing::Anonymous, None, None));
+        assert!(!allows(Backing::Shmem, None, None));
+    }
+
+    /// `THPeligible` of the mapping that starts at `ptr`, from
+    /// `/proc/self/smaps`.
+    fn thp_eligible(ptr: *mut u8) -> Option<bool> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+        let start = format!("{:x}-", ptr as usize);
+        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
+        lines.next()?;
+        let line = lines.find(|l| l.starts_with("THPeligible:"))?;
+        Some(line.split_whitespace().nth(1)? == "1")
+    }
+
+    /// Segments take the madvise path exactly where the system offers huge
+    /// pages (the kernel then marks the mapping eligible), and fall back to
+    /// plain pages elsewhere: either way they are usable memory.
+    #[test]
+    fn segments_ask_for_huge_pages_where_offered() {
+        let len = 8 << 20;
+        for (mem, backing) in [
+            (
+                crate::Memory::anonymous(len, true).unwrap(),
+                Backing::Anonymous,
+            ),
+            (
+                crate::Memory::shared(len, true, "proxystore-hugepage-test").unwrap(),
+                Backing::Shmem,
+            ),
+        ] {
+            assert_eq!(mem.huge_pages(), available(backing), "{backing:?}");
+            if mem.huge_pages() {
+                assert_eq!(thp_eligible(mem.as_ptr()), Some(true), "{backing:?}");
+            }
+            mem.write(len as u64 - 8, &[7; 8]);
+            // SAFETY: the last 8 bytes of the mapping, just written.
+            let tail = unsafe { std::slice::from_raw_parts(mem.as_ptr().add(len - 8), 8) };
+            assert_eq!(tail, &[7; 8]);
+        }
+    }
+}
