@@ -238,6 +238,111 @@ if step c; then
   say "c: passed (job $jobid on node1..node4; $((SECONDS - started)) s so far)"
 fi
 
+# --- e. one object, many nodes: dedup and relay --------------------------------------
+# A stat of node NODE's server: `proxystore-ofi-server --stats`.
+stat_of() { # NODE NAME
+  run "$1" "$bin/proxystore-ofi-server" --stats "$1:7730" | awk -v n="$2" '$1 == n { print $2 }'
+}
+# Bytes node1's interface sent (its namespace's /proc/net/dev).
+node1_tx() { run node1 sed 's/:/ /' /proc/net/dev | awk '$1 == "eth0" { print $10 }'; }
+# resolve_on NODE NAME PROXY: a reader through NODE's server, in the
+# background; its exit status in $logs/NAME.rc, its object in $shared/NAME.out.
+resolve_on() {
+  # shellcheck disable=SC2016  # expanded on the node
+  "$cluster" exec "$1" env PROXYSTORE_NODE_SERVER="$1:7730" sh -c \
+    '"$0" resolve "$1" -o "$2"; echo $? > "$3"' "$bin/proxystore" "$3" "$shared/$2.out" "$logs/$2.rc" \
+    > "$logs/$2.log" 2>&1 &
+}
+# resolved NAME FILE: the reader ended (60 s) with FILE's bytes.
+resolved() {
+  for _ in $(seq 600); do [ -s "$logs/$1.rc" ] && break; sleep 0.1; done
+  [ "$(cat "$logs/$1.rc" 2>/dev/null)" = 0 ] || fail "$1: resolve failed: $(tail -n 3 "$logs/$1.log")"
+  cmp -s "$shared/$1.out" "$2" || fail "$1: other bytes than the object's"
+}
+if step e; then
+  say "e: a libfabric server on every node; node1's link at 200mbit"
+  for n in node1 node2 node3 node4; do
+    start "$n" "relay-$n" "$bin/proxystore-ofi-server" --provider 'tcp;ofi_rxm' --listen 0.0.0.0:7730 \
+      --segment-size 64M --memory-limit 1G --relay-timeout 2000
+    ready "relay-$n" '^LISTEN '
+  done
+  "$cluster" rate node1 200mbit
+  store_toml "$logs/relay.toml" ofi 'server = "node1:7730"' 'timeout_ms = 30000' "provider = \"$FI_PROVIDER\""
+  size=$((16 << 20))
+  object "$shared/e1.bin" "one object for many nodes" "$size"
+  proxy=$(run node1 "$bin/proxystore" -c "$logs/relay.toml" put --print proxy "$shared/e1.bin")
+  tx0=$(node1_tx)
+  for n in node2 node3 node4; do for r in 1 2 3; do resolve_on "$n" "e1-$n-$r" "$proxy"; done; done
+  for n in node2 node3 node4; do for r in 1 2 3; do resolved "e1-$n-$r" "$shared/e1.bin"; done; done
+  sent=$(($(node1_tx) - tx0))
+  # The stored object: its bytes and the codec's header.
+  stored=$(stat_of node1 used)
+  out=$(stat_of node1 relay_bytes_out)
+  [ "$out" -ge "$size" ] && [ "$out" -lt $((size + 4096)) ] ||
+    fail "e: node1's server sent $out bytes to node servers (want the object once: $size and its header)"
+  for n in node2 node3 node4; do
+    f=$(stat_of "$n" relay_fetches) b=$(stat_of "$n" relay_bytes_in) h=$(stat_of "$n" replica_hits)
+    [ "$f" = 1 ] && [ "$b" = "$out" ] ||
+      fail "e: $n's server received the object $f times ($b bytes) for its 3 readers (want once, $out)"
+    [ "$h" = 2 ] || fail "e: $n: $h replica hits (want 2: the other two readers)"
+  done
+  [ "$stored" -ge "$out" ] || fail "e: node1 stores $stored bytes, less than the $out it sent"
+  # The interface: the object once, plus headers and control (< 10%).
+  [ "$sent" -lt $((size * 11 / 10)) ] ||
+    fail "e: node1's interface sent $sent bytes for a $size-byte object to 3 nodes x 3 readers"
+  say "e: 9 readers on node2..node4 got every byte; node1 sent $sent bytes (the object: $size); each node server received it once"
+
+  # An evict during a relay: a whole object or not found, never other bytes.
+  object "$shared/e2.bin" "evicted while relayed" "$size"
+  json=$(run node1 "$bin/proxystore" -c "$logs/relay.toml" put --print json "$shared/e2.bin")
+  proxy2=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["proxy_hex"])' "$json")
+  key2=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key_hex"])' "$json")
+  for n in node2 node3 node4; do resolve_on "$n" "e2-$n" "$proxy2"; done
+  sleep 0.4
+  run node1 "$bin/proxystore" -c "$logs/relay.toml" evict "$key2"
+  for n in node2 node3 node4; do
+    for _ in $(seq 600); do [ -s "$logs/e2-$n.rc" ] && break; sleep 0.1; done
+    case $(cat "$logs/e2-$n.rc") in
+      0) cmp -s "$shared/e2-$n.out" "$shared/e2.bin" || fail "e: $n got other bytes during an evict" ;;
+      1) ;; # not stored
+      *) fail "e: $n: resolve failed during an evict: $(tail -n 3 "$logs/e2-$n.log")" ;;
+    esac
+    rm -f "$logs/e2-$n.rc"
+    resolve_on "$n" "e2-$n" "$proxy2"
+    for _ in $(seq 600); do [ -s "$logs/e2-$n.rc" ] && break; sleep 0.1; done
+    [ "$(cat "$logs/e2-$n.rc")" = 1 ] || fail "e: $n: the evicted object still resolves"
+  done
+  say "e: evict during a relay: whole objects or not found; not found everywhere after"
+
+  # A relay node killed mid-transfer: node3 reads from node2 (it asked
+  # after it), node2's server is killed; node3 finishes from the owner.
+  object "$shared/e3.bin" "relay node killed" $((32 << 20))
+  proxy3=$(run node1 "$bin/proxystore" -c "$logs/relay.toml" put --print proxy "$shared/e3.bin")
+  out0=$(stat_of node1 relay_bytes_out)
+  resolve_on node2 e3-node2 "$proxy3"
+  sleep 0.3
+  resolve_on node3 e3-node3 "$proxy3"
+  sleep 0.6
+  run node2 kill -9 "$(cat "$logs/relay-node2.pid")"
+  resolved e3-node3 "$shared/e3.bin"
+  # node2's reader lost its node server: it read from the owner itself.
+  resolved e3-node2 "$shared/e3.bin"
+  [ "$(stat_of node3 relay_bytes_in)" -ge $((32 << 20)) ] || fail "e: node3's server did not receive the object"
+  # What the owner relayed for it (its server's counter; node2's reader's
+  # own get after the kill is not a relay): node2's part before the kill
+  # and the rest of node3's, so about the object once if node3 had been
+  # reading from node2 (node3 trails node2 by little), but the object plus
+  # node2's part if node3 had read from the owner all along.
+  out=$(($(stat_of node1 relay_bytes_out) - out0))
+  [ "$out" -lt $(((32 << 20) * 115 / 100)) ] ||
+    fail "e: the owner relayed $out bytes of a $((32 << 20))-byte object: node3 did not read from node2 before the kill"
+  [ "$out" -gt $((32 << 20)) ] || fail "e: the owner relayed $out bytes: node3 never resumed from it"
+  say "e: a relay node killed mid-transfer: node3 finished from the owner (the owner relayed $out bytes of a $((32 << 20))-byte object), node2's reader read it directly"
+  "$cluster" rate node1 10gbit
+  for n in node1 node3 node4; do stop "$n" "relay-$n"; done
+  say "e: passed ($((SECONDS - started)) s so far)"
+fi
+# (e runs before d: d's node loss takes node3 down for good.)
 # --- d. faults ------------------------------------------------------------------------
 # watch NAME NODE SECONDS LIST: a reader on NODE for SECONDS (one process).
 watch() {
@@ -414,109 +519,5 @@ if step d; then
     "fault_$f"
   done
   say "d: passed ($((SECONDS - started)) s so far)"
-fi
-# --- e. one object, many nodes: dedup and relay --------------------------------------
-# A stat of node NODE's server: `proxystore-ofi-server --stats`.
-stat_of() { # NODE NAME
-  run "$1" "$bin/proxystore-ofi-server" --stats "$1:7730" | awk -v n="$2" '$1 == n { print $2 }'
-}
-# Bytes node1's interface sent (its namespace's /proc/net/dev).
-node1_tx() { run node1 sed 's/:/ /' /proc/net/dev | awk '$1 == "eth0" { print $10 }'; }
-# resolve_on NODE NAME PROXY: a reader through NODE's server, in the
-# background; its exit status in $logs/NAME.rc, its object in $shared/NAME.out.
-resolve_on() {
-  # shellcheck disable=SC2016  # expanded on the node
-  "$cluster" exec "$1" env PROXYSTORE_NODE_SERVER="$1:7730" sh -c \
-    '"$0" resolve "$1" -o "$2"; echo $? > "$3"' "$bin/proxystore" "$3" "$shared/$2.out" "$logs/$2.rc" \
-    > "$logs/$2.log" 2>&1 &
-}
-# resolved NAME FILE: the reader ended (60 s) with FILE's bytes.
-resolved() {
-  for _ in $(seq 600); do [ -s "$logs/$1.rc" ] && break; sleep 0.1; done
-  [ "$(cat "$logs/$1.rc" 2>/dev/null)" = 0 ] || fail "$1: resolve failed: $(tail -n 3 "$logs/$1.log")"
-  cmp -s "$shared/$1.out" "$2" || fail "$1: other bytes than the object's"
-}
-if step e; then
-  say "e: a libfabric server on every node; node1's link at 200mbit"
-  for n in node1 node2 node3 node4; do
-    start "$n" "relay-$n" "$bin/proxystore-ofi-server" --provider 'tcp;ofi_rxm' --listen 0.0.0.0:7730 \
-      --segment-size 64M --memory-limit 1G --relay-timeout 2000
-    ready "relay-$n" '^LISTEN '
-  done
-  "$cluster" rate node1 200mbit
-  store_toml "$logs/relay.toml" ofi 'server = "node1:7730"' 'timeout_ms = 30000' "provider = \"$FI_PROVIDER\""
-  size=$((16 << 20))
-  object "$shared/e1.bin" "one object for many nodes" "$size"
-  proxy=$(run node1 "$bin/proxystore" -c "$logs/relay.toml" put --print proxy "$shared/e1.bin")
-  tx0=$(node1_tx)
-  for n in node2 node3 node4; do for r in 1 2 3; do resolve_on "$n" "e1-$n-$r" "$proxy"; done; done
-  for n in node2 node3 node4; do for r in 1 2 3; do resolved "e1-$n-$r" "$shared/e1.bin"; done; done
-  sent=$(($(node1_tx) - tx0))
-  # The stored object: its bytes and the codec's header.
-  stored=$(stat_of node1 used)
-  out=$(stat_of node1 relay_bytes_out)
-  [ "$out" -ge "$size" ] && [ "$out" -lt $((size + 4096)) ] ||
-    fail "e: node1's server sent $out bytes to node servers (want the object once: $size and its header)"
-  for n in node2 node3 node4; do
-    f=$(stat_of "$n" relay_fetches) b=$(stat_of "$n" relay_bytes_in) h=$(stat_of "$n" replica_hits)
-    [ "$f" = 1 ] && [ "$b" = "$out" ] ||
-      fail "e: $n's server received the object $f times ($b bytes) for its 3 readers (want once, $out)"
-    [ "$h" = 2 ] || fail "e: $n: $h replica hits (want 2: the other two readers)"
-  done
-  [ "$stored" -ge "$out" ] || fail "e: node1 stores $stored bytes, less than the $out it sent"
-  # The interface: the object once, plus headers and control (< 10%).
-  [ "$sent" -lt $((size * 11 / 10)) ] ||
-    fail "e: node1's interface sent $sent bytes for a $size-byte object to 3 nodes x 3 readers"
-  say "e: 9 readers on node2..node4 got every byte; node1 sent $sent bytes (the object: $size); each node server received it once"
-
-  # An evict during a relay: a whole object or not found, never other bytes.
-  object "$shared/e2.bin" "evicted while relayed" "$size"
-  json=$(run node1 "$bin/proxystore" -c "$logs/relay.toml" put --print json "$shared/e2.bin")
-  proxy2=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["proxy_hex"])' "$json")
-  key2=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key_hex"])' "$json")
-  for n in node2 node3 node4; do resolve_on "$n" "e2-$n" "$proxy2"; done
-  sleep 0.4
-  run node1 "$bin/proxystore" -c "$logs/relay.toml" evict "$key2"
-  for n in node2 node3 node4; do
-    for _ in $(seq 600); do [ -s "$logs/e2-$n.rc" ] && break; sleep 0.1; done
-    case $(cat "$logs/e2-$n.rc") in
-      0) cmp -s "$shared/e2-$n.out" "$shared/e2.bin" || fail "e: $n got other bytes during an evict" ;;
-      1) ;; # not stored
-      *) fail "e: $n: resolve failed during an evict: $(tail -n 3 "$logs/e2-$n.log")" ;;
-    esac
-    rm -f "$logs/e2-$n.rc"
-    resolve_on "$n" "e2-$n" "$proxy2"
-    for _ in $(seq 600); do [ -s "$logs/e2-$n.rc" ] && break; sleep 0.1; done
-    [ "$(cat "$logs/e2-$n.rc")" = 1 ] || fail "e: $n: the evicted object still resolves"
-  done
-  say "e: evict during a relay: whole objects or not found; not found everywhere after"
-
-  # A relay node killed mid-transfer: node3 reads from node2 (it asked
-  # after it), node2's server is killed; node3 finishes from the owner.
-  object "$shared/e3.bin" "relay node killed" $((32 << 20))
-  proxy3=$(run node1 "$bin/proxystore" -c "$logs/relay.toml" put --print proxy "$shared/e3.bin")
-  out0=$(stat_of node1 relay_bytes_out)
-  resolve_on node2 e3-node2 "$proxy3"
-  sleep 0.3
-  resolve_on node3 e3-node3 "$proxy3"
-  sleep 0.6
-  run node2 kill -9 "$(cat "$logs/relay-node2.pid")"
-  resolved e3-node3 "$shared/e3.bin"
-  # node2's reader lost its node server: it read from the owner itself.
-  resolved e3-node2 "$shared/e3.bin"
-  [ "$(stat_of node3 relay_bytes_in)" -ge $((32 << 20)) ] || fail "e: node3's server did not receive the object"
-  # What the owner relayed for it (its server's counter; node2's reader's
-  # own get after the kill is not a relay): node2's part before the kill
-  # and the rest of node3's, so about the object once if node3 had been
-  # reading from node2 (node3 trails node2 by little), but the object plus
-  # node2's part if node3 had read from the owner all along.
-  out=$(($(stat_of node1 relay_bytes_out) - out0))
-  [ "$out" -lt $(((32 << 20) * 115 / 100)) ] ||
-    fail "e: the owner relayed $out bytes of a $((32 << 20))-byte object: node3 did not read from node2 before the kill"
-  [ "$out" -gt $((32 << 20)) ] || fail "e: the owner relayed $out bytes: node3 never resumed from it"
-  say "e: a relay node killed mid-transfer: node3 finished from the owner (the owner relayed $out bytes of a $((32 << 20))-byte object), node2's reader read it directly"
-  "$cluster" rate node1 10gbit
-  for n in node1 node3 node4; do stop "$n" "relay-$n"; done
-  say "e: passed ($((SECONDS - started)) s so far)"
 fi
 say "passed: steps $steps in $((SECONDS - started)) s after the build"

@@ -229,7 +229,14 @@ pub(crate) fn key_from_py(key_type: &str, raw: &Val) -> Result<Key> {
     match (key_type, parts.as_slice()) {
         (PY_FILE_KEY, [Val::Str(s)]) => Ok(FileKey::from_filename(s)?.into()),
         (PY_REDIS_KEY, [Val::Str(s)]) => Ok(RedisKey::from_redis_key(s)?.into()),
-        (RS_KEY, [Val::Str(_), Val::Bytes(b)]) => Ok(Key::from_bytes(b.clone())),
+        // `RustKey(kind, data)`, or with its third field `named` false.
+        (RS_KEY, [Val::Str(_), Val::Bytes(b)] | [Val::Str(_), Val::Bytes(b), Val::Bool(false)]) => {
+            Ok(Key::from_bytes(b.clone()))
+        }
+        (RS_KEY, [Val::Str(_), Val::Bytes(_), Val::Bool(true)]) => Err(bad(format!(
+            "raw_key of a {key_type} names its object in a `names=` store, which a stream \
+             consumer here does not open: produce without `names=`"
+        ))),
         (PY_FILE_KEY | PY_REDIS_KEY | RS_KEY, _) => {
             Err(bad(format!("raw_key of a {key_type} has the wrong fields")))
         }
@@ -306,4 +313,32 @@ fn to_json(v: &Val, depth: usize) -> Result<Value> {
         }
         other => return Err(bad(format!("a value of type {}", other.type_name()))),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `proxystore_rs.RustKey` has a third field, `named` (default false):
+    /// keys with two fields and with `named` false are ours; a named key is
+    /// refused with what to do.
+    #[test]
+    fn rust_keys_with_and_without_named() {
+        let data = bytes::Bytes::from_static(b"\x01\x02\x03");
+        let two = Val::list(vec![Val::str("ucx"), Val::Bytes(data.clone())]);
+        let three = Val::list(vec![
+            Val::str("ucx"),
+            Val::Bytes(data.clone()),
+            Val::Bool(false),
+        ]);
+        for raw in [&two, &three] {
+            let k = key_from_py(RS_KEY, raw).unwrap();
+            assert_eq!(k.as_bytes(), &data[..]);
+        }
+        let named = Val::list(vec![Val::str("ucx"), Val::Bytes(data), Val::Bool(true)]);
+        let e = key_from_py(RS_KEY, &named).unwrap_err().to_string();
+        assert!(e.contains("names="), "{e}");
+        let short = Val::list(vec![Val::str("ucx")]);
+        assert!(key_from_py(RS_KEY, &short).is_err());
+    }
 }
