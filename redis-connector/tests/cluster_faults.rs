@@ -205,11 +205,15 @@ fn reshard_under_load() {
         ]
         .map(String::from);
         let out = cluster.cli_out(&args);
-        assert!(
-            out.status.success(),
-            "reshard: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "reshard {from} -> {to}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     };
     let t = Instant::now();
     std::thread::scope(|s| {
@@ -264,9 +268,18 @@ fn reshard_under_load() {
             });
         }
         s.spawn(|| {
-            reshard(&from.0, &to.0);
-            reshard(&to.0, &from.0);
-            stop.store(true, Ordering::Relaxed);
+            // The workers stop whatever happens here (a failed reshard is a
+            // failure of the test, never a hang).
+            struct StopOnDrop<'a>(&'a AtomicBool);
+            impl Drop for StopOnDrop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+            let _stop = StopOnDrop(&stop);
+            if let Err(e) = reshard(&from.0, &to.0).and_then(|()| reshard(&to.0, &from.0)) {
+                failures.lock().unwrap().push(e);
+            }
         });
     });
     let failures = failures.into_inner().unwrap();
