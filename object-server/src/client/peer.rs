@@ -109,6 +109,9 @@ impl<T: ClientTransport> ObjectClient<T> {
                 "hello",
                 format!("object server {addr}: {m}"),
             )),
+            // The connection closed before the answer (a server dying or
+            // stopping as we connected): temporary, like any lost connection.
+            None => Err(err("hello", io::ErrorKind::UnexpectedEof.into())),
             other => Err(Error::permanent(
                 T::NAME,
                 "hello",
