@@ -68,17 +68,39 @@ impl<T: ClientTransport> ObjectClient<T> {
     /// Ask `node` for a replica of `k`: its instance and answer, `None` if
     /// it cannot be asked (not reachable, refused us).
     fn fetch_via(&self, node: &str, k: &ObjectKey) -> Option<(u64, Fetched)> {
-        let peer = self.peer(node).ok()?;
+        self.fetch(node, k, "fetch").ok().flatten()
+    }
+
+    /// One fetch of `k` by `node`: its request, progress frames, then the
+    /// node server's instance and answer (`None`: it restarted meanwhile).
+    /// The socket's timeout bounds the wait for each frame: the node server
+    /// sends progress while the object arrives.
+    fn fetch(&self, node: &str, k: &ObjectKey, op: &'static str) -> Result<Option<(u64, Fetched)>> {
+        let peer = self.peer(node)?;
         let req = Request::Fetch(Remote {
             server: k.server.clone(),
             instance: k.instance,
             loc: k.loc(),
         });
-        let r = self.fetch_exchange(&peer, "fetch", &req);
-        match r {
-            Ok(Ctl::Done(f)) => Some((peer.instance, f)),
-            _ => None,
-        }
+        let r = self.with_conn(&peer, op, |s| {
+            proto::write_frame(s, &req)?;
+            loop {
+                match proto::read_frame::<Response>(s)? {
+                    Some(Response::Progress(_)) => {}
+                    Some(Response::Fetched(f)) => return Ok(f),
+                    other => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("unexpected answer to a fetch: {other:?}"),
+                        ));
+                    }
+                }
+            }
+        })?;
+        Ok(match r {
+            Ctl::Done(f) => Some((peer.instance, f)),
+            Ctl::Stale => None,
+        })
     }
 }
 
@@ -98,7 +120,10 @@ impl<T: ClientTransport> ObjectClient<T> {
                 .iter()
                 .map(|n| {
                     let k = &k;
-                    s.spawn(move || self.fetch_on(n, k))
+                    s.spawn(move || {
+                        self.fetch(n, k, "broadcast")
+                            .map(|r| matches!(r, Some((_, Fetched::Replica(_)))))
+                    })
                 })
                 .collect();
             threads
@@ -107,42 +132,5 @@ impl<T: ClientTransport> ObjectClient<T> {
                 .collect()
         });
         Ok(answers)
-    }
-
-    fn fetch_on(&self, node: &str, k: &ObjectKey) -> Result<bool> {
-        let peer = self.peer(node)?;
-        let req = Request::Fetch(Remote {
-            server: k.server.clone(),
-            instance: k.instance,
-            loc: k.loc(),
-        });
-        let r = self.fetch_exchange(&peer, "broadcast", &req)?;
-        Ok(matches!(r, Ctl::Done(Fetched::Replica(_))))
-    }
-
-    /// One fetch: its request, progress frames, then its answer. The
-    /// socket's timeout bounds the wait for each frame: the node server
-    /// sends progress while the object arrives.
-    fn fetch_exchange(
-        &self,
-        peer: &std::sync::Arc<super::control::Peer<T>>,
-        op: &'static str,
-        req: &Request,
-    ) -> Result<Ctl<Fetched>> {
-        self.with_conn(peer, op, |s| {
-            proto::write_frame(s, req)?;
-            loop {
-                match proto::read_frame::<Response>(s)? {
-                    Some(Response::Progress(_)) => {}
-                    Some(Response::Fetched(f)) => return Ok(f),
-                    other => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("unexpected answer to a fetch: {other:?}"),
-                        ));
-                    }
-                }
-            }
-        })
     }
 }

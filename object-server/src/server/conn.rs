@@ -292,21 +292,39 @@ fn serve_requests(mut s: Conn, sh: &Arc<Shared>, id: u64, held: &mut Held) -> io
                 continue;
             }
             Request::Read(loc) => {
-                let pinned = sh.arena.lock().begin_read(&loc);
-                match pinned {
-                    None => Response::Read(None),
-                    Some(p) => {
-                        let r = proto::write_frame(&mut s, &Response::Read(Some(loc.len)))
-                            .and_then(|()| s.write_all(p.as_slice()));
-                        drop(p);
-                        sh.arena.lock().end_read(&loc);
-                        r?;
-                        continue;
-                    }
-                }
+                send_object(sh, &mut s, &loc, 0, &mut |_| {})?;
+                continue;
             }
         };
         proto::write_frame(&mut s, &resp)?;
     }
     Ok(())
+}
+
+/// Answer a stream read of `loc` from byte `offset` on `s`: `Read(None)` if
+/// it is not stored, else `Read(Some(len - offset))` and the bytes straight
+/// from the pinned slot, in steps, each told to `sent` as it goes (a reader
+/// that fails midway still took what it took). The stream data path and the
+/// owner's side of a relay read.
+pub(super) fn send_object(
+    sh: &Shared,
+    s: &mut Conn,
+    loc: &Loc,
+    offset: u64,
+    sent: &mut dyn FnMut(u64),
+) -> io::Result<()> {
+    let pinned = sh.arena.lock().begin_read(loc);
+    let Some(p) = pinned else {
+        return proto::write_frame(s, &Response::Read(None));
+    };
+    let r = proto::write_frame(s, &Response::Read(Some(loc.len - offset))).and_then(|()| {
+        for step in p.as_slice()[offset as usize..].chunks(1 << 20) {
+            s.write_all(step)?;
+            sent(step.len() as u64);
+        }
+        Ok(())
+    });
+    drop(p);
+    sh.arena.lock().end_read(loc);
+    r
 }

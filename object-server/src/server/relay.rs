@@ -443,24 +443,10 @@ impl Relay {
             );
         }
         if remote.instance == sh.instance {
-            let pinned = sh.arena.lock().begin_read(&remote.loc);
-            let Some(p) = pinned else {
-                return proto::write_frame(s, &Response::Read(None));
-            };
-            let r = proto::write_frame(s, &Response::Read(Some(len - offset))).and_then(|()| {
-                // In steps, counted as they go (a reader that fails midway
-                // still took what it took).
-                for step in p.as_slice()[offset as usize..].chunks(1 << 20) {
-                    std::io::Write::write_all(s, step)?;
-                    self.counters
-                        .bytes_out
-                        .fetch_add(step.len() as u64, Ordering::Relaxed);
-                }
-                Ok(())
+            let out = &self.counters.bytes_out;
+            return super::conn::send_object(sh, s, &remote.loc, offset, &mut |n| {
+                out.fetch_add(n, Ordering::Relaxed);
             });
-            drop(p);
-            sh.arena.lock().end_read(&remote.loc);
-            return r;
         }
         let rep = self.replicas.lock().get(remote);
         let Some(rep) = rep.filter(|r| r.phase() != Phase::Failed) else {
