@@ -204,6 +204,23 @@ fn reshard_under_load() {
             "--cluster-yes",
         ]
         .map(String::from);
+        // A reshard refuses to start ("Nodes don't agree about
+        // configuration") until every node has heard of the last one's slot
+        // moves by gossip: wait for `--cluster check` to be clean first.
+        let check =
+            ["--cluster", "check", &format!("127.0.0.1:{}", masters[2].1)].map(String::from);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = cluster.cli_out(&check);
+            let text = String::from_utf8_lossy(&out.stdout);
+            if out.status.success() && !text.contains("[ERR]") {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the cluster did not agree within 60 s: {text}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
         let out = cluster.cli_out(&args);
         if out.status.success() {
             Ok(())
