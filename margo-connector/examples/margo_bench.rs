@@ -193,7 +193,7 @@ impl RawPull {
     fn new(cfg: &MargoConfig, server: &str, key: &MargoKey) -> RawPull {
         let mut s = TcpStream::connect(server).unwrap();
         let Response::Hello { address, .. } =
-            ask(&mut s, &object_server::testkit::access::hello("margo"))
+            object_server::testkit::access::greet(&mut s, "margo")
         else {
             panic!("hello refused");
         };

@@ -19,8 +19,10 @@
 //!    A file that other users could read, or that another user owns, is
 //!    refused.
 //!
-//! The secret is compared in constant time at hello; until a hello is
-//! accepted a connection is served nothing. The control plane is plain TCP:
+//! The secret is never sent: at hello, client and server each prove they
+//! hold it (HMAC over fresh nonces and the address the client dialed, see
+//! [`crate::handshake`]); until a hello is accepted a connection is served
+//! nothing. The control plane is plain TCP:
 //! the secret keeps other users' processes out of a job's objects on a shared
 //! network, as Redis's password does; it is not encryption.
 
@@ -272,19 +274,10 @@ impl Secret {
         Ok(Secret::user().ok())
     }
 
-    /// The bytes (sent at hello, and handed to a spawned server).
+    /// The bytes (the key of the hello's proofs, and handed to a spawned
+    /// server through its environment).
     pub(crate) fn expose(&self) -> &[u8] {
         &self.0
-    }
-
-    /// Whether `given` is this secret (time independent of where they differ).
-    pub(crate) fn matches(&self, given: Option<&[u8]>) -> bool {
-        let Some(g) = given else { return false };
-        let mut diff = (g.len() != self.0.len()) as u8;
-        for (i, &b) in self.0.iter().enumerate() {
-            diff |= b ^ g.get(i).copied().unwrap_or(0);
-        }
-        diff == 0
     }
 }
 
@@ -293,13 +286,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn matching_and_redaction() {
+    fn trimming_and_redaction() {
         let s = Secret::new("  s3cret\n").unwrap();
-        assert!(s.matches(Some(b"s3cret")));
-        assert!(!s.matches(Some(b"s3cre")));
-        assert!(!s.matches(Some(b"s3cretX")));
-        assert!(!s.matches(Some(b"")));
-        assert!(!s.matches(None));
+        assert_eq!(s.expose(), b"s3cret");
         assert!(!format!("{s:?}").contains("s3cret"));
         assert!(Secret::new(" \n").is_err());
     }
@@ -329,7 +318,7 @@ mod tests {
         let e = Secret::read_private(&p).unwrap_err();
         assert!(e.to_string().contains("other users may read it"), "{e}");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(Secret::read_private(&p).unwrap().matches(Some(b"abc")));
+        assert!(Secret::read_private(&p).unwrap().expose() == b"abc");
         std::fs::remove_dir_all(&d).unwrap();
     }
 

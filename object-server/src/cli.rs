@@ -5,7 +5,7 @@
 //! SERVER [--listen ADDR] [--transports LIST] [--segment-size N] [--memory-limit N]
 //!        [--retain N] [--no-prefault] [--no-zero-copy] [--secret-file PATH]
 //!        [--no-auth] [--socket-dir DIR] [--no-unix-socket] [--idle-exit SECS]
-//!        [--exit-with-parent] [--advertise HOST:PORT] [--replica-memory N]
+//!        [--exit-with-parent] [--advertise HOST:PORT] [--reachable-at HOST:PORT]... [--replica-memory N]
 //!        [--no-relay-chain] [--relay-same-host] [--relay-timeout MS] [transport options]
 //! SERVER --stats HOST:PORT     (print a running server's statistics)
 //! ```
@@ -19,7 +19,9 @@
 //! server. Clients on the server's node may also connect to its Unix-domain
 //! socket (in `--socket-dir`, by default this user's private directory: see
 //! [`crate::stream`]), where a process of the server's own user needs no
-//! secret; `--no-unix-socket` turns that off. Prints `LISTEN <addr>` on stdout once ready;
+//! secret; `--no-unix-socket` turns that off. A client proves the secret for
+//! the address it dialed: a server reached through an SSH tunnel or a
+//! forwarded port names that address with `--reachable-at` (repeatable). Prints `LISTEN <addr>` on stdout once ready;
 //! SIGTERM or SIGINT shut it down cleanly (exit status 0), and so does the
 //! idle exit. `--exit-with-parent` (Linux) delivers SIGTERM when the thread
 //! that started the server exits: test harnesses use it so that no server
@@ -99,6 +101,7 @@ fn parse(
             "--socket-dir" => a.opts.socket_dir = Some(val()?.into()),
             "--no-unix-socket" => a.opts.unix_socket = false,
             "--advertise" => a.opts.advertise = Some(val()?),
+            "--reachable-at" => a.opts.reachable_at.push(val()?),
             "--replica-memory" => a.opts.relay.replica_limit = parse_size(&val()?)?,
             "--no-relay-chain" => a.opts.relay.chain = false,
             "--relay-same-host" => a.opts.relay.same_host = true,
@@ -151,7 +154,7 @@ fn usage(program: &str, known: &[TransportFactory]) -> String {
         "usage: {program} [--listen ADDR] [--transports {}] [--segment-size N[K|M|G]] \
          [--memory-limit N[K|M|G]] [--retain N[K|M|G]] [--no-prefault] [--no-zero-copy] [--secret-file PATH] \
          [--no-auth] [--socket-dir DIR] [--no-unix-socket] [--idle-exit SECS] [--exit-with-parent] \
-         [--advertise HOST:PORT] [--replica-memory N[K|M|G]] [--no-relay-chain] [--relay-same-host] \
+         [--advertise HOST:PORT] [--reachable-at HOST:PORT]... [--replica-memory N[K|M|G]] [--no-relay-chain] [--relay-same-host] \
          [--relay-timeout MS]",
         known.iter().map(|k| k.name).collect::<Vec<_>>().join(",")
     );

@@ -21,6 +21,7 @@ pub mod cli;
 mod client;
 mod config;
 mod cooling;
+pub mod handshake;
 mod hugepages;
 pub mod layout;
 mod memory;

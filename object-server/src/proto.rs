@@ -6,8 +6,10 @@
 //! they go straight from the socket into registered memory.
 //!
 //! Every connection starts with [`Request::Hello`], which names the transport
-//! the client reads with and carries the job's secret when the server has
-//! one; until a hello is accepted, every other request is answered with
+//! the client reads with. A server that requires the job's secret answers
+//! with [`Response::Challenge`], and the client proves it holds the secret
+//! with [`Request::Prove`], without sending it (see [`crate::handshake`]);
+//! until a hello is accepted, every other request is answered with
 //! [`Response::Unauthorized`].
 //!
 //! Same-node readers may map the server's segments and read objects in place
@@ -26,7 +28,10 @@ use std::io::{self, Read, Write};
 /// in it, so that clients may skip the header re-read of a fast get;
 /// node-level dedup and the relay ([`Request::Fetch`], [`Request::Source`],
 /// [`Request::RelayRead`], [`Request::Dropped`], [`CONTROL_ONLY`]).
-pub const VERSION: u32 = 7;
+/// 8: the secret never travels; a challenge-response proves it both ways,
+/// bound to the address the client dialed ([`Response::Challenge`],
+/// [`Request::Prove`], the proof in [`Response::Hello`]).
+pub const VERSION: u32 = 8;
 /// Largest control frame accepted (bulk bytes are not framed).
 pub const MAX_FRAME: usize = 1 << 20;
 
@@ -96,7 +101,10 @@ pub enum Request {
         version: u32,
         /// The transport this client reads with (`"ucx"`, `"ofi"`, ...).
         transport: String,
-        /// The job's secret, if the client has one (see [`crate::Secret`]).
+        /// Versions before 8 carried the job's secret here. Since 8 it is
+        /// always `None` (kept so that a server of another version decodes
+        /// the hello and answers with its version error); a server refuses a
+        /// hello that carries one.
         secret: Option<Vec<u8>>,
     },
     /// Store an object: `len` raw bytes follow the frame.
@@ -179,6 +187,20 @@ pub enum Request {
     /// evicted, drop the replica (no answer; memory hygiene only: a replica
     /// answers no fetch without the owner's word that the object exists).
     Dropped(Remote),
+    // Version 8.
+    /// The answer to [`Response::Challenge`]: the client's nonce, the
+    /// address it dialed, and its proof of the job's secret over both nonces,
+    /// the transport and that address ([`crate::handshake`]). Answered with
+    /// [`Response::Hello`] (with the server's proof) or
+    /// [`Response::Unauthorized`].
+    Prove {
+        /// 32 random bytes of the client's.
+        nonce: [u8; 32],
+        /// The address the client connected to, `ip:port`.
+        dialed: String,
+        /// HMAC-SHA-256 of the client's side, keyed with the secret.
+        mac: [u8; 32],
+    },
 }
 
 impl std::fmt::Debug for Request {
@@ -226,6 +248,10 @@ impl std::fmt::Debug for Request {
                 .field("remote", remote)
                 .field("offset", offset)
                 .finish(),
+            Request::Prove { dialed, .. } => f
+                .debug_struct("Prove")
+                .field("dialed", dialed)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -319,6 +345,10 @@ pub enum Response {
         /// node, sees the server's pid and System V segments, and may map the
         /// segments.
         host_id: String,
+        /// The server's proof of the job's secret, answering a
+        /// [`Request::Prove`] (`None`: the server required no secret of this
+        /// connection).
+        proof: Option<[u8; 32]>,
     },
     /// The new object's location (answer to `Put` and `Reserve`).
     Put(Loc),
@@ -362,6 +392,13 @@ pub enum Response {
     Fetched(Fetched),
     /// Answer to `Source`.
     Source(Source),
+    // Version 8.
+    /// Answer to a hello when the server requires the job's secret: prove it
+    /// with [`Request::Prove`] over this nonce.
+    Challenge {
+        /// 32 random bytes of the server's, new for each connection.
+        nonce: [u8; 32],
+    },
 }
 
 /// Where a registered segment is, and the descriptor to access it.

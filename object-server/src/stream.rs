@@ -110,6 +110,15 @@ impl Conn {
         (r == 0).then_some(cred.uid)
     }
 
+    /// The local address of a TCP connection (where the client's connection
+    /// arrived); `None` on a Unix-domain one.
+    pub(crate) fn local_tcp_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Conn::Tcp(s) => s.local_addr().ok(),
+            Conn::Unix(_) => None,
+        }
+    }
+
     /// Who is at the other end, for messages.
     pub(crate) fn peer_name(&self) -> String {
         match self {

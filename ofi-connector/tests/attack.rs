@@ -34,8 +34,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::ServerProcess;
-use object_server::proto::{self, Request, Response};
-use object_server::testkit::access::{ask, segment};
+use object_server::proto::{self, Response};
+use object_server::testkit::access::segment;
 use object_server::testkit::pattern;
 use object_server::{ClientTransport, ObjectKey, layout};
 use std::sync::Arc;
@@ -125,14 +125,10 @@ impl Victim {
     fn authorized(&self) -> (Vec<u8>, proto::SegmentInfo) {
         let mut s = TcpStream::connect(&self.server.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let Response::Hello { address, .. } = ask(
-            &mut s,
-            &Request::Hello {
-                version: proto::VERSION,
-                transport: "ofi".into(),
-                secret: Some(self.secret.clone().into_bytes()),
-            },
-        ) else {
+        let secret = object_server::Secret::new(&self.secret).unwrap();
+        let Response::Hello { address, .. } =
+            object_server::testkit::access::greet_with(&mut s, "ofi", Some(&secret))
+        else {
             panic!("hello with the secret refused");
         };
         (address, segment(&mut s, self.first().seg, false))

@@ -276,7 +276,8 @@ fn relay_requests_without_hello_are_refused() {
     ];
     for req in reqs {
         let mut s = std::net::TcpStream::connect(&owner.addr).unwrap();
-        // A hello without the secret, then the request.
+        // A hello without a proof of the secret (it is challenged), then the
+        // request.
         let hello = proto::Request::Hello {
             version: proto::VERSION,
             transport: proto::CONTROL_ONLY.into(),
@@ -284,7 +285,7 @@ fn relay_requests_without_hello_are_refused() {
         };
         proto::write_frame(&mut s, &hello).unwrap();
         let r: proto::Response = proto::read_frame(&mut s).unwrap().unwrap();
-        assert!(matches!(r, proto::Response::Unauthorized(_)), "{r:?}");
+        assert!(matches!(r, proto::Response::Challenge { .. }), "{r:?}");
         proto::write_frame(&mut s, &req).unwrap();
         let r: proto::Response = proto::read_frame(&mut s).unwrap().unwrap();
         assert!(

@@ -33,18 +33,16 @@ fn client(server: &ServerProcess, secret: Option<&str>) -> UcxConnector {
     UcxConnector::new(cfg).unwrap()
 }
 
-fn hello(secret: Option<&str>) -> Request {
-    Request::Hello {
-        version: proto::VERSION,
-        transport: "ucx".into(),
-        secret: secret.map(|s| s.as_bytes().to_vec()),
-    }
+/// Say hello on `s` proving `secret` (none: answer no challenge).
+fn hello(s: &mut TcpStream, secret: Option<&str>) -> Response {
+    let secret = secret.map(|k| object_server::Secret::new(k).unwrap());
+    object_server::testkit::access::greet_with(s, "ucx", secret.as_ref())
 }
 
-/// A hello with what this process's clients bring with nothing configured:
-/// the user's secret.
-fn user_hello() -> Request {
-    object_server::testkit::access::hello("ucx")
+/// Say hello with what this process's clients bring with nothing
+/// configured: the user's secret.
+fn user_hello(s: &mut TcpStream) -> Response {
+    object_server::testkit::access::greet(s, "ucx")
 }
 
 fn unauthorized(r: &Response) -> bool {
@@ -90,11 +88,33 @@ fn a_secret_keeps_out_clients_without_it() {
         }
     )));
     assert!(unauthorized(&ask(&mut s, &Request::Stats)));
-    match ask(&mut s, &hello(None)) {
+    // A hello is answered with a challenge, and nothing but a proof of the
+    // secret gets further.
+    let bare = Request::Hello {
+        version: proto::VERSION,
+        transport: "ucx".into(),
+        secret: None,
+    };
+    assert!(matches!(ask(&mut s, &bare), Response::Challenge { .. }));
+    match ask(&mut s, &Request::Stats) {
+        Response::Unauthorized(m) => assert!(m.contains("needs the job's secret"), "{m}"),
+        other => panic!("a request after a challenge: {other:?}"),
+    }
+    match hello(&mut s, None) {
         Response::Unauthorized(m) => assert!(m.contains("needs the job's secret"), "{m}"),
         other => panic!("a hello without a secret: {other:?}"),
     }
-    assert!(unauthorized(&ask(&mut s, &hello(Some("wrong")))));
+    assert!(unauthorized(&hello(&mut s, Some("wrong"))));
+    // The secret itself in the hello (as before protocol 8) is refused.
+    let old = Request::Hello {
+        version: proto::VERSION,
+        transport: "ucx".into(),
+        secret: Some(SECRET.as_bytes().to_vec()),
+    };
+    match ask(&mut s, &old) {
+        Response::Error(m) => assert!(m.contains("never carries the secret"), "{m}"),
+        other => panic!("a hello with the secret in it: {other:?}"),
+    }
     assert!(unauthorized(&ask(
         &mut s,
         &Request::Segment {
@@ -118,7 +138,7 @@ fn a_secret_keeps_out_clients_without_it() {
     assert!(good.exists(&key).unwrap());
     // With the secret, the same connection is served.
     assert!(matches!(
-        ask(&mut s, &hello(Some(SECRET))),
+        hello(&mut s, Some(SECRET)),
         Response::Hello { .. }
     ));
     assert!(matches!(
@@ -175,7 +195,7 @@ fn the_secret_never_travels() {
 fn write_descriptors_only_for_reservations() {
     let server = ServerProcess::start(TLS, &[]);
     let mut s = TcpStream::connect(&server.addr).unwrap();
-    assert!(matches!(ask(&mut s, &user_hello()), Response::Hello { .. }));
+    assert!(matches!(user_hello(&mut s), Response::Hello { .. }));
     // Readers get the read descriptor of any segment...
     assert!(matches!(
         ask(
@@ -216,10 +236,7 @@ fn write_descriptors_only_for_reservations() {
         Response::Segment(Some(_))
     ));
     let mut other = TcpStream::connect(&server.addr).unwrap();
-    assert!(matches!(
-        ask(&mut other, &user_hello()),
-        Response::Hello { .. }
-    ));
+    assert!(matches!(user_hello(&mut other), Response::Hello { .. }));
     assert!(unauthorized(&ask(
         &mut other,
         &Request::Segment {
@@ -236,7 +253,7 @@ fn write_descriptors_only_for_reservations() {
 fn an_object_being_written_reads_as_none() {
     let server = ServerProcess::start(TLS, &[]);
     let mut s = TcpStream::connect(&server.addr).unwrap();
-    let Response::Hello { instance, .. } = ask(&mut s, &user_hello()) else {
+    let Response::Hello { instance, .. } = user_hello(&mut s) else {
         panic!("hello refused");
     };
     let len = 1 << 20;

@@ -296,7 +296,9 @@ fn the_owner_needs_nothing_configured() {
         transport: "ucx".into(),
         secret: None,
     };
-    match ask(&mut s, &none) {
+    // It is challenged, and refused anything until it proves the secret.
+    assert!(matches!(ask(&mut s, &none), Response::Challenge { .. }));
+    match ask(&mut s, &Request::Stats) {
         Response::Unauthorized(m) => assert!(m.contains("needs the job's secret"), "{m}"),
         other => panic!("a hello without a secret was answered {other:?}"),
     }

@@ -54,19 +54,19 @@ impl<T: ClientTransport> ObjectClient<T> {
         for a in addrs {
             // A server on this node: its Unix-domain socket, if it has one.
             if let Some(u) = crate::stream::connect_local(&a) {
-                stream = Some(Conn::Unix(u));
+                stream = Some((Conn::Unix(u), a));
                 break;
             }
             match std::net::TcpStream::connect_timeout(&a, t) {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
-                    stream = Some(Conn::Tcp(s));
+                    stream = Some((Conn::Tcp(s), a));
                     break;
                 }
                 Err(e) => last = Some(e),
             }
         }
-        let mut s = stream.ok_or_else(|| {
+        let (mut s, dialed) = stream.ok_or_else(|| {
             err(
                 "connect",
                 last.unwrap_or_else(|| io::Error::other("no address")),
@@ -75,13 +75,10 @@ impl<T: ClientTransport> ObjectClient<T> {
         s.set_read_timeout(Some(t)).map_err(|e| err("connect", e))?;
         s.set_write_timeout(Some(t))
             .map_err(|e| err("connect", e))?;
-        let hello = Request::Hello {
-            version: proto::VERSION,
-            transport: T::NAME.to_string(),
-            secret: self.inner.secret.as_ref().map(|s| s.expose().to_vec()),
-        };
-        proto::write_frame(&mut s, &hello).map_err(|e| err("hello", e))?;
-        match proto::read_frame::<Response>(&mut s).map_err(|e| err("hello", e))? {
+        let secret = self.inner.secret.as_ref();
+        match crate::handshake::greet(&mut s, T::NAME, secret, dialed)
+            .map_err(|e| err("hello", e))?
+        {
             Some(Response::Hello {
                 instance,
                 address,

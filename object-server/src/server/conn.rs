@@ -1,4 +1,5 @@
-//! One client connection: hello (version, transport, secret), then requests.
+//! One client connection: hello (version, transport, the proof of the
+//! secret: [`crate::handshake`]), then requests.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -6,6 +7,7 @@ use std::sync::Arc;
 
 use super::Shared;
 use crate::arena::ReserveError;
+use crate::handshake::{self, Role};
 use crate::memory::PinWords;
 use crate::proto::{self, DataPath, Loc, Request, Response};
 use crate::stream::Conn;
@@ -68,41 +70,120 @@ fn full(e: ReserveError) -> Response {
     }
 }
 
-/// The answer to a hello: refused for another protocol version, without the
-/// server's secret (unless the kernel says the client is a process of the
-/// server's own user, `peer_uid` on a Unix-domain connection), or for a
-/// transport not served here.
+/// Where a connection is in its hello.
+enum Greeting {
+    /// Nothing said yet, or refused.
+    Start,
+    /// Challenged: waiting for the client's [`Request::Prove`].
+    Challenged {
+        nonce: [u8; handshake::NONCE],
+        transport: String,
+    },
+}
+
+/// The first answer to a hello: refused for another protocol version, a
+/// challenge if the server requires the secret of this client (every client
+/// unless the kernel says it is a process of the server's own user,
+/// `peer_uid` on a Unix-domain connection), else the hello's answer.
 fn hello(
     sh: &Shared,
     version: u32,
     transport: &str,
     secret: Option<&[u8]>,
     peer_uid: Option<u32>,
-) -> (Response, Option<Session>) {
+    greeting: &mut Greeting,
+) -> io::Result<(Response, Option<Session>)> {
+    *greeting = Greeting::Start;
     if version != proto::VERSION {
         let m = format!(
             "protocol version {version} (server speaks {})",
             proto::VERSION
         );
-        return (Response::Error(m), None);
+        return Ok((Response::Error(m), None));
+    }
+    if secret.is_some() {
+        let m = "a hello of protocol 8 never carries the secret: it is proved, not sent";
+        return Ok((Response::Error(m.into()), None));
     }
     let same_user = peer_uid == Some(sh.uid);
-    if let Some(want) = sh.secret.as_ref().filter(|_| !same_user) {
-        if !want.matches(secret) {
-            let m = if let Some(uid) = peer_uid {
-                &*format!(
-                    "unauthorized: local uid {uid} is not this server's user, and brought {} secret",
-                    if secret.is_some() { "a wrong" } else { "no" }
-                )
-            } else if secret.is_some() {
-                "unauthorized: wrong secret"
-            } else {
-                "unauthorized: this server needs the job's secret (PROXYSTORE_SERVER_SECRET, \
-                 or its user's ~/.proxystore/server-secret)"
-            };
-            return (Response::Unauthorized(m.into()), None);
-        }
+    if sh.secret.is_some() && !same_user {
+        let nonce = handshake::nonce()?;
+        *greeting = Greeting::Challenged {
+            nonce,
+            transport: transport.to_string(),
+        };
+        return Ok((Response::Challenge { nonce }, None));
     }
+    Ok(welcome(sh, transport, None))
+}
+
+/// The answer to a client's proof of the secret: the hello's answer with the
+/// server's own proof, or unauthorized.
+fn prove(
+    sh: &Shared,
+    greeting: &mut Greeting,
+    conn: &Conn,
+    client_nonce: &[u8; handshake::NONCE],
+    dialed: &str,
+    mac: &[u8; handshake::NONCE],
+) -> (Response, Option<Session>) {
+    let Greeting::Challenged { nonce, transport } = std::mem::replace(greeting, Greeting::Start)
+    else {
+        let m = "unauthorized: a proof without a challenge (say hello first)";
+        return (Response::Unauthorized(m.into()), None);
+    };
+    let Some(secret) = sh.secret.as_ref() else {
+        let m = "unauthorized: a proof without a challenge (say hello first)";
+        return (Response::Unauthorized(m.into()), None);
+    };
+    let who = conn.peer_uid();
+    if !handshake::verify(
+        secret,
+        Role::Client,
+        &nonce,
+        client_nonce,
+        &transport,
+        dialed,
+        mac,
+    ) {
+        let m = match who {
+            Some(uid) => format!(
+                "unauthorized: local uid {uid} is not this server's user, and its proof of \
+                 the secret is wrong"
+            ),
+            None => "unauthorized: wrong secret".into(),
+        };
+        return (Response::Unauthorized(m), None);
+    }
+    if !sh.was_dialed(dialed, conn) {
+        let here = conn
+            .local_tcp_addr()
+            .map_or_else(|| sh.listen.to_string(), handshake::addr_text);
+        let m = format!(
+            "unauthorized: the client proved the secret for {dialed}, which is not this \
+             server ({here}): a relay, or a tunnel or forwarded port the server was not told \
+             of (name it with --reachable-at)"
+        );
+        return (Response::Unauthorized(m), None);
+    }
+    let p = handshake::proof(
+        secret,
+        Role::Server,
+        &nonce,
+        client_nonce,
+        &transport,
+        dialed,
+    );
+    welcome(sh, &transport, Some(p))
+}
+
+/// The answer to an accepted hello on `transport`, with the server's `proof`
+/// (if it asked for one).
+fn welcome(
+    sh: &Shared,
+    transport: &str,
+    proof: Option<[u8; handshake::NONCE]>,
+) -> (Response, Option<Session>) {
     if transport == proto::CONTROL_ONLY {
         let r = Response::Hello {
             version: proto::VERSION,
@@ -111,6 +192,7 @@ fn hello(
             data_path: DataPath::Stream,
             pid: std::process::id(),
             host_id: sh.host_id.clone(),
+            proof,
         };
         return (r, Some(Session { transport: None }));
     }
@@ -129,6 +211,7 @@ fn hello(
         data_path,
         pid: std::process::id(),
         host_id: sh.host_id.clone(),
+        proof,
     };
     (
         r,
@@ -143,16 +226,29 @@ fn serve_requests(mut s: Conn, sh: &Arc<Shared>, id: u64, held: &mut Held) -> io
     let pins = &mut held.pins;
     let page = &mut held.page;
     let mut session: Option<Session> = None;
+    let mut greeting = Greeting::Start;
     // Until a hello is accepted, a connection that says nothing is closed.
     s.set_read_timeout(Some(super::HELLO_TIMEOUT))?;
     while let Some(req) = proto::read_frame::<Request>(&mut s)? {
-        if let Request::Hello {
-            version,
-            transport,
-            secret,
-        } = &req
-        {
-            let (resp, sess) = hello(sh, *version, transport, secret.as_deref(), s.peer_uid());
+        let said = match &req {
+            Request::Hello {
+                version,
+                transport,
+                secret,
+            } => Some(hello(
+                sh,
+                *version,
+                transport,
+                secret.as_deref(),
+                s.peer_uid(),
+                &mut greeting,
+            )?),
+            Request::Prove { nonce, dialed, mac } => {
+                Some(prove(sh, &mut greeting, &s, nonce, dialed, mac))
+            }
+            _ => None,
+        };
+        if let Some((resp, sess)) = said {
             if sess.is_some() && session.is_none() {
                 s.set_read_timeout(None)?;
                 sh.greeted(id);
@@ -167,12 +263,17 @@ fn serve_requests(mut s: Conn, sh: &Arc<Shared>, id: u64, held: &mut Held) -> io
             if let Request::Put { len } = req {
                 drain(&mut s, len)?;
             }
-            let m = "unauthorized: no accepted hello on this connection";
+            let m = if matches!(greeting, Greeting::Challenged { .. }) {
+                "unauthorized: this server needs the job's secret (PROXYSTORE_SERVER_SECRET, \
+                 or its user's ~/.proxystore/server-secret): answer its challenge first"
+            } else {
+                "unauthorized: no accepted hello on this connection"
+            };
             proto::write_frame(&mut s, &Response::Unauthorized(m.into()))?;
             continue;
         };
         let resp = match req {
-            Request::Hello { .. } => unreachable!("handled above"),
+            Request::Hello { .. } | Request::Prove { .. } => unreachable!("handled above"),
             Request::Put { len } => {
                 let reserved = sh.arena.lock().reserve(len, None);
                 match reserved {

@@ -55,9 +55,15 @@ pub struct ServerOptions {
     /// for reuse, besides one default-sized segment; beyond it they are
     /// unmapped (default: unlimited, up to the memory limit).
     pub retain: u64,
-    /// The job's secret: every request of a connection whose hello did not
-    /// carry it is refused as unauthorized. `None`: anyone may connect.
+    /// The job's secret: every request of a connection that did not prove
+    /// it holds it is refused as unauthorized. `None`: anyone may connect.
     pub secret: Option<Secret>,
+    /// Other `host:port`s clients reach this server at (an SSH tunnel, a
+    /// forwarded port, a NAT): a client proves the secret for the address it
+    /// dialed, which the server accepts if the connection arrived there, if
+    /// it is the advertised address, or if it is one of these (see
+    /// [`crate::handshake`]).
+    pub reachable_at: Vec<String>,
     /// Stop after this long with no object stored and no client connected
     /// (servers spawned on demand use it).
     pub idle_exit: Option<Duration>,
@@ -88,6 +94,7 @@ impl Default for ServerOptions {
             prefault: true,
             retain: u64::MAX,
             secret: None,
+            reachable_at: Vec::new(),
             idle_exit: None,
             zero_copy: true,
             unix_socket: true,
@@ -113,6 +120,11 @@ pub(crate) struct Shared {
     greeting: Mutex<VecDeque<(u64, Conn)>>,
     /// This process's user: a Unix-domain client of that user needs no secret.
     pub(crate) uid: u32,
+    /// The bound control-plane address.
+    pub(crate) listen: SocketAddr,
+    /// Addresses a client may have dialed besides where its connection
+    /// arrived: the advertised one and `reachable_at`, resolved at start.
+    pub(crate) reachable: Vec<SocketAddr>,
     /// Replicas of other servers' objects, and the relay among node servers.
     pub(crate) relay: Arc<relay::Relay>,
 }
@@ -147,6 +159,33 @@ impl Shared {
     /// among those greeting.
     pub(crate) fn greeted(&self, id: u64) {
         self.greeting.lock().retain(|(i, _)| *i != id);
+    }
+
+    /// Whether a client that connected on `conn` and says it dialed `dialed`
+    /// reached this server there (see [`crate::handshake`]): where a TCP
+    /// connection arrived, an advertised or declared address, or on the
+    /// Unix-domain socket, this server's port on an address of this node.
+    pub(crate) fn was_dialed(&self, dialed: &str, conn: &Conn) -> bool {
+        use crate::handshake::addr_text;
+        let Ok(d) = dialed.parse::<SocketAddr>() else {
+            return false;
+        };
+        let d = addr_text(d);
+        if self.reachable.iter().any(|a| addr_text(*a) == d) {
+            return true;
+        }
+        match conn.local_tcp_addr() {
+            Some(local) => addr_text(local) == d,
+            None => {
+                let Ok(d) = d.parse::<SocketAddr>() else {
+                    return false;
+                };
+                d.port() == self.listen.port()
+                    && (d.ip() == self.listen.ip()
+                        || (self.listen.ip().is_unspecified()
+                            && crate::stream::is_local_ip(d.ip())))
+            }
+        }
     }
 
     /// The transport named `name`: its index, address and data-path hint.
@@ -220,6 +259,20 @@ impl Server {
             },
             None => addr.to_string(),
         };
+        let mut reachable = Vec::new();
+        for a in opts.reachable_at.iter().chain([&advertise]) {
+            match std::net::ToSocketAddrs::to_socket_addrs(a.as_str()) {
+                Ok(addrs) => reachable.extend(addrs),
+                // The advertised name may not resolve here (it is for others).
+                Err(_) if *a == advertise => {}
+                Err(e) => {
+                    return Err(Error::config(
+                        "object-server",
+                        format!("reachable-at address {a}: {e}"),
+                    ));
+                }
+            }
+        }
         let mut relay_opts = opts.relay.clone();
         if relay_opts.replica_limit == u64::MAX {
             relay_opts.replica_limit = opts.memory_limit / 2;
@@ -245,6 +298,8 @@ impl Server {
             greeting: Mutex::new(VecDeque::new()),
             // SAFETY: geteuid cannot fail.
             uid: unsafe { libc::geteuid() },
+            listen: addr,
+            reachable,
             secret: opts.secret.clone(),
             host_id: crate::proto::host_id(),
             stop: AtomicBool::new(false),

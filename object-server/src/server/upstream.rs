@@ -1,6 +1,6 @@
 //! Control connections from this server to other servers (an object's owner,
 //! another node server), for the relay: the hello of a control-only client
-//! ([`proto::CONTROL_ONLY`]) with this server's secret, then requests.
+//! ([`proto::CONTROL_ONLY`]) proving this server's secret, then requests.
 //! Request connections are pooled per server; relay reads get a connection
 //! of their own.
 
@@ -12,6 +12,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::auth::Secret;
+use crate::handshake;
 use crate::proto::{self, Request, Response};
 use crate::stream::Conn;
 
@@ -51,22 +52,18 @@ impl Upstream {
             match TcpStream::connect_timeout(&a, self.timeout) {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
-                    conn = Some(Conn::Tcp(s));
+                    conn = Some((Conn::Tcp(s), a));
                     break;
                 }
                 Err(e) => last = Some(e),
             }
         }
-        let mut s = conn.ok_or_else(|| last.unwrap_or_else(|| io::Error::other("no address")))?;
+        let (mut s, dialed) =
+            conn.ok_or_else(|| last.unwrap_or_else(|| io::Error::other("no address")))?;
         s.set_read_timeout(Some(self.timeout))?;
         s.set_write_timeout(Some(self.timeout))?;
-        let hello = Request::Hello {
-            version: proto::VERSION,
-            transport: proto::CONTROL_ONLY.to_string(),
-            secret: self.secret.as_ref().map(|s| s.expose().to_vec()),
-        };
-        proto::write_frame(&mut s, &hello)?;
-        let g = match proto::read_frame::<Response>(&mut s)? {
+        let answer = handshake::greet(&mut s, proto::CONTROL_ONLY, self.secret.as_ref(), dialed)?;
+        let g = match answer {
             Some(Response::Hello {
                 instance, host_id, ..
             }) => Greeting { instance, host_id },

@@ -12,17 +12,20 @@ use super::{Fabric, ServerProcess};
 use crate::proto::{self, Request, Response, SegmentInfo};
 use crate::{ClientTransport, Operation, layout};
 
-/// The hello of a raw control connection over `transport`, with the secret
-/// this process's clients bring (the environment's, else the user's).
-pub fn hello(transport: &str) -> Request {
-    let secret = crate::Secret::for_client(None)
-        .expect("the environment's secret")
-        .map(|s| s.expose().to_vec());
-    Request::Hello {
-        version: proto::VERSION,
-        transport: transport.into(),
-        secret,
-    }
+/// Say hello on a raw control connection over `transport`, proving the
+/// secret this process's clients bring (the environment's, else the user's):
+/// the server's answer ([`Response::Hello`] if accepted).
+pub fn greet(s: &mut TcpStream, transport: &str) -> Response {
+    let secret = crate::Secret::for_client(None).expect("the environment's secret");
+    greet_with(s, transport, secret.as_ref())
+}
+
+/// Say hello on a raw control connection over `transport` with `secret`.
+pub fn greet_with(s: &mut TcpStream, transport: &str, secret: Option<&crate::Secret>) -> Response {
+    let dialed = s.peer_addr().expect("a connected stream");
+    crate::handshake::greet(s, transport, secret, dialed)
+        .expect("the hello's exchange")
+        .expect("an answer")
 }
 
 /// One request/response on a raw control connection.
@@ -64,7 +67,7 @@ pub fn write_through_reader_descriptor<F: Fabric>(
 ) -> ReaderWrite {
     let server = ServerProcess::<F>::start(fabric, &[]);
     let mut s = TcpStream::connect(&server.addr).unwrap();
-    let Response::Hello { address, .. } = ask(&mut s, &hello(F::Transport::NAME)) else {
+    let Response::Hello { address, .. } = greet(&mut s, F::Transport::NAME) else {
         panic!("hello refused");
     };
     let Response::Put(loc) = ask(
