@@ -208,64 +208,26 @@ mod tests {
     #[test]
     fn proofs_bind_every_field_and_the_role() {
         let k = secret("the job's secret");
+        let other = secret("another secret");
         let (sn, cn) = ([1u8; NONCE], [2u8; NONCE]);
         let p = proof(&k, Role::Client, &sn, &cn, "ucx", "10.0.0.1:7000");
-        assert!(verify(
-            &k,
-            Role::Client,
-            &sn,
-            &cn,
-            "ucx",
-            "10.0.0.1:7000",
-            &p
-        ));
-        // Any other field, the other role, or another secret: refused.
-        let other = secret("another secret");
-        assert!(!verify(
-            &other,
-            Role::Client,
-            &sn,
-            &cn,
-            "ucx",
-            "10.0.0.1:7000",
-            &p
-        ));
-        assert!(!verify(
-            &k,
-            Role::Server,
-            &sn,
-            &cn,
-            "ucx",
-            "10.0.0.1:7000",
-            &p
-        ));
-        assert!(!verify(
-            &k,
-            Role::Client,
-            &cn,
-            &sn,
-            "ucx",
-            "10.0.0.1:7000",
-            &p
-        ));
-        assert!(!verify(
-            &k,
-            Role::Client,
-            &sn,
-            &cn,
-            "ofi",
-            "10.0.0.1:7000",
-            &p
-        ));
-        assert!(!verify(
-            &k,
-            Role::Client,
-            &sn,
-            &cn,
-            "ucx",
-            "10.0.0.66:7000",
-            &p
-        ));
+        let checks = |k: &Secret, role, sn, cn, transport, dialed| {
+            verify(k, role, sn, cn, transport, dialed, &p)
+        };
+        assert!(checks(&k, Role::Client, &sn, &cn, "ucx", "10.0.0.1:7000"));
+        // Another secret, the other role, or any other field: refused.
+        for (k, role, sn, cn, transport, dialed) in [
+            (&other, Role::Client, &sn, &cn, "ucx", "10.0.0.1:7000"),
+            (&k, Role::Server, &sn, &cn, "ucx", "10.0.0.1:7000"),
+            (&k, Role::Client, &cn, &sn, "ucx", "10.0.0.1:7000"),
+            (&k, Role::Client, &sn, &cn, "ofi", "10.0.0.1:7000"),
+            (&k, Role::Client, &sn, &cn, "ucx", "10.0.0.66:7000"),
+        ] {
+            assert!(
+                !checks(k, role, sn, cn, transport, dialed),
+                "{role:?} {transport} {dialed}"
+            );
+        }
         // Length prefixes: moving bytes between fields changes the proof.
         assert_ne!(
             proof(&k, Role::Client, &sn, &cn, "ucx1", "0.0.0.0:1"),
