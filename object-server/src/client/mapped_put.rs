@@ -20,10 +20,10 @@ use proxy_core::mem::Mmap;
 use proxy_core::{Error, Payload, Result};
 
 use super::ObjectClient;
-use super::control::{Peer, ctl_err, unexpected};
+use super::control::Peer;
 use crate::layout;
 use crate::memory::SysvAttach;
-use crate::proto::{self, Loc, Request, Response, SegmentInfo, ShmSegment};
+use crate::proto::{Loc, SegmentInfo, ShmSegment};
 use crate::stream::Conn;
 use crate::transport::ClientTransport;
 
@@ -117,20 +117,7 @@ impl<T: ClientTransport> ObjectClient<T> {
         if let Some(m) = w.maps.lock().get(&seg) {
             return Ok(Some(m.clone()));
         }
-        let err = |e| ctl_err(T::NAME, "put", &peer.addr, self.timeout(), e);
-        proto::write_frame(s, &Request::Segment { seg, write: true }).map_err(err)?;
-        let info = match proto::read_frame::<Response>(s).map_err(err)? {
-            Some(Response::Segment(Some(info))) => info,
-            Some(Response::Segment(None)) => {
-                return Err(Error::temporary(
-                    T::NAME,
-                    "put",
-                    format!("segment {seg} vanished"),
-                ));
-            }
-            Some(other) => return Err(unexpected(T::NAME, "put", other)),
-            None => return Err(err(io::ErrorKind::UnexpectedEof.into())),
-        };
+        let info = self.write_segment_info(peer, s, seg)?;
         match map_writable(peer.pid, &info) {
             Ok(m) => {
                 let mut maps = w.maps.lock();
