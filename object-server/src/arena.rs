@@ -13,6 +13,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use crate::cooling::Cooling;
 use crate::layout;
@@ -99,6 +102,31 @@ pub enum ReserveError {
     },
     /// Mapping or registering a new segment failed.
     Map(proxy_core::Error),
+}
+
+/// What [`Arena::try_reserve`] got.
+pub(crate) enum Reserved {
+    /// The slot.
+    Now(Reservation),
+    /// Only slots still cooling would fit: try again after this long.
+    After(Duration),
+}
+
+/// [`Arena::reserve`] on the arena behind `arena`, waiting for cooling slots
+/// with the lock released: other connections' gets, commits and puts that fit
+/// go on meanwhile instead of stalling up to `REUSE_GRACE` behind this one.
+pub(crate) fn reserve_unlocked(
+    arena: &Mutex<Arena>,
+    len: u64,
+    phase: Option<u64>,
+) -> Result<Reservation, ReserveError> {
+    loop {
+        let got = arena.lock().try_reserve(len, phase)?;
+        match got {
+            Reserved::Now(r) => return Ok(r),
+            Reserved::After(wait) => std::thread::sleep(wait),
+        }
+    }
 }
 
 impl std::fmt::Display for ReserveError {
@@ -297,7 +325,26 @@ impl Arena {
     /// object becomes visible only at [`Arena::commit`], which writes its
     /// header. With `phase`, an object of at least [`layout::PHASED`] bytes
     /// gets its payload at that offset within a page (see there).
+    ///
+    /// When only slots still cooling (see `cooling.rs`) would fit it, this
+    /// sleeps until they cool (at most `REUSE_GRACE`); an arena shared
+    /// behind a lock reserves with [`reserve_unlocked`] instead.
     pub fn reserve(&mut self, len: u64, phase: Option<u64>) -> Result<Reservation, ReserveError> {
+        loop {
+            match self.try_reserve(len, phase)? {
+                Reserved::Now(r) => return Ok(r),
+                Reserved::After(wait) => std::thread::sleep(wait),
+            }
+        }
+    }
+
+    /// [`Arena::reserve`] without the sleep: when only cooling slots would
+    /// fit, how long until the oldest has cooled.
+    pub(crate) fn try_reserve(
+        &mut self,
+        len: u64,
+        phase: Option<u64>,
+    ) -> Result<Reserved, ReserveError> {
         self.reclaim();
         let phase = phase.filter(|_| len >= layout::PHASED);
         let pad = if phase.is_some() { layout::PAGE } else { 0 };
@@ -315,9 +362,12 @@ impl Arena {
             // Freed slots still cooling come back within REUSE_GRACE: wait
             // for them rather than grow (or refuse).
             if !self.cooling.is_empty() {
-                self.cooling.wait_oldest();
-                self.settle();
-                continue;
+                let wait = self.cooling.until_oldest();
+                if wait.is_zero() {
+                    self.settle();
+                    continue;
+                }
+                return Ok(Reserved::After(wait));
             }
             let new_size = round_up(size.max(self.segment_size), GRANULE);
             if self.registered + new_size > self.limit && !self.make_room(new_size) {
@@ -373,7 +423,7 @@ impl Arena {
                 evicted: true, // invisible until commit
             },
         );
-        Ok(Reservation { loc, writer })
+        Ok(Reserved::Now(Reservation { loc, writer }))
     }
 
     /// A free range of `size` bytes in the segments mapped now: first fit
@@ -664,13 +714,15 @@ impl Arena {
 
 #[cfg(test)]
 mod tests {
-    use super::{Arena, ObjectIds};
+    use super::{Arena, ObjectIds, Reserved, reserve_unlocked};
     use crate::REUSE_GRACE;
     use crate::memory::Memory;
     use crate::transport::{Access, Registration, ServerTransport};
+    use parking_lot::Mutex;
     use std::collections::HashSet;
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
     use std::time::Instant;
 
     /// A transport that registers nothing (the arena's own logic only).
@@ -734,6 +786,42 @@ mod tests {
         assert!(waited >= REUSE_GRACE, "reused after {waited:?}");
         assert!(waited < REUSE_GRACE * 50, "waited {waited:?}");
         assert_eq!(a.stats().registered, 2 << 20, "no segment added");
+    }
+
+    /// A reservation waiting for a cooling slot does not hold the arena's
+    /// lock meanwhile: others take it within a fraction of the grace
+    /// throughout (holding it while sleeping kept it for the whole grace).
+    #[test]
+    fn a_waiting_reservation_leaves_the_lock_free() {
+        let a = Arc::new(Mutex::new(arena(2 << 20)));
+        let big = {
+            let mut g = a.lock();
+            let big = g.reserve(1 << 20, None).unwrap().loc;
+            g.commit(&big);
+            g.evict(&big);
+            big
+        };
+        // Only the cooling slot would fit: say how long, without sleeping.
+        let got = a.lock().try_reserve(1 << 20, None).unwrap();
+        let Reserved::After(wait) = got else {
+            panic!("a cooling slot was handed out");
+        };
+        assert!(wait > Duration::ZERO && wait <= REUSE_GRACE, "{wait:?}");
+        let waiter = {
+            let a = a.clone();
+            std::thread::spawn(move || reserve_unlocked(&a, 1 << 20, None).map(|r| r.loc))
+        };
+        let mut takes = 0;
+        while !waiter.is_finished() {
+            let g = a.try_lock_for(REUSE_GRACE / 2);
+            assert!(g.is_some(), "the lock was held while waiting");
+            drop(g);
+            takes += 1;
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        let again = waiter.join().unwrap().unwrap();
+        assert_eq!(again.offset, big.offset, "the cooled slot");
+        assert!(takes > 0);
     }
 
     #[test]

@@ -54,11 +54,13 @@ impl Cooling {
         out
     }
 
-    /// Sleep until the oldest waiting range is ready (at most `REUSE_GRACE`).
-    pub(crate) fn wait_oldest(&self) {
-        if let Some(&(_, _, _, at)) = self.slots.front() {
-            std::thread::sleep(REUSE_GRACE.saturating_sub(at.elapsed()));
-        }
+    /// How long until the oldest waiting range is ready (at most
+    /// `REUSE_GRACE`; zero when it is, or when nothing waits). The caller
+    /// sleeps it with no lock held.
+    pub(crate) fn until_oldest(&self) -> Duration {
+        self.slots.front().map_or(Duration::ZERO, |&(_, _, _, at)| {
+            REUSE_GRACE.saturating_sub(at.elapsed())
+        })
     }
 }
 
@@ -73,9 +75,10 @@ mod tests {
         c.push(1, 0, 32);
         assert_eq!(c.bytes(), 160);
         assert!(c.ready().is_empty(), "freed just now: not ready");
-        let t = Instant::now();
-        c.wait_oldest();
-        assert!(t.elapsed() >= REUSE_GRACE / 2, "{:?}", t.elapsed());
+        let wait = c.until_oldest();
+        assert!(wait > Duration::ZERO && wait <= REUSE_GRACE, "{wait:?}");
+        std::thread::sleep(wait);
+        assert_eq!(c.until_oldest(), Duration::ZERO);
         assert_eq!(c.ready(), vec![(0, 64, 128), (1, 0, 32)]);
         assert!(c.is_empty());
         assert_eq!(c.bytes(), 0);

@@ -311,11 +311,13 @@ fn find_backing(start: u64, len: u64) -> Option<ShmSegment> {
 pub(crate) struct SysvAttach {
     ptr: *const u8,
     len: usize,
+    /// Attached read-write ([`SysvAttach::attach_writable`]).
+    writable: bool,
 }
 
-// SAFETY: a read-only attachment owned by this value; nothing per thread.
+// SAFETY: an attachment owned by this value; nothing per thread.
 unsafe impl Send for SysvAttach {}
-// SAFETY: only read through `&self`.
+// SAFETY: only read through `&self`; written only through `&mut self`.
 unsafe impl Sync for SysvAttach {}
 
 impl SysvAttach {
@@ -323,6 +325,24 @@ impl SysvAttach {
     /// and it has at least `min_len` bytes. No page is faulted in: readers
     /// populate what they read ([`SysvAttach::populate_read`]).
     pub(crate) fn attach(shmid: i32, creator: u32, min_len: u64) -> std::io::Result<SysvAttach> {
+        Self::attach_with(shmid, creator, min_len, false)
+    }
+
+    /// [`SysvAttach::attach`] read-write (a same-node writer's puts).
+    pub(crate) fn attach_writable(
+        shmid: i32,
+        creator: u32,
+        min_len: u64,
+    ) -> std::io::Result<SysvAttach> {
+        Self::attach_with(shmid, creator, min_len, true)
+    }
+
+    fn attach_with(
+        shmid: i32,
+        creator: u32,
+        min_len: u64,
+        writable: bool,
+    ) -> std::io::Result<SysvAttach> {
         // SAFETY: an all-zero shmid_ds is a valid out-parameter.
         let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
         // SAFETY: IPC_STAT writes into `ds`, which is valid.
@@ -334,15 +354,17 @@ impl SysvAttach {
                 "the System V segment is not the server's",
             ));
         }
-        // SAFETY: attach at an address of the kernel's choice, read-only;
-        // the result is checked below.
-        let p = unsafe { libc::shmat(shmid, std::ptr::null(), libc::SHM_RDONLY) };
+        let flags = if writable { 0 } else { libc::SHM_RDONLY };
+        // SAFETY: attach at an address of the kernel's choice (read-only
+        // unless `writable`); the result is checked below.
+        let p = unsafe { libc::shmat(shmid, std::ptr::null(), flags) };
         if p as isize == -1 {
             return Err(std::io::Error::last_os_error());
         }
         Ok(SysvAttach {
             ptr: p.cast(),
             len: ds.shm_segsz,
+            writable,
         })
     }
 
@@ -372,6 +394,15 @@ impl SysvAttach {
         // SAFETY: the segment is attached (readable) at `ptr` for `len`
         // bytes until drop.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// The attached bytes, writable (`None` if attached read-only).
+    pub(crate) fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
+        // SAFETY: the segment is attached read-write at `ptr` for `len`
+        // bytes until drop, and `&mut self` makes this the only access
+        // through this attachment.
+        self.writable
+            .then(|| unsafe { std::slice::from_raw_parts_mut(self.ptr.cast_mut(), self.len) })
     }
 }
 

@@ -6,6 +6,7 @@
 //! cargo build --release -p proxystore-server --bins --examples
 //! target/release/examples/side_by_side [--provider shm] [--tls shm,cma,self] [--sizes 1K,1M,64M] [--iters N]
 //!     [--ucx-path rma|auto|stream] [--server HOST:PORT --raw-target 'RAW ...'] [--puts 1]
+//!     [--zero-copy 1]
 //! target/release/examples/side_by_side --target LEN --provider P --hold 1
 //! ```
 //! Gets are timed one at a time (median and best of `--iters`), each into
@@ -15,7 +16,9 @@
 //!
 //! With `--puts 1`, a second table times the two connectors' puts the
 //! same way (interleaved; each put's payload copied untimed before it,
-//! the object evicted untimed after it).
+//! the object evicted untimed after it). Both connectors copy over the
+//! fabric unless `--zero-copy 1` (same-node gets read the mapped segments,
+//! same-node puts write them).
 //!
 //! Across nodes (`scripts/cluster/bench-two-nodes.sh`): the server and the
 //! raw target run on another node (`--target LEN --hold 1` prints the
@@ -65,6 +68,7 @@ fn main() {
     let mut remote_server: Option<String> = None;
     let mut remote_raw: Option<String> = None;
     let mut puts = false;
+    let mut zero_copy = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().expect("value");
@@ -86,6 +90,7 @@ fn main() {
             "--server" => remote_server = Some(v),
             "--raw-target" => remote_raw = Some(v),
             "--puts" => puts = v == "1",
+            "--zero-copy" => zero_copy = v == "1",
             other => panic!("unknown option {other}"),
         }
     }
@@ -138,7 +143,7 @@ fn main() {
             .with_provider(&provider)
             .with_data_path(DataPath::Rma)
             // The one-sided read itself, not a same-node mapping.
-            .with_zero_copy(false)
+            .with_zero_copy(zero_copy)
             .with_timeout(t),
     )
     .expect("ofi connector");
@@ -146,7 +151,7 @@ fn main() {
         UcxConfig::new(&addr)
             .with_ucx_tls(&tls)
             .with_data_path(ucx_path)
-            .with_zero_copy(false)
+            .with_zero_copy(zero_copy)
             .with_timeout(t),
     )
     .expect("ucx connector");

@@ -73,6 +73,41 @@ fn mapped_readers_never_initialize_the_fabric() {
     );
 }
 
+/// A same-node writer (zero copy on) puts large objects through a writable
+/// mapping of the server's segments, never initializing the fabric; what it
+/// put (one part or several, one object or a batch) reads back intact over
+/// the fabric. A copying writer's puts do initialize it.
+#[test]
+fn mapped_writers_put_without_the_fabric() {
+    let server = ServerProcess::start(TLS, &[]);
+    let writer = connector(&server, true);
+    let (a, b) = (pattern(3 << 20, 11), pattern(1 << 20, 12));
+    let one = writer.put(Payload::from(a.clone())).unwrap();
+    let two = writer
+        .put(Payload::default().with(a.clone()).with(b.clone()))
+        .unwrap();
+    let batch = writer
+        .put_batch(vec![Payload::from(b.clone()), Payload::from(a.clone())])
+        .unwrap();
+    assert!(
+        !writer.fabric_initialized(),
+        "a same-node writer's large puts initialized the fabric"
+    );
+    let reader = connector(&server, false);
+    let ab: Vec<u8> = a.iter().chain(&b).copied().collect();
+    assert_eq!(reader.get(&one).unwrap().as_deref(), Some(&a[..]));
+    assert_eq!(reader.get(&two).unwrap().as_deref(), Some(&ab[..]));
+    assert_eq!(reader.get(&batch[0]).unwrap().as_deref(), Some(&b[..]));
+    assert_eq!(reader.get(&batch[1]).unwrap().as_deref(), Some(&a[..]));
+    let copying = connector(&server, false);
+    let k = copying.put(Payload::from(b.clone())).unwrap();
+    assert!(
+        copying.fabric_initialized(),
+        "a one-sided put without the fabric?"
+    );
+    assert_eq!(reader.get(&k).unwrap().as_deref(), Some(&b[..]));
+}
+
 /// The `Bytes` of a mapped get point into the server's segment: two gets of
 /// one object are the same memory (no copy), a copying client's are not.
 #[test]

@@ -58,6 +58,8 @@ pub(crate) struct MappedPeer {
     pub(super) maps: Mutex<HashMap<u32, Option<Arc<Mapping>>>>,
     /// The connection pins are taken on.
     pub(super) pins: Mutex<Option<Arc<PinConn>>>,
+    /// Segments mapped writable for puts (see `mapped_put.rs`).
+    pub(super) writes: super::mapped_put::WriteMaps,
 }
 
 /// An `AtomicBool` that starts `true`.

@@ -10,6 +10,7 @@ mod get;
 mod key;
 mod mapped;
 mod mapped_get;
+mod mapped_put;
 mod node;
 mod peer;
 mod put;

@@ -349,6 +349,29 @@ impl<T: ClientTransport> ObjectClient<T> {
         }))
     }
 
+    /// Segment `seg` as a writer gets it (read-write descriptor, shared
+    /// memory), asked for on `s`, the connection holding a reservation in it.
+    pub(crate) fn write_segment_info(
+        &self,
+        peer: &Arc<Peer<T>>,
+        s: &mut Conn,
+        seg: u32,
+    ) -> Result<crate::proto::SegmentInfo> {
+        let req = Request::Segment { seg, write: true };
+        let err = |e| ctl_err(T::NAME, "put", &peer.addr, self.timeout(), e);
+        proto::write_frame(s, &req).map_err(err)?;
+        match proto::read_frame::<Response>(s).map_err(err)? {
+            Some(Response::Segment(Some(info))) => Ok(info),
+            Some(Response::Segment(None)) => Err(Error::temporary(
+                T::NAME,
+                "put",
+                format!("segment {seg} vanished"),
+            )),
+            Some(other) => Err(unexpected(T::NAME, "put", other)),
+            None => Err(err(io::ErrorKind::UnexpectedEof.into())),
+        }
+    }
+
     /// The read-write descriptor of segment `seg`, asked for on `s`, the
     /// connection holding a reservation in it (cached).
     pub(crate) fn write_segment(
@@ -360,21 +383,7 @@ impl<T: ClientTransport> ObjectClient<T> {
         if let Some(h) = peer.write_segments.lock().get(&seg) {
             return Ok(h.clone());
         }
-        let req = Request::Segment { seg, write: true };
-        let err = |e| ctl_err(T::NAME, "put", &peer.addr, self.timeout(), e);
-        proto::write_frame(s, &req).map_err(err)?;
-        let info = match proto::read_frame::<Response>(s).map_err(err)? {
-            Some(Response::Segment(Some(info))) => info,
-            Some(Response::Segment(None)) => {
-                return Err(Error::temporary(
-                    T::NAME,
-                    "put",
-                    format!("segment {seg} vanished"),
-                ));
-            }
-            Some(other) => return Err(unexpected(T::NAME, "put", other)),
-            None => return Err(err(io::ErrorKind::UnexpectedEof.into())),
-        };
+        let info = self.write_segment_info(peer, s, seg)?;
         let same = peer.segments.lock().get(&seg).cloned().flatten();
         let h = match same.filter(|h| h.descriptor == info.descriptor) {
             Some(h) => h,

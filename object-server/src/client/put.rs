@@ -66,8 +66,11 @@ impl<T: ClientTransport> ObjectClient<T> {
                 continue;
             }
             let threshold = self.inner.cfg.client().rma_put_threshold;
-            // Past what one write of the fabric takes: over the stream path.
+            // Past what one write of the fabric takes: over the stream path
+            // (a same-node writer's mapping takes any size, and needs no
+            // fabric: see `mapped_put.rs`).
             let max_rma = match peer.path {
+                DataPath::Rma if self.maps_puts(&peer) => u64::MAX,
                 DataPath::Rma => self.fabric()?.transport.max_rma_len(),
                 _ => u64::MAX,
             };
@@ -218,7 +221,8 @@ impl<T: ClientTransport> ObjectClient<T> {
         Ok(Ctl::Done(locs.iter().map(|&l| self.key(peer, l)).collect()))
     }
 
-    /// Post the one-sided puts of `data` into the reserved `locs`, wait, flush.
+    /// Post the one-sided puts of `data` into the reserved `locs`, wait,
+    /// flush (or, on the same node, copy them in through a mapping).
     fn write_reserved(
         &self,
         peer: &Arc<Peer<T>>,
@@ -226,6 +230,10 @@ impl<T: ClientTransport> ObjectClient<T> {
         data: &[&Payload],
         locs: &[Loc],
     ) -> Result<()> {
+        // Same node, zero copy on: through a writable mapping (`mapped_put.rs`).
+        if self.write_mapped(peer, s, data, locs)? {
+            return Ok(());
+        }
         let t = &self.fabric()?.transport;
         let ep = self.endpoint(peer)?;
         let mut segs = Vec::with_capacity(locs.len());

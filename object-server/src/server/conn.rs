@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use super::Shared;
-use crate::arena::ReserveError;
+use crate::arena::{ReserveError, reserve_unlocked};
 use crate::handshake::{self, Role};
 use crate::memory::PinWords;
 use crate::proto::{self, DataPath, Loc, Request, Response};
@@ -275,7 +275,7 @@ fn serve_requests(mut s: Conn, sh: &Arc<Shared>, id: u64, held: &mut Held) -> io
         let resp = match req {
             Request::Hello { .. } | Request::Prove { .. } => unreachable!("handled above"),
             Request::Put { len } => {
-                let reserved = sh.arena.lock().reserve(len, None);
+                let reserved = reserve_unlocked(&sh.arena, len, None);
                 match reserved {
                     Err(e) => {
                         drain(&mut s, len)?;
@@ -292,7 +292,7 @@ fn serve_requests(mut s: Conn, sh: &Arc<Shared>, id: u64, held: &mut Held) -> io
                 }
             }
             Request::Reserve { len, phase } => {
-                match sh.arena.lock().reserve(len, Some(phase.into())) {
+                match reserve_unlocked(&sh.arena, len, Some(phase.into())) {
                     Err(e) => full(e),
                     Ok(r) => {
                         pending.push(r.loc);

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use proxy_core::Payload;
 
 use super::Shared;
-use crate::arena::ReserveError;
+use crate::arena::{ReserveError, reserve_unlocked};
 use crate::layout;
 use crate::memory::PinnedSlice;
 use crate::proto::{Loc, Stats};
@@ -50,7 +50,7 @@ impl Local {
     pub(crate) fn put(&self, data: &Payload) -> Result<Loc, ReserveError> {
         let len = data.len() as u64;
         let phase = layout::payload_phase(data);
-        let mut r = self.0.arena.lock().reserve(len, Some(phase))?;
+        let mut r = reserve_unlocked(&self.0.arena, len, Some(phase))?;
         r.writer.copy_parts(data.parts());
         self.0.arena.lock().commit(&r.loc);
         Ok(r.loc)
