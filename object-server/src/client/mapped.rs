@@ -58,8 +58,8 @@ pub(crate) struct MappedPeer {
     pub(super) maps: Mutex<HashMap<u32, Option<Arc<Mapping>>>>,
     /// The connection pins are taken on.
     pub(super) pins: Mutex<Option<Arc<PinConn>>>,
-    /// Segments mapped writable for puts (see `mapped_put.rs`).
-    pub(super) writes: super::mapped_put::WriteMaps,
+    /// Segments mapped writable for puts (see `write_map.rs`, `mapped_put.rs`).
+    pub(super) writes: super::write_map::WriteMaps,
 }
 
 /// An `AtomicBool` that starts `true`.

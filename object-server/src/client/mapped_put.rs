@@ -8,93 +8,19 @@
 //! be mapped writable (another PID namespace, no permission, a
 //! server with private segments), puts go over the fabric from then on.
 
-use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use parking_lot::Mutex;
-use proxy_core::mem::Mmap;
 use proxy_core::{Error, Payload, Result};
 
 use super::ObjectClient;
 use super::control::Peer;
+use super::write_map::{WriteMap, WriteMaps, map_writable};
 use crate::layout;
-use crate::memory::SysvAttach;
-use crate::proto::{Loc, SegmentInfo, ShmSegment};
+use crate::proto::Loc;
 use crate::stream::Conn;
 use crate::transport::ClientTransport;
-
-/// A segment mapped writable: the mapping, and where the segment starts in it.
-struct WriteMap {
-    view: View,
-    delta: usize,
-    len: usize,
-}
-
-enum View {
-    File(Mmap),
-    SysV(SysvAttach),
-}
-
-impl WriteMap {
-    fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
-        match &mut self.view {
-            View::File(m) => m.as_mut_slice(),
-            View::SysV(a) => a.as_mut_slice(),
-        }
-    }
-}
-
-/// The writable mappings of one same-node peer.
-#[derive(Default)]
-pub(crate) struct WriteMaps {
-    /// Set when a segment could not be mapped writable: puts use the fabric.
-    off: AtomicBool,
-    maps: Mutex<HashMap<u32, Arc<Mutex<WriteMap>>>>,
-}
-
-/// Map segment `info` of server process `pid` writable, after checking it is
-/// the file the server named.
-fn map_writable(pid: u32, info: &SegmentInfo) -> io::Result<WriteMap> {
-    let len = usize::try_from(info.len).map_err(io::Error::other)?;
-    match info.shm {
-        Some(ShmSegment::File {
-            fd,
-            ino,
-            dev,
-            offset,
-        }) => {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(format!("/proc/{pid}/fd/{fd}"))?;
-            let meta = f.metadata()?;
-            if meta.ino() != ino || meta.dev() != dev || meta.len() < offset + info.len {
-                return Err(io::Error::other(
-                    "the server's segment file is not the one it named",
-                ));
-            }
-            let delta = usize::try_from(offset).map_err(io::Error::other)?;
-            Ok(WriteMap {
-                view: View::File(Mmap::shared(&f, delta + len, false)?),
-                delta,
-                len,
-            })
-        }
-        Some(ShmSegment::SysV { shmid, offset }) => {
-            let delta = usize::try_from(offset).map_err(io::Error::other)?;
-            Ok(WriteMap {
-                view: View::SysV(SysvAttach::attach_writable(shmid, pid, offset + info.len)?),
-                delta,
-                len,
-            })
-        }
-        None => Err(io::Error::other("the segment is not in shared memory")),
-    }
-}
 
 impl<T: ClientTransport> ObjectClient<T> {
     /// Whether large puts to `peer` go through writable mappings (same

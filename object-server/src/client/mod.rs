@@ -15,6 +15,7 @@ mod node;
 mod peer;
 mod put;
 mod url;
+mod write_map;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
