@@ -222,7 +222,9 @@ impl EndpointConnector {
         }
     }
 
-    fn set_key(&self, op: &'static str, key: &EndpointKey, data: &Payload) -> Result<()> {
+    /// Whether the endpoint would take `data` (not empty, within the
+    /// size limit); checked before anything is sent.
+    fn check_payload(&self, op: &'static str, data: &Payload) -> Result<()> {
         if data.is_empty() {
             return Err(Error::permanent(
                 KIND,
@@ -239,6 +241,11 @@ impl EndpointConnector {
                 });
             }
         }
+        Ok(())
+    }
+
+    fn set_key(&self, op: &'static str, key: &EndpointKey, data: &Payload) -> Result<()> {
+        self.check_payload(op, data)?;
         self.call(op, "POST", "set", key, data.parts()).map(drop)
     }
 
@@ -261,6 +268,8 @@ impl Connector for EndpointConnector {
         caps.cross_node = true;
         caps.outlives_process = true;
         caps.max_object_size = self.local.storage.max_object_size;
+        // "received empty payload": endpoints store no empty object.
+        caps.empty_objects = false;
         caps
     }
 
@@ -272,6 +281,11 @@ impl Connector for EndpointConnector {
 
     /// One request per object, as the Python connector (the API has no batch).
     fn put_batch(&self, data: Vec<Payload>) -> Result<Vec<Key>> {
+        // An object the endpoint would refuse fails the batch before any
+        // object is written.
+        for d in &data {
+            self.check_payload("put_batch", d)?;
+        }
         data.into_iter().map(|d| self.put(d)).collect()
     }
 

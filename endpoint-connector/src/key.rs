@@ -10,10 +10,12 @@ use crate::KIND;
 /// hyphenated strings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct EndpointKey {
+    /// The endpoint holding the object (UUID bytes); `None`: the local one.
+    /// First in the key's bytes, as the owning server is in the object
+    /// server's keys: where the object is, then which one it is.
+    pub endpoint_id: Option<[u8; 16]>,
     /// Object id (UUID bytes).
     pub object_id: [u8; 16],
-    /// The endpoint holding the object (UUID bytes); `None`: the local one.
-    pub endpoint_id: Option<[u8; 16]>,
 }
 
 fn parse_uuid(what: &str, s: &str) -> Result<[u8; 16]> {

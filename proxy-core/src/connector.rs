@@ -260,6 +260,16 @@ pub struct Capabilities {
     /// Checked by `wait_for_wakes` (a key set by the waiting instance and by
     /// another one wakes the wait within seconds, with or without `notify`).
     pub notify: bool,
+    /// Objects of 0 bytes are stored like any other (every connector but
+    /// one whose store refuses them: a ProxyStore endpoint). `false`: `put`,
+    /// `put_batch` and `Deferrable::set` of an empty object fail with a
+    /// permanent error that says so, and nothing is written (no key is
+    /// returned; a deferrable key stays absent). Objects that went through a
+    /// codec are never empty (the codec's header), so a `Store` never meets
+    /// this.
+    ///
+    /// Checked by `empty_object`.
+    pub empty_objects: bool,
 }
 
 impl Capabilities {
@@ -273,6 +283,7 @@ impl Capabilities {
         mapped_get: false,
         max_object_size: None,
         notify: false,
+        empty_objects: true,
     };
 }
 

@@ -131,6 +131,11 @@ impl Drop for Sites {
 
 impl Sites {
     pub fn start() -> Sites {
+        Sites::start_n(2)
+    }
+
+    /// A relay and `n` endpoints (peered with each other when `n` is 2).
+    pub fn start_n(n: usize) -> Sites {
         let bin = venv_bin();
         let home =
             std::env::temp_dir().join(format!("proxystore-ep-test-{}", uuid::Uuid::new_v4()));
@@ -156,7 +161,7 @@ impl Sites {
             relay,
             endpoints: Vec::new(),
         };
-        for name in ["ep1", "ep2"] {
+        for name in ["ep1", "ep2"].into_iter().take(n) {
             let port = free_port();
             run(
                 Command::new(bin.join("proxystore-endpoint"))
@@ -186,7 +191,11 @@ impl Sites {
             sites.endpoints.push((uuid, port, None));
             sites.start_endpoint(sites.endpoints.len() - 1);
         }
-        sites.wait_peered();
+        if n == 2 {
+            sites.wait_peered();
+        } else {
+            sites.wait_up();
+        }
         sites
     }
 
@@ -206,6 +215,21 @@ impl Sites {
         if let Some(mut c) = self.endpoints[i].2.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// Wait until every endpoint answers its HTTP API.
+    pub fn wait_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        for (uuid, port, _) in &self.endpoints {
+            let url = format!("/exists?key=00000000-0000-4000-8000-000000000000&endpoint={uuid}");
+            while http_status(*port, &url) != Some(200) {
+                assert!(
+                    Instant::now() < deadline,
+                    "endpoint {uuid} did not answer within 90 s"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
     }
 

@@ -235,6 +235,7 @@ impl Connector for MultiConnector {
             mapped_get: caps.iter().all(|c| c.mapped_get),
             max_object_size: self.max_object_size(),
             notify: caps.iter().all(|c| c.notify),
+            empty_objects: caps.iter().all(|c| c.empty_objects),
         }
     }
 

@@ -54,6 +54,25 @@ pub fn missing_key(ctx: &Ctx) {
 /// The empty object round-trips (and is not confused with a missing one).
 pub fn empty_object(ctx: &Ctx) {
     let c = &ctx.connector;
+    if !ctx.caps.empty_objects {
+        // Declared: refused whole, with a permanent error, nothing written.
+        for e in [
+            c.put(Payload::new()).map(|_| ()).unwrap_err(),
+            c.put_batch(vec![Payload::from(vec![1u8; 3]), Payload::new()])
+                .map(|_| ())
+                .unwrap_err(),
+        ] {
+            assert!(!e.is_temporary(), "a refused empty object: {e}");
+            assert!(e.to_string().contains("empty"), "{e}");
+        }
+        if let Some(d) = c.as_deferrable() {
+            let k = d.new_key().unwrap();
+            let e = d.set(&k, Payload::new()).unwrap_err();
+            assert!(!e.is_temporary(), "a refused empty set: {e}");
+            assert!(!c.exists(&k).unwrap(), "an empty set wrote something");
+        }
+        return;
+    }
     let k = c.put(Payload::new()).unwrap();
     assert_eq!(c.get(&k).unwrap(), Some(Bytes::new()));
     assert!(c.exists(&k).unwrap());
