@@ -50,62 +50,47 @@ pub(crate) enum Role {
     Server,
 }
 
-/// The proof of `role` for one connection.
-pub(crate) fn proof(
-    secret: &Secret,
-    role: Role,
-    server_nonce: &[u8; NONCE],
-    client_nonce: &[u8; NONCE],
-    transport: &str,
-    dialed: &str,
-) -> [u8; NONCE] {
-    mac(secret, role, server_nonce, client_nonce, transport, dialed)
-        .finalize()
-        .into_bytes()
-        .into()
+/// What both proofs of one connection cover: both sides' nonces, the
+/// hello's transport and the address the client dialed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Transcript<'a> {
+    pub(crate) server_nonce: &'a [u8; NONCE],
+    pub(crate) client_nonce: &'a [u8; NONCE],
+    pub(crate) transport: &'a str,
+    pub(crate) dialed: &'a str,
 }
 
-/// Whether `given` is the proof of `role` (compared in constant time).
-pub(crate) fn verify(
-    secret: &Secret,
-    role: Role,
-    server_nonce: &[u8; NONCE],
-    client_nonce: &[u8; NONCE],
-    transport: &str,
-    dialed: &str,
-    given: &[u8; NONCE],
-) -> bool {
-    mac(secret, role, server_nonce, client_nonce, transport, dialed)
-        .verify_slice(given)
-        .is_ok()
-}
-
-fn mac(
-    secret: &Secret,
-    role: Role,
-    server_nonce: &[u8; NONCE],
-    client_nonce: &[u8; NONCE],
-    transport: &str,
-    dialed: &str,
-) -> Hmac<Sha256> {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret.expose())
-        .expect("HMAC takes keys of any length");
-    let label: &[u8] = match role {
-        Role::Client => b"proxystore object server hello v8: client",
-        Role::Server => b"proxystore object server hello v8: server",
-    };
-    // Every field length-prefixed: no two field lists give the same input.
-    for field in [
-        label,
-        server_nonce,
-        client_nonce,
-        transport.as_bytes(),
-        dialed.as_bytes(),
-    ] {
-        m.update(&(field.len() as u64).to_le_bytes());
-        m.update(field);
+impl Transcript<'_> {
+    /// The proof of `role` over this transcript.
+    pub(crate) fn proof(&self, secret: &Secret, role: Role) -> [u8; NONCE] {
+        self.mac(secret, role).finalize().into_bytes().into()
     }
-    m
+
+    /// Whether `given` is the proof of `role` (compared in constant time).
+    pub(crate) fn verify(&self, secret: &Secret, role: Role, given: &[u8; NONCE]) -> bool {
+        self.mac(secret, role).verify_slice(given).is_ok()
+    }
+
+    fn mac(&self, secret: &Secret, role: Role) -> Hmac<Sha256> {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret.expose())
+            .expect("HMAC takes keys of any length");
+        let label: &[u8] = match role {
+            Role::Client => b"proxystore object server hello v8: client",
+            Role::Server => b"proxystore object server hello v8: server",
+        };
+        // Every field length-prefixed: no two field lists give the same input.
+        for field in [
+            label,
+            self.server_nonce,
+            self.client_nonce,
+            self.transport.as_bytes(),
+            self.dialed.as_bytes(),
+        ] {
+            m.update(&(field.len() as u64).to_le_bytes());
+            m.update(field);
+        }
+        m
+    }
 }
 
 /// 32 fresh random bytes.
@@ -159,14 +144,13 @@ pub fn greet<S: Read + Write>(
     };
     let client_nonce = nonce()?;
     let dialed = addr_text(dialed);
-    let mac = proof(
-        secret,
-        Role::Client,
-        &server_nonce,
-        &client_nonce,
+    let transcript = Transcript {
+        server_nonce: &server_nonce,
+        client_nonce: &client_nonce,
         transport,
-        &dialed,
-    );
+        dialed: &dialed,
+    };
+    let mac = transcript.proof(secret, Role::Client);
     let prove = Request::Prove {
         nonce: client_nonce,
         dialed: dialed.clone(),
@@ -175,17 +159,9 @@ pub fn greet<S: Read + Write>(
     proto::write_frame(s, &prove)?;
     let answer = proto::read_frame::<Response>(s)?;
     if let Some(Response::Hello { proof: p, .. }) = &answer {
-        let proved = p.as_ref().is_some_and(|p| {
-            verify(
-                secret,
-                Role::Server,
-                &server_nonce,
-                &client_nonce,
-                transport,
-                &dialed,
-                p,
-            )
-        });
+        let proved = p
+            .as_ref()
+            .is_some_and(|p| transcript.verify(secret, Role::Server, p));
         if !proved {
             return Ok(Some(Response::Unauthorized(format!(
                 "unauthorized server: the server at {dialed} asked for the job's secret \
@@ -210,9 +186,24 @@ mod tests {
         let k = secret("the job's secret");
         let other = secret("another secret");
         let (sn, cn) = ([1u8; NONCE], [2u8; NONCE]);
+        let proof = |k: &Secret, role, server_nonce, client_nonce, transport, dialed| {
+            Transcript {
+                server_nonce,
+                client_nonce,
+                transport,
+                dialed,
+            }
+            .proof(k, role)
+        };
         let p = proof(&k, Role::Client, &sn, &cn, "ucx", "10.0.0.1:7000");
-        let checks = |k: &Secret, role, sn, cn, transport, dialed| {
-            verify(k, role, sn, cn, transport, dialed, &p)
+        let checks = |k: &Secret, role, server_nonce, client_nonce, transport, dialed| {
+            Transcript {
+                server_nonce,
+                client_nonce,
+                transport,
+                dialed,
+            }
+            .verify(k, role, &p)
         };
         assert!(checks(&k, Role::Client, &sn, &cn, "ucx", "10.0.0.1:7000"));
         // Another secret, the other role, or any other field: refused.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::Shared;
 use crate::arena::{ReserveError, reserve_unlocked};
-use crate::handshake::{self, Role};
+use crate::handshake::{self, Role, Transcript};
 use crate::memory::PinWords;
 use crate::proto::{self, DataPath, Loc, Request, Response};
 use crate::stream::Conn;
@@ -127,25 +127,22 @@ fn prove(
     dialed: &str,
     mac: &[u8; handshake::NONCE],
 ) -> (Response, Option<Session>) {
-    let Greeting::Challenged { nonce, transport } = std::mem::replace(greeting, Greeting::Start)
-    else {
+    // A server challenges only when it has a secret.
+    let (Greeting::Challenged { nonce, transport }, Some(secret)) = (
+        std::mem::replace(greeting, Greeting::Start),
+        sh.secret.as_ref(),
+    ) else {
         let m = "unauthorized: a proof without a challenge (say hello first)";
         return (Response::Unauthorized(m.into()), None);
     };
-    let Some(secret) = sh.secret.as_ref() else {
-        let m = "unauthorized: a proof without a challenge (say hello first)";
-        return (Response::Unauthorized(m.into()), None);
+    let transcript = Transcript {
+        server_nonce: &nonce,
+        client_nonce,
+        transport: &transport,
+        dialed,
     };
     let who = conn.peer_uid();
-    if !handshake::verify(
-        secret,
-        Role::Client,
-        &nonce,
-        client_nonce,
-        &transport,
-        dialed,
-        mac,
-    ) {
+    if !transcript.verify(secret, Role::Client, mac) {
         let m = match who {
             Some(uid) => format!(
                 "unauthorized: local uid {uid} is not this server's user, and its proof of \
@@ -166,14 +163,7 @@ fn prove(
         );
         return (Response::Unauthorized(m), None);
     }
-    let p = handshake::proof(
-        secret,
-        Role::Server,
-        &nonce,
-        client_nonce,
-        &transport,
-        dialed,
-    );
+    let p = transcript.proof(secret, Role::Server);
     welcome(sh, &transport, Some(p))
 }
 
