@@ -175,10 +175,23 @@ else
   result capi::scheme_ofi 1
 fi
 # Redis Cluster: three masters of Debian's redis-server, no replicas.
+# Each port p needs its cluster bus port p+10000 free and below 65536, so
+# ports come from 20000-39999 rather than the ephemeral range.
+cluster_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 20000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
+       ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 10000))") 2>/dev/null; then
+      echo "$p"; return
+    fi
+  done
+}
 if command -v redis-server > /dev/null && command -v redis-cli > /dev/null; then
   cports=()
   for i in 1 2 3; do
-    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    p=$(cluster_port)
+    while [[ " ${cports[*]} " == *" $p "* ]]; do p=$(cluster_port); done
     mkdir -p "$out/rc-$i"
     redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --save '' --appendonly no \
       --dir "$out/rc-$i" --cluster-config-file "$out/rc-$i/nodes.conf" > "$out/rc-$i.log" 2>&1 &
@@ -188,10 +201,15 @@ if command -v redis-server > /dev/null && command -v redis-cli > /dev/null; then
   for p in "${cports[@]}"; do
     for _ in $(seq 100); do redis-cli -p "$p" ping > /dev/null 2>&1 && break; sleep 0.1; done
   done
-  redis-cli --cluster create "${cports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes > "$out/rc-create.log" 2>&1 || true
-  for _ in $(seq 100); do
-    redis-cli -p "${cports[0]}" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && break
-    sleep 0.1
+  if ! redis-cli --cluster create "${cports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes \
+      > "$out/rc-create.log" 2>&1; then
+    { echo "--- redis-cli --cluster create failed:"; cat "$out/rc-create.log" "$out"/rc-*.log; } >&2
+  fi
+  # Every node must agree on all 16384 slots before the test's first put.
+  for _ in $(seq 300); do
+    check=$(redis-cli --cluster check "127.0.0.1:${cports[0]}" 2>&1 || true)
+    grep -q '\[OK\] All 16384 slots covered' <<< "$check" && ! grep -q '\[ERR\]' <<< "$check" && break
+    sleep 0.2
   done
   cluster_list=$(printf '127.0.0.1:%s,' "${cports[@]}")
   run capi::scheme_redis_cluster "$out/bin/schemes" open "redis+cluster://${cluster_list%,}"
