@@ -25,6 +25,9 @@ bash scripts/fuzz.sh 15
 ucx_version() { # the version line of `ucx_info -v` ("# Version 1.13.1", "# Library version: 1.22.0")
     "$@" -v | sed -n 's/^# Version //p; s/^# Library version: //p'
 }
+echo "== a Kafka-compatible broker for the Kafka stream tests (tansu, cargo install once)" >&2
+TANSU=$(bash scripts/tansu.sh)
+export TANSU
 echo "== cargo test (UCX connector against the system's UCX $(ucx_version ucx_info))" >&2
 log=$(mktemp)
 set +e

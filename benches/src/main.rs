@@ -160,7 +160,8 @@ struct ColdArgs {
 
 #[derive(clap::Args)]
 struct StreamsArgs {
-    /// Comma-separated shims: redis, redis-queue, redis-streams, zmq.
+    /// Comma-separated shims: redis, redis-queue, redis-streams, zmq, kafka
+    /// (kafka needs a `tansu` broker: `$TANSU` or on the PATH).
     #[arg(
         long,
         default_value = "redis,redis-queue,redis-streams,zmq",

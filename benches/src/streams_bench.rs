@@ -6,7 +6,9 @@
 //!
 //! Shims: Redis pub/sub, Redis list (queue), Redis Streams (consumer group,
 //! one acknowledgement per item), ZeroMQ PUB/SUB (no high-water mark, so
-//! nothing is dropped). A private redis-server
+//! nothing is dropped), Kafka (one record per event batch, acknowledged;
+//! a private `tansu` broker with in-memory storage, `$TANSU` or `tansu` on
+//! the `PATH`: `scripts/tansu.sh`). A private redis-server
 //! (no pub/sub output limit) and, without `--ucx-server`, a private
 //! `proxystore-ucx-server` (next to this program) are started and stopped.
 //!
@@ -22,6 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use proxy_core::{Bytes, Error, Result, Store};
+use proxy_patterns::stream::kafka::{KafkaPublisher, KafkaStart, KafkaSubscriber};
 use proxy_patterns::stream::redis::{
     RedisPublisher, RedisQueuePublisher, RedisQueueSubscriber, RedisSubscriber,
 };
@@ -38,7 +41,10 @@ const PACED: usize = 500;
 const PACE_MS: u64 = 1;
 
 /// Shims by name.
-pub const SHIMS: &[&str] = &["redis", "redis-queue", "redis-streams", "zmq"];
+pub const SHIMS: &[&str] = &["redis", "redis-queue", "redis-streams", "zmq", "kafka"];
+
+/// The largest item sent inline through Kafka (the shim's record limit).
+const KAFKA_INLINE_MAX: usize = 64 << 20;
 
 /// Options of the `streams` subcommand.
 #[derive(Debug, Clone)]
@@ -62,6 +68,70 @@ fn free_port() -> Result<u16> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| Error::io("finding a free port", e))
+}
+
+/// A private Kafka-compatible broker (`tansu`, in-memory storage) of this
+/// run, killed on drop.
+struct PrivateKafka {
+    port: u16,
+    child: Child,
+}
+
+impl PrivateKafka {
+    fn start() -> Result<PrivateKafka> {
+        let bin = std::env::var_os("TANSU").unwrap_or_else(|| "tansu".into());
+        let port = free_port()?;
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(&bin)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| {
+                Error::io(
+                    format!(
+                        "running {} (the Kafka shim's broker: `export TANSU=$(bash scripts/tansu.sh)`, or leave kafka out of --shims)",
+                        std::path::Path::new(&bin).display()
+                    ),
+                    e,
+                )
+            })?;
+        let k = PrivateKafka { port, child };
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if t0.elapsed() > Duration::from_secs(30) {
+                return Err(bench_err("tansu did not listen within 30 s"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(k)
+    }
+}
+
+impl Drop for PrivateKafka {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The brokers of a run.
+struct Brokers {
+    redis: PrivateRedis,
+    kafka: Option<PrivateKafka>,
+}
+
+impl Brokers {
+    /// The port a shim's clients connect to (ZeroMQ binds its own).
+    fn port(&self, shim: &str) -> u16 {
+        match (shim, &self.kafka) {
+            ("kafka", Some(k)) => k.port,
+            _ => self.redis.port,
+        }
+    }
 }
 
 /// A `proxystore-ucx-server` of this run, killed on drop.
@@ -131,6 +201,11 @@ fn subscriber(shim: &str, port: u16, topic: &str) -> Result<Box<dyn Subscriber>>
             topic,
             0,
         )?),
+        "kafka" => Box::new(KafkaSubscriber::new(
+            &format!("127.0.0.1:{port}"),
+            topic,
+            KafkaStart::Earliest,
+        )?),
         other => return Err(bench_err(format!("unknown shim {other:?} ({SHIMS:?})"))),
     })
 }
@@ -156,6 +231,7 @@ fn publisher(shim: &str, port: u16) -> Result<Box<dyn Publisher>> {
         "redis-queue" => Box::new(RedisQueuePublisher::new("127.0.0.1", port)?),
         "redis-streams" => Box::new(RedisStreamPublisher::new("127.0.0.1", port)?),
         "zmq" => Box::new(ZmqPublisher::bind_with_hwm("127.0.0.1", port, 0)?),
+        "kafka" => Box::new(KafkaPublisher::new(&format!("127.0.0.1:{port}"))?),
         other => return Err(bench_err(format!("unknown shim {other:?} ({SHIMS:?})"))),
     })
 }
@@ -233,17 +309,18 @@ fn run_one(
     size: usize,
     items: usize,
     store: Option<&Store>,
-    redis: &PrivateRedis,
+    brokers: &Brokers,
     tag: &str,
     pace: Option<Duration>,
 ) -> Result<RunResult> {
+    let redis = &brokers.redis;
     let topic = format!("{tag}-{shim}-{size}");
     let mut zmq_pub = if shim == "zmq" {
         Some(ZmqPublisher::bind_with_hwm("127.0.0.1", 0, 0)?)
     } else {
         None
     };
-    let port = zmq_pub.as_ref().map_or(redis.port, |z| z.port());
+    let port = zmq_pub.as_ref().map_or(brokers.port(shim), |z| z.port());
     let exe = std::env::current_exe().map_err(|e| Error::io("locating this program", e))?;
     let mut child = Command::new(&exe)
         .args(["streams-consumer", shim, &port.to_string(), &topic])
@@ -275,7 +352,7 @@ fn run_one(
             z.wait_for_subscribers(&topic, 1, Duration::from_secs(30))?;
             Box::new(z)
         }
-        _ => publisher(shim, redis.port)?,
+        _ => publisher(shim, port)?,
     };
     let mut producer = match store {
         Some(s) => StreamProducer::new(publisher, s.clone()).evict(true),
@@ -395,7 +472,14 @@ fn finish(
 
 /// Run every shim x size x (proxies, inline); the Markdown table.
 pub fn run(o: &StreamsOpts) -> Result<String> {
-    let redis = PrivateRedis::start()?;
+    let brokers = Brokers {
+        redis: PrivateRedis::start()?,
+        kafka: match o.shims.iter().any(|s| s == "kafka") {
+            true => Some(PrivateKafka::start()?),
+            false => None,
+        },
+    };
+    let redis = &brokers.redis;
     let _server;
     let addr = match &o.conn.ucx_server {
         Some(a) => a.clone(),
@@ -426,26 +510,37 @@ pub fn run(o: &StreamsOpts) -> Result<String> {
     for shim in &o.shims {
         for &size in &o.sizes {
             let items = items_for(size, o.budget);
-            let p = run_one(shim, size, items, Some(&store), &redis, "proxy", None)?;
-            let b = run_one(shim, size, items, None, &redis, "inline", None)?;
+            let p = run_one(shim, size, items, Some(&store), &brokers, "proxy", None)?;
+            let b = if shim == "kafka" && size > KAFKA_INLINE_MAX {
+                None // a record of the shim's limit at most
+            } else {
+                Some(run_one(shim, size, items, None, &brokers, "inline", None)?)
+            };
             eprintln!(
-                "streams {shim} {}: proxies {:.1}/s, inline {:.1}/s",
+                "streams {shim} {}: proxies {:.1}/s, inline {}",
                 fmt_size(size),
                 p.items as f64 / p.secs,
-                b.items as f64 / b.secs
+                b.as_ref()
+                    .map_or("-".into(), |b| format!("{:.1}/s", b.items as f64 / b.secs))
             );
             table.push_str(&format!(
                 "| {shim} | {} | {items} | {} | {} |\n",
                 fmt_size(size),
                 cell(&p, size),
-                cell(&b, size)
+                b.as_ref().map_or(
+                    format!(
+                        "- | - | - | - (over the {} record limit)",
+                        fmt_size(KAFKA_INLINE_MAX)
+                    ),
+                    |b| cell(b, size)
+                )
             ));
         }
     }
     if let Some(py) = &o.python {
         for &size in &o.sizes {
             let items = items_for(size, o.budget);
-            let r = run_python(py, size, items, &redis)?;
+            let r = run_python(py, size, items, redis)?;
             eprintln!(
                 "streams python {}: {:.1}/s",
                 fmt_size(size),
@@ -464,8 +559,16 @@ pub fn run(o: &StreamsOpts) -> Result<String> {
     ));
     let pace = Some(Duration::from_millis(PACE_MS));
     for shim in &o.shims {
-        let p = run_one(shim, 1000, PACED, Some(&store), &redis, "paced-proxy", pace)?;
-        let b = run_one(shim, 1000, PACED, None, &redis, "paced-inline", pace)?;
+        let p = run_one(
+            shim,
+            1000,
+            PACED,
+            Some(&store),
+            &brokers,
+            "paced-proxy",
+            pace,
+        )?;
+        let b = run_one(shim, 1000, PACED, None, &brokers, "paced-inline", pace)?;
         table.push_str(&format!(
             "| {shim} | {} | {} | {} | {} |\n",
             fmt_lat(p.p50_us),

@@ -2,7 +2,8 @@
 //! ProxyStore's event format: a Rust `StreamProducer` feeds a Python
 //! `StreamConsumer` and a Python `StreamProducer` feeds a Rust
 //! `StreamConsumer`, over Redis pub/sub, Redis lists (a private
-//! redis-server) and ZeroMQ PUB/SUB, with objects in a file store, a Redis store or the events
+//! redis-server), ZeroMQ PUB/SUB and Kafka (a private `tansu` broker,
+//! Python's side through `confluent-kafka`), with objects in a file store, a Redis store or the events
 //! themselves. Every object is checked byte for byte on the other side, the
 //! end of stream is seen, and `evict` is honoured (the store is empty after).
 //!
@@ -11,6 +12,8 @@
 
 #[path = "../../redis-connector/tests/common/mod.rs"]
 mod common;
+#[path = "support/tansu.rs"]
+mod tansu;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant};
 use common::RedisServer;
 use common::python::python;
 use proxy_core::{Bytes, FileConnector, Store};
+use proxy_patterns::stream::kafka::{KafkaPublisher, KafkaStart, KafkaSubscriber};
 use proxy_patterns::stream::redis::{
     RedisPublisher, RedisQueuePublisher, RedisQueueSubscriber, RedisSubscriber,
 };
@@ -27,6 +31,7 @@ use proxy_patterns::stream::zmq::{ZmqPublisher, ZmqSubscriber};
 use proxy_patterns::stream::{
     Metadata, Publisher, StreamConsumer, StreamItem, StreamProducer, Subscriber,
 };
+use tansu::Tansu;
 
 const N: u64 = 7;
 
@@ -67,6 +72,7 @@ enum Shim {
     PubSub,
     Queue,
     Zmq,
+    Kafka,
 }
 
 impl Shim {
@@ -75,6 +81,7 @@ impl Shim {
             Shim::PubSub => "redis",
             Shim::Queue => "redis-queue",
             Shim::Zmq => "zmq",
+            Shim::Kafka => "kafka",
         }
     }
 }
@@ -200,7 +207,18 @@ fn rust_to_python(shim: Shim, kind: Kind, evict: bool) {
         Shim::Zmq => Some(ZmqPublisher::bind("127.0.0.1", 0).unwrap()),
         _ => None,
     };
-    let broker_port = zmq_pub.as_ref().map_or(server.port, |z| z.port());
+    let kafka = matches!(shim, Shim::Kafka).then(Tansu::start);
+    let mut kafka_pub = kafka.as_ref().map(|k| {
+        // The topic exists before Python's consumer subscribes to it.
+        let mut p = KafkaPublisher::new(&k.bootstrap()).unwrap();
+        p.create_topic(&topic).unwrap();
+        p
+    });
+    let broker_port = match (&zmq_pub, &kafka) {
+        (Some(z), _) => z.port(),
+        (_, Some(k)) => k.port,
+        _ => server.port,
+    };
     let mut child = py(
         "stream_consume.py",
         &[shim.name().into(), broker_port.to_string(), topic.clone()],
@@ -229,6 +247,7 @@ fn rust_to_python(shim: Shim, kind: Kind, evict: bool) {
                 .unwrap();
             Box::new(z)
         }
+        Shim::Kafka => Box::new(kafka_pub.take().unwrap()),
     };
     let mut p = match &ts.store {
         Some(s) => StreamProducer::new(publisher, s.clone()),
@@ -282,6 +301,7 @@ fn python_to_rust(shim: Shim, kind: Kind, evict: bool) {
     // subscriber connects to the Python publisher once it binds, and the
     // publisher waits a second for it (it cannot see subscriptions).
     let zmq_port = common::free_port();
+    let kafka = matches!(shim, Shim::Kafka).then(Tansu::start);
     let sub: Box<dyn Subscriber> = match shim {
         Shim::PubSub => {
             Box::new(RedisSubscriber::new("127.0.0.1", server.port, &[&topic]).unwrap())
@@ -290,9 +310,19 @@ fn python_to_rust(shim: Shim, kind: Kind, evict: bool) {
             Box::new(RedisQueueSubscriber::new("127.0.0.1", server.port, &topic).unwrap())
         }
         Shim::Zmq => Box::new(ZmqSubscriber::connect("127.0.0.1", zmq_port, &topic).unwrap()),
+        // Creates the topic (one partition) before Python produces to it.
+        Shim::Kafka => Box::new(
+            KafkaSubscriber::new(
+                &kafka.as_ref().unwrap().bootstrap(),
+                &topic,
+                KafkaStart::Earliest,
+            )
+            .unwrap(),
+        ),
     };
     let (broker_port, delay) = match shim {
         Shim::Zmq => (zmq_port, "1.0"),
+        Shim::Kafka => (kafka.as_ref().unwrap().port, "0"),
         _ => (server.port, "0"),
     };
     let producer = py(
@@ -409,4 +439,24 @@ fn python_to_rust_zmq_redis_store() {
 #[test]
 fn python_to_rust_zmq_file_store() {
     python_to_rust(Shim::Zmq, Kind::File, false);
+}
+
+#[test]
+fn rust_to_python_kafka_file_store() {
+    rust_to_python(Shim::Kafka, Kind::File, true);
+}
+
+#[test]
+fn rust_to_python_kafka_redis_store() {
+    rust_to_python(Shim::Kafka, Kind::Redis, false);
+}
+
+#[test]
+fn python_to_rust_kafka_redis_store() {
+    python_to_rust(Shim::Kafka, Kind::Redis, true);
+}
+
+#[test]
+fn python_to_rust_kafka_file_store() {
+    python_to_rust(Shim::Kafka, Kind::File, false);
 }

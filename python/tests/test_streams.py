@@ -1,5 +1,5 @@
-"""Streams between the Python ProxyStore 1.1 and proxystore-rs with a store
-only proxystore_rs opens (the UCX object server): a Rust producer
+"""Streams between the Python ProxyStore 1.1 and proxystore-rs with stores
+only proxystore_rs opens (the UCX and the libfabric object servers): a Rust producer
 (``proxystore-bench streams-producer``) feeds a Python ``StreamConsumer``,
 and a Python ``StreamProducer`` feeds a Rust consumer (``proxystore-bench
 streams-consumer``), over ProxyStore's Redis queue shim. The events name
@@ -23,7 +23,7 @@ from proxystore.store.utils import get_key  # noqa: E402
 from proxystore.stream import StreamConsumer, StreamProducer  # noqa: E402
 from proxystore.stream.shims.redis import RedisQueuePublisher, RedisQueueSubscriber  # noqa: E402
 
-from proxystore_rs import RustKey, UcxConnector  # noqa: E402
+from proxystore_rs import RustConnector, RustKey  # noqa: E402
 
 from conftest import built_binary  # noqa: E402
 
@@ -47,12 +47,22 @@ def touch(b: bytes) -> int:
     return sum(b[::4096]) + len(b)
 
 
-def test_rust_producer_with_a_ucx_store_feeds_a_python_consumer(redis_server, ucx_server):
+@pytest.fixture(params=['ucx', 'ofi'])
+def server_store(request):
+    """(kind, address) of an object server: UCX or libfabric (shm)."""
+    kind = request.param
+    return kind, request.getfixturevalue(f'{kind}_server')
+
+
+def test_rust_producer_with_an_object_server_store_feeds_a_python_consumer(
+    redis_server, server_store,
+):
     host, port = redis_server
+    kind, addr = server_store
     topic = f'r2p-{uuid.uuid4()}'
     out = subprocess.run(
         [bench(), 'streams-producer', 'redis-queue', str(port), topic,
-         f'ucx://{ucx_server}', str(ITEMS), str(SIZE)],
+         f'{kind}://{addr}', str(ITEMS), str(SIZE)],
         capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 0, out.stderr
@@ -62,22 +72,25 @@ def test_rust_producer_with_a_ucx_store_feeds_a_python_consumer(redis_server, uc
         for meta, proxy in stream.iter_with_metadata():
             assert type(proxy) is Proxy
             key = get_key(proxy)
-            assert isinstance(key, RustKey) and key.kind == 'ucx'
+            assert isinstance(key, RustKey) and key.kind == kind
             keys.append(key)
             value = extract(proxy)
             assert value == item(meta['i']), f'object {meta["i"]} byte for byte'
             seen.append(meta['i'])
     assert seen == list(range(ITEMS)), 'in order, then the end of stream'
     # evict was set: each object left the server when its proxy resolved.
-    conn = UcxConnector(ucx_server)
+    conn = RustConnector.from_url(f'{kind}://{addr}')
     assert not any(conn.exists(k) for k in keys)
     conn.close()
 
 
-def test_python_producer_with_a_ucx_store_feeds_a_rust_consumer(redis_server, ucx_server):
+def test_python_producer_with_an_object_server_store_feeds_a_rust_consumer(
+    redis_server, server_store,
+):
     host, port = redis_server
+    kind, addr = server_store
     topic = f'p2r-{uuid.uuid4()}'
-    store = Store('py-ucx-stream', UcxConnector(ucx_server), cache_size=0)
+    store = Store(f'py-{kind}-stream', RustConnector.from_url(f'{kind}://{addr}'), cache_size=0)
     producer = StreamProducer(RedisQueuePublisher(host, port), default_store=store, batch_size=2)
     for i in range(ITEMS):
         producer.send(topic, item(i), evict=True, metadata={'i': i, 't': 0})

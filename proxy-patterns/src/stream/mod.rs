@@ -14,7 +14,8 @@
 //! (Redis Streams with consumer groups and acknowledgements: a consumer
 //! killed mid-stream loses nothing),
 //! [`zmq::ZmqPublisher`]/[`zmq::ZmqSubscriber`] (ZeroMQ PUB/SUB, brokerless,
-//! as ProxyStore's ZeroMQ shim) and [`channel::ChannelBroker`] (in-process
+//! as ProxyStore's ZeroMQ shim), [`kafka::KafkaPublisher`]/[`kafka::KafkaSubscriber`]
+//! (Kafka, one record per message, as ProxyStore's Kafka shim) and [`channel::ChannelBroker`] (in-process
 //! `crossbeam` channels).
 //!
 //! ## Event format
@@ -101,6 +102,7 @@
 
 pub mod channel;
 mod events;
+pub mod kafka;
 mod pickle;
 mod pyconfig;
 pub mod redis;

@@ -25,6 +25,11 @@ def publisher(shim: str, port: int):
         from proxystore.stream.shims.zmq import ZeroMQPublisher
 
         return ZeroMQPublisher('127.0.0.1', port)
+    if shim == 'kafka':
+        import confluent_kafka
+        from proxystore.stream.shims.kafka import KafkaPublisher
+
+        return KafkaPublisher(confluent_kafka.Producer({'bootstrap.servers': f'127.0.0.1:{port}'}))
     sys.exit(f'unknown shim {shim}')
 
 
@@ -41,6 +46,21 @@ def subscriber(shim: str, port: int, topic: str):
         from proxystore.stream.shims.zmq import ZeroMQSubscriber
 
         return ZeroMQSubscriber('127.0.0.1', port, topic=topic)
+    if shim == 'kafka':
+        import uuid
+
+        import confluent_kafka
+        from proxystore.stream.shims.kafka import KafkaSubscriber
+
+        consumer = confluent_kafka.Consumer(
+            {
+                'bootstrap.servers': f'127.0.0.1:{port}',
+                'group.id': f'ps-{uuid.uuid4()}',
+                'auto.offset.reset': 'earliest',
+            }
+        )
+        consumer.subscribe([topic])
+        return KafkaSubscriber(consumer)
     sys.exit(f'unknown shim {shim}')
 
 

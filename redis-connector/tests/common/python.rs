@@ -1,6 +1,6 @@
 //! The Python ProxyStore 1.1.0 for interop tests: a virtual environment
 //! created once (and reused) with `pip install proxystore==1.1.0 numpy redis
-//! pyzmq`, at `$PROXYSTORE_PY_VENV` or `~/.cache/proxystore-rs-py/venv-1.1.0`.
+//! pyzmq confluent-kafka`, at `$PROXYSTORE_PY_VENV` or `~/.cache/proxystore-rs-py/venv-1.1.0`.
 //! It needs `python3` with the `venv` module and access to PyPI the first
 //! time; without them the tests that use it fail with a message saying so.
 
@@ -8,8 +8,14 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-const PIP_SPEC: [&str; 4] = ["proxystore==1.1.0", "numpy", "redis", "pyzmq"];
-const CHECK: &str = "import proxystore, numpy, redis, zmq; assert proxystore.__version__ == '1.1.0', proxystore.__version__";
+const PIP_SPEC: [&str; 5] = [
+    "proxystore==1.1.0",
+    "numpy",
+    "redis",
+    "pyzmq",
+    "confluent-kafka",
+];
+const CHECK: &str = "import proxystore, numpy, redis, zmq, confluent_kafka; assert proxystore.__version__ == '1.1.0', proxystore.__version__";
 
 fn venv_dir() -> PathBuf {
     if let Ok(d) = std::env::var("PROXYSTORE_PY_VENV") {
@@ -70,7 +76,7 @@ pub fn python() -> &'static PathBuf {
             Command::new(dir.join("bin/pip"))
                 .args(["install", "--quiet", "--disable-pip-version-check"])
                 .args(PIP_SPEC),
-            "`pip install proxystore==1.1.0 numpy redis pyzmq` (needs access to PyPI)",
+            "`pip install proxystore==1.1.0 numpy redis pyzmq confluent-kafka` (needs access to PyPI)",
         );
         run(Command::new(&py).args(["-c", CHECK]), "importing proxystore 1.1.0");
         drop(lock);
