@@ -3,9 +3,12 @@
 //! `$PROXYSTORE_ENDPOINT_VENV` or `~/.cache/proxystore-rs-py/venv-endpoints-1.1.0`,
 //! made on first use: needs `python3 -m venv` and PyPI), started on free
 //! loopback ports with a temporary `PROXYSTORE_HOME`, stopped and removed on
-//! drop.
+//! drop. The test's thread first moves into a network namespace of its own
+//! ([`own_netns`]), so the relay, the endpoints and their WebRTC peering see
+//! only a loopback interface of the test's.
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -98,6 +101,61 @@ pub fn venv_bin() -> &'static PathBuf {
     })
 }
 
+thread_local! {
+    static IN_OWN_NETNS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Move the calling test's thread into a network namespace of its own:
+/// `lo` and a veth pair `psep0`/`psep1` (10.213.0.1/24, 10.213.0.2/24),
+/// nothing else. Everything this thread starts later (the relay, the
+/// endpoints, the Python clients, the connector's sockets) is in it. An
+/// endpoint's WebRTC agent (aiortc) offers a host candidate per interface
+/// address except loopback, so the pair gives it addresses to peer on that
+/// exist only in the test's namespace: no address outside the test carries
+/// its traffic, and nothing reaches a STUN server.
+/// Once per thread; the venv is made first (that needs PyPI). Needs
+/// `CAP_SYS_ADMIN` (root) and `ip` (iproute2).
+pub fn own_netns() {
+    if IN_OWN_NETNS.with(Cell::get) {
+        return;
+    }
+    venv_bin();
+    // SAFETY: unshare(2) with CLONE_NEWNET only changes the calling
+    // thread's network namespace; no memory is involved.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(
+        rc,
+        0,
+        "unshare(CLONE_NEWNET): {} (the endpoint tests run the relay and the endpoints in a \
+         network namespace of their own: run them as root)",
+        std::io::Error::last_os_error()
+    );
+    IN_OWN_NETNS.with(|c| c.set(true));
+    let ip = |args: &str| {
+        run(
+            Command::new("ip").args(args.split(' ')),
+            &format!("`ip {args}` in the test's network namespace (iproute2)"),
+        )
+    };
+    ip("link set lo up");
+    ip("link add psep0 type veth peer name psep1");
+    ip("addr add 10.213.0.1/24 dev psep0");
+    ip("addr add 10.213.0.2/24 dev psep1");
+    ip("link set psep0 up");
+    ip("link set psep1 up");
+    let links = ip("-o link show");
+    let mut names: Vec<&str> = links
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(str::trim))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["lo", "psep0@psep1", "psep1@psep0"],
+        "the test's namespace has only its own interfaces"
+    );
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -136,6 +194,7 @@ impl Sites {
 
     /// A relay and `n` endpoints (peered with each other when `n` is 2).
     pub fn start_n(n: usize) -> Sites {
+        own_netns();
         let bin = venv_bin();
         let home =
             std::env::temp_dir().join(format!("proxystore-ep-test-{}", uuid::Uuid::new_v4()));
