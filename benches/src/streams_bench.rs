@@ -252,7 +252,11 @@ pub fn producer_main(args: &[String]) -> Result<()> {
         StreamProducer::without_store(publ)
     } else {
         let c = proxy_core::registry::connector_from_url(&url)?;
-        StreamProducer::new(publ, Store::builder("streams-producer", c).build()?).evict(true)
+        // Named by topic: a consumer process keeps one store per name (the
+        // Python ProxyStore's registry), so streams over different stores
+        // must not share one.
+        let store = Store::builder(format!("streams-producer-{topic}"), c).build()?;
+        StreamProducer::new(publ, store).evict(true)
     };
     let data = item_data(size, items);
     for i in 0..items {
