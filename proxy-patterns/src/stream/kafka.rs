@@ -43,6 +43,8 @@ use super::{Publisher, Subscriber};
 
 const KIND: &str = "kafka-broker";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a fetch may wait at the broker for a first record.
+const DEFAULT_FETCH_WAIT: Duration = Duration::from_millis(100);
 /// Largest record this shim fetches (an event batch, or an object sent
 /// inline): the client's frame limit and the fetch size.
 const MAX_RECORD: usize = 64 << 20;
@@ -315,6 +317,9 @@ pub struct KafkaSubscriber {
     /// The offset of the next record to read (known once connected).
     next: Option<i64>,
     ready: VecDeque<Vec<u8>>,
+    fetch_wait: Duration,
+    /// The last fetch returned records: the next one does not wait.
+    flowing: bool,
 }
 
 impl KafkaSubscriber {
@@ -340,9 +345,24 @@ impl KafkaSubscriber {
             start,
             next: None,
             ready: VecDeque::new(),
+            fetch_wait: DEFAULT_FETCH_WAIT,
+            flowing: false,
         };
         s.connect()?;
         Ok(s)
+    }
+
+    /// How long one fetch may wait at the broker for a first record when
+    /// none is there (Kafka's `fetch.max.wait.ms`; default 100 ms). After a
+    /// fetch that returned records the next one does not wait, so a busy
+    /// stream is read back to back. Kafka answers a waiting fetch when the
+    /// first record arrives; some brokers (tansu 0.6) sleep at least half
+    /// of this wait even when records are ready, and a shorter wait then
+    /// lowers the latency of a sparse stream at the cost of more requests
+    /// while it is idle.
+    pub fn fetch_wait(mut self, wait: Duration) -> Self {
+        self.fetch_wait = wait;
+        self
     }
 
     /// The offset of the next record this subscriber reads.
@@ -408,6 +428,7 @@ impl KafkaSubscriber {
             // Same as above, seen through the high watermark.
             self.next = Some(high);
         }
+        self.flowing = !records.is_empty();
         for r in records {
             if r.offset < offset {
                 continue;
@@ -430,16 +451,16 @@ impl Subscriber for KafkaSubscriber {
                 return Ok(Some(m));
             }
             let wait = match deadline {
-                None => Duration::from_secs(1),
+                None => self.fetch_wait,
                 Some(d) => {
                     let left = d.saturating_duration_since(std::time::Instant::now());
                     if left.is_zero() {
                         return Ok(None);
                     }
-                    left.min(Duration::from_secs(1))
+                    left.min(self.fetch_wait)
                 }
             };
-            self.fetch(wait)?;
+            self.fetch(if self.flowing { Duration::ZERO } else { wait })?;
         }
     }
 }
