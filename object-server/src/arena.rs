@@ -112,7 +112,7 @@ pub(crate) enum Reserved {
     After(Duration),
 }
 
-/// [`Arena::reserve`] on the arena behind `arena`, waiting for cooling slots
+/// `Arena::reserve` on the arena behind `arena`, waiting for cooling slots
 /// with the lock released: other connections' gets, commits and puts that fit
 /// go on meanwhile instead of stalling up to `REUSE_GRACE` behind this one.
 pub(crate) fn reserve_unlocked(
@@ -328,7 +328,9 @@ impl Arena {
     ///
     /// When only slots still cooling (see `cooling.rs`) would fit it, this
     /// sleeps until they cool (at most `REUSE_GRACE`); an arena shared
-    /// behind a lock reserves with [`reserve_unlocked`] instead.
+    /// behind a lock reserves with [`reserve_unlocked`] instead (the
+    /// server never sleeps holding it: this is for tests).
+    #[cfg(test)]
     pub fn reserve(&mut self, len: u64, phase: Option<u64>) -> Result<Reservation, ReserveError> {
         loop {
             match self.try_reserve(len, phase)? {
@@ -338,7 +340,7 @@ impl Arena {
         }
     }
 
-    /// [`Arena::reserve`] without the sleep: when only cooling slots would
+    /// `Arena::reserve` without the sleep: when only cooling slots would
     /// fit, how long until the oldest has cooled.
     pub(crate) fn try_reserve(
         &mut self,

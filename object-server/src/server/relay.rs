@@ -31,10 +31,18 @@ use parking_lot::Mutex;
 use super::Shared;
 use super::replica::{Filler, Phase, Replica, Replicas, Waited};
 use super::upstream::Upstream;
-use crate::arena::ReserveError;
+use crate::arena::{ReserveError, Reserved};
 use crate::memory::FillSlot;
 use crate::proto::{self, Fetched, Loc, Remote, Request, Response, Source};
 use crate::stream::Conn;
+
+/// What one locked attempt to start a replica came to.
+enum Start {
+    /// The replica (and its filler when this call started it), or why not.
+    Done(Result<(Arc<Replica>, Option<Filler>), String>),
+    /// Only slots still cooling would fit: try again after this long.
+    Wait(Duration),
+}
 
 /// A chain nobody joined for this long starts over (its members may have
 /// dropped their replicas since).
@@ -240,10 +248,17 @@ impl Relay {
         sh: &Arc<Shared>,
         remote: &Remote,
     ) -> Result<(Arc<Replica>, Option<Filler>), String> {
-        let mut gone = Vec::new();
-        let r = self.start_locked(sh, remote, &mut gone);
-        drop(gone); // after both locks: a replica's drop takes the arena's
-        r
+        loop {
+            let mut gone = Vec::new();
+            let r = self.start_locked(sh, remote, &mut gone);
+            drop(gone); // after both locks: a replica's drop takes the arena's
+            match r {
+                Start::Done(r) => return r,
+                // Only cooling slots would fit: wait with neither lock held
+                // (gets, puts and other relays go on), then look again.
+                Start::Wait(wait) => std::thread::sleep(wait),
+            }
+        }
     }
 
     fn start_locked(
@@ -251,28 +266,29 @@ impl Relay {
         sh: &Arc<Shared>,
         remote: &Remote,
         gone: &mut Vec<Arc<Replica>>,
-    ) -> Result<(Arc<Replica>, Option<Filler>), String> {
+    ) -> Start {
         let mut reps = self.replicas.lock();
         let mut arena = sh.arena.lock();
         match reps.get(remote) {
             // A failed transfer whose filler has not dropped it yet: start over.
             Some(r) if r.phase() == Phase::Failed => reps.remove(&r, &mut arena, gone),
-            Some(r) => return Ok((r, None)),
+            Some(r) => return Start::Done(Ok((r, None))),
             None => {}
         }
         let len = remote.loc.len;
         if !reps.make_room(len, self.opts.replica_limit, &mut arena, gone) {
-            return Err(format!(
+            return Start::Done(Err(format!(
                 "no room for a replica of {len} bytes (replica limit {} bytes)",
                 self.opts.replica_limit
-            ));
+            )));
         }
         let reserved = loop {
-            match arena.reserve(len, None) {
-                Ok(r) => break r,
+            match arena.try_reserve(len, None) {
+                Ok(Reserved::Now(r)) => break r,
+                Ok(Reserved::After(wait)) => return Start::Wait(wait),
                 // Full: older replicas go first, then the reader reads the owner.
                 Err(ReserveError::Full { .. }) if reps.remove_oldest(&mut arena, gone) => {}
-                Err(e) => return Err(format!("no room for a replica: {e}")),
+                Err(e) => return Start::Done(Err(format!("no room for a replica: {e}"))),
             }
         };
         drop(arena);
@@ -283,7 +299,7 @@ impl Relay {
             FillSlot::new(reserved.writer),
         );
         reps.insert(rep.clone());
-        Ok((rep, Some(filler)))
+        Start::Done(Ok((rep, Some(filler))))
     }
 
     /// Drop `rep` from the replicas (and the arena).
