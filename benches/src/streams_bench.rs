@@ -73,48 +73,73 @@ fn free_port() -> Result<u16> {
         .map_err(|e| Error::io("finding a free port", e))
 }
 
-/// A private Kafka-compatible broker (`tansu`, in-memory storage) of this
-/// run, killed on drop.
-struct PrivateKafka {
+/// A server process of this run on a loopback port, killed on drop.
+struct Private {
     port: u16,
     child: Child,
 }
 
-impl PrivateKafka {
-    fn start() -> Result<PrivateKafka> {
-        let bin = std::env::var_os("TANSU").unwrap_or_else(|| "tansu".into());
-        let port = free_port()?;
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&bin)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/"])
-            .env("RUST_LOG", "warn")
+impl Private {
+    /// Run `cmd` (stdout discarded, stderr shown) and wait until it listens
+    /// on `port`; `what` names it and says what to do when it cannot run.
+    fn start(mut cmd: Command, port: u16, what: &str) -> Result<Private> {
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| {
-                Error::io(
-                    format!(
-                        "running {} (the Kafka shim's broker: `export TANSU=$(bash scripts/tansu.sh)`, or leave kafka out of --shims)",
-                        std::path::Path::new(&bin).display()
-                    ),
-                    e,
-                )
-            })?;
-        let k = PrivateKafka { port, child };
+            .map_err(|e| Error::io(format!("running {what}"), e))?;
+        let p = Private { port, child };
         let t0 = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if t0.elapsed() > Duration::from_secs(30) {
-                return Err(bench_err("tansu did not listen within 30 s"));
+                return Err(bench_err(format!("{what} did not listen within 30 s")));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(k)
+        Ok(p)
+    }
+
+    /// A Kafka-compatible broker: `tansu` (`$TANSU`, else on the `PATH`)
+    /// with in-memory storage.
+    fn kafka() -> Result<Private> {
+        let bin = std::env::var_os("TANSU").unwrap_or_else(|| "tansu".into());
+        let port = free_port()?;
+        let url = format!("tcp://127.0.0.1:{port}");
+        let mut cmd = Command::new(&bin);
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .env("RUST_LOG", "warn");
+        let what = format!(
+            "{} (the Kafka shim's broker: `export TANSU=$(bash scripts/tansu.sh)`, or leave kafka out of --shims)",
+            std::path::Path::new(&bin).display()
+        );
+        Private::start(cmd, port, &what)
+    }
+
+    /// A `proxystore-ucx-server` (next to this program).
+    fn ucx_server() -> Result<Private> {
+        let exe = std::env::current_exe().map_err(|e| Error::io("locating this program", e))?;
+        let bin = exe.with_file_name("proxystore-ucx-server");
+        let port = free_port()?;
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--listen", &format!("127.0.0.1:{port}")]).args([
+            "--memory-limit",
+            "8G",
+            "--exit-with-parent",
+        ]);
+        let what = format!("{} (build it, or pass --ucx-server)", bin.display());
+        Private::start(cmd, port, &what)
     }
 }
 
-impl Drop for PrivateKafka {
+impl Drop for Private {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -124,7 +149,7 @@ impl Drop for PrivateKafka {
 /// The brokers of a run.
 struct Brokers {
     redis: PrivateRedis,
-    kafka: Option<PrivateKafka>,
+    kafka: Option<Private>,
 }
 
 impl Brokers {
@@ -134,55 +159,6 @@ impl Brokers {
             ("kafka", Some(k)) => k.port,
             _ => self.redis.port,
         }
-    }
-}
-
-/// A `proxystore-ucx-server` of this run, killed on drop.
-struct UcxServer {
-    addr: String,
-    child: Child,
-}
-
-impl UcxServer {
-    fn start() -> Result<UcxServer> {
-        let exe = std::env::current_exe().map_err(|e| Error::io("locating this program", e))?;
-        let bin = exe.with_file_name("proxystore-ucx-server");
-        let addr = format!("127.0.0.1:{}", free_port()?);
-        let child = Command::new(&bin)
-            .args([
-                "--listen",
-                &addr,
-                "--memory-limit",
-                "8G",
-                "--exit-with-parent",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| {
-                Error::io(
-                    format!("running {} (build it, or pass --ucx-server)", bin.display()),
-                    e,
-                )
-            })?;
-        let t0 = Instant::now();
-        while std::net::TcpStream::connect(&addr).is_err() {
-            if t0.elapsed() > Duration::from_secs(20) {
-                return Err(bench_err(
-                    "proxystore-ucx-server did not listen within 20 s",
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(UcxServer { addr, child })
-    }
-}
-
-impl Drop for UcxServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -483,7 +459,7 @@ pub fn run(o: &StreamsOpts) -> Result<String> {
     let brokers = Brokers {
         redis: PrivateRedis::start()?,
         kafka: match o.shims.iter().any(|s| s == "kafka") {
-            true => Some(PrivateKafka::start()?),
+            true => Some(Private::kafka()?),
             false => None,
         },
     };
@@ -492,8 +468,8 @@ pub fn run(o: &StreamsOpts) -> Result<String> {
     let addr = match &o.conn.ucx_server {
         Some(a) => a.clone(),
         None => {
-            let s = UcxServer::start()?;
-            let a = s.addr.clone();
+            let s = Private::ucx_server()?;
+            let a = format!("127.0.0.1:{}", s.port);
             _server = s;
             a
         }
