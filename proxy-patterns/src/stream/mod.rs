@@ -69,6 +69,16 @@
 //! maps to our default cache, or none when it is 0; its custom
 //! serializers are ignored (objects are read with our codec).
 //!
+//! ## What a broker sees
+//!
+//! Event batches: topics, keys, metadata and store configs, never a secret
+//! (store configs serialize without the object server's job secret). Whoever
+//! reads a topic can resolve its objects only where the store lets them: an
+//! object server answers only clients that prove the job's secret; a Redis
+//! or file store is open to whoever reaches it, as in the Python ProxyStore.
+//! Objects sent inline ([`StreamProducer::without_store`]) are in the
+//! events themselves.
+//!
 //! ## Failures
 //!
 //! - Broker down: [`StreamProducer::send`]/[`StreamProducer::flush`] return
