@@ -157,20 +157,28 @@ impl Link {
         )
     }
 
+    /// Run `fut` on the runtime for at most `after`; `None` when it did
+    /// not finish in time.
+    fn run<T>(
+        &self,
+        after: Duration,
+        fut: impl Future<Output = std::result::Result<T, KafkaError>>,
+    ) -> Option<std::result::Result<T, KafkaError>> {
+        self.rt
+            .block_on(async move { tokio::time::timeout(after, fut).await })
+            .ok()
+    }
+
     /// Run `fut` on the runtime, bounded by the timeout.
     fn block<T>(
         &mut self,
         op: &'static str,
         fut: impl Future<Output = std::result::Result<T, KafkaError>>,
     ) -> Result<T> {
-        let t = self.timeout;
-        let r = self
-            .rt
-            .block_on(async move { tokio::time::timeout(t, fut).await });
-        match r {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.fail(op, e)),
-            Err(_) => Err(self.timed_out(op)),
+        match self.run(self.timeout, fut) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(self.fail(op, e)),
+            None => Err(self.timed_out(op)),
         }
     }
 
@@ -207,16 +215,11 @@ impl Link {
                 .controller_client()
                 .map_err(|e| Error::connector(KIND, "create topic", false, e.to_string()))?;
             let ms = self.timeout.as_millis().min(i32::MAX as u128) as i32;
-            let t = self.timeout;
-            let create = controller.create_topic(topic, 1, 1, ms);
-            let r = self
-                .rt
-                .block_on(async move { tokio::time::timeout(t, create).await });
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) if protocol_error(&e) == Some(ProtocolError::TopicAlreadyExists) => {}
-                Ok(Err(e)) => return Err(self.fail("create topic", e)),
-                Err(_) => return Err(self.timed_out("create topic")),
+            match self.run(self.timeout, controller.create_topic(topic, 1, 1, ms)) {
+                Some(Ok(())) => {}
+                Some(Err(e)) if protocol_error(&e) == Some(ProtocolError::TopicAlreadyExists) => {}
+                Some(Err(e)) => return Err(self.fail("create topic", e)),
+                None => return Err(self.timed_out("create topic")),
             }
         }
         let fut = client.partition_client(topic.to_string(), 0, UnknownTopicHandling::Retry);
@@ -395,14 +398,9 @@ impl KafkaSubscriber {
         let ms = wait.as_millis().min(i32::MAX as u128) as i32;
         let p = self.partition.as_ref().expect("connected above");
         let fut = p.fetch_records(offset, 1..MAX_RECORD as i32, ms);
-        let t = self.link.timeout + wait;
-        let r = self
-            .link
-            .rt
-            .block_on(async move { tokio::time::timeout(t, fut).await });
-        let (records, high) = match r {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) if protocol_error(&e) == Some(ProtocolError::OffsetOutOfRange) => {
+        let (records, high) = match self.link.run(self.link.timeout + wait, fut) {
+            Some(Ok(v)) => v,
+            Some(Err(e)) if protocol_error(&e) == Some(ProtocolError::OffsetOutOfRange) => {
                 // The broker lost records (an in-memory broker restarted):
                 // go on from its end rather than fail forever.
                 let end = self.link.block("offset", p.get_offset(OffsetAt::Latest))?;
@@ -412,14 +410,14 @@ impl KafkaSubscriber {
                 }
                 return Err(self.link.fail("fetch", e));
             }
-            Ok(Err(e)) => {
+            Some(Err(e)) => {
                 let e = self.link.fail("fetch", e);
                 if e.is_temporary() {
                     self.partition = None;
                 }
                 return Err(e);
             }
-            Err(_) => {
+            None => {
                 self.partition = None;
                 return Err(self.link.timed_out("fetch"));
             }
