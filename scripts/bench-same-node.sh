@@ -9,7 +9,15 @@
 #   - the Python ProxyStore 1.1.0 (file connector on /dev/shm).
 # Then the side-by-side table (benches/python/same_node.py).
 #
-#   bash scripts/bench-same-node.sh [--quick] [--sizes LIST] [--out DIR]
+#   bash scripts/bench-same-node.sh [--quick] [--sizes LIST] [--out DIR] [--hugetlb PAGES]
+#
+# --hugetlb PAGES sets the kernel's pool of 2 MiB huge pages
+# (vm.nr_hugepages, root) to PAGES for the run and restores it at the end:
+# the UCX server's System V segments then come from the pool (UCX asks with
+# SHM_HUGETLB and falls back to 4 KiB pages when the pool is empty), and a
+# reader touching 1 GiB walks 512 pages instead of 262,144. Without it the
+# pool is left as the system has it (Debian's default: empty). Ray's object
+# store is not configured for huge pages either way.
 #
 # Needs what scripts/setup.sh installs, and PyPI once (the Python
 # reference's pinned virtual environment, see benches/python/README.md).
@@ -17,13 +25,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-quick=0 sizes=1KB,1MB,100MB,1GiB out=""
+quick=0 sizes=1KB,1MB,100MB,1GiB out="" hugetlb=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --sizes) sizes=$2; shift ;;
     --out) out=$2; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --hugetlb) hugetlb=$2; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench-same-node: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -37,11 +46,25 @@ cargo build --release --locked -q -p proxystore-bench -p ucx-connector --bins
 target=$(cargo metadata --format-version 1 --no-deps --locked |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 
+pool=/proc/sys/vm/nr_hugepages
+restore_pool() { :; }
+if [ -n "$hugetlb" ]; then
+  case "$hugetlb" in *[!0-9]*|'') echo "bench-same-node: --hugetlb takes a number of pages" >&2; exit 2 ;; esac
+  old_pool=$(cat "$pool")
+  echo "$hugetlb" > "$pool" ||
+    { echo "bench-same-node: cannot set $pool (needs root)" >&2; exit 1; }
+  restore_pool() { echo "$old_pool" > "$pool" || true; }
+  trap restore_pool EXIT
+  echo "== huge-page pool: $(cat "$pool") pages of 2 MiB (asked $hugetlb; was $old_pool)" >&2
+fi
+hugepages() { grep -E '^(HugePages_Total|HugePages_Free)' /proc/meminfo | tr -s ' ' | paste -sd' '; }
+echo "before the run: $(hugepages)" > "$out/hugepages.txt"
+
 export UCX_TLS=${UCX_TLS:-shm,cma,self}
 log=$out/ucx-server.log
 "$target/release/proxystore-ucx-server" --listen 127.0.0.1:0 --memory-limit 6G > "$log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; restore_pool' EXIT
 for _ in $(seq 100); do
   addr=$(sed -n 's/^LISTEN //p' "$log")
   [ -n "$addr" ] && break
@@ -63,6 +86,7 @@ echo "== proxystore-bench store: zero copy (ucx) and copy (ucx-copy)" >&2
 "$target/release/proxystore-bench" store --connectors ucx,ucx-copy "${common[@]}" \
   --ucx-server "$addr" --csv "$out/store.csv" > "$out/store.md"
 
+echo "after the store benchmark, server running: $(hugepages)" >> "$out/hugepages.txt"
 echo "== child_resolve medians (consumer process: resolve + touch every page)" >&2
 python3 benches/python/same_node.py "$out/store.csv" "$out/python.csv" \
   --columns ucx,ucx-copy,ray,file | tee "$out/same-node.md"

@@ -8,8 +8,18 @@
 //! shared memory (`memfd`, System V, `/dev/shm`) when `shmem_enabled` is
 //! `always`, `within_size`, `advise` or `force`. Elsewhere (`never`,
 //! `deny`, no such files, a kernel that refuses) nothing is asked and
-//! segments keep 4 KiB pages: the fallback is silent. `PROXYSTORE_HUGE_PAGES=off`
-//! in a process's environment keeps it from asking (to compare).
+//! segments keep 4 KiB pages: the fallback is silent.
+//!
+//! Where the administrator has set aside a pool of huge pages
+//! (`vm.nr_hugepages`, `HugePages_Free` in `/proc/meminfo`), shared segments
+//! come from it first: a `memfd` made with `MFD_HUGETLB`, whose pages are
+//! reserved when it is mapped (a pool too small for the segment is refused
+//! there, and the segment falls back as above; no page is ever missing at
+//! a later fault). UCX takes System V segments from the same pool
+//! (`SHM_HUGETLB`, its `UCX_SYSV_HUGETLB_MODE=try` default; `n` leaves the
+//! pool alone). `PROXYSTORE_HUGE_PAGES=off` in a process's environment keeps
+//! the segments it maps itself from asking for either (to compare, or to
+//! leave the pool to others).
 
 use std::sync::OnceLock;
 
@@ -47,17 +57,55 @@ fn allows(backing: Backing, enabled: Option<&str>, shmem_enabled: Option<&str>) 
     }
 }
 
+/// Whether `PROXYSTORE_HUGE_PAGES` (`off`, `0`, `no`, `never`) turns huge
+/// pages off in this process (read once): the segments the server maps
+/// itself then ask for neither the pool nor transparent huge pages. (UCX's
+/// own System V segments follow UCX's setting, `UCX_SYSV_HUGETLB_MODE`:
+/// `try` by default, `n` to leave the pool alone.)
+pub fn turned_off() -> bool {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    *OFF.get_or_init(|| {
+        std::env::var(HUGE_PAGES_ENV)
+            .is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "no" | "never"))
+    })
+}
+
 /// Whether this system gives `backing` transparent huge pages on request
 /// (read once per process).
 pub(crate) fn available(backing: Backing) -> bool {
     static SETTINGS: OnceLock<(Option<String>, Option<String>)> = OnceLock::new();
     let (enabled, shmem) = SETTINGS.get_or_init(|| {
-        let off = std::env::var(HUGE_PAGES_ENV)
-            .is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "no" | "never"));
-        let read = |f: &str| (!off).then(|| std::fs::read_to_string(format!("{SYS}/{f}")).ok())?;
+        let read = |f: &str| {
+            (!turned_off()).then(|| std::fs::read_to_string(format!("{SYS}/{f}")).ok())?
+        };
         (read("enabled"), read("shmem_enabled"))
     });
     allows(backing, enabled.as_deref(), shmem.as_deref())
+}
+
+/// `(free pages, page size in bytes)` of the default huge-page pool, from
+/// the text of `/proc/meminfo`.
+fn pool_in(meminfo: &str) -> Option<(usize, usize)> {
+    let field = |name: &str| {
+        let line = meminfo.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..]
+            .split_whitespace()
+            .next()?
+            .parse::<usize>()
+            .ok()
+    };
+    Some((field("HugePages_Free:")?, field("Hugepagesize:")? * 1024))
+}
+
+/// The huge-page size to make a shared segment of `len` bytes from, if the
+/// pool has enough free pages for it now (and huge pages are not turned
+/// off). Read at each call: the pool is shared with every process.
+pub(crate) fn pool_page_for(len: usize) -> Option<usize> {
+    if turned_off() || len == 0 {
+        return None;
+    }
+    let (free, size) = pool_in(&std::fs::read_to_string("/proc/meminfo").ok()?)?;
+    (size > 0 && free >= len.div_ceil(size)).then_some(size)
 }
 
 /// Ask for huge pages over the mapping `[ptr, ptr + len)` (page aligned)
@@ -93,6 +141,14 @@ mod tests {
         assert!(!allows(Backing::Shmem, None, None));
     }
 
+    #[test]
+    fn pool_is_read_from_meminfo() {
+        let m = "MemTotal: 1 kB\nHugePages_Total:    3072\nHugePages_Free:     2428\nHugepagesize:       2048 kB\n";
+        assert_eq!(pool_in(m), Some((2428, 2 << 20)));
+        assert_eq!(pool_in("MemTotal: 1 kB\n"), None);
+        assert_eq!(pool_in("HugePages_Free: x\nHugepagesize: 2048 kB\n"), None);
+    }
+
     /// `THPeligible` of the mapping that starts at `ptr`, from
     /// `/proc/self/smaps`.
     fn thp_eligible(ptr: *mut u8) -> Option<bool> {
@@ -104,25 +160,28 @@ mod tests {
         Some(line.split_whitespace().nth(1)? == "1")
     }
 
-    /// Segments take the madvise path exactly where the system offers huge
-    /// pages (the kernel then marks the mapping eligible), and fall back to
-    /// plain pages elsewhere: either way they are usable memory.
+    /// Segments take the pool (shared ones, when it has room) or the
+    /// madvise path exactly where the system offers huge pages (the kernel
+    /// then marks the mapping eligible), and fall back to plain pages
+    /// elsewhere: either way they are usable memory.
     #[test]
     fn segments_ask_for_huge_pages_where_offered() {
         let len = 8 << 20;
-        for (mem, backing) in [
-            (
-                crate::Memory::anonymous(len, true).unwrap(),
-                Backing::Anonymous,
-            ),
-            (
-                crate::Memory::shared(len, true, "proxystore-hugepage-test").unwrap(),
-                Backing::Shmem,
-            ),
-        ] {
-            assert_eq!(mem.huge_pages(), available(backing), "{backing:?}");
-            if mem.huge_pages() {
-                assert_eq!(thp_eligible(mem.as_ptr()), Some(true), "{backing:?}");
+        for backing in [Backing::Anonymous, Backing::Shmem] {
+            // The pool is shared with every process: its room is read just
+            // before the segment is made, as the segment reads it.
+            let pooled = backing == Backing::Shmem && pool_page_for(len).is_some();
+            let mem = match backing {
+                Backing::Anonymous => crate::Memory::anonymous(len, true).unwrap(),
+                Backing::Shmem => {
+                    crate::Memory::shared(len, true, "proxystore-hugepage-test").unwrap()
+                }
+            };
+            if !pooled {
+                assert_eq!(mem.huge_pages(), available(backing), "{backing:?}");
+                if mem.huge_pages() {
+                    assert_eq!(thp_eligible(mem.as_ptr()), Some(true), "{backing:?}");
+                }
             }
             mem.write(len as u64 - 8, &[7; 8]);
             // SAFETY: the last 8 bytes of the mapping, just written.

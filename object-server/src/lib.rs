@@ -40,7 +40,7 @@ pub use client::{
 };
 pub use config::{ClientOptions, NODE_SERVER_ENV, TransportConfig};
 pub use cooling::REUSE_GRACE;
-pub use hugepages::HUGE_PAGES_ENV;
+pub use hugepages::{HUGE_PAGES_ENV, turned_off as huge_pages_turned_off};
 pub use memory::{Memory, SlotWriter};
 pub use proto::{DataPath, Stats};
 pub use server::{HELLO_TIMEOUT, MAX_GREETING, RelayOptions, Server, ServerOptions, remote_stats};

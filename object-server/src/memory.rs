@@ -33,6 +33,31 @@ struct SharedFile {
     dev: u64,
 }
 
+impl SharedFile {
+    /// A fresh `memfd` of `len` bytes (from the huge-page pool with
+    /// `hugetlb`: `len` a multiple of its page size), mapped shared, not
+    /// faulted in yet. Mapping a hugetlb file reserves its pages (ENOMEM
+    /// when the pool has too few), so no later fault finds the pool empty.
+    fn create(name: &CString, len: usize, hugetlb: bool) -> std::io::Result<SharedFile> {
+        let flags = libc::MFD_CLOEXEC | if hugetlb { libc::MFD_HUGETLB } else { 0 };
+        // SAFETY: a NUL-terminated name and valid flags; the result is checked.
+        let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        let file = unsafe { File::from_raw_fd(fd) };
+        file.set_len(len as u64)?;
+        let meta = file.metadata()?;
+        Ok(SharedFile {
+            map: Mmap::shared(&file, len, false)?,
+            ino: meta.ino(),
+            dev: meta.dev(),
+            file,
+        })
+    }
+}
+
 // SAFETY: a shared file mapping stays in place, readable and writable, until
 // dropped (the file outlives nothing it needs: the mapping holds the pages).
 unsafe impl Region for SharedFile {
@@ -90,29 +115,27 @@ impl Memory {
 
     /// `len` bytes of a fresh anonymous shared-memory file (`memfd`, named
     /// `name` in `/proc/PID/fd`), mapped shared: what same-node readers map.
+    /// From the system's huge-page pool when it has room (`MFD_HUGETLB`; the
+    /// length then rounded up to whole huge pages), else in transparent huge
+    /// pages where offered, else in 4 KiB pages (`hugepages.rs`).
     pub fn shared(len: usize, prefault: bool, name: &str) -> std::io::Result<Memory> {
         let cname = CString::new(name).map_err(std::io::Error::other)?;
-        // SAFETY: a NUL-terminated name and valid flags; the result is checked.
-        let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+        if let Some(page) = hugepages::pool_page_for(len) {
+            // The pool can be taken by another process between the look and
+            // the mapping, which reserves its pages: then 4 KiB pages.
+            if let Ok(f) = SharedFile::create(&cname, len.div_ceil(page) * page, true) {
+                if prefault {
+                    f.map.prefault();
+                }
+                return Ok(Memory::new(f).with_huge_pages(true));
+            }
         }
-        // SAFETY: `fd` was just created and is owned by nothing else.
-        let file = unsafe { File::from_raw_fd(fd) };
-        file.set_len(len as u64)?;
-        let meta = file.metadata()?;
-        let map = Mmap::shared(&file, len, false)?;
-        let huge = hugepages::advise(map.as_ptr(), map.len(), Backing::Shmem);
+        let f = SharedFile::create(&cname, len, false)?;
+        let huge = hugepages::advise(f.map.as_ptr(), f.map.len(), Backing::Shmem);
         if prefault {
-            map.prefault();
+            f.map.prefault();
         }
-        Ok(Memory::new(SharedFile {
-            map,
-            ino: meta.ino(),
-            dev: meta.dev(),
-            file,
-        })
-        .with_huge_pages(huge))
+        Ok(Memory::new(f).with_huge_pages(huge))
     }
 
     fn with_huge_pages(mut self, huge: bool) -> Memory {

@@ -38,6 +38,7 @@
 pub mod access;
 mod bodies;
 mod cancel;
+mod huge_pages;
 mod leftovers;
 mod process;
 mod remote;
@@ -45,6 +46,7 @@ mod with_server;
 
 pub use bodies::*;
 pub use cancel::timed_out_get_keeps_its_buffer;
+pub use huge_pages::{HugePagePool, free_huge_pages, huge_page_segments, page_size_at};
 pub use leftovers::{partial_batch_is_caught, server_leftovers};
 pub use process::ServerProcess;
 pub use remote::{remote_addr, remote_client, remote_gets_are_one_sided};

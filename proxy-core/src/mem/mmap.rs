@@ -11,6 +11,10 @@ use std::os::fd::AsRawFd;
 pub struct Mmap {
     ptr: *mut libc::c_void,
     len: usize,
+    /// What `munmap` is given: `len` rounded up to the mapping's page size
+    /// (a file on `hugetlbfs` is mapped in whole huge pages, and the kernel
+    /// refuses to unmap part of one).
+    unmap_len: usize,
     writable: bool,
 }
 
@@ -49,6 +53,7 @@ impl Mmap {
         let m = Mmap {
             ptr,
             len,
+            unmap_len: len,
             writable: true,
         };
         if prefault {
@@ -95,6 +100,7 @@ impl Mmap {
         Ok(Mmap {
             ptr,
             len,
+            unmap_len: mapped_len(f, len),
             writable: false,
         })
     }
@@ -128,6 +134,7 @@ impl Mmap {
         let m = Mmap {
             ptr,
             len,
+            unmap_len: mapped_len(f, len),
             writable: true,
         };
         if prefault {
@@ -144,7 +151,7 @@ impl Mmap {
     pub fn prefault(&self) {
         // SAFETY: the range is exactly this mapping (page aligned by mmap);
         // populating pages does not change their contents.
-        let r = unsafe { libc::madvise(self.ptr, self.len, libc::MADV_POPULATE_WRITE) };
+        let r = unsafe { libc::madvise(self.ptr, self.unmap_len, libc::MADV_POPULATE_WRITE) };
         if r != 0 {
             // SAFETY: [ptr, ptr + len) is this fresh writable mapping.
             unsafe { std::ptr::write_bytes(self.ptr.cast::<u8>(), 0, self.len) };
@@ -197,11 +204,28 @@ impl AsRef<[u8]> for Mmap {
 
 impl Drop for Mmap {
     fn drop(&mut self) {
-        // SAFETY: unmapping exactly the region this value mapped, once.
+        // SAFETY: unmapping exactly the region this value mapped (in whole
+        // pages of the mapping's size), once.
         unsafe {
-            libc::munmap(self.ptr, self.len);
+            libc::munmap(self.ptr, self.unmap_len);
         }
     }
+}
+
+/// The length the kernel maps for `len` bytes of `f`: whole huge pages for
+/// a file on `hugetlbfs` (a `memfd` made with `MFD_HUGETLB`), else `len`
+/// (the kernel rounds it to base pages itself).
+fn mapped_len(f: &File, len: usize) -> usize {
+    const HUGETLBFS_MAGIC: libc::c_long = 0x9584_58f6;
+    // SAFETY: an all-zero statfs is a valid out-parameter.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs of an open descriptor into `st`; the result is checked.
+    if unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) } != 0 || st.f_type != HUGETLBFS_MAGIC {
+        return len;
+    }
+    // hugetlbfs reports its page size as the block size.
+    let huge = usize::try_from(st.f_bsize).unwrap_or(0).max(page_size());
+    len.div_ceil(huge) * huge
 }
 
 /// `MADV_POPULATE_READ` over `[offset, offset + len)` of the mapping of
@@ -248,5 +272,79 @@ mod tests {
         assert!(m.as_mut_slice().is_none());
         assert!(Mmap::file(&f, 0).is_err());
         std::fs::remove_file(&dir).unwrap();
+    }
+
+    /// Whether `[addr, addr + 1)` is mapped in this process (`/proc/self/maps`).
+    fn mapped(addr: usize) -> bool {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once(' ')?.0.split_once('-'))
+            .filter_map(|(a, b)| {
+                Some(usize::from_str_radix(a, 16).ok()?..usize::from_str_radix(b, 16).ok()?)
+            })
+            .any(|r| r.contains(&addr))
+    }
+
+    /// A file from the huge-page pool (`memfd` with `MFD_HUGETLB`) mapped for
+    /// fewer bytes than a huge page, read-only and writable, is unmapped
+    /// whole on drop (the kernel refuses to unmap part of a huge page, which
+    /// would leak the mapping). Runs where the pool has a free page or this
+    /// process may add one (root); the pool is set back after.
+    #[test]
+    fn hugetlb_file_mappings_are_unmapped_whole() {
+        /// The pool raised by two pages, set back on drop (also on a panic).
+        struct Raised(u64);
+        impl Drop for Raised {
+            fn drop(&mut self) {
+                let _ = std::fs::write(POOL, self.0.to_string());
+            }
+        }
+        const POOL: &str = "/proc/sys/vm/nr_hugepages";
+        let raised = std::fs::read_to_string(POOL)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .and_then(|b| {
+                std::fs::write(POOL, (b + 2).to_string())
+                    .ok()
+                    .map(|()| Raised(b))
+            });
+        let run = || {
+            // SAFETY: a NUL-terminated name and valid flags; checked below.
+            let fd = unsafe {
+                libc::memfd_create(
+                    c"mmap-hugetlb-test".as_ptr(),
+                    libc::MFD_CLOEXEC | libc::MFD_HUGETLB,
+                )
+            };
+            if fd < 0 {
+                return None;
+            }
+            // SAFETY: `fd` was just created and is owned by nothing else.
+            let f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            f.set_len(2 << 20).unwrap();
+            assert_eq!(mapped_len(&f, 4097), 2 << 20);
+            let mut w = Mmap::shared(&f, 4097, true).ok()?;
+            w.as_mut_slice().unwrap()[4096] = 9;
+            let r = Mmap::file_lazy(&f, 4097).unwrap();
+            assert_eq!(r.as_slice()[4096], 9);
+            let (wa, ra) = (w.as_ptr() as usize, r.as_ptr() as usize);
+            assert!(mapped(wa) && mapped(ra));
+            drop((w, r));
+            assert!(!mapped(wa), "the writable mapping outlived its Mmap");
+            assert!(!mapped(ra), "the read-only mapping outlived its Mmap");
+            Some(())
+        };
+        let ran = run();
+        if raised.is_some() {
+            assert!(
+                ran.is_some(),
+                "huge pages were added to the pool, yet none could be mapped"
+            );
+        }
+        drop(raised);
+        // A file that is not on hugetlbfs: its length as given.
+        let f = File::open("/proc/self/exe").unwrap();
+        assert_eq!(mapped_len(&f, 4097), 4097);
     }
 }
