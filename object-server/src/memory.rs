@@ -115,15 +115,17 @@ impl Memory {
 
     /// `len` bytes of a fresh anonymous shared-memory file (`memfd`, named
     /// `name` in `/proc/PID/fd`), mapped shared: what same-node readers map.
-    /// From the system's huge-page pool when it has room (`MFD_HUGETLB`; the
-    /// length then rounded up to whole huge pages), else in transparent huge
+    /// From the system's huge-page pool when it has room and `len` is a
+    /// whole number of its pages (`MFD_HUGETLB`), else in transparent huge
     /// pages where offered, else in 4 KiB pages (`hugepages.rs`).
     pub fn shared(len: usize, prefault: bool, name: &str) -> std::io::Result<Memory> {
         let cname = CString::new(name).map_err(std::io::Error::other)?;
-        if let Some(page) = hugepages::pool_page_for(len) {
+        // Only segments of whole huge pages (the arena's are multiples of
+        // 2 MiB): a 256 MiB segment would not take a 1 GiB page.
+        if hugepages::pool_page_for(len).is_some_and(|p| len % p == 0) {
             // The pool can be taken by another process between the look and
             // the mapping, which reserves its pages: then 4 KiB pages.
-            if let Ok(f) = SharedFile::create(&cname, len.div_ceil(page) * page, true) {
+            if let Ok(f) = SharedFile::create(&cname, len, true) {
                 if prefault {
                     f.map.prefault();
                 }
