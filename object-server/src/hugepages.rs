@@ -1,4 +1,4 @@
-//! Transparent huge pages for segment memory: a reader that touches a
+//! Huge pages for segment memory: a reader that touches a
 //! 1 GiB object walks 512 2 MiB pages instead of 262,144 4 KiB ones (TLB
 //! entries, page faults, `get_user_pages` of a cross-memory-attach read).
 //!

@@ -73,7 +73,8 @@ unsafe impl Region for SharedFile {
 pub struct Memory {
     ptr: *mut u8,
     len: usize,
-    /// Transparent huge pages asked for (`hugepages.rs`).
+    /// From the huge-page pool, or transparent huge pages asked for
+    /// (`hugepages.rs`).
     huge: bool,
     owner: Box<dyn Any + Send + Sync>,
 }
@@ -158,8 +159,10 @@ impl Memory {
         self.huge = hugepages::advise(self.ptr, self.len, backing);
     }
 
-    /// Whether transparent huge pages were asked for (and the kernel took
-    /// the advice) for this memory.
+    /// Whether this memory is in huge pages of the system's pool (made by
+    /// [`Memory::shared`]), or transparent huge pages were asked for and the
+    /// kernel took the advice. (A fabric's allocation from the pool, such as
+    /// UCX's System V segments, is not known here.)
     pub fn huge_pages(&self) -> bool {
         self.huge
     }
