@@ -37,6 +37,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+case "$hugetlb" in *[!0-9]*) echo "bench-same-node: --hugetlb takes a number of pages" >&2; exit 2 ;; esac
 out=${out:-results/same-node-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -49,7 +50,6 @@ target=$(cargo metadata --format-version 1 --no-deps --locked |
 pool=/proc/sys/vm/nr_hugepages
 restore_pool() { :; }
 if [ -n "$hugetlb" ]; then
-  case "$hugetlb" in *[!0-9]*|'') echo "bench-same-node: --hugetlb takes a number of pages" >&2; exit 2 ;; esac
   old_pool=$(cat "$pool")
   echo "$hugetlb" > "$pool" ||
     { echo "bench-same-node: cannot set $pool (needs root)" >&2; exit 1; }

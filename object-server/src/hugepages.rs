@@ -83,29 +83,16 @@ pub(crate) fn available(backing: Backing) -> bool {
     allows(backing, enabled.as_deref(), shmem.as_deref())
 }
 
-/// `(free pages, page size in bytes)` of the default huge-page pool, from
-/// the text of `/proc/meminfo`.
-fn pool_in(meminfo: &str) -> Option<(usize, usize)> {
-    let field = |name: &str| {
-        let line = meminfo.lines().find(|l| l.starts_with(name))?;
-        line[name.len()..]
-            .split_whitespace()
-            .next()?
-            .parse::<usize>()
-            .ok()
-    };
-    Some((field("HugePages_Free:")?, field("Hugepagesize:")? * 1024))
-}
-
-/// The huge-page size to make a shared segment of `len` bytes from, if the
-/// pool has enough free pages for it now (and huge pages are not turned
-/// off). Read at each call: the pool is shared with every process.
-pub(crate) fn pool_page_for(len: usize) -> Option<usize> {
+/// Whether a shared segment of `len` bytes can come from the huge-page
+/// pool now: huge pages not turned off, `len` a whole number of the pool's
+/// pages (the arena's segments are multiples of 2 MiB; a 256 MiB segment
+/// does not take a 1 GiB page), and that many pages free.
+pub(crate) fn pool_fits(len: usize) -> bool {
     if turned_off() || len == 0 {
-        return None;
+        return false;
     }
-    let (free, size) = pool_in(&std::fs::read_to_string("/proc/meminfo").ok()?)?;
-    (size > 0 && free >= len.div_ceil(size)).then_some(size)
+    proxy_core::mem::huge_page_pool()
+        .is_some_and(|(free, size)| size > 0 && len % size == 0 && free >= (len / size) as u64)
 }
 
 /// Ask for huge pages over the mapping `[ptr, ptr + len)` (page aligned)
@@ -141,14 +128,6 @@ mod tests {
         assert!(!allows(Backing::Shmem, None, None));
     }
 
-    #[test]
-    fn pool_is_read_from_meminfo() {
-        let m = "MemTotal: 1 kB\nHugePages_Total:    3072\nHugePages_Free:     2428\nHugepagesize:       2048 kB\n";
-        assert_eq!(pool_in(m), Some((2428, 2 << 20)));
-        assert_eq!(pool_in("MemTotal: 1 kB\n"), None);
-        assert_eq!(pool_in("HugePages_Free: x\nHugepagesize: 2048 kB\n"), None);
-    }
-
     /// `THPeligible` of the mapping that starts at `ptr`, from
     /// `/proc/self/smaps`.
     fn thp_eligible(ptr: *mut u8) -> Option<bool> {
@@ -170,7 +149,7 @@ mod tests {
         for backing in [Backing::Anonymous, Backing::Shmem] {
             // The pool is shared with every process: its room is read just
             // before the segment is made, as the segment reads it.
-            let pooled = backing == Backing::Shmem && pool_page_for(len).is_some();
+            let pooled = backing == Backing::Shmem && pool_fits(len);
             let mem = match backing {
                 Backing::Anonymous => crate::Memory::anonymous(len, true).unwrap(),
                 Backing::Shmem => {

@@ -121,20 +121,20 @@ impl Memory {
     /// pages where offered, else in 4 KiB pages (`hugepages.rs`).
     pub fn shared(len: usize, prefault: bool, name: &str) -> std::io::Result<Memory> {
         let cname = CString::new(name).map_err(std::io::Error::other)?;
-        // Only segments of whole huge pages (the arena's are multiples of
-        // 2 MiB): a 256 MiB segment would not take a 1 GiB page.
-        if hugepages::pool_page_for(len).is_some_and(|p| len % p == 0) {
-            // The pool can be taken by another process between the look and
-            // the mapping, which reserves its pages: then 4 KiB pages.
-            if let Ok(f) = SharedFile::create(&cname, len, true) {
-                if prefault {
-                    f.map.prefault();
-                }
-                return Ok(Memory::new(f).with_huge_pages(true));
+        // The pool can be taken by another process between the look and the
+        // mapping, which reserves its pages: then the fallback.
+        let pooled = hugepages::pool_fits(len)
+            .then(|| SharedFile::create(&cname, len, true).ok())
+            .flatten();
+        let (f, huge) = match pooled {
+            Some(f) => (f, true),
+            None => {
+                let f = SharedFile::create(&cname, len, false)?;
+                let huge = hugepages::advise(f.map.as_ptr(), f.map.len(), Backing::Shmem);
+                (f, huge)
             }
-        }
-        let f = SharedFile::create(&cname, len, false)?;
-        let huge = hugepages::advise(f.map.as_ptr(), f.map.len(), Backing::Shmem);
+        };
+        // After the advice: pages faulted before it stay small.
         if prefault {
             f.map.prefault();
         }

@@ -1,50 +1,21 @@
 //! Segments from the system's huge-page pool, read in place on this node.
 
+use proxy_core::conformance::HugePagePool;
 use proxy_core::{Connector, Payload};
 
 use super::{Fabric, Mode, ServerProcess, connector, pattern};
 use crate::DataPath;
 
-const POOL: &str = "/proc/sys/vm/nr_hugepages";
 const HUGE: usize = 2 << 20;
 
-/// The pool of 2 MiB huge pages raised by some pages for a test, and set
-/// back to what it was on drop (also when the test fails).
-#[derive(Debug)]
-pub struct HugePagePool {
-    before: u64,
-}
-
-impl HugePagePool {
-    /// Raise the pool by `pages` (needs root; `None` where it cannot be
-    /// written, e.g. an unprivileged user or a container).
-    pub fn raise(pages: u64) -> Option<HugePagePool> {
-        let before: u64 = std::fs::read_to_string(POOL).ok()?.trim().parse().ok()?;
-        std::fs::write(POOL, (before + pages).to_string()).ok()?;
-        Some(HugePagePool { before })
-    }
-}
-
-impl Drop for HugePagePool {
-    fn drop(&mut self) {
-        let _ = std::fs::write(POOL, self.before.to_string());
-    }
-}
-
-/// Free pages of the pool now (`/proc/meminfo`).
-pub fn free_huge_pages() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            let l = m.lines().find(|l| l.starts_with("HugePages_Free:"))?;
-            l.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
+/// Free pages of the pool now.
+fn free_huge_pages() -> u64 {
+    proxy_core::mem::huge_page_pool().map_or(0, |(free, _)| free)
 }
 
 /// The page size (`KernelPageSize`) of this process's mapping that holds
 /// address `addr`, from `/proc/self/smaps` (`None`: nothing mapped there).
-pub fn page_size_at(addr: usize) -> Option<usize> {
+fn page_size_at(addr: usize) -> Option<usize> {
     let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
     let mut inside = false;
     for l in smaps.lines() {

@@ -46,7 +46,7 @@ mod with_server;
 
 pub use bodies::*;
 pub use cancel::timed_out_get_keeps_its_buffer;
-pub use huge_pages::{HugePagePool, free_huge_pages, huge_page_segments, page_size_at};
+pub use huge_pages::huge_page_segments;
 pub use leftovers::{partial_batch_is_caught, server_leftovers};
 pub use process::ServerProcess;
 pub use remote::{remote_addr, remote_client, remote_gets_are_one_sided};

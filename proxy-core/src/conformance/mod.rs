@@ -77,12 +77,14 @@ mod child;
 mod ctx;
 mod data;
 mod finish;
+mod huge_pages;
 mod run;
 
 pub use cases::*;
 pub use child::child_entry;
 pub use ctx::Ctx;
 pub use data::{assert_repeated, pattern, repeated};
+pub use huge_pages::HugePagePool;
 pub use run::{run_case, run_test};
 
 use crate::connector::ConnectorConfig;

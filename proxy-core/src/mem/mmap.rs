@@ -11,10 +11,10 @@ use std::os::fd::AsRawFd;
 pub struct Mmap {
     ptr: *mut libc::c_void,
     len: usize,
-    /// What `munmap` is given: `len` rounded up to the mapping's page size
+    /// What the kernel mapped: `len` rounded up to the mapping's page size
     /// (a file on `hugetlbfs` is mapped in whole huge pages, and the kernel
-    /// refuses to unmap part of one).
-    unmap_len: usize,
+    /// refuses to unmap part of one), what `munmap` is given.
+    map_len: usize,
     writable: bool,
 }
 
@@ -53,7 +53,7 @@ impl Mmap {
         let m = Mmap {
             ptr,
             len,
-            unmap_len: len,
+            map_len: len,
             writable: true,
         };
         if prefault {
@@ -100,7 +100,7 @@ impl Mmap {
         Ok(Mmap {
             ptr,
             len,
-            unmap_len: mapped_len(f, len),
+            map_len: mapped_len(f, len),
             writable: false,
         })
     }
@@ -134,7 +134,7 @@ impl Mmap {
         let m = Mmap {
             ptr,
             len,
-            unmap_len: mapped_len(f, len),
+            map_len: mapped_len(f, len),
             writable: true,
         };
         if prefault {
@@ -151,7 +151,7 @@ impl Mmap {
     pub fn prefault(&self) {
         // SAFETY: the range is exactly this mapping (page aligned by mmap);
         // populating pages does not change their contents.
-        let r = unsafe { libc::madvise(self.ptr, self.unmap_len, libc::MADV_POPULATE_WRITE) };
+        let r = unsafe { libc::madvise(self.ptr, self.map_len, libc::MADV_POPULATE_WRITE) };
         if r != 0 {
             // SAFETY: [ptr, ptr + len) is this fresh writable mapping.
             unsafe { std::ptr::write_bytes(self.ptr.cast::<u8>(), 0, self.len) };
@@ -207,7 +207,7 @@ impl Drop for Mmap {
         // SAFETY: unmapping exactly the region this value mapped (in whole
         // pages of the mapping's size), once.
         unsafe {
-            libc::munmap(self.ptr, self.unmap_len);
+            libc::munmap(self.ptr, self.map_len);
         }
     }
 }
@@ -293,22 +293,7 @@ mod tests {
     /// process may add one (root); the pool is set back after.
     #[test]
     fn hugetlb_file_mappings_are_unmapped_whole() {
-        /// The pool raised by two pages, set back on drop (also on a panic).
-        struct Raised(u64);
-        impl Drop for Raised {
-            fn drop(&mut self) {
-                let _ = std::fs::write(POOL, self.0.to_string());
-            }
-        }
-        const POOL: &str = "/proc/sys/vm/nr_hugepages";
-        let raised = std::fs::read_to_string(POOL)
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .and_then(|b| {
-                std::fs::write(POOL, (b + 2).to_string())
-                    .ok()
-                    .map(|()| Raised(b))
-            });
+        let raised = crate::conformance::HugePagePool::raise(2);
         let run = || {
             // SAFETY: a NUL-terminated name and valid flags; checked below.
             let fd = unsafe {

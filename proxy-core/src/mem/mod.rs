@@ -8,11 +8,13 @@
 //! the start address of a region they registered themselves.
 
 mod aligned;
+mod hugetlb;
 mod inotify;
 mod mmap;
 mod pool;
 
 pub use aligned::{ALIGN, AlignedBuf};
+pub use hugetlb::huge_page_pool;
 pub use inotify::DirWatch;
 pub use mmap::Mmap;
 pub use pool::{Allocator, AnonAllocator, BufferPool, LARGE, PoolBuf, Region, size_class};
