@@ -9,6 +9,8 @@
 # Builds proxystore-bench (release) unless PROXYSTORE_BENCH_BIN names it.
 # REPLICAS=0 makes a cluster of 3 masters without replicas (to see what
 # replication costs the writes).
+# (scripts/cluster/bench-redis-cluster.sh puts every server on a host of its
+# own on the virtual cluster, for the throughput a cluster adds.)
 # Writes OUT_DIR/store.csv (default results/redis-cluster-<date>) and the
 # load average before and after (uptime) to OUT_DIR/load.txt.
 set -euo pipefail

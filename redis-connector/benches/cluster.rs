@@ -8,6 +8,10 @@
 //! `cargo bench -p redis-connector --bench cluster` (about a minute).
 //! Environment: `PROXYSTORE_BENCH_SECONDS` (per series, default 3),
 //! `PROXYSTORE_BENCH_THREADS` (default 8). A markdown table goes to stdout.
+//! `PROXYSTORE_BENCH_REDIS=HOST:PORT` and `PROXYSTORE_BENCH_REDIS_CLUSTER=
+//! HOST:PORT[,HOST:PORT...]` (both or neither) use servers started elsewhere
+//! instead: `scripts/cluster/bench-redis-cluster.sh` puts each on a host of
+//! the virtual cluster.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -66,17 +70,43 @@ fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
 fn main() {
     let secs = env_num("PROXYSTORE_BENCH_SECONDS", 3.0);
     let threads = env_num("PROXYSTORE_BENCH_THREADS", 8.0) as usize;
-    let server = RedisServer::start();
-    let cluster = RedisCluster::start();
+    let given = (
+        std::env::var("PROXYSTORE_BENCH_REDIS"),
+        std::env::var("PROXYSTORE_BENCH_REDIS_CLUSTER"),
+    );
+    // Servers started here live until the end of main.
+    let (_started, (host, port), seeds) = match given {
+        (Ok(single), Ok(seeds)) => {
+            let (host, port) = single
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                .expect("PROXYSTORE_BENCH_REDIS: give HOST:PORT");
+            let seeds: Vec<String> = seeds.split(',').map(str::to_string).collect();
+            (None, (host, port), seeds)
+        }
+        (Err(_), Err(_)) => {
+            let server = RedisServer::start();
+            let cluster = RedisCluster::start();
+            let (port, seeds) = (server.port, cluster.seeds());
+            (
+                Some((server, cluster)),
+                ("127.0.0.1".to_string(), port),
+                seeds,
+            )
+        }
+        _ => panic!(
+            "give both PROXYSTORE_BENCH_REDIS and PROXYSTORE_BENCH_REDIS_CLUSTER, or neither"
+        ),
+    };
     let single: Arc<dyn Connector> = Arc::new(
-        RedisConnector::builder("127.0.0.1", server.port)
+        RedisConnector::builder(host, port)
             .prefix("bench:")
             .clear(true)
             .build()
             .unwrap(),
     );
     let clustered: Arc<dyn Connector> = Arc::new(
-        RedisClusterConnector::builder(cluster.seeds())
+        RedisClusterConnector::builder(seeds)
             .prefix("bench:")
             .clear(true)
             .build()

@@ -1,7 +1,8 @@
 //! Faults against Redis Clusters (3 masters + 3 replicas) started by the
 //! tests: no cluster, a node that never answers, a dead seed, slots
 //! resharded while 8 threads put/get/evict, a master killed (failover to
-//! its replica), a 1 GiB object in chunks, damaged chunked objects.
+//! its replica), a 1 GiB object in chunks, damaged chunked objects, a batch
+//! with one master stopped.
 
 mod common;
 
@@ -402,4 +403,114 @@ fn one_gib_object() {
     eprintln!("1 GiB: put {put:?}, get {get:?}");
     c.evict(&k).unwrap();
     assert!(cluster.keys(&format!("{prefix}*")).is_empty());
+}
+
+/// A stopped process (SIGSTOP) that runs again (SIGCONT) when dropped, also
+/// when the test fails.
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(pid: u32) -> Stopped {
+        signal("-STOP", pid);
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal("-CONT", self.0);
+    }
+}
+
+fn signal(sig: &str, pid: u32) {
+    let st = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill {sig} {pid}");
+}
+
+/// A batch over keys on every master reaches every master before any reply
+/// is read: with the master of the batch's first key stopped (SIGSTOP, for
+/// less than the cluster's node timeout, so no failover starts), the other
+/// two masters serve their share at once; when it runs again the batch
+/// returns every object. (Run one node after the other, the other masters
+/// would see nothing until the stopped one answers.)
+#[test]
+fn batch_reaches_every_master_before_any_reply() {
+    let cluster = RedisCluster::start();
+    let c = cluster.builder().build().unwrap();
+    let masters: Vec<u16> = cluster.masters().iter().map(|&(_, p)| p).collect();
+    assert_eq!(masters.len(), 3);
+    let dbsize = |p: u16| -> u64 { cluster.cli(p, &["dbsize"]).trim().parse().unwrap() };
+    // One object on each master, found by the master whose key count grew.
+    let mut on: Vec<(u16, Key, Vec<u8>)> = Vec::new();
+    for seed in 0..300 {
+        let before: Vec<u64> = masters.iter().map(|&p| dbsize(p)).collect();
+        let d = data(seed, 1000);
+        let k = c.put(Payload::from(d.clone())).unwrap();
+        let grew: Vec<u16> = masters
+            .iter()
+            .zip(before)
+            .filter(|&(&p, n)| dbsize(p) > n)
+            .map(|(&p, _)| p)
+            .collect();
+        assert_eq!(grew.len(), 1, "one put, one master: {grew:?}");
+        if on.iter().all(|(p, _, _)| *p != grew[0]) {
+            on.push((grew[0], k, d));
+        }
+        if on.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(on.len(), 3, "300 objects and not one on every master");
+    let stalled = on[0].0;
+    let others: Vec<u16> = on[1..].iter().map(|(p, _, _)| *p).collect();
+    for &p in &others {
+        cluster.cli(p, &["config", "resetstat"]);
+    }
+    let gets = |p: u16| -> u64 {
+        cluster
+            .cli(p, &["info", "commandstats"])
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+            .and_then(|v| v.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let pid = cluster
+        .servers
+        .iter()
+        .find(|s| s.port == stalled)
+        .and_then(|s| s.pid())
+        .unwrap();
+    let keys: Vec<Key> = on.iter().map(|(_, k, _)| k.clone()).collect();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let stop = Stopped::new(pid);
+        let batch = s.spawn(|| {
+            let got = c.get_batch(&keys);
+            done.store(true, Ordering::SeqCst);
+            got
+        });
+        let deadline = Instant::now() + Duration::from_millis(NODE_TIMEOUT_MS / 2);
+        while others.iter().any(|&p| gets(p) == 0) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let served: Vec<u64> = others.iter().map(|&p| gets(p)).collect();
+        let waiting = !done.load(Ordering::SeqCst);
+        drop(stop);
+        let got = batch.join().unwrap().unwrap();
+        assert!(
+            waiting,
+            "the batch ended while the master of its first key was stopped"
+        );
+        assert_eq!(
+            served,
+            [1, 1],
+            "GETs the other masters served while the master of the batch's first key was stopped"
+        );
+        for ((_, _, d), b) in on.iter().zip(got) {
+            assert_eq!(b.as_deref(), Some(&d[..]));
+        }
+    });
 }

@@ -9,6 +9,7 @@
 #   cluster.sh status               nodes, addresses, link states and rates
 #   cluster.sh exec NODE CMD...     run CMD on NODE (head, node1, ...), in the current directory
 #   cluster.sh rate NODE RATE       change NODE's link rate (both directions)
+#   cluster.sh cpu NODE SHARE|off   cap NODE's processes at SHARE CPUs (0.3: 30 ms per 100 ms)
 #   cluster.sh link NODE up|down    plug / cut NODE's link (at the switch)
 #   cluster.sh partition A B        drop traffic between A and B (both still reach the rest)
 #   cluster.sh heal [A B]           undo one partition (or all)
@@ -58,6 +59,57 @@ init_pid() {
   p=$(cat "$state/$1/init.pid" 2>/dev/null) || die "node $1 is not running"
   kill -0 "$p" 2>/dev/null || die "node $1 is not running (lost or killed)"
   echo "$p"
+}
+
+# --- CPU share -----------------------------------------------------------------------
+# The nodes share the machine's cores; `cpu NODE SHARE` gives one node a
+# budget of its own: its processes in a cgroup (named like the namespaces)
+# whose CPU bandwidth is SHARE CPUs per 100 ms period (cgroup v2 cpu.max, or
+# v1 cpu.cfs_quota_us). Processes the node starts later are children of its
+# processes, and `exec` enters the cgroup before it enters the namespaces, so
+# everything of the node stays under the cap.
+cpu_root() {
+  if grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+    echo "+cpu" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+    echo /sys/fs/cgroup
+  elif [ -e /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
+    echo /sys/fs/cgroup/cpu
+  else
+    die "no cgroup CPU controller (cgroup v2 with cpu enabled, or v1's at /sys/fs/cgroup/cpu)"
+  fi
+}
+# Microseconds per 100 ms period of a SHARE (0.3 -> 30000), at least 1 ms.
+quota_of() {
+  python3 -c 'import sys
+try: q = round(float(sys.argv[1]) * 100000)
+except ValueError: q = 0
+if q < 1000: sys.exit(1)
+print(q)' "$1" || die "cpu share $1: give a number of CPUs of at least 0.01 (0.3, 1.5) or off"
+}
+set_cpu() {
+  local node=$1 share=$2 g q p ns pid
+  if [ "$share" = off ]; then q=-1; else q=$(quota_of "$share") || exit 1; fi
+  if ! g=$(cat "$state/$node/cpu-group" 2>/dev/null); then
+    g=$(cpu_root) || exit 1
+    g=$g/$prefix-$node
+  fi
+  mkdir -p "$g"
+  echo "$g" > "$state/$node/cpu-group"
+  if [ -e "$g/cpu.max" ]; then
+    if [ "$q" = -1 ]; then echo "max 100000" > "$g/cpu.max"; else echo "$q 100000" > "$g/cpu.max"; fi
+  else
+    echo 100000 > "$g/cpu.cfs_period_us"
+    echo "$q" > "$g/cpu.cfs_quota_us"
+  fi
+  echo "$share" > "$state/$node/cpu"
+  # Every process of the node's PID namespace (a process moves with its threads).
+  p=$(init_pid "$node")
+  ns=$(readlink "/proc/$p/ns/pid")
+  for pid in /proc/[0-9]*; do
+    if [ "$(readlink "$pid/ns/pid" 2>/dev/null)" = "$ns" ]; then
+      echo "${pid#/proc/}" > "$g/cgroup.procs" 2>/dev/null || true
+    fi
+  done
 }
 
 # --- link rate ----------------------------------------------------------------------
@@ -207,7 +259,7 @@ cmd_up() {
 # PID namespace), then remove the namespaces. Works on a half-made or
 # crashed cluster: it goes by what the state directory recorded.
 cmd_down() {
-  local d p ns
+  local d p ns g
   for d in "$state"/*/; do
     [ -e "$d/unshare.pid" ] || continue
     for p in "$(cat "$d/init.pid" 2>/dev/null)" "$(cat "$d/unshare.pid")"; do
@@ -221,6 +273,11 @@ cmd_down() {
     # the node's host-tmp mount point, if the node died before it let go
     umount -l "$d/host-tmp" 2>/dev/null || true
     umount -l "$d/cgroup" 2>/dev/null || true
+    # the node's CPU cgroup, once its last process is gone
+    if [ -e "$d/cpu-group" ]; then
+      g=$(cat "$d/cpu-group")
+      for _ in $(seq 50); do rmdir "$g" 2>/dev/null && break; sleep 0.1; done
+    fi
   done
   if [ -e "$state/netns" ]; then
     while read -r ns; do
@@ -240,13 +297,13 @@ cmd_down() {
 cmd_status() {
   [ -e "$state/nodes" ] || { say "no cluster ($state)"; return 1; }
   local node p link
-  printf '%-6s %-14s %-6s %-8s %-10s %s\n' NODE ADDRESS INIT LINK RATE PROCESSES
+  printf '%-6s %-14s %-6s %-8s %-10s %-5s %s\n' NODE ADDRESS INIT LINK RATE CPU PROCESSES
   while read -r node; do
     p=$(cat "$state/$node/init.pid" 2>/dev/null || echo "")
     if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
       link=$(ip -n "$switch" -br link show "$(port "$node")" 2>/dev/null | awk '{print $2}')
-      printf '%-6s %-14s %-6s %-8s %-10s %s\n' "$node" "$(addr "$node")" "$p" "${link:-?}" \
-        "$(cat "$state/$node/rate")" "$(($(nsenter -t "$p" -p -m ps -e --no-headers | wc -l) - 1))"
+      printf '%-6s %-14s %-6s %-8s %-10s %-5s %s\n' "$node" "$(addr "$node")" "$p" "${link:-?}" \
+        "$(cat "$state/$node/rate")" "$(cat "$state/$node/cpu" 2>/dev/null || echo all)" "$(($(nsenter -t "$p" -p -m ps -e --no-headers | wc -l) - 1))"
     else
       printf '%-6s %-14s %-6s %s\n' "$node" "$(addr "$node")" - lost
     fi
@@ -261,6 +318,7 @@ cmd_exec() {
   [ $# -gt 0 ] || die "exec $node: no command"
   known "$node"
   p=$(init_pid "$node")
+  if [ -e "$state/$node/cpu-group" ]; then echo $$ > "$(cat "$state/$node/cpu-group")/cgroup.procs"; fi
   exec nsenter -t "$p" --net --mount --uts --ipc --pid --wd="$(pwd -P)" -- "$@"
 }
 
@@ -268,6 +326,12 @@ cmd_rate() {
   known "${1:?rate NODE RATE}"
   set_rate "$1" "${2:?rate NODE RATE}"
   say "$1: link rate $2"
+}
+
+cmd_cpu() {
+  known "${1:?cpu NODE SHARE|off}"
+  set_cpu "$1" "${2:?cpu NODE SHARE|off}"
+  say "$1: CPU share $2"
 }
 
 cmd_link() {
@@ -328,6 +392,7 @@ case $cmd in
   status) cmd_status ;;
   exec) cmd_exec "$@" ;;
   rate) cmd_rate "$@" ;;
+  cpu) cmd_cpu "$@" ;;
   link) cmd_link "$@" ;;
   partition) cmd_partition "$@" ;;
   heal) cmd_heal "$@" ;;

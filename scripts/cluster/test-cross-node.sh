@@ -31,8 +31,11 @@
 #      object once and node1 sends it once (server counters and node1's
 #      interface); an evict during a relay (whole object or not found, never
 #      other bytes; not found everywhere after); a relay node killed
-#      mid-transfer (the next node finishes from the owner).
-# Environment: STEPS (default a,b,c,d,e), FAULTS (default
+#      mid-transfer (the next node finishes from the owner);
+#   f. a node's CPU share (`cluster.sh cpu`): a process `exec` starts on
+#      node4 is in the node's cgroup; capped at 0.1 CPU, a 2 s busy loop
+#      there gets at most 0.5 s of CPU; with the cap off, more.
+# Environment: STEPS (default a,b,c,d,e,f), FAULTS (default
 # cut,partition,restart,loss), FAULT_TIMEOUT_MS, FAULT_BOUND_MS (the longest a
 # get may take during a fault, default 2 x timeout + 2 s), CROSS_NODE_KEEP=1
 # (keep the logs directory, cross-node/ in cargo's target directory).
@@ -45,7 +48,7 @@ say() { echo "test-cross-node: $*" >&2; }
 fail() { say "FAILED: $*"; exit 1; }
 # shellcheck source=scripts/slurm/lib.sh
 . scripts/slurm/lib.sh
-steps=${STEPS:-a,b,c,d,e}
+steps=${STEPS:-a,b,c,d,e,f}
 step() { [[ ",$steps," == *",$1,"* ]]; }
 faults=${FAULTS:-cut,partition,restart,loss}
 timeout_ms=${FAULT_TIMEOUT_MS:-2000}
@@ -519,5 +522,28 @@ if step d; then
     "fault_$f"
   done
   say "d: passed ($((SECONDS - started)) s so far)"
+fi
+if step f; then
+  say "f: node4's CPU share"
+  # CPU seconds a busy loop of 2 s (wall) got on node4.
+  busy() {
+    run node4 python3 -c 'import os, time
+t = time.monotonic()
+while time.monotonic() - t < 2: pass
+c = os.times()
+print(f"{c.user + c.system:.2f}")'
+  }
+  "$cluster" cpu node4 0.1
+  group=$(run node4 cat /proc/self/cgroup)
+  grep -q ":/${PSC_PREFIX:-psc}-node4\$" <<<"$group" ||
+    fail "f: a process exec started on node4 is not in node4's cgroup: $group"
+  capped=$(busy)
+  python3 -c 'import sys; sys.exit(float(sys.argv[1]) > 0.5)' "$capped" ||
+    fail "f: capped at 0.1 CPU, a 2 s busy loop on node4 got $capped s of CPU"
+  "$cluster" cpu node4 off
+  free=$(busy)
+  python3 -c 'import sys; sys.exit(float(sys.argv[1]) <= 0.5)' "$free" ||
+    fail "f: not capped, a 2 s busy loop on node4 got only $free s of CPU"
+  say "f: passed (2 s busy: $capped s of CPU capped at 0.1, $free s not capped)"
 fi
 say "passed: steps $steps in $((SECONDS - started)) s after the build"

@@ -1,6 +1,7 @@
 //! Running commands on the cluster: each command goes to the master of its
 //! key's slot; the commands of one call are pipelined per node (sent
-//! together, then their replies read in order). `MOVED` updates the slot
+//! together, then their replies read in order), every node's sent before
+//! any node's replies are read. `MOVED` updates the slot
 //! map and triggers a topology refresh; `ASK` sends that command once to
 //! the named node after `ASKING`; `TRYAGAIN`, `CLUSTERDOWN` and a master
 //! that cannot be reached (a failover under way) are retried, with a
@@ -41,6 +42,16 @@ enum NodeFailure {
     Down(RedisError),
     /// Anything else (timeout, authentication, protocol): the operation fails.
     Fatal(Error),
+}
+
+/// A pipeline sent to one node, its replies not read yet.
+struct Started {
+    node: Arc<Node>,
+    conn: RawConn,
+    /// The connection came from the node's pool (it may have gone stale).
+    reused: bool,
+    /// How the send went.
+    sent: redis::RedisResult<()>,
 }
 
 /// The result of one command: its answer or the server's error.
@@ -86,13 +97,9 @@ impl RedisClusterConnector {
         })
     }
 
-    /// Send the commands `idx` of `cmds` to one connection, then read
-    /// their replies in order.
-    fn pipeline(
-        c: &mut RawConn,
-        cmds: &mut [Cmd<'_>],
-        idx: &[usize],
-    ) -> redis::RedisResult<Vec<Outcome>> {
+    /// Send the commands `idx` of `cmds` to one connection (their replies
+    /// are read by [`Self::receive`]).
+    fn send(c: &mut RawConn, cmds: &[Cmd<'_>], idx: &[usize]) -> redis::RedisResult<()> {
         let mut buf = Vec::with_capacity(4096);
         for &i in idx {
             let cmd = &cmds[i];
@@ -113,7 +120,16 @@ impl RedisClusterConnector {
                 buf.extend_from_slice(b"\r\n");
             }
         }
-        c.send(&buf)?;
+        c.send(&buf)
+    }
+
+    /// Read the replies to the commands `idx` of `cmds`, sent by
+    /// [`Self::send`], in order.
+    fn receive(
+        c: &mut RawConn,
+        cmds: &mut [Cmd<'_>],
+        idx: &[usize],
+    ) -> redis::RedisResult<Vec<Outcome>> {
         let mut out = Vec::with_capacity(idx.len());
         for &i in idx {
             if cmds[i].ask.is_some() {
@@ -138,9 +154,8 @@ impl RedisClusterConnector {
         Ok(out)
     }
 
-    /// Run a pipeline on `addr`: a pooled connection (retried once on a
-    /// fresh one if it turns out broken: the node may have restarted) or a
-    /// new one.
+    /// Run a pipeline on `addr`: [`Self::start_on`], then
+    /// [`Self::finish_on`].
     fn run_on(
         &self,
         op: &'static str,
@@ -148,6 +163,20 @@ impl RedisClusterConnector {
         cmds: &mut [Cmd<'_>],
         idx: &[usize],
     ) -> std::result::Result<Vec<Outcome>, NodeFailure> {
+        let started = self.start_on(op, addr, cmds, idx)?;
+        self.finish_on(op, addr, started, cmds, idx)
+    }
+
+    /// Send the commands `idx` of `cmds` to `addr` on a pooled connection
+    /// or a new one. A send that fails is kept for [`Self::finish_on`],
+    /// which retries a pooled connection's failure on a fresh one.
+    fn start_on(
+        &self,
+        op: &'static str,
+        addr: &Arc<str>,
+        cmds: &[Cmd<'_>],
+        idx: &[usize],
+    ) -> std::result::Result<Started, NodeFailure> {
         let node = self.node(addr);
         let pooled = node.idle.lock().pop();
         let reused = pooled.is_some();
@@ -155,14 +184,41 @@ impl RedisClusterConnector {
             Some(c) => c,
             None => self.connect_node(op, addr)?,
         };
-        let mut r = Self::pipeline(&mut conn, cmds, idx);
+        let sent = Self::send(&mut conn, cmds, idx);
+        Ok(Started {
+            node,
+            conn,
+            reused,
+            sent,
+        })
+    }
+
+    /// Read the replies of a pipeline [`Self::start_on`] sent. If the
+    /// connection was pooled and turns out broken (the node may have
+    /// restarted), the pipeline runs once more on a fresh one. The
+    /// connection goes back to the node's pool when it is still open.
+    fn finish_on(
+        &self,
+        op: &'static str,
+        addr: &Arc<str>,
+        started: Started,
+        cmds: &mut [Cmd<'_>],
+        idx: &[usize],
+    ) -> std::result::Result<Vec<Outcome>, NodeFailure> {
+        let Started {
+            node,
+            mut conn,
+            reused,
+            sent,
+        } = started;
+        let mut r = sent.and_then(|()| Self::receive(&mut conn, cmds, idx));
         if reused
             && r.as_ref()
                 .is_err_and(|e| matches!(classify(e), Failure::Dropped))
         {
             node.idle.lock().clear();
             conn = self.connect_node(op, addr)?;
-            r = Self::pipeline(&mut conn, cmds, idx);
+            r = Self::send(&mut conn, cmds, idx).and_then(|()| Self::receive(&mut conn, cmds, idx));
         }
         match r {
             Ok(v) => {
@@ -296,8 +352,14 @@ impl RedisClusterConnector {
             }
             let mut wait: Option<String> = uncovered.map(|s| format!("slot {s} has no master"));
             let mut refresh = uncovered.is_some();
+            // Every node's pipeline is sent before any reply is read, so
+            // the nodes work on theirs at the same time.
+            let mut started = Vec::with_capacity(groups.len());
             for (addr, idx) in &groups {
-                match self.run_on(op, addr, cmds, idx) {
+                started.push(self.start_on(op, addr, cmds, idx));
+            }
+            for ((addr, idx), s) in groups.iter().zip(started) {
+                match s.and_then(|s| self.finish_on(op, addr, s, cmds, idx)) {
                     Ok(results) => {
                         for (&i, r) in idx.iter().zip(results) {
                             cmds[i].ask = None;
