@@ -131,7 +131,8 @@ done
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
     echo "redis-server: $(redis-server --version)"
-    echo "server nodes: CPU share $CPU each, links $RATE; head (the client): CPU not capped, link $HEAD_RATE"
+    if [ "$CPU" = off ]; then share="CPU not capped"; else share="CPU share $CPU each"; fi
+    echo "server nodes: $share, links $RATE; head (the client): CPU not capped, link $HEAD_RATE"
     echo "one server: $single; cluster masters: ${nodes[*]:0:3}; replicas: ${nodes[*]:3:3}"
     echo "bench: $THREADS threads, $SECONDS_PER_SERIES s per series"
     bash "$CLUSTER" status
