@@ -405,31 +405,6 @@ fn one_gib_object() {
     assert!(cluster.keys(&format!("{prefix}*")).is_empty());
 }
 
-/// A stopped process (SIGSTOP) that runs again (SIGCONT) when dropped, also
-/// when the test fails.
-struct Stopped(u32);
-
-impl Stopped {
-    fn new(pid: u32) -> Stopped {
-        signal("-STOP", pid);
-        Stopped(pid)
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        signal("-CONT", self.0);
-    }
-}
-
-fn signal(sig: &str, pid: u32) {
-    let st = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success(), "kill {sig} {pid}");
-}
-
 /// A batch over keys on every master reaches every master before any reply
 /// is read: with the master of the batch's first key stopped (SIGSTOP, for
 /// less than the cluster's node timeout, so no failover starts), the other
@@ -477,16 +452,11 @@ fn batch_reaches_every_master_before_any_reply() {
             .and_then(|v| v.split(',').next()?.parse().ok())
             .unwrap_or(0)
     };
-    let pid = cluster
-        .servers
-        .iter()
-        .find(|s| s.port == stalled)
-        .and_then(|s| s.pid())
-        .unwrap();
+    let stalled = cluster.servers.iter().find(|s| s.port == stalled).unwrap();
     let keys: Vec<Key> = on.iter().map(|(_, k, _)| k.clone()).collect();
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let stop = Stopped::new(pid);
+        let stop = stalled.freeze();
         let batch = s.spawn(|| {
             let got = c.get_batch(&keys);
             done.store(true, Ordering::SeqCst);

@@ -8,7 +8,7 @@
 #
 #   bash scripts/cluster/bench-redis-cluster.sh [--cpu 0.3] [--rate 10gbit]
 #        [--head-rate 100gbit] [--reps 1] [--seconds 3] [--threads 8]
-#        [--no-build] [--out DIR]
+#        [--out DIR]
 #
 # Why on the virtual cluster: on this machine's loopback one redis-server
 # thread and the client's threads already fill the 2 vCPUs, so 3 masters on
@@ -34,7 +34,6 @@ HEAD_RATE=100gbit
 REPS=1
 SECONDS_PER_SERIES=3
 THREADS=8
-BUILD=1
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -44,7 +43,6 @@ while [ $# -gt 0 ]; do
         --reps) REPS="$2"; shift 2 ;;
         --seconds) SECONDS_PER_SERIES="$2"; shift 2 ;;
         --threads) THREADS="$2"; shift 2 ;;
-        --no-build) BUILD=0; shift ;;
         --out) OUT="$2"; shift 2 ;;
         -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
@@ -65,19 +63,17 @@ die() { log "$*"; exit 1; }
 need_no_cluster
 mkdir -p "$OUT"
 
-# The bench's executable (cargo prints it as a JSON artifact).
-if [ "$BUILD" = 1 ]; then
-    log "building the bench (release)"
-    (cd "$ROOT" && cargo bench --locked -p redis-connector --bench cluster --no-run)
-fi
+# The bench's executable, built if it is not up to date (cargo names it in
+# its JSON messages; its progress and errors go to stderr).
+log "building the bench (release)"
 BENCH=$(cd "$ROOT" && cargo bench --locked -p redis-connector --bench cluster --no-run \
-        --message-format=json 2>/dev/null | python3 -c '
+        --message-format=json | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "cluster" and m.get("executable"):
         print(m["executable"])')
-[ -x "$BENCH" ] || die "no bench executable (run without --no-build)"
+[ -x "$BENCH" ] || die "cargo named no bench executable"
 
 take_down_on_exit
 log "cluster: head + 7 nodes, links $RATE (head $HEAD_RATE), CPU $CPU per server node"

@@ -179,6 +179,14 @@ impl RedisServer {
         }
     }
 
+    /// Freeze the server (SIGSTOP) until the returned value is dropped
+    /// (SIGCONT), also when the test panics.
+    pub fn freeze(&self) -> Frozen {
+        let pid = self.pid().expect("a running server");
+        signal("-STOP", pid);
+        Frozen(pid)
+    }
+
     /// A connector builder for this server.
     pub fn builder(&self) -> RedisConnectorBuilder {
         RedisConnector::builder("127.0.0.1", self.port)
@@ -203,6 +211,21 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A server frozen by [`RedisServer::freeze`]; thawed on drop.
+#[must_use = "the server is thawed when this is dropped"]
+pub struct Frozen(u32);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal("-CONT", self.0);
+    }
+}
+
+fn signal(sig: &str, pid: u32) {
+    let st = Command::new("kill").args([sig, &pid.to_string()]).status();
+    assert!(st.is_ok_and(|s| s.success()), "kill {sig} {pid}");
 }
 
 fn raw_command(port: u16, cmd: &str) -> std::io::Result<String> {
